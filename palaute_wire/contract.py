@@ -1,0 +1,365 @@
+"""The wire contract between kiosks and the fleet server: topics, payloads, version.
+
+Both sides import this module and nothing else defines what travels over MQTT.
+docs/protocol.md describes the same contract in prose for other implementations;
+tests round-trip every model so the two cannot drift apart silently.
+
+Rules that hold for every payload:
+- JSON (UTF-8), an object with an integer ``v``: the schema version. A receiver
+  that does not know a version rejects the message (the server dead-letters it)
+  instead of guessing.
+- Unknown fields are errors within a version: a field is added by bumping ``v``.
+- Ids (station, device, question, option) are short slugs ``[a-z0-9-]{1,64}``.
+- Times are ISO-8601 with an offset; they are normalised to UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROTOCOL_VERSION = 1
+"""The one schema version this code speaks, for every payload kind."""
+
+TOPIC_ROOT = "palaute/v1"
+CHANNELS = ("events", "status", "config", "cmd")
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""Largest payload either side accepts; the Mosquitto configs set the same limit."""
+
+MAX_BATCH_EVENTS = 500
+"""Largest number of events in one batch (well under MAX_PAYLOAD_BYTES)."""
+
+SLUG_PATTERN = r"^[a-z0-9-]{1,64}$"
+_SLUG_RE = re.compile(SLUG_PATTERN)
+LANGUAGES = ("fi", "sv", "en")
+
+SMILEY_VALUES = {1: "very unhappy", 2: "unhappy", 3: "happy", 4: "very happy"}
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Lang = Literal["fi", "sv", "en"]
+EventFlag = Literal["burst", "out_of_hours"]
+"""Flags a kiosk may put on an event; the event is stored and counted either way.
+
+burst: part of a repeated-press burst (see docs/counting.md);
+out_of_hours: given while the station was closed.
+"""
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("time must carry a UTC offset, e.g. 2026-11-27T09:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG_RE.match(value))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------- events
+
+
+class FeedbackEvent(_Strict):
+    """One answer given at a kiosk: a smiley press or a follow-up choice."""
+
+    event_id: UUID = Field(description="UUIDv7 made on the kiosk; unique forever")
+    station_id: Slug
+    device_id: Slug
+    kind: Literal["smiley", "followup"]
+    value: StrictInt | Slug = Field(description="smiley: 1..4 (very unhappy..very happy); followup: option id")
+    question_id: Slug
+    lang: Lang
+    ts: UtcTime = Field(description="when the answer was given, kiosk clock, UTC")
+    seq: int = Field(ge=1, description="per-device counter, gap-free, never reused")
+    clock_synced: bool = Field(description="false while the kiosk clock was not NTP-synchronised")
+    survey_version: int = Field(default=0, ge=0)
+    answer_to: UUID | None = Field(
+        default=None, description="followup only: event_id of the smiley it follows"
+    )
+    flags: tuple[EventFlag, ...] = ()
+
+    @model_validator(mode="after")
+    def _value_matches_kind(self) -> "FeedbackEvent":
+        if self.kind == "smiley":
+            if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value not in SMILEY_VALUES:
+                raise ValueError("a smiley value is an integer 1..4")
+            if self.answer_to is not None:
+                raise ValueError("answer_to is only for followup events")
+        elif not isinstance(self.value, str):
+            raise ValueError("a followup value is an option id (slug)")
+        return self
+
+
+class EventBatch(_Strict):
+    """What a kiosk publishes on its ``events`` topic."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    station_id: Slug
+    device_id: Slug
+    sent_at: UtcTime
+    events: tuple[FeedbackEvent, ...] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+    @model_validator(mode="after")
+    def _events_belong_to_sender(self) -> "EventBatch":
+        for event in self.events:
+            if (event.station_id, event.device_id) != (self.station_id, self.device_id):
+                raise ValueError(
+                    f"event {event.event_id} names {event.station_id}/{event.device_id}, "
+                    f"the batch {self.station_id}/{self.device_id}"
+                )
+        return self
+
+
+# --------------------------------------------------------------------- status
+
+
+class StatusHeartbeat(_Strict):
+    """Retained on the ``status`` topic. The Last Will is the same model with
+    ``online: false`` and only the required fields."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    station_id: Slug
+    device_id: Slug
+    online: bool
+    sent_at: UtcTime
+    software_version: str | None = Field(default=None, max_length=64)
+    uptime_s: float | None = Field(default=None, ge=0)
+    queue_depth: int | None = Field(default=None, ge=0, description="events not yet acknowledged by the broker")
+    oldest_queued_age_s: float | None = Field(default=None, ge=0)
+    shed_count: int | None = Field(default=None, ge=0, description="events dropped because the outbox was full")
+    last_seq: int | None = Field(default=None, ge=0, description="highest seq the kiosk has made")
+    clock_synced: bool | None = None
+    config_version: int | None = Field(default=None, ge=0)
+    cpu_temp_c: float | None = None
+    disk_free_mb: float | None = Field(default=None, ge=0)
+    ip: str | None = Field(default=None, max_length=64)
+    last_command: "CommandAck | None" = None
+
+
+class CommandAck(_Strict):
+    cmd_id: Slug
+    name: str
+    ok: bool
+    detail: str = Field(default="", max_length=500)
+    at: UtcTime
+
+
+# --------------------------------------------------------------------- config
+
+
+class FollowupOption(_Strict):
+    id: Slug
+    text: dict[Lang, str]
+
+
+class FollowupQuestion(_Strict):
+    """Asked after a smiley in ``for_values``; 3..6 options plus Skip."""
+
+    id: Slug
+    for_values: tuple[Literal[1, 2, 3, 4], ...] = Field(min_length=1)
+    text: dict[Lang, str]
+    options: tuple[FollowupOption, ...] = Field(min_length=3, max_length=6)
+
+
+class Survey(_Strict):
+    question_id: Slug = "visit"
+    question: dict[Lang, str]
+    followups: tuple[FollowupQuestion, ...] = ()
+
+
+class OpeningHours(_Strict):
+    """Local opening hours per weekday (mon..sun); a missing day is closed."""
+
+    timezone: str = "Europe/Helsinki"
+    days: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, str]] = {}
+
+    @field_validator("days")
+    @classmethod
+    def _hhmm(cls, days: dict) -> dict:
+        for day, (start, end) in days.items():
+            for value in (start, end):
+                if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+                    raise ValueError(f"{day}: {value!r} is not HH:MM")
+            if start >= end:
+                raise ValueError(f"{day}: opens {start} but closes {end}")
+        return days
+
+
+class Note(_Strict):
+    """A "you said, we did" note shown on the idle screen between its dates."""
+
+    id: Slug
+    text: dict[Lang, str]
+    starts: UtcTime | None = None
+    ends: UtcTime | None = None
+
+
+class BurstRule(_Strict):
+    """More than ``max_presses`` presses within ``window_s`` seconds are flagged burst."""
+
+    max_presses: int = Field(default=5, ge=1)
+    window_s: float = Field(default=10.0, gt=0)
+
+
+class StationConfig(_Strict):
+    """Retained on a device's ``config`` topic, server -> kiosk."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    config_version: int = Field(ge=1)
+    station_id: Slug
+    station_name: str = Field(default="", max_length=200)
+    default_lang: Lang = "fi"
+    languages: tuple[Lang, ...] = LANGUAGES
+    survey: Survey
+    survey_version: int = Field(default=1, ge=0)
+    opening_hours: OpeningHours | None = None
+    idle_timeout_s: float = Field(default=60, gt=0)
+    followup_timeout_s: float = Field(default=15, gt=0)
+    burst: BurstRule = BurstRule()
+    notes: tuple[Note, ...] = ()
+
+
+# --------------------------------------------------------------------- commands
+
+
+class Command(_Strict):
+    """Sent on a device's ``cmd`` topic, server -> kiosk; acknowledged in status."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    cmd_id: Slug
+    name: Literal["identify", "restart", "resend"]
+    from_seq: int | None = Field(default=None, ge=1, description="resend: events with seq >= this")
+    issued_at: UtcTime
+
+
+StatusHeartbeat.model_rebuild()
+
+# --------------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True)
+class TopicParts:
+    station_id: str
+    device_id: str
+    channel: str
+
+
+class ContractError(ValueError):
+    """A message that breaks the contract; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def topic(station_id: str, device_id: str, channel: str) -> str:
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+    for name, value in (("station_id", station_id), ("device_id", device_id)):
+        if not is_slug(value):
+            raise ValueError(f"{name} {value!r} is not a slug [a-z0-9-]{{1,64}}")
+    return f"{TOPIC_ROOT}/{station_id}/{device_id}/{channel}"
+
+
+def subscription(channel: str) -> str:
+    """Wildcard filter the server uses for one channel of every device."""
+    return f"{TOPIC_ROOT}/+/+/{channel}"
+
+
+def parse_topic(name: str) -> TopicParts:
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise ContractError("bad_topic", f"{name!r} is not {TOPIC_ROOT}/<station>/<device>/<channel>")
+    station_id, device_id, channel = parts[2:]
+    if not (is_slug(station_id) and is_slug(device_id)) or channel not in CHANNELS:
+        raise ContractError("bad_topic", f"{name!r} has a malformed station, device or channel")
+    return TopicParts(station_id, device_id, channel)
+
+
+# --------------------------------------------------------------------- decoding
+
+Payload = Union[EventBatch, StatusHeartbeat, StationConfig, Command]
+_MODELS: dict[str, type[BaseModel]] = {
+    "events": EventBatch,
+    "status": StatusHeartbeat,
+    "config": StationConfig,
+    "cmd": Command,
+}
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode(topic_name: str, payload: bytes) -> tuple[TopicParts, Payload]:
+    """Parse and validate one MQTT message; raise ContractError with a reason code.
+
+    Reason codes: bad_topic, oversize, bad_json, unsupported_version, schema,
+    topic_mismatch. The server stores the code in the dead-letter table.
+    """
+    parts = parse_topic(topic_name)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversize", f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ContractError("bad_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise ContractError("bad_json", f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ContractError(
+            "unsupported_version", f"v={version!r}; this server speaks v={PROTOCOL_VERSION}"
+        )
+    try:
+        message = _MODELS[parts.channel].model_validate(data)
+    except ValidationError as exc:
+        raise ContractError("schema", _summarise(exc)) from None
+    claimed = (
+        getattr(message, "station_id", parts.station_id),
+        getattr(message, "device_id", parts.device_id),
+    )
+    if claimed != (parts.station_id, parts.device_id):
+        raise ContractError(
+            "topic_mismatch",
+            f"topic names {parts.station_id}/{parts.device_id}, payload {claimed[0]}/{claimed[1]}",
+        )
+    return parts, message
+
+
+def _summarise(exc: ValidationError, limit: int = 5) -> str:
+    errors = exc.errors()
+    lines = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in errors[:limit]
+    ]
+    if len(errors) > limit:
+        lines.append(f"... and {len(errors) - limit} more")
+    return "; ".join(lines)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
