@@ -1,0 +1,192 @@
+"""The one path from "a patient gave an answer" to a stored, flagged event.
+
+The touch screen (kiosk.ui), the physical arcade buttons (kiosk.buttons) and the
+simulator all call :meth:`AnswerDesk.smiley` / :meth:`AnswerDesk.followup`, so
+the counting rules below hold the same way whatever the patient pressed:
+
+- Every press is stored. Nothing is dropped, merged or hidden here.
+- A press is flagged ``burst`` when it is one of *more than*
+  ``StationConfig.burst.max_presses`` smiley presses within
+  ``StationConfig.burst.window_s`` seconds (touch and buttons together). The
+  first ``max_presses`` presses of a burst are stored unflagged; the flag
+  starts with the press that breaks the limit. A hammered button is caught by
+  the same rule; a held button is one press (gpiozero fires once per press).
+- A press is flagged ``out_of_hours`` when the station's opening hours say it
+  is closed at that moment (station local time).
+
+docs/counting.md says the same in plain words for coordinators; keep them in
+step. Listeners (the UI) are told about each stored answer *after* it is
+durable, so a thank-you is never shown for an answer that could still be lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from palaute_wire.contract import (
+    BurstRule,
+    EventFlag,
+    FeedbackEvent,
+    FollowupQuestion,
+    OpeningHours,
+    StationConfig,
+)
+
+from .feedback import Recorder
+
+_LOGGER = logging.getLogger(__name__)
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def is_open(hours: OpeningHours | None, when: datetime) -> bool:
+    """True when ``when`` (an aware datetime) falls inside the opening hours.
+
+    No opening hours configured means "always open": a kiosk without a
+    schedule must never flag its answers.
+    """
+    if hours is None:
+        return True
+    local = when.astimezone(ZoneInfo(hours.timezone))
+    span = hours.days.get(_WEEKDAYS[local.weekday()])
+    if span is None:
+        return False
+    hhmm = local.strftime("%H:%M")
+    return span[0] <= hhmm < span[1]
+
+
+class BurstDetector:
+    """Sliding-window counter of presses; says whether the newest one is in a burst."""
+
+    def __init__(self, rule: BurstRule, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rule = rule
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def observe(self) -> bool:
+        """Count one press now; True when it is press number max_presses+1 or later in the window."""
+        now = self._clock()
+        with self._lock:
+            times = self._times
+            times.append(now)
+            while times and now - times[0] > self.rule.window_s:
+                times.popleft()
+            return len(times) > self.rule.max_presses
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A stored smiley answer, as listeners (the UI, the LEDs) see it."""
+
+    event: FeedbackEvent
+    source: str
+    """"touch", "button" or "simulate": for logs and the staff test only."""
+    followup: FollowupQuestion | None
+    """The follow-up question to ask next, if the survey has one for this smiley."""
+
+
+AnswerListener = Callable[[Answer], None]
+
+
+class AnswerDesk:
+    """Owns the counting rules and the current language; hands events to the Recorder.
+
+    Thread-safe: gpiozero calls :meth:`smiley` from its own thread, the UI from
+    Kivy's main thread. Listeners run in the caller's thread; the UI hops to
+    its own thread itself.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        config: StationConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.recorder = recorder
+        self._clock = clock
+        self._now = now
+        self._config = config
+        self._burst = BurstDetector(config.burst, clock)
+        self.lang: str = config.default_lang
+        self.listeners: list[AnswerListener] = []
+        self.divert: Callable[[int, str], None] | None = None
+        """While set (the staff screen's button test), smiley presses go here and are NOT stored."""
+        recorder.survey_version = config.survey_version
+
+    # -- configuration ---------------------------------------------------------
+
+    @property
+    def config(self) -> StationConfig:
+        return self._config
+
+    def set_config(self, config: StationConfig) -> None:
+        """Apply a new station config (from the fleet server); the burst window restarts."""
+        self._config = config
+        self._burst = BurstDetector(config.burst, self._clock)
+        self.recorder.survey_version = config.survey_version
+        if self.lang not in config.languages:
+            self.lang = config.default_lang
+        _LOGGER.info("station config v%s applied", config.config_version)
+
+    def reset_lang(self) -> None:
+        """Back to the station's default language (after idle: the next patient starts fresh)."""
+        self.lang = self._config.default_lang
+
+    def is_open(self, when: datetime | None = None) -> bool:
+        return is_open(self._config.opening_hours, when or self._now())
+
+    def followup_for(self, value: int) -> FollowupQuestion | None:
+        for question in self._config.survey.followups:
+            if value in question.for_values:
+                return question
+        return None
+
+    # -- answers -----------------------------------------------------------------
+
+    def smiley(self, value: int, *, source: str = "touch") -> Answer | None:
+        """Store one smiley press (1..4) with its flags and tell the listeners.
+
+        Returns None only while the staff button test diverts presses.
+        """
+        divert = self.divert
+        if divert is not None:
+            divert(value, source)
+            return None
+        flags: list[EventFlag] = []
+        if self._burst.observe():
+            flags.append("burst")
+        if not self.is_open():
+            flags.append("out_of_hours")
+        event = self.recorder.record(
+            "smiley", value, question_id=self._config.survey.question_id, lang=self.lang, flags=flags
+        )
+        if flags:
+            _LOGGER.info("smiley %s stored with flags %s (seq=%s)", value, ",".join(flags), event.seq)
+        answer = Answer(event, source, self.followup_for(value))
+        self._tell(answer)
+        return answer
+
+    def followup(self, question_id: str, option_id: str, *, answer_to: UUID) -> FeedbackEvent:
+        """Store the follow-up option chosen after the smiley ``answer_to``."""
+        flags: tuple[EventFlag, ...] = () if self.is_open() else ("out_of_hours",)
+        return self.recorder.record(
+            "followup", option_id, question_id=question_id, lang=self.lang, answer_to=answer_to, flags=flags
+        )
+
+    def _tell(self, answer: Answer) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(answer)
+            except Exception:  # a broken screen or LED must not undo a stored answer
+                _LOGGER.exception("answer listener failed for seq=%s", answer.event.seq)
