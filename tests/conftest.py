@@ -12,3 +12,76 @@ def broker(tmp_path):
     """A fresh private Mosquitto (anonymous allowed) on a free loopback port."""
     with Mosquitto(tmp_path / "broker") as b:
         yield b
+
+
+# --------------------------------------------------------------------- databases
+# One throwaway PostgreSQL database per test session (the shared `test` database is
+# only used to CREATE/DROP it); each test that asks for `db_url` gets an empty schema.
+
+import os
+import uuid as _uuid
+
+from sqlalchemy import create_engine as _create_engine, text as _text
+from sqlalchemy.engine import make_url as _make_url
+
+PG_TEST_URL = os.environ.get(
+    "PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_database_url():
+    """URL of a PostgreSQL database created for this test session and dropped after it.
+
+    Fails (never skips) when the server is unreachable: the test command provides it.
+    """
+    admin_url = _make_url(PG_TEST_URL)
+    name = f"palaute_test_{os.getpid()}_{_uuid.uuid4().hex[:8]}"
+    admin = _create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(_text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure here means "no PostgreSQL"
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {admin_url.render_as_string(hide_password=True)} is not usable "
+            f"({type(exc).__name__}: {exc}). Start it or set PALAUTE_TEST_DATABASE_URL "
+            "(bash run.sh test does both).",
+            pytrace=False,
+        )
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(_text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _reset_pg_schema(url: str) -> None:
+    engine = _create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(_text("DROP SCHEMA public CASCADE"))
+            conn.execute(_text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """An empty SQLite file database for one test."""
+    return f"sqlite:///{tmp_path / 'palaute.db'}"
+
+
+@pytest.fixture
+def postgres_url(request):
+    """An empty PostgreSQL schema for one test (in the session's throwaway database)."""
+    url = request.getfixturevalue("pg_database_url")
+    _reset_pg_schema(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request):
+    """An empty database, once on SQLite and once on PostgreSQL (not migrated yet)."""
+    return request.getfixturevalue(f"{request.param}_url")

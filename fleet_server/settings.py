@@ -1,0 +1,203 @@
+"""The fleet server's settings: one typed class, loaded once, passed in.
+
+Sources, highest priority first: keyword overrides (tests, CLI options), environment
+variables with the ``PALAUTE_`` prefix, an optional config file named by
+``PALAUTE_CONFIG_FILE`` (TOML with the bare field names, or a ``.env`` file with
+``PALAUTE_``-prefixed names), then the defaults below. This is the only module
+that reads the environment; everything else receives a ``Settings``.
+
+A bad value raises ``SettingsError`` whose message names the setting as the
+operator would write it (``PALAUTE_MQTT_URL: ...``), so a typo in a systemd unit is
+found from the first log line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "PALAUTE_"
+CONFIG_FILE_ENV = "PALAUTE_CONFIG_FILE"
+MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each bad setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the fleet server can be told; field ``x`` is ``PALAUTE_X`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./var/palaute.db",
+        description="SQLAlchemy URL; SQLite is the zero-setup default, PostgreSQL the production one",
+    )
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host[:port] or mqtts://host[:port]")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://; system CAs when unset")
+    mqtt_client_id: str = Field(
+        default="palaute-ingest",
+        min_length=1,
+        max_length=64,
+        description="fixed, so the broker keeps the persistent session across restarts; "
+        "give each ingest worker its own id when several share a subscription",
+    )
+    mqtt_shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="subscribe as $share/<group>/... so several ingest workers split the load",
+    )
+    mqtt_session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="how long the broker keeps queueing for the ingest while it is away",
+    )
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    ingest_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="most MQTT messages committed in one transaction"
+    )
+    ingest_flush_interval_s: float = Field(
+        default=0.01,
+        ge=0,
+        le=10,
+        description="how long the writer lingers for more messages before committing a partial batch",
+    )
+
+    log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                f"{value!r} is not a SQLAlchemy URL (e.g. sqlite:///./var/palaute.db or "
+                "postgresql+psycopg://user@host/db)"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"backend {url.get_backend_name()!r} is not supported (use sqlite or postgresql)")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in MQTT_SCHEMES:
+            raise ValueError(f"{value!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"{value!r} names no host (e.g. mqtt://127.0.0.1:1883)")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"{value!r} has a bad port") from None
+        if parts.path not in ("", "/"):
+            raise ValueError(f"{value!r}: an MQTT URL has no path")
+        return value
+
+    # ---------------------------------------------------------------- derived
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or ""
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or MQTT_SCHEMES[parts.scheme]
+
+    @property
+    def mqtt_tls(self) -> bool:
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
+
+    @property
+    def mqtt_credentials(self) -> tuple[str | None, str | None]:
+        """Username and password: the explicit settings win over ``user:pass@`` in the URL."""
+        parts = urlsplit(self.mqtt_url)
+        username = self.mqtt_username or (unquote(parts.username) if parts.username else None)
+        if self.mqtt_password is not None:
+            password: str | None = self.mqtt_password.get_secret_value()
+        else:
+            password = unquote(parts.password) if parts.password else None
+        return username, password
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from overrides, the environment and the optional config file.
+
+    ``environ`` defaults to ``os.environ``; tests pass their own mapping.
+    """
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(CONFIG_FILE_ENV) or None
+    settings_cls: type[Settings] = Settings
+    init: dict[str, Any] = dict(overrides)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_FILE_ENV}: {path} does not exist or is not a file")
+        if path.suffix == ".toml":
+            settings_cls = type(
+                "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+            )
+        else:
+            init["_env_file"] = path
+    if environ is not None:
+        # pydantic-settings reads os.environ itself; hand it only the mapping we were given.
+        wanted = {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        wanted.pop(CONFIG_FILE_ENV[len(ENV_PREFIX):].lower(), None)
+        for key, value in wanted.items():
+            init.setdefault(key, value)
+    try:
+        return settings_cls(**init)
+    except ValidationError as exc:
+        problems = [f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        source = f" (config file {path})" if path else ""
+        raise SettingsError("bad settings" + source + ":\n  " + "\n  ".join(problems)) from None
