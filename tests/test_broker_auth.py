@@ -74,6 +74,9 @@ def secure(tmp_path):
             # As root Mosquitto drops to the `mosquitto` user, which cannot read pytest's
             # 0700 temp dirs; production installs the files group-readable instead.
             "user root",
+            # As in deploy/mosquitto: the session is the account's, so one device cannot
+            # take over another's session (and kick it off) by choosing its client id.
+            "use_username_as_clientid true",
         ]
     )
     with Mosquitto(workdir, extra_config=extra, allow_anonymous=False) as broker:
@@ -173,6 +176,15 @@ def test_server_account_cannot_impersonate_a_device(secure):
         assert server.messages.empty()
 
 
+def test_a_device_cannot_take_over_another_devices_session(secure):
+    with secure.probe("kalvia-2", client_id="kiosk-kalvia-kalvia-2") as victim:
+        assert victim.connect()
+        with secure.probe("kalvia-1", client_id="kiosk-kalvia-kalvia-2") as intruder:
+            assert intruder.connect()
+            victim.subscribe(topic("kalvia", "kalvia-2", "cmd"))  # a round trip after the intrusion
+        assert not victim.disconnected.is_set()
+
+
 def test_anonymous_and_wrong_password_clients_are_refused(secure):
     with secure.probe(None) as anonymous:
         assert anonymous.connect() is False
@@ -234,3 +246,53 @@ def test_plain_mqtt_is_not_spoken_on_the_tls_listener(secure):
     finally:
         probe.client.loop_stop()
     assert not ok
+
+
+def test_deploy_config_runs_with_tls_for_kiosks_and_loopback_for_the_server(tmp_path):
+    """deploy/mosquitto/palaute.conf as shipped, with only paths and ports swapped."""
+    from fleet_server.local_broker import MOSQUITTO, free_port, wait_for_port
+
+    tls = make_tls(tmp_path / "tls")
+    secrets = {"palaute-server": new_secret(), "kalvia-1": new_secret()}
+    auth = tmp_path / "auth"
+    write_broker_files(
+        auth / "passwd",
+        auth / "acl",
+        [DeviceAccount("kalvia", "kalvia-1", mosquitto_hash(secrets["kalvia-1"]))],
+        ServerAccount("palaute-server", mosquitto_hash(secrets["palaute-server"])),
+    )
+    kiosk_port, server_port = free_port(), free_port()
+    shipped = (Path(__file__).parents[1] / "deploy/mosquitto/palaute.conf").read_text()
+    swaps = {
+        "listener 8883\n": f"listener {kiosk_port} 127.0.0.1\n",
+        "listener 1883 127.0.0.1\n": f"listener {server_port} 127.0.0.1\n",
+        "/etc/mosquitto/certs/palaute-ca.crt": str(tls.ca_cert),
+        "/etc/mosquitto/certs/broker.crt": str(tls.server_cert),
+        "/etc/mosquitto/certs/broker.key": str(tls.server_key),
+        "/etc/mosquitto/palaute/": f"{auth}/",
+    }
+    for old, new in swaps.items():
+        assert old in shipped, f"deploy config no longer contains {old!r}"
+        shipped = shipped.replace(old, new)
+    conf = tmp_path / "mosquitto.conf"
+    # What Debian's main mosquitto.conf provides, plus staying root in the test.
+    conf.write_text(
+        f"persistence_location {tmp_path}/\nlog_dest file {tmp_path}/mosquitto.log\nuser root\n" + shipped
+    )
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.PIPE)
+    try:
+        wait_for_port(kiosk_port)
+        wait_for_port(server_port)
+        server = Probe(server_port, username="palaute-server", password=secrets["palaute-server"])
+        device = Probe(kiosk_port, username="kalvia-1", password=secrets["kalvia-1"], ca_file=tls.ca_cert)
+        anonymous = Probe(kiosk_port, ca_file=tls.ca_cert)
+        with server, device, anonymous:
+            assert server.connect() and device.connect()
+            assert anonymous.connect() is False
+            server.subscribe("palaute/v1/+/+/events")
+            own = topic("kalvia", "kalvia-1", "events")
+            device.publish(own, b"over tls")
+            assert server.expect(own).payload == b"over tls"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
