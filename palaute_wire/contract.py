@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Sequence, Union
 from uuid import UUID
 
 from pydantic import (
@@ -157,6 +157,10 @@ class StatusHeartbeat(_Strict):
     disk_free_mb: float | None = Field(default=None, ge=0)
     ip: str | None = Field(default=None, max_length=64)
     last_command: "CommandAck | None" = None
+    config_error: str | None = Field(
+        default=None, max_length=500,
+        description="why the last retained config was rejected (the kiosk keeps its last good one)",
+    )
 
 
 class CommandAck(_Strict):
@@ -349,6 +353,33 @@ def decode(topic_name: str, payload: bytes) -> tuple[TopicParts, Payload]:
             f"topic names {parts.station_id}/{parts.device_id}, payload {claimed[0]}/{claimed[1]}",
         )
     return parts, message
+
+
+def batch_payload(
+    station_id: str, device_id: str, events_json: Sequence[bytes], sent_at: datetime | None = None
+) -> bytes:
+    """Assemble an ``events`` payload from events already serialised as JSON.
+
+    Why: the kiosk outbox stores each event's JSON once and sends those exact bytes
+    every time (a resend must carry the same event), so the batch is spliced
+    together rather than re-serialised. The caller guarantees the events are
+    valid FeedbackEvents of this device (the outbox only stores validated events);
+    the count and size limits are checked here.
+    """
+    if not 1 <= len(events_json) <= MAX_BATCH_EVENTS:
+        raise ValueError(f"a batch holds 1..{MAX_BATCH_EVENTS} events, not {len(events_json)}")
+    for name, value in (("station_id", station_id), ("device_id", device_id)):
+        if not is_slug(value):
+            raise ValueError(f"{name} {value!r} is not a slug [a-z0-9-]{{1,64}}")
+    sent = (sent_at or now_utc()).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    head = json.dumps(
+        {"v": PROTOCOL_VERSION, "station_id": station_id, "device_id": device_id, "sent_at": sent},
+        separators=(",", ":"),
+    )
+    payload = head[:-1].encode() + b',"events":[' + b",".join(events_json) + b"]}"
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"batch is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}; send fewer events")
+    return payload
 
 
 def _summarise(exc: ValidationError, limit: int = 5) -> str:
