@@ -208,3 +208,8 @@ class DeadLetter(Base):
 
 MAX_STORED_PAYLOAD = 1024 * 1024
 """Dead letters keep at most this many payload bytes (the broker already caps messages)."""
+
+
+# Tables kept next to the feature that owns them register on the same Base here, so
+# Alembic and the schema test see every table whichever module is imported first.
+from fleet_server.auth import models as _auth_models  # noqa: E402,F401

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -85,6 +85,31 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    # ------------------------------------------------ dashboard sign-in and results (fleet_server.auth)
+    mode: Literal["production", "development", "demo"] = Field(
+        default="production",
+        description="development/demo generate a throwaway session secret when none is set; "
+        "production refuses to start without one",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard session cookies; at least 32 random characters, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    )
+    session_max_age_s: int = Field(default=8 * 3600, ge=300, le=30 * 24 * 3600, description="sign-in lasts this long")
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Secure flag on cookies; unset: set when the request came over https",
+    )
+    login_max_failures: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per name or address ...")
+    login_window_s: int = Field(default=900, ge=1, le=86_400, description="... within this many seconds, then wait")
+    min_responses: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="figures based on fewer responses show as 'too few responses' (small-count rule)",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,80 @@
+"""The roles and what each may see or do: the one place permissions are decided.
+
+- coordinator: every station's results, exports, publishes "you said, we did" notes,
+  and device status (to tell a quiet week from a dead kiosk);
+- staff: their own station's results and device status;
+- it: devices, provisioning and dead letters of every station (no results);
+- admin: users and API tokens (no results).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    COORDINATOR = "coordinator"
+    STAFF = "staff"
+    IT = "it"
+    ADMIN = "admin"
+
+
+ROLES = tuple(r.value for r in Role)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a signed-in user or an API token."""
+
+    kind: str  # "user" | "token"
+    id: int
+    name: str
+    role: Role
+    station_id: str | None = None
+    csrf: str | None = None
+    """The session's CSRF token (users signed in with a cookie); None for bearer tokens."""
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def sees_all_results(self) -> bool:
+        return self.role is Role.COORDINATOR
+
+    def may_view_results(self, station_id: str) -> bool:
+        if self.role is Role.COORDINATOR:
+            return True
+        return self.role is Role.STAFF and self.station_id == station_id
+
+    @property
+    def may_view_any_results(self) -> bool:
+        return self.role in (Role.COORDINATOR, Role.STAFF)
+
+    def result_stations(self, all_ids: list[str]) -> list[str]:
+        """The subset of ``all_ids`` whose results this principal may see."""
+        return [s for s in all_ids if self.may_view_results(s)]
+
+    # ------------------------------------------------------------------ devices
+
+    def may_view_devices(self, station_id: str | None = None) -> bool:
+        if self.role in (Role.IT, Role.COORDINATOR):
+            return True
+        return self.role is Role.STAFF and (station_id is None or station_id == self.station_id)
+
+    @property
+    def sees_all_devices(self) -> bool:
+        return self.role in (Role.IT, Role.COORDINATOR)
+
+    @property
+    def may_manage_devices(self) -> bool:
+        return self.role is Role.IT
+
+    # ------------------------------------------------------------------ the rest
+
+    @property
+    def may_publish_notes(self) -> bool:
+        return self.role is Role.COORDINATOR
+
+    @property
+    def may_manage_users(self) -> bool:
+        return self.role is Role.ADMIN

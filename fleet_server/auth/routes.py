@@ -1,0 +1,111 @@
+"""The sign-in and sign-out pages (the only pages open to anonymous visitors)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from fleet_server.models import utcnow
+from fleet_server.web.templating import templates
+
+from .deps import CsrfChecked, DbSession, auth_state
+from .models import User
+from .passwords import hash_password, needs_rehash, verify_password
+from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+
+_LOGGER = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _secure(request: Request) -> bool:
+    configured = auth_state(request).cookie_secure
+    return configured if configured is not None else request.url.scheme == "https"
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths: never an absolute URL or ``//host`` (open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _login_page(request: Request, next_url: str, error: str | None = None, username: str = "", status_code: int = 200) -> Response:
+    cookie, form_token = auth_state(request).codec.login_csrf()
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {"principal": None, "csrf_token": form_token, "next_url": next_url, "error": error, "username": username},
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="lax", secure=_secure(request), path="/login"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> Response:
+    return _login_page(request, safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: DbSession,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    state = auth_state(request)
+    next_url = safe_next(next)
+    if not state.codec.check_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return _login_page(request, next_url, "The sign-in form expired; please try again.", username, 403)
+    client = request.client.host if request.client else "unknown"
+    keys = (f"user:{username.lower()}", f"addr:{client}")
+    wait = state.limiter.retry_after(*keys)
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        response = _login_page(
+            request, next_url, f"Too many failed sign-ins. Try again in about {minutes} minute(s).", username, 429
+        )
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    user = db.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        state.limiter.failed(*keys)
+        _LOGGER.warning("failed sign-in for %r from %s", username, client)
+        return _login_page(request, next_url, "Wrong user name or password.", username, 401)
+    state.limiter.succeeded(keys[0])
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    db.commit()
+    cookie, _csrf = state.codec.dump(user.id, user.session_epoch)
+    response = RedirectResponse(next_url, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=state.codec.max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    _LOGGER.info("%s signed in from %s", user.username, client)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, principal: CsrfChecked) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
+    return response

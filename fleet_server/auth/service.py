@@ -1,0 +1,97 @@
+"""Creating and changing users and tokens; used by the CLI, the admin page and tests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.models import Station, utcnow
+
+from .models import ApiToken, User
+from .passwords import check_strength, hash_password
+from .roles import ROLES, Role
+from .tokens import new_token, token_hash
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+class AuthSetupError(ValueError):
+    """A user or token that cannot be created as asked; the message says why and what to do."""
+
+
+def _check_role_station(session: Session, role: str, station_id: str | None) -> Role:
+    if role not in ROLES:
+        raise AuthSetupError(f"role {role!r} is not one of: {', '.join(ROLES)}")
+    r = Role(role)
+    if r is Role.STAFF and not station_id:
+        raise AuthSetupError("staff see one station's results: give --station STATION_ID")
+    if r is not Role.STAFF and station_id:
+        raise AuthSetupError(f"--station is only for staff; a {role} is not tied to a station")
+    if station_id and session.get(Station, station_id) is None:
+        known = ", ".join(session.scalars(select(Station.id).order_by(Station.id))) or "none yet"
+        raise AuthSetupError(f"station {station_id!r} does not exist (known: {known})")
+    return r
+
+
+def add_user(session: Session, username: str, role: str, password: str, station_id: str | None = None) -> User:
+    if not USERNAME_RE.match(username):
+        raise AuthSetupError(f"user name {username!r}: use 1-64 letters, digits, . _ @ -")
+    _check_role_station(session, role, station_id)
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise AuthSetupError(f"user {username!r} already exists")
+    check_strength(password)
+    user = User(username=username, role=role, station_id=station_id, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AuthSetupError(f"no user {username!r}")
+    check_strength(password)
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    return user
+
+
+def disable_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AuthSetupError(f"no user {username!r}")
+    user.active = False
+    user.session_epoch += 1
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    """The secret, shown once."""
+    record: ApiToken
+
+
+def create_token(session: Session, name: str, role: str, station_id: str | None = None) -> IssuedToken:
+    if not name or len(name) > 100:
+        raise AuthSetupError("a token needs a name of 1-100 characters (who or what uses it)")
+    _check_role_station(session, role, station_id)
+    if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
+        raise AuthSetupError(f"a token named {name!r} already exists; revoke it or pick another name")
+    token = new_token()
+    record = ApiToken(name=name, role=role, station_id=station_id, token_hash=token_hash(token), prefix=token[:10])
+    session.add(record)
+    session.flush()
+    return IssuedToken(token, record)
+
+
+def revoke_token(session: Session, name: str) -> ApiToken:
+    record = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if record is None:
+        raise AuthSetupError(f"no token named {name!r}")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+    return record

@@ -1,0 +1,58 @@
+"""Wiring auth into an app: ``install_auth(app, settings, session_factory)`` from create_app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session
+
+from fleet_server.settings import Settings, SettingsError
+from fleet_server.web.templating import STATIC_DIR
+
+from .deps import AuthState, LoginRequired, login_url
+from .ratelimit import LoginLimiter
+from .routes import router
+from .sessions import SessionCodec
+
+_LOGGER = logging.getLogger(__name__)
+
+PUBLIC_PATHS = ("/login", "/healthz", "/static/")
+"""What anonymous visitors may reach: the sign-in page, the health check, CSS/JS files."""
+
+
+def session_secret(settings: Settings) -> str:
+    if settings.session_secret is not None:
+        secret = settings.session_secret.get_secret_value()
+        if len(secret) < 32:
+            raise SettingsError("PALAUTE_SESSION_SECRET: use at least 32 random characters")
+        return secret
+    if settings.mode in ("development", "demo"):
+        _LOGGER.warning("no PALAUTE_SESSION_SECRET in %s mode: using a throwaway one", settings.mode)
+        return secrets.token_urlsafe(32)
+    raise SettingsError(
+        "PALAUTE_SESSION_SECRET is not set: the dashboard signs its session cookies with it. "
+        "Set it to at least 32 random characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+        "or run with PALAUTE_MODE=development for a throwaway one."
+    )
+
+
+def install_auth(app: FastAPI, settings: Settings, session_factory: Callable[[], Session]) -> None:
+    app.state.auth = AuthState(
+        codec=SessionCodec(session_secret(settings), settings.session_max_age_s),
+        limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s),
+        cookie_secure=settings.cookie_secure,
+        session_factory=session_factory,
+    )
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(login_url(exc.next_url), status_code=303)
+
+    app.include_router(router)
+    if not any(getattr(r, "path", None) == "/static" for r in app.routes):
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
