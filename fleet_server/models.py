@@ -213,3 +213,4 @@ MAX_STORED_PAYLOAD = 1024 * 1024
 # Tables kept next to the feature that owns them register on the same Base here, so
 # Alembic and the schema test see every table whichever module is imported first.
 from fleet_server.auth import models as _auth_models  # noqa: E402,F401
+from fleet_server import fleet_models as _fleet_models  # noqa: E402,F401
