@@ -84,6 +84,39 @@ class Settings(BaseSettings):
         description="how long the writer lingers for more messages before committing a partial batch",
     )
 
+    # ---- fleet operations (fleet_server.provisioning, .alerts): broker accounts, bundles, alerts
+    broker_password_file: Path | None = Field(
+        default=None, description="Mosquitto password_file the server regenerates from the device registry"
+    )
+    broker_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file, regenerated likewise")
+    broker_pid_file: Path | None = Field(default=None, description="SIGHUP this Mosquitto after rewriting them")
+    broker_reload_command: str | None = Field(
+        default=None, description="e.g. 'systemctl reload mosquitto'; wins over broker_pid_file"
+    )
+    kiosk_broker_url: str | None = Field(
+        default=None, description="broker URL written into kiosk bundles, e.g. mqtts://mqtt.example.fi:8883"
+    )
+    kiosk_ca_file: Path | None = Field(default=None, description="CA certificate put into bundles (else mqtt_ca_file)")
+    kiosk_package: str = Field(default="palaute[kiosk]", description="what pip installs on a new Pi")
+    alert_check_interval_s: float = Field(default=30, gt=0, description="how often the alert rules run")
+    alert_heartbeat_timeout_s: float = Field(
+        default=120, gt=0, description="no status for this long counts as offline even without a Last Will"
+    )
+    alert_offline_after_min: float = Field(default=10, ge=0, description="offline this long while open: alert")
+    alert_backlog_events: int = Field(default=50, ge=1, description="queue this deep and growing: alert")
+    alert_backlog_age_min: float = Field(default=30, gt=0, description="oldest queued event this old: alert")
+    alert_disk_low_mb: float = Field(default=500, ge=0)
+    alert_temp_high_c: float = Field(default=75)
+    alert_no_feedback_hours: float = Field(default=24, gt=0, description="open this long without feedback: alert")
+    alert_email_to: str | None = Field(default=None, description="comma-separated recipients of alert e-mails")
+    alert_email_from: str = "palaute@localhost"
+    alert_webhook_url: str | None = Field(default=None, description="alerts are POSTed here as JSON")
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
     # ------------------------------------------------ dashboard sign-in and results (fleet_server.auth)
