@@ -5,27 +5,34 @@ A figure based on fewer than ``minimum`` responses (default 5, setting
 ``TOO_FEW`` ("too few responses") instead, so a patient at a small station
 cannot be singled out by a count of 1 or a 100 % that is one person.
 
+What a figure is "based on": a count stands for its own responses (a heatmap
+cell of 3 is based on 3); a smiley distribution - its four counts, shares and
+satisfaction score - is based on its total, so a distribution is shown or
+hidden whole (``distributions``), as the NHS Friends and Family Test publishes
+an organisation's breakdown only from 5 responses up.
+
 Primary suppression alone is not enough: when a table publishes a total and
 all but one of its parts, the hidden part is the total minus the others. So,
-as in the NHS Friends and Family Test publications, a *secondary* suppression
-step hides further cells until no hidden figure can be worked out:
+as in the FFT publications, a *secondary* suppression step hides further
+figures until no hidden one can be worked out:
 
-1. every cell below ``minimum`` is hidden (primary);
+1. every figure below ``minimum`` is hidden (primary);
 2. every published sum (a ``Group``: a total and the parts it adds up) must
    hide none or at least two of its entries; a group with exactly one hidden
    entry hides its smallest visible part as well (the total only when no part
-   is left) - repeated until nothing changes, because hiding a cell can break
+   is left) - repeated until nothing changes, because hiding a figure can break
    another group that shares it;
 3. an exact audit: the visible figures and the group equations are solved
-   over the rationals, and any hidden cell they still pin down (possible when
-   groups overlap, e.g. the rows and columns of a heatmap) causes one more
-   cell of one of its groups to be hidden; repeat until the audit passes.
+   over the rationals, and any hidden figure they still pin down (possible when
+   groups overlap, e.g. the rows and columns of a table with margins) causes
+   one more figure of one of its groups to be hidden; repeat until it passes.
 
-Residual limits (stated, not solved): the audit is linear, so a hidden cell
-whose group equation forces it to 0 through non-negativity (e.g. total 7,
-visible part 7) is known to be 0 - which singles nobody out; and separate
-tables of the same data (a daily trend and an hour-of-day heatmap) are
-suppressed each on its own, as in the published statistics this follows.
+Residual limits (stated, not solved): the audit is linear, so a hidden figure
+that non-negativity forces to 0 (total 7, visible part 7) is known to be 0,
+which singles nobody out; two hidden rows of a distribution table reveal their
+*combined* distribution; and separate tables of the same data (a daily trend
+and an hour-of-day heatmap) are suppressed each on its own, as in the
+published statistics this follows.
 
 Figures are plain ``int``/``float``; a hidden one is ``None`` and the
 templates and exports render ``None`` as ``TOO_FEW``.
@@ -184,37 +191,58 @@ def share(part: int | None, base: int | None, minimum: int) -> float | None:
 SMILEYS = (1, 2, 3, 4)
 
 
-def smiley_table(counts: Mapping[int, int], minimum: int) -> dict[str, int | None]:
-    """The four smiley counts, their total, and the happy/unhappy sums behind the score.
+def distributions(
+    rows: Mapping[K, Mapping[int, int]],
+    minimum: int,
+    all_key: K | None = None,
+) -> dict[K, dict]:
+    """Smiley distributions (one per row) with their totals, shares and satisfaction.
 
-    Keys: "1".."4", "total", "happy" (3+4), "unhappy" (1+2). The satisfaction
-    score publishes happy/total, so happy and unhappy are published sums and
-    take part in the suppression (else hiding "1" but showing "2" and the
-    score would give "1" away).
+    A distribution's figures - its four counts, shares and satisfaction - are
+    all *based on* its total, so the rule works on the totals: a row whose
+    total is below ``minimum`` is hidden whole. When ``all_key`` names a row
+    that is the sum of the others (e.g. "all presses" = counted + repeated +
+    out of hours, or a period = its days), the totals form a published sum
+    and secondary suppression hides a second row where one would be exposed.
+
+    Returns {row: {"counts": {"1": n|None, ...}, "total": n|None,
+    "shares": {"1": f|None, ...}, "satisfaction": f|None, "hidden": bool}}.
     """
-    c = {str(v): int(counts.get(v, 0)) for v in SMILEYS}
-    values = {
-        **c,
-        "happy": c["3"] + c["4"],
-        "unhappy": c["1"] + c["2"],
-        "total": sum(c.values()),
-    }
-    groups = [
-        Group("total", ("1", "2", "3", "4")),
-        Group("happy", ("3", "4")),
-        Group("unhappy", ("1", "2")),
-        Group("total", ("happy", "unhappy")),
-    ]
-    return masked(values, suppress(values, groups, minimum))
+    totals: dict[Hashable, int] = {key: sum(int(counts.get(v, 0)) for v in SMILEYS) for key, counts in rows.items()}
+    groups = []
+    if all_key is not None:
+        groups.append(Group(all_key, tuple(k for k in rows if k != all_key)))
+    hidden = suppress(totals, groups, minimum)
+    out: dict[K, dict] = {}
+    for key, counts in rows.items():
+        total = totals[key]
+        if key in hidden:
+            out[key] = {
+                "counts": {str(v): None for v in SMILEYS},
+                "total": None,
+                "shares": {str(v): None for v in SMILEYS},
+                "satisfaction": None,
+                "hidden": True,
+            }
+            continue
+        c = {str(v): int(counts.get(v, 0)) for v in SMILEYS}
+        out[key] = {
+            "counts": c,
+            "total": total,
+            "shares": {v: share(n, total, minimum) for v, n in c.items()},
+            "satisfaction": share(c["3"] + c["4"], total, minimum),
+            "hidden": False,
+        }
+    return out
 
 
-def satisfaction(table: Mapping[str, int | None], minimum: int) -> float | None:
-    """Share of the two happy faces (3 and 4) among all smiley answers, or None if hidden."""
-    return share(table.get("happy"), table.get("total"), minimum)
+def distribution(counts: Mapping[int, int], minimum: int) -> dict:
+    """One smiley distribution on its own (see ``distributions``)."""
+    return distributions({"only": counts}, minimum)["only"]
 
 
 def series_table(counts: Sequence[int], minimum: int) -> tuple[list[int | None], int | None]:
-    """A series (e.g. responses per day) and its published total, suppressed together."""
+    """Counts that add up to a published total (heatmap cells, responses per day), suppressed together."""
     values: dict[Hashable, int] = {i: int(n) for i, n in enumerate(counts)}
     values["total"] = sum(values.values())
     hidden = suppress(values, [Group("total", tuple(range(len(counts))))], minimum)

@@ -31,7 +31,8 @@ def factory(sqlite_url):
 
 def _app(factory, **settings) -> FastAPI:
     app = FastAPI()
-    install_auth(app, Settings(session_secret=SECRET, **settings), factory)
+    app.state.session_factory = factory
+    install_auth(app, Settings(session_secret=SECRET, **settings))
 
     @app.get("/api/whoami")
     def whoami(p: ApiPrincipal):
@@ -210,8 +211,8 @@ def test_roles_decide_what_a_token_may_read(client, factory, role, station, own,
 
 def test_production_refuses_to_start_without_a_session_secret(factory):
     with pytest.raises(SettingsError, match="PALAUTE_SESSION_SECRET"):
-        install_auth(FastAPI(), Settings(), factory)
-    install_auth(FastAPI(), Settings(mode="demo"), factory)  # demo: a throwaway secret
+        install_auth(FastAPI(), Settings())
+    install_auth(FastAPI(), Settings(mode="demo"))  # demo: a throwaway secret
 
 
 def test_cli_adds_users_from_stdin_and_prints_a_token_once(sqlite_url, monkeypatch, factory):

@@ -12,9 +12,9 @@ from fleet_server.small_counts import (
     Group,
     grid_table,
     render,
-    satisfaction,
+    distribution,
+    distributions,
     series_table,
-    smiley_table,
     suppress,
 )
 
@@ -111,36 +111,38 @@ def test_grid_with_margins_leaks_no_hidden_cell(n_rows, n_cols, data, minimum):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.tuples(counts, counts, counts, counts), st.integers(min_value=1, max_value=10))
-def test_smiley_counts_and_score_never_reveal_a_hidden_count(four, minimum):
-    table = smiley_table(dict(zip((1, 2, 3, 4), four)), minimum)
-    for value, n in zip("1234", four):
-        if n < minimum:
-            assert table[value] is None
-    total = sum(four)
-    if total < minimum:
-        assert satisfaction(table, minimum) is None
-        assert all(v is None for v in table.values())
-    score = satisfaction(table, minimum)
-    if score is not None:
-        assert score == pytest.approx((four[2] + four[3]) / total)
-    # From the shown counts, the total and happy = score*total, no hidden count is determined.
-    values = {str(v): n for v, n in zip((1, 2, 3, 4), four)}
-    values |= {"happy": four[2] + four[3], "unhappy": four[0] + four[1], "total": total}
-    hidden = {k for k, v in table.items() if v is None}
-    groups = [
-        Group("total", ("1", "2", "3", "4")),
-        Group("happy", ("3", "4")),
-        Group("unhappy", ("1", "2")),
-        Group("total", ("happy", "unhappy")),
-    ]
-    assert not determined_hidden(values, groups, hidden)
+@given(st.lists(st.tuples(counts, counts, counts, counts), min_size=1, max_size=6), st.integers(min_value=1, max_value=10))
+def test_distributions_hide_small_bases_whole_and_no_hidden_total_is_recoverable(rows, minimum):
+    data = {i: dict(zip((1, 2, 3, 4), r)) for i, r in enumerate(rows)}
+    data["all"] = {v: sum(r[v - 1] for r in rows) for v in (1, 2, 3, 4)}
+    shown = distributions(data, minimum, all_key="all")
+    totals = {k: sum(d.values()) for k, d in data.items()}
+    for key, dist in shown.items():
+        if totals[key] < minimum:
+            assert dist["hidden"] and dist["total"] is None and dist["satisfaction"] is None
+            assert all(v is None for v in dist["counts"].values())
+        if not dist["hidden"]:
+            assert dist["total"] == totals[key]
+            assert dist["counts"] == {str(v): data[key][v] for v in (1, 2, 3, 4)}
+            happy = data[key][3] + data[key][4]
+            assert dist["satisfaction"] == pytest.approx(happy / totals[key])
+    hidden = {k for k, d in shown.items() if d["hidden"]}
+    groups = [Group("all", tuple(range(len(rows))))]
+    assert sum(1 for k in ["all", *range(len(rows))] if k in hidden) != 1
+    assert not determined_hidden(totals, groups, hidden)
+
+
+def test_a_distribution_below_the_minimum_shows_nothing_but_too_few():
+    d = distribution({1: 1, 2: 0, 3: 2, 4: 1}, 5)
+    assert d["hidden"] and d["satisfaction"] is None and d["total"] is None
+    d = distribution({1: 1, 2: 0, 3: 2, 4: 2}, 5)
+    assert not d["hidden"] and d["total"] == 5 and d["satisfaction"] == pytest.approx(0.8)
 
 
 def test_no_suppression_when_everything_is_large_enough():
-    table = smiley_table({1: 5, 2: 6, 3: 7, 4: 8}, 5)
-    assert table == {"1": 5, "2": 6, "3": 7, "4": 8, "happy": 15, "unhappy": 11, "total": 26}
-    assert satisfaction(table, 5) == pytest.approx(15 / 26)
+    d = distribution({1: 5, 2: 6, 3: 7, 4: 8}, 5)
+    assert d["counts"] == {"1": 5, "2": 6, "3": 7, "4": 8} and d["total"] == 26
+    assert d["satisfaction"] == pytest.approx(15 / 26)
 
 
 def test_one_small_cell_takes_the_next_smallest_with_it():

@@ -41,7 +41,6 @@ class AuthState:
     codec: SessionCodec
     limiter: LoginLimiter
     cookie_secure: bool | None
-    session_factory: Callable[[], Session]
 
 
 class LoginRequired(Exception):
@@ -56,8 +55,8 @@ def auth_state(request: Request) -> AuthState:
 
 
 def db_session(request: Request) -> Iterator[Session]:
-    """A database session for one request (committed by the route when it writes)."""
-    with auth_state(request).session_factory() as session:
+    """A database session for one request, from ``app.state.session_factory`` (see fleet_server.app)."""
+    with request.app.state.session_factory() as session:
         yield session
 
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Callable
-
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.orm import Session
 
 from fleet_server.settings import Settings, SettingsError
 from fleet_server.web.templating import STATIC_DIR
@@ -41,12 +38,12 @@ def session_secret(settings: Settings) -> str:
     )
 
 
-def install_auth(app: FastAPI, settings: Settings, session_factory: Callable[[], Session]) -> None:
+def install_auth(app: FastAPI, settings: Settings) -> None:
+    """Sign-in routes, the login redirect, /static, and ``app.state.auth``; call from create_app."""
     app.state.auth = AuthState(
         codec=SessionCodec(session_secret(settings), settings.session_max_age_s),
         limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s),
         cookie_secure=settings.cookie_secure,
-        session_factory=session_factory,
     )
 
     @app.exception_handler(LoginRequired)
