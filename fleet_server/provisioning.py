@@ -214,9 +214,9 @@ def sync_broker(session: Session, files: BrokerFiles, server_username: str, serv
     accounts = broker_accounts(session)
     server = _server_account(files, server_username, server_password)
     if not write_broker_files(files.password_file, files.acl_file, accounts, server):
-        return f"broker files unchanged ({len(accounts)} device accounts)"
+        return f"broker files unchanged ({len(accounts)} device account(s))"
     done = reload_broker(pid_file=files.pid_file, command=files.reload_command)
-    return f"broker files written ({len(accounts)} device accounts); {done}"
+    return f"broker files written ({len(accounts)} device account(s)); {done}"
 
 
 # ----------------------------------------------------------------- the bundle

@@ -160,7 +160,7 @@ def test_sync_writes_only_live_devices_and_rotation_changes_the_hash(sessions, t
     _, first = _provisioned(sessions, "kalvia-1")
     _provisioned(sessions, "kalvia-2")
     with sessions() as s:
-        assert "written (2 device accounts)" in sync_broker(s, files, "palaute-server", "server-secret")
+        assert "written (2 device account(s))" in sync_broker(s, files, "palaute-server", "server-secret")
         assert "unchanged" in sync_broker(s, files, "palaute-server", "server-secret")
     with sessions() as s, s.begin():
         _, second = rotate_secret(s, "kalvia-1")
