@@ -120,6 +120,8 @@ class AnswerDesk:
         self._burst = BurstDetector(config.burst, clock)
         self.lang: str = config.default_lang
         self.listeners: list[AnswerListener] = []
+        self.config_listeners: list[Callable[[StationConfig], None]] = []
+        """Told after a new station config is applied (the UI redraws texts and notes)."""
         self.divert: Callable[[int, str], None] | None = None
         """While set (the staff screen's button test), smiley presses go here and are NOT stored."""
         recorder.survey_version = config.survey_version
@@ -138,6 +140,11 @@ class AnswerDesk:
         if self.lang not in config.languages:
             self.lang = config.default_lang
         _LOGGER.info("station config v%s applied", config.config_version)
+        for listener in list(self.config_listeners):
+            try:
+                listener(config)
+            except Exception:
+                _LOGGER.exception("config listener failed")
 
     def reset_lang(self) -> None:
         """Back to the station's default language (after idle: the next patient starts fresh)."""
