@@ -1,0 +1,63 @@
+"""/api/v1/dead-letters: messages the ingest refused, with the reason and the raw payload."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from fleet_server import queries
+from fleet_server.models import DeadLetter
+
+from .deps import SessionDep
+from .schemas import DeadLetterOut, DeadLetterPage
+
+router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+DEFAULT_MAX_PAYLOAD_CHARS = 4096
+"""Listing pages show this much of each payload; GET /dead-letters/{id} shows it whole."""
+
+
+def _out(letter: DeadLetter, max_chars: int | None) -> DeadLetterOut:
+    raw = letter.payload
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    truncated = len(raw) < letter.size  # the ingest stored only the first MAX_STORED_PAYLOAD bytes
+    if max_chars is not None and len(text) > max_chars:
+        text, truncated = text[:max_chars], True
+    return DeadLetterOut(
+        id=letter.id,
+        received_at=letter.received_at,
+        topic=letter.topic,
+        reason=letter.reason,
+        detail=letter.detail,
+        size=letter.size,
+        payload_encoding=encoding,
+        payload=text,
+        payload_truncated=truncated,
+    )
+
+
+@router.get("", response_model=DeadLetterPage, summary="Refused messages, newest first")
+def list_dead_letters(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    reason: Annotated[str | None, Query(description="only this reason code")] = None,
+    max_payload_chars: Annotated[int, Query(ge=0, le=1_000_000)] = DEFAULT_MAX_PAYLOAD_CHARS,
+) -> DeadLetterPage:
+    total, page = queries.list_dead_letters(session, limit=limit, offset=offset, reason=reason)
+    return DeadLetterPage(
+        total=total, limit=limit, offset=offset, items=[_out(d, max_payload_chars) for d in page]
+    )
+
+
+@router.get("/{letter_id}", response_model=DeadLetterOut, summary="One refused message with its whole payload")
+def get_dead_letter(session: SessionDep, letter_id: int) -> DeadLetterOut:
+    letter = session.get(DeadLetter, letter_id)
+    if letter is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id}")
+    return _out(letter, None)

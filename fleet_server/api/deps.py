@@ -1,0 +1,29 @@
+"""Dependencies the API routers share, as ``Annotated`` aliases.
+
+The app keeps its engine-bound ``sessionmaker`` and ``Settings`` on
+``app.state`` (see fleet_server.app); routes ask for them through these aliases
+rather than importing globals, so tests build apps on any database.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from fleet_server.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One database session per request; routes that write commit themselves."""
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

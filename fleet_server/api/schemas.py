@@ -1,0 +1,90 @@
+"""Response models of the JSON API: the shapes scripts and reporting tools rely on (docs/api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SmileyCounts(BaseModel):
+    """Smiley answers per value: 1 very unhappy .. 4 very happy."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    one: int = Field(alias="1", serialization_alias="1")
+    two: int = Field(alias="2", serialization_alias="2")
+    three: int = Field(alias="3", serialization_alias="3")
+    four: int = Field(alias="4", serialization_alias="4")
+
+
+class StationSummary(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    station_id: str
+    from_: datetime | None = Field(alias="from", serialization_alias="from", description="inclusive; null: no lower bound")
+    to: datetime | None = Field(description="exclusive; null: no upper bound")
+    total: int = Field(description="smiley answers in the range")
+    counts: SmileyCounts
+    satisfaction: float | None = Field(
+        description="share of answers 3 and 4 among smiley answers, 0..1, 4 decimals; null when total is 0"
+    )
+
+
+class StationOut(BaseModel):
+    station_id: str
+    name: str
+    created_at: datetime
+    total: int = Field(description="smiley answers, all time")
+    counts: SmileyCounts
+    satisfaction: float | None
+    followups: int = Field(description="follow-up answers, all time")
+    devices: int = Field(description="devices not retired")
+    devices_online: int
+    last_event_at: datetime | None
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    station_id: str
+    name: str | None
+    state: Literal["provisioned", "active", "retired"]
+    online: bool
+    last_seen_at: datetime | None
+    last_event_at: datetime | None
+    status_sent_at: datetime | None
+    software_version: str | None
+    uptime_s: float | None
+    queue_depth: int | None
+    oldest_queued_age_s: float | None
+    shed_count: int | None
+    last_seq: int | None
+    clock_synced: bool | None
+    config_version: int | None
+    cpu_temp_c: float | None
+    disk_free_mb: float | None
+    ip: str | None
+    last_status: dict[str, Any] | None
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: datetime
+    topic: str
+    reason: str = Field(description="bad_topic, oversize, bad_json, unsupported_version, schema, topic_mismatch, "
+                        "unexpected_channel, device_station_mismatch, device_retired or ingest_error")
+    detail: str
+    size: int = Field(description="payload size as received, bytes")
+    payload_encoding: Literal["utf-8", "base64"]
+    payload: str = Field(description="the raw payload: text when it is UTF-8, else base64")
+    payload_truncated: bool = Field(description="true when only the first max_payload_chars are shown")
+
+
+class DeadLetterPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[DeadLetterOut]
