@@ -15,7 +15,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from palaute_wire.contract import StationConfig, encode
-from palaute_wire.surveys import default_station_config
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,21 +25,21 @@ def station_config_path(state_dir: Path) -> Path:
     return Path(state_dir) / STATION_CONFIG_FILE
 
 
-def load_station_config(state_dir: Path, station_id: str) -> StationConfig:
-    """The persisted config for this station, else the default survey."""
+def load_station_config(state_dir: Path, station_id: str) -> StationConfig | None:
+    """The persisted config for this station, or None (then the kiosk uses the default survey)."""
     path = station_config_path(state_dir)
     try:
         config = StationConfig.model_validate_json(path.read_bytes())
     except FileNotFoundError:
-        return default_station_config(station_id)
+        return None
     except (OSError, ValidationError, ValueError) as exc:
         _LOGGER.warning("ignoring unreadable %s (%s); using the default survey", path, exc)
-        return default_station_config(station_id)
+        return None
     if config.station_id != station_id:
         _LOGGER.warning(
             "%s is for station %s, this kiosk is %s; using the default survey", path, config.station_id, station_id
         )
-        return default_station_config(station_id)
+        return None
     return config
 
 

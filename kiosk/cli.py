@@ -1,0 +1,163 @@
+"""``palaute-kiosk``: run a kiosk, or check its config.
+
+    palaute-kiosk --config /etc/palaute/kiosk.toml             # real pins, no screen (buttons only)
+    palaute-kiosk --config kiosk.toml --simulate [--rate R] [--count N] [--seed S]
+    palaute-kiosk check-config /etc/palaute/kiosk.toml
+
+Why the front ends are chosen here and nowhere else: every mode builds the same
+:class:`kiosk.app.Kiosk`; a mode is a function ``(kiosk, options) -> exit code``
+in ``MODES``, so adding the touch UI is one more entry and one more flag.
+The process stops cleanly on SIGTERM/SIGINT: the uplink publishes an offline
+status and disconnects normally, so the broker does not send the Last Will.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from .config import ConfigError, KioskConfig, load_config
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("/etc/palaute/kiosk.toml")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    help="Palaute feedback kiosk.",
+    pretty_exceptions_enable=False,
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("kiosk.uplink.paho").setLevel(logging.WARNING)
+
+
+def _load(path: Path) -> KioskConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+# --------------------------------------------------------------------- modes
+
+
+def run_headless(kiosk, options: dict) -> int:
+    """Physical buttons and LEDs only (whatever pin factory gpiozero picks), no screen."""
+    kiosk.start()
+    return kiosk.wait()
+
+
+def run_simulate(kiosk, options: dict) -> int:
+    from .simulate import Simulator
+
+    kiosk.start()
+    sim = Simulator(
+        kiosk, kiosk.config.simulate,
+        presses_per_minute=options.get("rate"), count=options.get("count"), seed=options.get("seed"),
+    ).start()
+    try:
+        return kiosk.wait()
+    finally:
+        sim.stop()
+
+
+MODES: dict[str, Callable] = {"headless": run_headless, "simulate": run_simulate}
+"""Front ends by name. A UI adds ``"ui"`` here (and a ``--ui`` flag below)."""
+
+
+def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
+    """Build the kiosk for ``mode``, run it until a signal or a restart command, close it."""
+    from .app import Kiosk
+
+    options = options or {}
+    pin_factory = None
+    override = None
+    if mode == "simulate":
+        from gpiozero import Device
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        Device.pin_factory = MockFactory(pin_class=MockPWMPin)
+        override = config.simulate.clock_synced
+    try:
+        kiosk = Kiosk(config, pin_factory=pin_factory, clock_synced_override=override)
+    except ConfigError as exc:  # e.g. a bad pin map
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    with kiosk:
+        def on_signal(signum, _frame):
+            _LOGGER.info("got %s; stopping", signal.Signals(signum).name)
+            kiosk.request_stop(0)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        code = MODES[mode](kiosk, options)
+    _LOGGER.info("kiosk stopped (exit %d)", code)
+    return code
+
+
+# --------------------------------------------------------------------- commands
+
+
+@app.callback(invoke_without_command=True)
+def main_command(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", "-c", help="kiosk.toml")] = DEFAULT_CONFIG,
+    simulate: Annotated[bool, typer.Option("--simulate", help="mock pins, simulated presses, no screen")] = False,
+    rate: Annotated[Optional[float], typer.Option(help="simulate: presses per minute")] = None,
+    count: Annotated[Optional[int], typer.Option(help="simulate: stop pressing after N presses")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="simulate: random seed")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the kiosk (default: physical buttons, no screen)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _setup_logging(verbose)
+    mode = "simulate" if simulate else "headless"
+    if not simulate and (rate is not None or count is not None or seed is not None):
+        typer.echo("error: --rate/--count/--seed only apply with --simulate", err=True)
+        raise typer.Exit(2)
+    code = run(_load(config), mode, {"rate": rate, "count": count, "seed": seed})
+    raise typer.Exit(code)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="kiosk.toml to check")]) -> None:
+    """Validate a kiosk config and its pin map; exit 0 if good, 2 with the reason if not."""
+    from .pinmap import load_pinmap
+
+    config = _load(path)
+    try:
+        pinmap = load_pinmap(config.hardware.pin_map)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    b = config.broker
+    typer.echo(f"{path}: OK")
+    typer.echo(f"  device  {config.device.station_id}/{config.device.device_id}")
+    typer.echo(f"  broker  {b.url} user={b.username or '-'} password={'set' if b.password or b.password_file else '-'}"
+               f" tls={'yes' if b.tls else 'no'}")
+    typer.echo(f"  outbox  {config.outbox.path} (max {config.outbox.max_events} events)")
+    typer.echo(f"  pins    {pinmap.source}: " + ", ".join(f"{n}={p}" for n, p in pinmap.all_pins()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

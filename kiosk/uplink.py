@@ -1,0 +1,596 @@
+"""The kiosk's MQTT link: drains the outbox, publishes status, takes config and commands.
+
+Why one thread and ``client.loop()`` instead of paho's ``loop_start()``:
+with paho's own network thread, ``publish()`` in one thread can race the
+PUBACK's ``on_publish`` in the other (the ack may arrive before the caller has
+recorded which events the message id carries). Here a single uplink thread
+publishes, reads acks and runs every callback, so the map ``mid -> seqs`` is
+always complete before its ack can be read, and no lock guards it.
+
+Delivery contract (see kiosk.outbox): events leave the pending set only in
+``on_publish`` for their message id, i.e. on the broker's PUBACK. In-flight
+batches are bounded (``inflight_batches``); one that is not acknowledged within
+``ack_timeout_s`` is forgotten so its events are sent again (the server drops
+the copy by ``event_id``). paho keeps unacknowledged messages across a
+reconnect and resends them itself; the persistent session (fixed client id,
+clean_start=False, a session expiry) keeps config/cmd subscriptions and queued
+commands while the kiosk is away.
+
+Connection: reconnects with capped exponential backoff and jitter. A refusal
+for bad credentials or authorisation backs off to ``reconnect_max_s`` and is
+logged as an error each time, instead of hammering the broker. The Last Will is
+a retained ``StatusHeartbeat`` with ``online: false``; a clean :meth:`stop`
+publishes an offline status itself and disconnects normally (no will).
+
+Callbacks (``on_config``, ``on_identify``, ``on_restart``, ``on_connection``)
+run on the uplink thread and must return quickly; a UI marshals them onto its
+own thread (Kivy: ``Clock.schedule_once``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from palaute_wire.contract import (
+    MAX_BATCH_EVENTS,
+    MAX_PAYLOAD_BYTES,
+    Command,
+    CommandAck,
+    ContractError,
+    StationConfig,
+    StatusHeartbeat,
+    batch_payload,
+    decode,
+    encode,
+    now_utc,
+    topic,
+)
+
+from .config import BrokerSection
+from .health import Health
+from .outbox import Outbox
+from .state import save_station_config
+
+_LOGGER = logging.getLogger(__name__)
+
+AUTH_REFUSALS = {"Bad user name or password", "Not authorized", "Banned"}
+"""CONNACK reasons that retrying soon cannot fix: back off to the maximum."""
+
+
+@dataclass(frozen=True)
+class UplinkTunables:
+    batch_events: int = 100
+    """Events per published batch (the contract allows up to MAX_BATCH_EVENTS)."""
+    inflight_batches: int = 10
+    """Batches published and not yet acknowledged, at most."""
+    ack_timeout_s: float = 30.0
+    """After this, an unacknowledged batch is forgotten and its events sent again."""
+    loop_timeout_s: float = 0.05
+    """Longest wait in ``client.loop``; bounds how late a ``wake()`` is noticed."""
+    connack_timeout_s: float = 10.0
+    """A connection without CONNACK for this long is dropped and retried."""
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long the broker keeps this kiosk's session (subscriptions, queued commands)."""
+    stop_timeout_s: float = 3.0
+    """How long a clean stop waits for the broker to acknowledge the offline status."""
+    jitter: float = 0.2
+    """Reconnect delays are shortened by up to this share, so a fleet does not reconnect in step."""
+    idle_drain_s: float = 2.0
+    """Look at the outbox at least this often even without a wake-up (belt and braces)."""
+
+
+@dataclass
+class _InFlight:
+    seqs: tuple[int, ...]
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class UplinkSnapshot:
+    """What the staff screen and the status LED need; safe to read from any thread."""
+
+    connected: bool
+    last_ack_at: float | None
+    """Wall-clock time of the last PUBACK for events."""
+    inflight_batches: int
+    config_version: int
+    config_error: str | None
+    refused: str | None
+    """Why the broker last refused the connection (e.g. bad password), until it accepts."""
+    connect_attempts: int
+    next_retry_in_s: float | None
+
+
+class Uplink:
+    """One MQTT connection for one kiosk; start() runs it on its own thread."""
+
+    def __init__(
+        self,
+        broker: BrokerSection,
+        station_id: str,
+        device_id: str,
+        outbox: Outbox,
+        *,
+        health: Health,
+        state_dir: Path,
+        station_config: StationConfig,
+        on_config: Callable[[StationConfig], None] | None = None,
+        on_identify: Callable[[], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
+        on_connection: Callable[[bool], None] | None = None,
+        tunables: UplinkTunables = UplinkTunables(),
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1 <= tunables.batch_events <= MAX_BATCH_EVENTS:
+            raise ValueError(f"batch_events must be 1..{MAX_BATCH_EVENTS}")
+        self.broker = broker
+        self.station_id = station_id
+        self.device_id = device_id
+        self.outbox = outbox
+        self.health = health
+        self.state_dir = Path(state_dir)
+        self.on_config = on_config
+        self.on_identify = on_identify
+        self.on_restart = on_restart
+        self.on_connection = on_connection
+        self.t = tunables
+        self._rng = rng or random.Random()
+        self.topics = {ch: topic(station_id, device_id, ch) for ch in ("events", "status", "config", "cmd")}
+        self.client_id = f"kiosk-{station_id}-{device_id}"
+
+        self._station_config = station_config
+        self._config_error: str | None = None
+        self._last_command: CommandAck | None = None
+        self._recent_cmds: list[str] = []
+        self._restart_requested = False
+
+        # Connection state, owned by the uplink thread.
+        self._state = "disconnected"  # disconnected | connecting | connected
+        self._connecting_since = 0.0
+        self._failures = 0
+        self._attempts = 0
+        self._next_attempt = 0.0
+        self._refused: str | None = None
+        self._inflight: dict[int, _InFlight] = {}
+        self._inflight_seqs: set[int] = set()
+        self._status_mids: set[int] = set()
+        self._cursor = 0
+        self._drain_needed = True
+        self._next_drain_check = 0.0
+        self._drain_paused_until = 0.0
+        self._next_heartbeat = 0.0
+        self._last_ack_at: float | None = None
+
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._snapshot = UplinkSnapshot(False, None, 0, station_config.config_version, None, None, 0, None)
+        self._client = self._make_client()
+
+    # -- public API (any thread) ----------------------------------------------
+
+    def start(self) -> "Uplink":
+        if self._thread is not None:
+            raise RuntimeError("uplink already started")
+        self._thread = threading.Thread(target=self._run, name="palaute-uplink", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self, *_args: object) -> None:
+        """Drain now (e.g. from ``Recorder.on_recorded``) instead of at the next idle check."""
+        self._drain_needed = True
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._snapshot.connected
+
+    def snapshot(self) -> UplinkSnapshot:
+        return self._snapshot
+
+    @property
+    def station_config(self) -> StationConfig:
+        return self._station_config
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Publish an offline status, disconnect cleanly (no Last Will) and end the thread.
+
+        Idempotent. Events still unacknowledged stay in the outbox for the next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout if timeout is not None else self.t.stop_timeout_s + 5)
+
+    close = stop
+
+    def __enter__(self) -> "Uplink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- client setup -----------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        # paho must never queue beyond our window (+ room for status messages).
+        client.max_inflight_messages_set(self.t.inflight_batches + 4)
+        if self.broker.tls:
+            client.tls_set(
+                ca_certs=str(self.broker.ca_file) if self.broker.ca_file else None,
+                certfile=str(self.broker.client_cert) if self.broker.client_cert else None,
+                keyfile=str(self.broker.client_key) if self.broker.client_key else None,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # -- the thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        _LOGGER.info("uplink to %s as %s", self.broker.url, self.client_id)
+        while not self._stopping.is_set():
+            try:
+                self._step()
+            except Exception:  # the uplink must outlive any one bad moment (disk full, odd packet)
+                _LOGGER.exception("uplink step failed; continuing")
+                self._stopping.wait(1.0)
+            self._update_snapshot()
+        try:
+            self._shutdown()
+        except Exception:
+            _LOGGER.exception("uplink shutdown failed")
+        self._state = "disconnected"
+        self._update_snapshot()
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self._state == "disconnected":
+            if now >= self._next_attempt:
+                self._attempt_connect()
+            else:
+                self._wake.wait(min(1.0, self._next_attempt - now))
+                self._wake.clear()
+            return
+        self._wake.clear()
+        self._client.loop(timeout=self.t.loop_timeout_s)
+        if self._state == "connecting" and time.monotonic() - self._connecting_since > self.t.connack_timeout_s:
+            _LOGGER.warning("no CONNACK from %s within %.0fs; dropping the connection", self.broker.url,
+                            self.t.connack_timeout_s)
+            self._client.disconnect()
+            self._state = "disconnected"
+            self._schedule_retry()
+            return
+        if self._state != "connected":
+            return
+        now = time.monotonic()
+        self._expire_inflight(now)
+        if now >= self._next_heartbeat:
+            self._publish_status()
+        if self._restart_requested:  # only once the status carrying its ack is queued
+            self._restart_requested = False
+            self._call(self.on_restart)
+        if self._drain_needed or now >= self._next_drain_check:
+            self._drain(now)
+
+    def _attempt_connect(self) -> None:
+        self._attempts += 1
+        try:
+            self._client.username_pw_set(self.broker.username, self.broker.secret())
+        except OSError as exc:
+            _LOGGER.error("cannot read [broker] password_file: %s", exc.strerror)
+            self._schedule_retry(auth=True)
+            return
+        self._client.will_set(
+            self.topics["status"],
+            encode(StatusHeartbeat(
+                station_id=self.station_id, device_id=self.device_id, online=False, sent_at=now_utc()
+            )),
+            qos=1,
+            retain=True,
+        )
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.t.session_expiry_s
+        try:
+            self._client.connect(
+                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                clean_start=False, properties=props,
+            )
+        except Exception as exc:  # OSError, ssl errors, DNS: all mean "not now"
+            self._schedule_retry(reason=f"{type(exc).__name__}: {exc}")
+            return
+        self._state = "connecting"
+        self._connecting_since = time.monotonic()
+
+    def _schedule_retry(self, *, auth: bool = False, reason: str | None = None) -> None:
+        self._failures += 1
+        top = self.broker.reconnect_max_s
+        delay = top if auth else min(top, self.broker.reconnect_min_s * 2 ** (self._failures - 1))
+        delay *= 1 - self.t.jitter * self._rng.random()
+        self._next_attempt = time.monotonic() + delay
+        if reason is not None:
+            log = _LOGGER.warning if self._failures == 1 else _LOGGER.info
+            log("broker %s unreachable (%s); retrying in %.1fs", self.broker.url, reason, delay)
+
+    def _shutdown(self) -> None:
+        if self._state == "connected":
+            info = self._publish_status(online=False)
+            deadline = time.monotonic() + self.t.stop_timeout_s
+            while (
+                info is not None and info.mid in self._status_mids
+                and self._state == "connected" and time.monotonic() < deadline
+            ):
+                self._client.loop(timeout=self.t.loop_timeout_s)
+        if self._state != "disconnected":
+            self._client.disconnect()  # normal disconnect: the broker discards the will
+            self._client.loop(timeout=self.t.loop_timeout_s)
+        _LOGGER.info("uplink stopped; %d events unsent", self.outbox.stats().queue_depth)
+
+    # -- paho callbacks (uplink thread) -----------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            name = str(reason_code)
+            self._state = "disconnected"
+            self._refused = name
+            if name in AUTH_REFUSALS:
+                self._schedule_retry(auth=True)
+                _LOGGER.error(
+                    "broker %s refused user %r: %s. Check [broker] username and password; "
+                    "retrying in %.0fs", self.broker.url, self.broker.username, name,
+                    self._next_attempt - time.monotonic(),
+                )
+            else:
+                self._schedule_retry(reason=f"refused: {name}")
+            return
+        self._state = "connected"
+        self._failures = 0
+        self._refused = None
+        _LOGGER.info("connected to %s (session %s)", self.broker.url,
+                     "resumed" if flags.session_present else "new")
+        client.subscribe([(self.topics["config"], 1), (self.topics["cmd"], 1)])
+        now = time.monotonic()
+        for entry in self._inflight.values():
+            entry.sent_at = now  # paho resends these itself; give them a fresh timeout
+        self._cursor = 0
+        self._drain_needed = True
+        self._next_heartbeat = 0.0
+        self._call(self.on_connection, True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self._state
+        self._state = "disconnected"
+        if self._stopping.is_set():
+            return
+        if was == "connected":
+            _LOGGER.warning("lost connection to %s (%s)", self.broker.url, reason_code)
+            self._call(self.on_connection, False)
+        if self._next_attempt <= time.monotonic():
+            self._schedule_retry(reason=str(reason_code) if was != "connected" else None)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        for code in reason_codes:
+            if code.is_failure:
+                _LOGGER.error("broker refused a subscription to config/cmd: %s (check the ACL)", code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if mid in self._status_mids:
+            self._status_mids.discard(mid)
+            return
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            # A late ack for a batch already forgotten after ack_timeout_s: its events
+            # were queued again and will be acknowledged under their new message id.
+            # (An ack before publish() returned cannot happen: one thread does both.)
+            _LOGGER.debug("ack for forgotten mid %d", mid)
+            return
+        self._settle(entry, ok=not reason_code.is_failure, reason=str(reason_code))
+
+    def _settle(self, entry: _InFlight, *, ok: bool, reason: str) -> None:
+        self._inflight_seqs.difference_update(entry.seqs)
+        if ok:
+            self.outbox.mark_acked(entry.seqs)
+            self._last_ack_at = time.time()
+            self._drain_needed = True
+        else:
+            _LOGGER.error("broker refused events %d..%d: %s; retrying in %.0fs",
+                          entry.seqs[0], entry.seqs[-1], reason, self.t.ack_timeout_s)
+            self._cursor = 0
+            self._drain_paused_until = time.monotonic() + self.t.ack_timeout_s
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self.topics["config"]:
+            self._handle_config(message.topic, message.payload)
+        elif message.topic == self.topics["cmd"]:
+            self._handle_command(message.topic, message.payload)
+
+    # -- events -----------------------------------------------------------------
+
+    def _drain(self, now: float) -> None:
+        self._drain_needed = False
+        self._next_drain_check = now + self.t.idle_drain_s
+        if now < self._drain_paused_until:
+            return
+        budget = MAX_PAYLOAD_BYTES - 1024  # room for the batch envelope
+        while len(self._inflight) < self.t.inflight_batches and self._state == "connected":
+            rows = self.outbox.pending(self.t.batch_events, after_seq=self._cursor, exclude=self._inflight_seqs)
+            if not rows:
+                return
+            payloads: list[bytes] = []
+            seqs: list[int] = []
+            size = 0
+            for row in rows:
+                if payloads and size + len(row.payload) + 1 > budget:
+                    break
+                payloads.append(row.payload)
+                seqs.append(row.seq)
+                size += len(row.payload) + 1
+            payload = batch_payload(self.station_id, self.device_id, payloads)
+            info = self._client.publish(self.topics["events"], payload, qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                _LOGGER.warning("publish of %d events failed: %s", len(seqs), mqtt.error_string(info.rc))
+                return
+            self._cursor = max(self._cursor, seqs[-1])
+            self._inflight[info.mid] = _InFlight(tuple(seqs), time.monotonic())
+            self._inflight_seqs.update(seqs)
+            _LOGGER.debug("published %d events (seq %d..%d) as mid %d", len(seqs), seqs[0], seqs[-1], info.mid)
+
+    def _expire_inflight(self, now: float) -> None:
+        for mid, entry in list(self._inflight.items()):
+            if now - entry.sent_at > self.t.ack_timeout_s:
+                del self._inflight[mid]
+                self._inflight_seqs.difference_update(entry.seqs)
+                self._cursor = 0
+                self._drain_needed = True
+                _LOGGER.warning("no PUBACK for events %d..%d within %.0fs; sending them again",
+                                entry.seqs[0], entry.seqs[-1], self.t.ack_timeout_s)
+
+    # -- status -----------------------------------------------------------------
+
+    def build_status(self, *, online: bool = True) -> StatusHeartbeat:
+        stats = self.outbox.stats()
+        h = self.health
+        oldest = None if stats.oldest_queued_at is None else max(0.0, time.time() - stats.oldest_queued_at)
+        return StatusHeartbeat(
+            station_id=self.station_id,
+            device_id=self.device_id,
+            online=online,
+            sent_at=now_utc(),
+            software_version=h.software_version(),
+            uptime_s=round(h.uptime_s(), 1),
+            queue_depth=stats.queue_depth,
+            oldest_queued_age_s=None if oldest is None else round(oldest, 1),
+            shed_count=stats.shed_count,
+            last_seq=stats.last_seq,
+            clock_synced=h.clock_synced(),
+            config_version=self._station_config.config_version,
+            cpu_temp_c=h.cpu_temp_c(),
+            disk_free_mb=h.disk_free_mb(),
+            ip=h.local_ip(),
+            last_command=self._last_command,
+            config_error=self._config_error,
+        )
+
+    def _publish_status(self, *, online: bool = True) -> mqtt.MQTTMessageInfo | None:
+        self._next_heartbeat = time.monotonic() + self.broker.heartbeat_s
+        info = self._client.publish(self.topics["status"], encode(self.build_status(online=online)),
+                                    qos=1, retain=True)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            _LOGGER.warning("status publish failed: %s", mqtt.error_string(info.rc))
+            return None
+        self._status_mids.add(info.mid)
+        return info
+
+    def _update_snapshot(self) -> None:
+        nxt = self._next_attempt - time.monotonic() if self._state == "disconnected" else None
+        self._snapshot = UplinkSnapshot(
+            connected=self._state == "connected",
+            last_ack_at=self._last_ack_at,
+            inflight_batches=len(self._inflight),
+            config_version=self._station_config.config_version,
+            config_error=self._config_error,
+            refused=self._refused,
+            connect_attempts=self._attempts,
+            next_retry_in_s=None if nxt is None else max(0.0, nxt),
+        )
+
+    # -- config and commands ------------------------------------------------------
+
+    def _handle_config(self, topic_name: str, payload: bytes) -> None:
+        if not payload:
+            _LOGGER.info("retained config was cleared on the broker; keeping config %d",
+                         self._station_config.config_version)
+            return
+        try:
+            _, config = decode(topic_name, payload)
+        except ContractError as exc:
+            self._config_error = str(exc)[:500]
+            _LOGGER.warning("rejected station config (%s); keeping config %d",
+                            exc, self._station_config.config_version)
+            self._next_heartbeat = 0.0
+            return
+        assert isinstance(config, StationConfig)
+        self._config_error = None
+        if config == self._station_config:
+            return  # the retained copy, re-delivered on reconnect
+        try:
+            save_station_config(self.state_dir, config)
+        except OSError as exc:
+            _LOGGER.error("could not persist station config %d: %s (applied anyway)",
+                          config.config_version, exc)
+        self._station_config = config
+        _LOGGER.info("applied station config %d", config.config_version)
+        self._call(self.on_config, config)
+        self._next_heartbeat = 0.0
+
+    def _handle_command(self, topic_name: str, payload: bytes) -> None:
+        try:
+            _, cmd = decode(topic_name, payload)
+        except ContractError as exc:
+            _LOGGER.warning("ignored malformed command: %s", exc)
+            return
+        assert isinstance(cmd, Command)
+        if cmd.cmd_id in self._recent_cmds:
+            return  # QoS 1 redelivery
+        self._recent_cmds = (self._recent_cmds + [cmd.cmd_id])[-50:]
+        ok, detail = self._run_command(cmd)
+        _LOGGER.info("command %s (%s): %s %s", cmd.name, cmd.cmd_id, "ok" if ok else "failed", detail)
+        self._last_command = CommandAck(cmd_id=cmd.cmd_id, name=cmd.name, ok=ok, detail=detail[:500], at=now_utc())
+        self._next_heartbeat = 0.0  # the ack goes out in the next status, now
+
+    def _run_command(self, cmd: Command) -> tuple[bool, str]:
+        if cmd.name == "resend":
+            if cmd.from_seq is None:
+                return False, "resend needs from_seq"
+            count, lowest = self.outbox.resend_from(cmd.from_seq)
+            self._cursor = 0
+            self._drain_needed = True
+            if lowest is None:
+                return True, f"nothing held from seq {cmd.from_seq}"
+            gone = f"; seq {cmd.from_seq}..{lowest - 1} no longer held" if lowest > cmd.from_seq else ""
+            return True, f"{count} events queued again from seq {lowest}{gone}"
+        if cmd.name == "identify":
+            if self.on_identify is None:
+                return False, "this kiosk has no lights to blink"
+            return self._call(self.on_identify), "blinking"
+        if cmd.name == "restart":
+            if self.on_restart is None:
+                return False, "restart is not supported by this process"
+            self._restart_requested = True  # after the ack is published
+            return True, "restarting"
+        return False, f"unknown command {cmd.name}"
+
+    @staticmethod
+    def _call(callback: Callable | None, *args: object) -> bool:
+        if callback is None:
+            return True
+        try:
+            callback(*args)
+            return True
+        except Exception:
+            _LOGGER.exception("uplink callback %r failed", callback)
+            return False
