@@ -181,3 +181,21 @@ def test_shared_subscription_form_when_a_group_is_configured(broker, sqlite_url)
         "$share/workers/palaute/v1/+/+/events",
         "$share/workers/palaute/v1/+/+/status",
     ]
+
+
+def test_two_workers_on_a_shared_subscription_split_the_load_and_count_once(broker, db_url, sessions):
+    def worker(name):
+        s = load_settings(environ={}, mqtt_url=broker.url, database_url=db_url, mqtt_client_id=name,
+                          mqtt_shared_group="ingest")
+        return Ingestor(s, sessions)
+
+    messages, ids = one_event_messages(600)
+    pub = publisher(broker)
+    with worker("ingest-a") as a, worker("ingest-b") as b:
+        assert a.wait_subscribed(10) and b.wait_subscribed(10)
+        publish_all(pub, messages)
+        wait_for_rows(sessions, 600)
+        assert a.counters.received > 0 and b.counters.received > 0
+        assert a.counters.received + b.counters.received == 600
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
