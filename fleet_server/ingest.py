@@ -49,6 +49,7 @@ from fleet_server.models import (
     Station,
     utcnow,
 )
+from fleet_server import rollups
 from fleet_server.settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
@@ -279,7 +280,10 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(FeedbackEvent.__table__.c.event_id)
         )
-        result.inserted = len(session.execute(stmt, list(event_rows.values())).all())
+        inserted = session.execute(stmt, list(event_rows.values())).scalars().all()
+        result.inserted = len(inserted)
+        # Only the rows really inserted reach the rollups: a redelivery adds nothing.
+        rollups.add_events(session, [event_rows[event_id] for event_id in inserted])
         result.duplicates = result.events - result.inserted
         table = Device.__table__
         session.execute(

@@ -214,3 +214,4 @@ MAX_STORED_PAYLOAD = 1024 * 1024
 # Alembic and the schema test see every table whichever module is imported first.
 from fleet_server.auth import models as _auth_models  # noqa: E402,F401
 from fleet_server import fleet_models as _fleet_models  # noqa: E402,F401
+from fleet_server import rollups as _rollups  # noqa: E402,F401
