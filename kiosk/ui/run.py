@@ -1,0 +1,106 @@
+"""Start the touch UI on a built :class:`kiosk.app.Kiosk` (``palaute-kiosk`` UI mode).
+
+Why here and not in kiosk.app: Kivy must be configured (fullscreen, no argv
+parsing, no console log flood) *before* it is first imported, and only the UI
+mode may import it at all. This function is the one place that happens.
+
+Threads: Kivy owns the main thread; the uplink runs on its own thread and
+gpiozero calls button presses on its thread. Both reach the screen only
+through AnswerDesk listeners, which hop onto Kivy's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+
+from ..answers import AnswerDesk
+from .staffinfo import StaffInfo
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None) -> None:
+    """Kivy's process-wide settings; must run before anything imports kivy."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    from kivy.config import Config
+
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
+    Config.set("graphics", "show_cursor", "0" if fullscreen else "1")
+    if size is not None:
+        Config.set("graphics", "width", str(size[0]))
+        Config.set("graphics", "height", str(size[1]))
+
+
+def make_desk(kiosk) -> AnswerDesk:
+    """The desk over the kiosk's recorder, with the language the kiosk considers default."""
+    station = kiosk.station_config
+    if kiosk.default_lang != station.default_lang:
+        station = station.model_copy(update={"default_lang": kiosk.default_lang})
+    return AnswerDesk(kiosk.recorder, station)
+
+
+def staff_info_source(kiosk, desk: AnswerDesk):
+    def info() -> StaffInfo:
+        snap = kiosk.snapshot()
+        last = snap.uplink.last_ack_at
+        return StaffInfo(
+            device_id=snap.device_id,
+            station_id=snap.station_id,
+            station_name=desk.config.station_name,
+            broker=kiosk.config.broker.url,
+            connected=snap.uplink.connected,
+            queue_depth=snap.outbox.queue_depth,
+            last_send=datetime.fromtimestamp(last, timezone.utc) if last else None,
+            version=snap.software_version or "",
+            clock_synced=bool(snap.clock_synced),
+            config_version=snap.uplink.config_version,
+        )
+
+    return info
+
+
+def run_ui(kiosk, options: dict) -> int:
+    """Run the Kivy UI until it is closed or the kiosk is asked to stop; returns the exit code."""
+    ui = kiosk.config.ui
+    configure_kivy(fullscreen=ui.fullscreen and not options.get("windowed"), size=options.get("size"))
+    from kivy.clock import Clock
+
+    from .app import KioskApp
+
+    desk = getattr(kiosk, "desk", None) or make_desk(kiosk)
+    kiosk.button_handler = lambda value: desk.smiley(value, source="button")
+    if desk not in [getattr(listener, "__self__", None) for listener in kiosk.config_listeners]:
+        kiosk.config_listeners.append(desk.set_config)
+    speaker = None
+    if ui.audio:
+        from ..audio import Speaker, SpeechUnavailable
+
+        try:
+            speaker = Speaker()
+        except SpeechUnavailable as exc:
+            _LOGGER.error("%s; running without speech", exc)
+    kiosk.start()
+    app = KioskApp(
+        desk, ui=ui, staff_info=staff_info_source(kiosk, desk), lights=kiosk.buttons, speaker=speaker
+    )
+    if kiosk.buttons is not None and speaker is not None:
+        kiosk.buttons._on_listen = app.listen  # noqa: SLF001 - the panel takes its listen callback at build time
+
+    def watch(_dt) -> None:
+        kiosk.tick()
+        if kiosk.stopping:
+            app.stop()
+
+    Clock.schedule_interval(watch, 1.0)
+    try:
+        app.run()
+    finally:
+        if speaker is not None:
+            speaker.close()
+    if not kiosk.stopping:
+        kiosk.request_stop(0)
+    return kiosk.exit_code
