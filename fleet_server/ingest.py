@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -216,6 +216,36 @@ def _apply_status(session: Session, message: InboundMessage, status: contract.St
         session.add(DevicePresence(device_id=device.id, at=message.received_at, online=status.online))
 
 
+def _insert_events_statement(session: Session, rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id, for this session's database.
+
+    Execute it with ``rows`` as parameters; it returns the ids really inserted. On
+    PostgreSQL the rows travel as one array per column through ``unnest``: one short
+    statement instead of a thousand-row VALUES list, which psycopg would otherwise
+    re-parse on every batch (measured: about 10x faster per event).
+    """
+    table = FeedbackEvent.__table__
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        return (
+            _dialect_insert(session, table)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(table.c.event_id)
+        )
+    columns = list(rows[0])
+    arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect)}[])" for c in columns)
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    ).columns(table.c.event_id)
+
+
+def _execute_insert(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(stmt, {c: [r[c] for r in rows] for c in rows[0]})
+    return session.execute(stmt, rows)
+
+
 def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
     """Store one batch of MQTT messages in ``session``; the caller commits (then acks).
 
@@ -275,12 +305,8 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             last_event_at[payload.device_id] = message.received_at
 
     if event_rows:
-        stmt = (
-            _dialect_insert(session, FeedbackEvent.__table__)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(FeedbackEvent.__table__.c.event_id)
-        )
-        inserted = session.execute(stmt, list(event_rows.values())).scalars().all()
+        stmt = _insert_events_statement(session, list(event_rows.values()))
+        inserted = _execute_insert(session, stmt, list(event_rows.values())).scalars().all()
         result.inserted = len(inserted)
         # Only the rows really inserted reach the rollups: a redelivery adds nothing.
         rollups.add_events(session, [event_rows[event_id] for event_id in inserted])
