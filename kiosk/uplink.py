@@ -334,7 +334,7 @@ class Uplink:
         self._next_attempt = time.monotonic() + delay
         if reason is not None:
             log = _LOGGER.warning if self._failures == 1 else _LOGGER.info
-            log("broker %s unreachable (%s); retrying in %.1fs", self.broker.url, reason, delay)
+            log("broker %s unreachable (%s); retrying in %.2fs", self.broker.url, reason, delay)
 
     def _shutdown(self) -> None:
         if self._state == "connected":
