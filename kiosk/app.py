@@ -32,6 +32,7 @@ from uuid import UUID
 from palaute_wire.contract import EventFlag, FeedbackEvent, FollowupQuestion, StationConfig
 from palaute_wire.surveys import default_station_config, followup_for
 
+from .answers import AnswerDesk
 from .buttons import ButtonPanel
 from .config import KioskConfig
 from .feedback import Recorder
@@ -100,9 +101,16 @@ class Kiosk:
             clock_synced=lambda: bool(self.health.clock_synced()),
             survey_version=self._station_config.survey_version,
         )
+        desk_config = self._station_config
+        if self.default_lang != desk_config.default_lang:
+            desk_config = desk_config.model_copy(update={"default_lang": self.default_lang})
+        self.desk = AnswerDesk(self.recorder, desk_config)
+        """Counting rules (burst, out-of-hours) for buttons and touch alike: kiosk.answers."""
         self.config_listeners: list[Callable[[StationConfig], None]] = []
         self.tick_hooks: list[Callable[[], None]] = []
-        self.button_handler: Callable[[int], object] = self.press_smiley
+        self.button_handler: Callable[[int], object] = lambda value: self.desk.smiley(value, source="button")
+        self.listen_handler: Callable[[], object] | None = None
+        """The fifth "listen" button; the UI sets it when audio is on."""
         self.buttons: ButtonPanel | None = None
         self.uplink = Uplink(
             config.broker,
@@ -173,6 +181,7 @@ class Kiosk:
                 lambda value: self.button_handler(value),
                 bounce_time_s=hw.bounce_time_s,
                 confirm_s=hw.confirm_s,
+                on_listen=lambda: self.listen_handler() if self.listen_handler else None,
                 pin_factory=self._pin_factory,
             )
         self.uplink.start()
@@ -244,6 +253,7 @@ class Kiosk:
         self._station_config = config
         self._from_server = True
         self.recorder.survey_version = config.survey_version
+        self.desk.set_config(config)
         for listener in list(self.config_listeners):
             try:
                 listener(config)

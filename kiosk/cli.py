@@ -1,8 +1,11 @@
 """``palaute-kiosk``: run a kiosk, or check its config.
 
-    palaute-kiosk --config /etc/palaute/kiosk.toml             # real pins, no screen (buttons only)
+    palaute-kiosk --config /etc/palaute/kiosk.toml             # touch UI full screen + buttons (the Pi)
+    palaute-kiosk --config kiosk.toml --headless               # real pins, no screen (buttons only)
+    palaute-kiosk --config kiosk.toml --ui --mock-pins --windowed   # the UI on a PC, for demos
     palaute-kiosk --config kiosk.toml --simulate [--rate R] [--count N] [--seed S]
     palaute-kiosk check-config /etc/palaute/kiosk.toml
+    palaute-kiosk selftest --config /etc/palaute/kiosk.toml    # IT: check every LED and button
 
 Why the front ends are chosen here and nowhere else: every mode builds the same
 :class:`kiosk.app.Kiosk`; a mode is a function ``(kiosk, options) -> exit code``
@@ -76,7 +79,14 @@ def run_simulate(kiosk, options: dict) -> int:
         sim.stop()
 
 
-MODES: dict[str, Callable] = {"headless": run_headless, "simulate": run_simulate}
+def run_ui(kiosk, options: dict) -> int:
+    """The Kivy touch UI (full screen per [ui] fullscreen) plus the physical buttons."""
+    from .ui.run import run_ui as start_ui
+
+    return start_ui(kiosk, options)
+
+
+MODES: dict[str, Callable] = {"headless": run_headless, "simulate": run_simulate, "ui": run_ui}
 """Front ends by name. A UI adds ``"ui"`` here (and a ``--ui`` flag below)."""
 
 
@@ -87,12 +97,13 @@ def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
     options = options or {}
     pin_factory = None
     override = None
-    if mode == "simulate":
+    if mode == "simulate" or options.get("mock_pins"):
         from gpiozero import Device
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
         Device.pin_factory = MockFactory(pin_class=MockPWMPin)
-        override = config.simulate.clock_synced
+        if mode == "simulate":
+            override = config.simulate.clock_synced
     try:
         kiosk = Kiosk(config, pin_factory=pin_factory, clock_synced_override=override)
     except ConfigError as exc:  # e.g. a bad pin map
@@ -121,17 +132,25 @@ def main_command(
     rate: Annotated[Optional[float], typer.Option(help="simulate: presses per minute")] = None,
     count: Annotated[Optional[int], typer.Option(help="simulate: stop pressing after N presses")] = None,
     seed: Annotated[Optional[int], typer.Option(help="simulate: random seed")] = None,
+    headless: Annotated[bool, typer.Option("--headless", help="physical buttons only, no screen")] = False,
+    ui: Annotated[bool, typer.Option("--ui", help="the touch UI (the default unless --simulate/--headless)")] = False,
+    mock_pins: Annotated[bool, typer.Option("--mock-pins", help="gpiozero MockFactory pins (demos on a PC)")] = False,
+    windowed: Annotated[bool, typer.Option("--windowed", help="UI in a window even if [ui] fullscreen")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the kiosk (default: physical buttons, no screen)."""
+    """Run the kiosk (default: the touch UI and the physical buttons)."""
     if ctx.invoked_subcommand is not None:
         return
     _setup_logging(verbose)
-    mode = "simulate" if simulate else "headless"
+    if sum((simulate, headless, ui)) > 1:
+        typer.echo("error: choose one of --simulate, --headless, --ui", err=True)
+        raise typer.Exit(2)
+    mode = "simulate" if simulate else "headless" if headless else "ui"
     if not simulate and (rate is not None or count is not None or seed is not None):
         typer.echo("error: --rate/--count/--seed only apply with --simulate", err=True)
         raise typer.Exit(2)
-    code = run(_load(config), mode, {"rate": rate, "count": count, "seed": seed})
+    code = run(_load(config), mode, {"rate": rate, "count": count, "seed": seed,
+                                     "mock_pins": mock_pins, "windowed": windowed})
     raise typer.Exit(code)
 
 
@@ -153,6 +172,26 @@ def check_config(path: Annotated[Path, typer.Argument(help="kiosk.toml to check"
                f" tls={'yes' if b.tls else 'no'}")
     typer.echo(f"  outbox  {config.outbox.path} (max {config.outbox.max_events} events)")
     typer.echo(f"  pins    {pinmap.source}: " + ", ".join(f"{n}={p}" for n, p in pinmap.all_pins()))
+
+
+@app.command("selftest")
+def selftest(
+    config: Annotated[Path, typer.Option("--config", "-c", help="kiosk.toml (for its pin map)")] = DEFAULT_CONFIG,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each button")] = 30.0,
+) -> None:
+    """Check every LED and button of an assembled kiosk, step by step (works over SSH)."""
+    from .pinmap import load_pinmap
+    from .selftest import run_selftest
+
+    _setup_logging(False)
+    cfg = _load(config)
+    try:
+        pinmap = load_pinmap(cfg.hardware.pin_map)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    report = run_selftest(pinmap, press_timeout_s=timeout, bounce_time_s=cfg.hardware.bounce_time_s)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def main() -> None:

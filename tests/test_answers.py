@@ -168,3 +168,29 @@ def test_new_config_changes_the_rule_and_survey_version(outbox):
     events = stored(outbox)
     assert [e["flags"] for e in events] == [[], [], []]
     assert events[-1]["survey_version"] == 7
+
+
+def test_headless_runtime_buttons_go_through_the_same_counting_rules(tmp_path):
+    """kiosk.app.Kiosk without a screen: hammering a physical button is stored, flagged burst."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from kiosk.app import Kiosk
+    from tests.kiosk_support import kiosk_config
+
+    saved = Device.pin_factory
+    Device.pin_factory = MockFactory(pin_class=MockPWMPin)
+    try:
+        with Kiosk(kiosk_config(tmp_path, "mqtt://127.0.0.1:9")) as kiosk:  # no broker: answers queue up
+            kiosk.start()
+            pin = Device.pin_factory.pin(kiosk.pinmap.buttons[1])
+            for _ in range(7):
+                pin.drive_low()
+                pin.drive_high()
+            events = stored(kiosk.outbox)
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = saved
+    limit = kiosk.desk.config.burst.max_presses
+    assert len(events) == 7
+    assert [e["flags"] for e in events] == [[]] * limit + [["burst"]] * (7 - limit)

@@ -15,7 +15,6 @@ import logging
 import os
 from datetime import datetime, timezone
 
-from ..answers import AnswerDesk
 from .staffinfo import StaffInfo
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,14 +32,6 @@ def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None) -> 
     if size is not None:
         Config.set("graphics", "width", str(size[0]))
         Config.set("graphics", "height", str(size[1]))
-
-
-def make_desk(kiosk) -> AnswerDesk:
-    """The desk over the kiosk's recorder, with the language the kiosk considers default."""
-    station = kiosk.station_config
-    if kiosk.default_lang != station.default_lang:
-        station = station.model_copy(update={"default_lang": kiosk.default_lang})
-    return AnswerDesk(kiosk.recorder, station)
 
 
 def staff_info_source(kiosk, desk: AnswerDesk):
@@ -71,10 +62,7 @@ def run_ui(kiosk, options: dict) -> int:
 
     from .app import KioskApp
 
-    desk = getattr(kiosk, "desk", None) or make_desk(kiosk)
-    kiosk.button_handler = lambda value: desk.smiley(value, source="button")
-    if desk not in [getattr(listener, "__self__", None) for listener in kiosk.config_listeners]:
-        kiosk.config_listeners.append(desk.set_config)
+    desk = kiosk.desk
     speaker = None
     if ui.audio:
         from ..audio import Speaker, SpeechUnavailable
@@ -87,8 +75,8 @@ def run_ui(kiosk, options: dict) -> int:
     app = KioskApp(
         desk, ui=ui, staff_info=staff_info_source(kiosk, desk), lights=kiosk.buttons, speaker=speaker
     )
-    if kiosk.buttons is not None and speaker is not None:
-        kiosk.buttons._on_listen = app.listen  # noqa: SLF001 - the panel takes its listen callback at build time
+    if speaker is not None:
+        kiosk.listen_handler = app.listen
 
     def watch(_dt) -> None:
         kiosk.tick()

@@ -134,12 +134,15 @@ def make_kiosk(tmp_path):
 
     started: list[Harness] = []
 
-    def start(config=None, ui=None, size=(800, 480), now=None, **app_kwargs) -> Harness:
-        config = config or default_station_config("kalvia", "Kälviän terveysasema")
-        outbox = Outbox(tmp_path / f"outbox-{len(started)}.db")
-        recorder = Recorder(outbox, config.station_id, "kiosk-1")
-        desk_kwargs = {"now": now} if now else {}
-        desk = AnswerDesk(recorder, config, **desk_kwargs)
+    def start(config=None, ui=None, size=(800, 480), now=None, desk=None, **app_kwargs) -> Harness:
+        """A new app; with ``desk`` (e.g. a runtime Kiosk's) the test owns that desk's outbox."""
+        if desk is None:
+            config = config or default_station_config("kalvia", "Kälviän terveysasema")
+            outbox = Outbox(tmp_path / f"outbox-{len(started)}.db")
+            recorder = Recorder(outbox, config.station_id, "kiosk-1")
+            desk_kwargs = {"now": now} if now else {}
+            desk = AnswerDesk(recorder, config, **desk_kwargs)
+        outbox = desk.recorder.outbox
         EventLoop.ensure_window()
         Window.size = size
         app = KioskApp(desk, ui=ui or UISection(staff_pin="2468"), **app_kwargs)
