@@ -75,6 +75,30 @@ def migrate(config: ConfigOption = None) -> None:
     typer.echo("database is up to date")
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="dashboard/API port on 127.0.0.1")] = 8000,
+    rate: Annotated[float, typer.Option(help="presses per minute per kiosk")] = 20.0,
+    stations: Annotated[int, typer.Option(min=1, max=8, help="how many of the 8 sample stations")] = 8,
+    kiosks_per_station: Annotated[int, typer.Option(min=1, max=10)] = 1,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds (default: Ctrl-C)")] = None,
+    workdir: Annotated[Path, typer.Option(help="data, configs and logs of the demo")] = Path("var/demo"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="start from an empty database")] = False,
+) -> None:
+    """Run broker + fleet server + simulated kiosks at the sample stations; Ctrl-C stops all."""
+    from fleet_server.demo import DemoOptions, run
+
+    setup_logging("WARNING")
+    raise typer.Exit(
+        run(
+            DemoOptions(
+                workdir=workdir, http_port=port, presses_per_minute=rate, kiosks_per_station=kiosks_per_station,
+                stations=stations, duration_s=duration, fresh=fresh,
+            )
+        )
+    )
+
+
 from fleet_server.fleet_cli import register as _register_fleet_commands  # noqa: E402
 
 _register_fleet_commands(app)  # station, device, broker
