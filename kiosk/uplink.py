@@ -110,6 +110,8 @@ class UplinkSnapshot:
     """Why the broker last refused the connection (e.g. bad password), until it accepts."""
     connect_attempts: int
     next_retry_in_s: float | None
+    ack_timeouts: int = 0
+    """Batches given up on after ack_timeout_s and queued again (a sick link shows here)."""
 
 
 class Uplink:
@@ -171,6 +173,7 @@ class Uplink:
         self._drain_paused_until = 0.0
         self._next_heartbeat = 0.0
         self._last_ack_at: float | None = None
+        self._ack_timeouts = 0
 
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -347,7 +350,8 @@ class Uplink:
                 self._client.loop(timeout=self.t.loop_timeout_s)
         if self._state != "disconnected":
             self._client.disconnect()  # normal disconnect: the broker discards the will
-            self._client.loop(timeout=self.t.loop_timeout_s)
+            if self._client.socket() is not None:
+                self._client.loop(timeout=self.t.loop_timeout_s)
         _LOGGER.info("uplink stopped; %d events unsent", self.outbox.stats().queue_depth)
 
     # -- paho callbacks (uplink thread) -----------------------------------------
@@ -463,10 +467,11 @@ class Uplink:
         for mid, entry in list(self._inflight.items()):
             if now - entry.sent_at > self.t.ack_timeout_s:
                 del self._inflight[mid]
+                self._ack_timeouts += 1
                 self._inflight_seqs.difference_update(entry.seqs)
                 self._cursor = 0
                 self._drain_needed = True
-                _LOGGER.warning("no PUBACK for events %d..%d within %.0fs; sending them again",
+                _LOGGER.warning("no PUBACK for events %d..%d within %.1fs; sending them again",
                                 entry.seqs[0], entry.seqs[-1], self.t.ack_timeout_s)
 
     # -- status -----------------------------------------------------------------
@@ -516,6 +521,7 @@ class Uplink:
             refused=self._refused,
             connect_attempts=self._attempts,
             next_retry_in_s=None if nxt is None else max(0.0, nxt),
+            ack_timeouts=self._ack_timeouts,
         )
 
     # -- config and commands ------------------------------------------------------

@@ -8,12 +8,13 @@ import time
 import pytest
 
 from fleet_server.local_broker import Mosquitto
-from kiosk.app import Kiosk
+from kiosk.app import RESTART_EXIT_CODE, Kiosk
 from kiosk.simulate import Simulator
 from kiosk.state import station_config_path
 from kiosk.uplink import UplinkTunables
 from palaute_wire import contract as c
 from palaute_wire.surveys import default_station_config
+from tests.tls import make_tls
 from tests.kiosk_support import (  # noqa: F401  (mock_pins is a fixture)
     DEVICE,
     STATION,
@@ -35,9 +36,9 @@ TOPIC = {ch: c.topic(STATION, DEVICE, ch) for ch in c.CHANNELS}
 def make_kiosk(tmp_path, mock_pins):
     made = []
 
-    def make(url, name="kiosk", start=True, **sections):
+    def make(url, name="kiosk", start=True, tunables=UplinkTunables(loop_timeout_s=0.02), **sections):
         config = kiosk_config(tmp_path / name, url, **sections)
-        kiosk = Kiosk(config, clock_synced_override=True, uplink_tunables=UplinkTunables(loop_timeout_s=0.02))
+        kiosk = Kiosk(config, clock_synced_override=True, uplink_tunables=tunables)
         made.append(kiosk)
         return kiosk.start() if start else kiosk
 
@@ -174,3 +175,43 @@ def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kio
         good = make_kiosk(b.url, name="good", device={"device_id": "kalvia-2"},
                           broker={"username": "kalvia-1", "password": "right"})
         connected(good)
+
+
+def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(kiosk_broker, make_kiosk):
+    with Subscriber(kiosk_broker.port) as sub:
+        kiosk = make_kiosk(kiosk_broker.url, tunables=UplinkTunables(loop_timeout_s=0.02, ack_timeout_s=0.3))
+        connected(kiosk)
+        kiosk_broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            event = press(kiosk, 2)
+            wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch in flight")
+            wait_until(lambda: kiosk.uplink.snapshot().ack_timeouts >= 1, 10, "the ack timeout")
+            wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch sent again")
+            assert kiosk.outbox.stats().queue_depth == 1
+        finally:
+            kiosk_broker.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: len(sub.events[str(event.event_id)]) >= 2, 10, "both copies")
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the ack")
+        copies = sub.events[str(event.event_id)]
+        assert all(copy == copies[0] for copy in copies)
+
+
+def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(kiosk_broker, make_kiosk):
+    with Subscriber(kiosk_broker.port) as sub:
+        kiosk = make_kiosk(kiosk_broker.url)
+        connected(kiosk)
+        publish(kiosk_broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="r1", name="restart",
+                                                                  issued_at=c.now_utc())))
+        assert wait_until(lambda: kiosk.stopping, 10, "the stop request")
+        assert kiosk.exit_code == RESTART_EXIT_CODE
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"]["cmd_id"] == "r1" and status["online"]
+
+
+def test_mqtts_connects_with_the_configured_ca(tmp_path, make_kiosk):
+    files = make_tls(tmp_path / "tls")
+    with Mosquitto(tmp_path / "tls-broker", extra_config=files.mosquitto_lines() + "\n" + KEEP_ROOT) as b:
+        kiosk = make_kiosk(f"mqtts://127.0.0.1:{b.port}", broker={"ca_file": str(files.ca_cert)})
+        connected(kiosk)
+        press(kiosk, 4)
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK over TLS")
