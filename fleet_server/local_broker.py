@@ -8,6 +8,7 @@ Production brokers are configured from deploy/mosquitto/ instead.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -61,6 +62,10 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [
             "per_listener_settings false",
+            # Started as root, Mosquitto would drop to the `mosquitto` user, which cannot write
+            # this (root-owned) workdir: persistence would silently fail and a restart lose
+            # sessions. Run it as whoever runs us instead (a no-op for non-root users).
+            *([] if "\nuser " in "\n" + self.extra_config else [f"user {getpass.getuser()}"]),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             f"log_dest file {self.log_path}",
