@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
-import threading
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -340,34 +339,3 @@ def run_once(session_factory: sessionmaker[Session], settings: Settings, channel
     for alert in changes.cleared:
         _LOGGER.info("alert cleared: %s", alert.key)
     return changes
-
-
-class AlertLoop:
-    """Runs :func:`run_once` every ``alert_check_interval_s`` on a daemon thread."""
-
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
-        self.session_factory = session_factory
-        self.settings = settings
-        self.channels = channels_from(settings)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.runs = 0
-
-    def start(self) -> "AlertLoop":
-        self._thread = threading.Thread(target=self._run, name="palaute-alerts", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                run_once(self.session_factory, self.settings, self.channels)
-            except Exception:  # noqa: BLE001 - the loop outlives one bad pass (database restart...)
-                _LOGGER.exception("alert check failed; retrying next interval")
-            self.runs += 1
-            self._stop.wait(self.settings.alert_check_interval_s)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)

@@ -1,0 +1,93 @@
+"""Wires fleet operations into the web app: API and page routers, the publisher,
+and one background loop (initial config publish, registry and command
+bookkeeping, alert rules and delivery).
+
+``install_fleet_ops(app)`` at build time; ``start_fleet_ops(app)`` and
+``stop_fleet_ops(app)`` inside the app's lifespan, after the database is open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleet_server.alerts import channels_from, run_once
+from fleet_server.publisher import Publisher
+from fleet_server.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class FleetLoop:
+    """Every ``alert_check_interval_s``: publish all station configs until that has
+    worked once (the broker may have lost its retained messages), then run the
+    alert pass (fleet_server.alerts.run_once)."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.publisher = publisher
+        self.channels = channels_from(settings)
+        self.configs_published = False
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "FleetLoop":
+        self._thread = threading.Thread(target=self._run, name="palaute-fleet", daemon=True)
+        self._thread.start()
+        return self
+
+    def run_pass(self) -> None:
+        from fleet_server.remote_config import publish_all
+
+        if not self.configs_published:
+            try:
+                with self.session_factory() as session:
+                    publish_all(session, self.publisher)
+                self.configs_published = True
+            except Exception as exc:  # noqa: BLE001 - retried next pass
+                _LOGGER.warning("station configs not published yet (%s); retrying", exc)
+        run_once(self.session_factory, self.settings, self.channels)
+        self.passes += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_pass()
+            except Exception:  # noqa: BLE001 - the loop outlives one bad pass (database restart ...)
+                _LOGGER.exception("fleet pass failed; retrying next interval")
+            self._stop.wait(self.settings.alert_check_interval_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def install_fleet_ops(app: FastAPI) -> None:
+    from fleet_server.api.fleet_ops import router as api_router
+    from fleet_server.web.devices import router as pages_router
+
+    app.include_router(api_router, prefix="/api/v1")
+    app.include_router(pages_router)
+
+
+def start_fleet_ops(app: FastAPI, *, loop: bool = True) -> None:
+    settings: Settings = app.state.settings
+    app.state.fleet_publisher = Publisher(settings)
+    app.state.fleet_loop = FleetLoop(settings, app.state.session_factory, app.state.fleet_publisher)
+    if loop:
+        app.state.fleet_loop.start()
+
+
+def stop_fleet_ops(app: FastAPI) -> None:
+    fleet_loop = getattr(app.state, "fleet_loop", None)
+    if fleet_loop is not None:
+        fleet_loop.stop()
+    publisher = getattr(app.state, "fleet_publisher", None)
+    if publisher is not None:
+        publisher.close()

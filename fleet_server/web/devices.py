@@ -1,0 +1,196 @@
+"""Device pages: fleet health at a glance, one kiosk in detail, a station's config.
+
+Server-rendered like the rest of the dashboard; staff see their own station's
+kiosks, coordinators and IT see all; only IT gets the command buttons and the
+config form (which post with the session's CSRF token).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+
+from fleet_server import alerts as alert_rules
+from fleet_server.api.deps import SessionDep, SettingsDep
+from fleet_server.api.fleet_ops import publisher
+from fleet_server.auth.deps import CsrfChecked, PageDeviceReader, ensure_station_devices
+from fleet_server.device_health import fleet_health
+from fleet_server.models import Device, Station
+from fleet_server.publisher import PublishError
+from fleet_server.remote_config import (
+    ConfigInvalid,
+    build_station_config,
+    history,
+    publish_station,
+    recent_commands,
+    save_settings,
+    scope_settings,
+    send_command,
+)
+from fleet_server.survey_templates import TEMPLATES, template
+from fleet_server.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+REFRESH_S = 15
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _context(request: Request, principal, **extra) -> dict:
+    return {"principal": principal, "has_devices_page": True, "nav": "devices", **extra}
+
+
+def _stations_for(principal) -> list[str] | None:
+    return None if principal.sees_all_devices else ([principal.station_id] if principal.station_id else [])
+
+
+def _require_it(principal) -> None:
+    if not principal.may_manage_devices:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not manage devices")
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, session: SessionDep, settings: SettingsDep, principal: PageDeviceReader):
+    stations = _stations_for(principal)
+    return templates.TemplateResponse(
+        request,
+        "devices.html",
+        _context(
+            request, principal,
+            devices=fleet_health(session, settings, stations),
+            alerts=alert_rules.open_alerts(session, stations),
+            refresh_s=REFRESH_S,
+        ),
+    )
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+def device_page(device_id: str, request: Request, session: SessionDep, settings: SettingsDep,
+                principal: PageDeviceReader, sent: str | None = None, error: str | None = None):
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+    ensure_station_devices(principal, device.station_id)
+    (health,) = [h for h in fleet_health(session, settings, [device.station_id], include_retired=True)
+                 if h.device_id == device_id]
+    return templates.TemplateResponse(
+        request,
+        "device.html",
+        _context(request, principal, d=health, commands=recent_commands(session, device_id),
+                 sent=sent, error=error, refresh_s=REFRESH_S),
+    )
+
+
+@router.post("/devices/{device_id}/commands")
+def device_command(
+    device_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: CsrfChecked,
+    name: Annotated[str, Form()],
+    from_seq: Annotated[str, Form()] = "",
+):
+    _require_it(principal)
+    device = session.get(Device, device_id)
+    if device is None or device.state == "retired":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live device {device_id!r}")
+    if name not in ("identify", "restart", "resend"):
+        raise HTTPException(422, f"unknown command {name!r}")
+    seq = int(from_seq) if from_seq.strip().isdigit() and int(from_seq) >= 1 else None
+    if name == "resend" and seq is None:
+        return RedirectResponse(f"/devices/{device_id}?error=resend+needs+a+sequence+number", status.HTTP_303_SEE_OTHER)
+    try:
+        row = send_command(session, publisher(request), device_id, name, from_seq=seq, by=principal.name)
+    except PublishError as exc:
+        session.rollback()
+        return RedirectResponse(f"/devices/{device_id}?error={str(exc)[:200]}", status.HTTP_303_SEE_OTHER)
+    session.commit()
+    return RedirectResponse(f"/devices/{device_id}?sent={row.cmd_id}", status.HTTP_303_SEE_OTHER)
+
+
+# ----------------------------------------------------------------- station config
+
+
+def _hours_text(settings: dict) -> str:
+    days = (settings.get("opening_hours") or {}).get("days") or {}
+    return "\n".join(f"{d} {days[d][0]}-{days[d][1]}" for d in DAYS if d in days)
+
+
+def _parse_hours(text: str) -> dict | None:
+    """``mon 08:00-16:00`` per line; empty text: no opening hours (always open)."""
+    days: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            day, span = line.split()
+            start, end = span.split("-")
+        except ValueError:
+            raise ConfigInvalid([f"opening hours line {number}: {line!r} is not like 'mon 08:00-16:00'"]) from None
+        if day not in DAYS:
+            raise ConfigInvalid([f"opening hours line {number}: {day!r} is not one of {', '.join(DAYS)}"])
+        days[day] = [start, end]
+    return {"timezone": "Europe/Helsinki", "days": days} if days else None
+
+
+@router.get("/stations/{station_id}/config", response_class=HTMLResponse)
+def station_config_page(station_id: str, request: Request, session: SessionDep, principal: PageDeviceReader,
+                        saved: str | None = None, error: str | None = None):
+    station = session.get(Station, station_id)
+    if station is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+    ensure_station_devices(principal, station_id)
+    own = scope_settings(session, station_id)
+    config = build_station_config(session, station_id)
+    current_template = next(
+        (name for name, (_, make) in TEMPLATES.items() if make().model_dump(mode="json") == config.survey.model_dump(mode="json")),
+        "custom",
+    )
+    devices = session.scalars(select(Device).where(Device.station_id == station_id, Device.state != "retired")).all()
+    return templates.TemplateResponse(
+        request,
+        "station_config.html",
+        _context(request, principal, station=station, config=config, own=own, hours_text=_hours_text(own),
+                 templates_=TEMPLATES, current_template=current_template, history=history(session, station_id),
+                 devices=devices, saved=saved, error=error),
+    )
+
+
+@router.post("/stations/{station_id}/config")
+def station_config_save(
+    station_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: CsrfChecked,
+    survey_template: Annotated[str, Form()] = "",
+    default_lang: Annotated[str, Form()] = "",
+    idle_timeout_s: Annotated[str, Form()] = "",
+    opening_hours: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+):
+    _require_it(principal)
+    if session.get(Station, station_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+    back = f"/stations/{station_id}/config"
+    try:
+        changes: dict = {
+            "opening_hours": _parse_hours(opening_hours),
+            "default_lang": default_lang or None,
+            "idle_timeout_s": float(idle_timeout_s) if idle_timeout_s.strip() else None,
+        }
+        if survey_template in TEMPLATES:
+            changes["survey"] = template(survey_template).model_dump(mode="json")
+        save_settings(session, station_id, changes, by=principal.name, comment=comment[:500])
+    except (ConfigInvalid, ValueError) as exc:
+        session.rollback()
+        return RedirectResponse(f"{back}?error={str(exc)[:300]}", status.HTTP_303_SEE_OTHER)
+    session.commit()
+    try:
+        published = publish_station(session, publisher(request), station_id)
+    except PublishError as exc:
+        return RedirectResponse(f"{back}?error=saved+but+not+published:+{str(exc)[:200]}", status.HTTP_303_SEE_OTHER)
+    return RedirectResponse(f"{back}?saved={published.config_version}", status.HTTP_303_SEE_OTHER)
