@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from fleet_server.api import api_router
+from fleet_server.auth.setup import install_auth
 from fleet_server.db import make_engine, make_session_factory, migrate
 from fleet_server.ingest import Ingestor
 from fleet_server.settings import Settings
+from fleet_server.web.dashboard import router as dashboard_router
 from fleet_server.web.pages import router as pages_router
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    install_auth(app, settings)  # sign-in, sessions, /static; refuses to start without a session secret
     app.include_router(api_router)
+    app.include_router(dashboard_router)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state")

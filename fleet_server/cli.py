@@ -110,3 +110,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+from fleet_server.auth.cli import token_app as _token_app, user_app as _user_app  # noqa: E402
+
+app.add_typer(_user_app, name="user")
+app.add_typer(_token_app, name="token")

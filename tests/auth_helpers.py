@@ -53,3 +53,9 @@ def sign_in(client: TestClient, username: str, password: str = PASSWORD, next_ur
 
 def page_csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def bearer(client: TestClient, role: str, station_id: str | None = None, name: str | None = None) -> dict[str, str]:
+    """Authorization headers of a fresh API token with ``role`` on ``client``'s app."""
+    token = make_token(client.app.state.session_factory, name or f"test-{role}-{station_id or 'all'}", role, station_id)
+    return {"Authorization": f"Bearer {token}"}

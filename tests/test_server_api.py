@@ -12,13 +12,16 @@ from fleet_server.app import create_app
 from fleet_server.ingest import InboundMessage, store_batch
 from fleet_server.settings import load_settings
 
+from tests.auth_helpers import bearer
 from tests.server_factories import T0, event, events_message, status_message
 
 
 @pytest.fixture
 def client(db_url):
-    settings = load_settings(environ={}, database_url=db_url)
+    settings = load_settings(environ={}, database_url=db_url, mode="development")
     with TestClient(create_app(settings, start_ingest=False)) as c:
+        c.headers.update(bearer(c, "coordinator"))  # every route refuses anonymous callers
+        c.it_headers = bearer(c, "it")  # dead letters are IT's
         yield c
 
 
@@ -119,19 +122,19 @@ def test_dead_letters_list_reason_topic_and_payload(client):
         InboundMessage("palaute/v1/kalvia/kalvia-1/events", binary_payload),
         InboundMessage("palaute/v1/kalvia/kalvia-1/events", b"x" * 10_000),
     )
-    page = client.get("/api/v1/dead-letters", params={"limit": 2}).json()
+    page = client.get("/api/v1/dead-letters", params={"limit": 2}, headers=client.it_headers).json()
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (3, 2, 0, 2)
     newest, binary = page["items"]
     assert newest["reason"] == "bad_json" and newest["payload_truncated"] is True and len(newest["payload"]) == 4096
     assert (binary["payload_encoding"], base64.b64decode(binary["payload"])) == ("base64", binary_payload)
     assert binary["topic"] == "palaute/v1/kalvia/kalvia-1/events" and binary["received_at"].endswith("Z")
-    rest = client.get("/api/v1/dead-letters", params={"limit": 2, "offset": 2}).json()["items"]
+    rest = client.get("/api/v1/dead-letters", params={"limit": 2, "offset": 2}, headers=client.it_headers).json()["items"]
     assert (rest[0]["reason"], rest[0]["payload_encoding"], rest[0]["payload"]) == ("unsupported_version", "utf-8", '{"v": 2}')
-    by_reason = client.get("/api/v1/dead-letters", params={"reason": "unsupported_version"}).json()
+    by_reason = client.get("/api/v1/dead-letters", params={"reason": "unsupported_version"}, headers=client.it_headers).json()
     assert by_reason["total"] == 1
-    whole = client.get(f"/api/v1/dead-letters/{newest['id']}").json()
+    whole = client.get(f"/api/v1/dead-letters/{newest['id']}", headers=client.it_headers).json()
     assert len(whole["payload"]) == 10_000 and whole["payload_truncated"] is False
-    assert client.get("/api/v1/dead-letters/999999").status_code == 404
+    assert client.get("/api/v1/dead-letters/999999", headers=client.it_headers).status_code == 404
 
 
 def test_openapi_and_docs_are_served(client):
@@ -145,7 +148,7 @@ def test_openapi_and_docs_are_served(client):
 def test_status_page_lists_stations_and_devices(client):
     seed_kalvia(client)
     ingest(client, status_message())
-    page = client.get("/")
+    page = client.get("/status")
     assert page.status_code == 200 and 'http-equiv="refresh"' in page.text
     assert 'data-station="kalvia"' in page.text and 'data-device="kalvia-1"' in page.text and "online" in page.text
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from palaute_wire import contract as c
 from fleet_server.app import create_app
+from tests.auth_helpers import bearer
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.local_broker import free_port
 from fleet_server.models import FeedbackEvent
@@ -44,11 +45,14 @@ def device_state(client) -> dict:
 
 
 def test_status_heartbeat_and_last_will_update_the_devices_api(broker, db_url):
-    settings = load_settings(environ={}, database_url=db_url, mqtt_url=broker.url, mqtt_client_id="e2e-ingest")
+    settings = load_settings(
+        environ={}, database_url=db_url, mqtt_url=broker.url, mqtt_client_id="e2e-ingest", mode="development"
+    )
     status_topic = c.topic("kalvia", "kalvia-1", "status")
     kiosk = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kalvia-1", protocol=MQTTProtocolVersion.MQTTv5)
     kiosk.will_set(status_topic, c.encode(status(online=False)), qos=1, retain=True)
     with TestClient(create_app(settings)) as client:
+        client.headers.update(bearer(client, "it"))
         assert client.app.state.ingestor.wait_subscribed(10)
         kiosk.connect("127.0.0.1", broker.port)
         kiosk.loop_start()

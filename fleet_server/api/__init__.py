@@ -1,12 +1,15 @@
 """The JSON API under /api/v1: one router per resource, collected by ``api_router``."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+
+from fleet_server.auth.deps import api_principal
 
 from . import dead_letters, devices, stations
 
 API_PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=API_PREFIX)
+# Anonymous callers get 401 on every API route; the routes check roles themselves.
+api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(api_principal)])
 api_router.include_router(stations.router)
 api_router.include_router(devices.router)
 api_router.include_router(dead_letters.router)

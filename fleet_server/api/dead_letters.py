@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fleet_server import queries
 from fleet_server.models import DeadLetter
 
-from .deps import SessionDep
+from .deps import ItUser, SessionDep
 from .schemas import DeadLetterOut, DeadLetterPage
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
@@ -44,6 +44,7 @@ def _out(letter: DeadLetter, max_chars: int | None) -> DeadLetterOut:
 @router.get("", response_model=DeadLetterPage, summary="Refused messages, newest first")
 def list_dead_letters(
     session: SessionDep,
+    principal: ItUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     reason: Annotated[str | None, Query(description="only this reason code")] = None,
@@ -56,7 +57,7 @@ def list_dead_letters(
 
 
 @router.get("/{letter_id}", response_model=DeadLetterOut, summary="One refused message with its whole payload")
-def get_dead_letter(session: SessionDep, letter_id: int) -> DeadLetterOut:
+def get_dead_letter(session: SessionDep, principal: ItUser, letter_id: int) -> DeadLetterOut:
     letter = session.get(DeadLetter, letter_id)
     if letter is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id}")

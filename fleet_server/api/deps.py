@@ -27,3 +27,21 @@ def get_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Who is asking and what they may do (fleet_server.auth.deps): every route uses one of these.
+from fleet_server.auth.deps import (  # noqa: E402,F401
+    Admin,
+    ApiPrincipal,
+    Coordinator,
+    CsrfChecked,
+    DeviceReader,
+    ItUser,
+    PageAdmin,
+    PageCoordinator,
+    PageDeviceReader,
+    PageResultsReader,
+    PageUser,
+    ResultsReader,
+    ensure_station_devices,
+    ensure_station_results,
+)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from fleet_server import queries
 
-from .deps import SessionDep
+from .deps import DeviceReader, SessionDep, ensure_station_devices
 from .schemas import DeviceOut
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -17,6 +17,10 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 @router.get("", response_model=list[DeviceOut], summary="All devices with online state and last status")
 def list_devices(
     session: SessionDep,
+    principal: DeviceReader,
     station_id: Annotated[str | None, Query(description="only this station's devices")] = None,
 ) -> list[DeviceOut]:
+    if not principal.sees_all_devices:  # staff: their own station's kiosks only
+        station_id = station_id or principal.station_id
+        ensure_station_devices(principal, station_id)
     return [DeviceOut.model_validate(d) for d in queries.list_devices(session, station_id)]

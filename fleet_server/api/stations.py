@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from fleet_server import queries
 
-from .deps import SessionDep
+from .deps import ResultsReader, SessionDep, ensure_station_results
 from .schemas import SmileyCounts, StationOut, StationSummary
 
 router = APIRouter(prefix="/stations", tags=["stations"])
@@ -23,10 +23,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("", response_model=list[StationOut], summary="All stations with their smiley counts")
-def list_stations(session: SessionDep) -> list[StationOut]:
+def list_stations(session: SessionDep, principal: ResultsReader) -> list[StationOut]:
     return [
         StationOut(**{**vars(row), "counts": SmileyCounts(**row.counts)})
         for row in queries.list_stations(session)
+        if principal.may_view_results(row.station_id)
     ]
 
 
@@ -39,6 +40,7 @@ def list_stations(session: SessionDep) -> list[StationOut]:
 )
 def station_summary(
     session: SessionDep,
+    principal: ResultsReader,
     station_id: str,
     from_: Annotated[
         datetime | None,
@@ -48,6 +50,7 @@ def station_summary(
         datetime | None, Query(description="ISO-8601 end, exclusive; no offset = UTC")
     ] = None,
 ) -> StationSummary:
+    ensure_station_results(principal, station_id)
     start, end = _utc(from_), _utc(to)
     if start is not None and end is not None and start >= end:
         raise HTTPException(

@@ -53,3 +53,47 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
     if not any(getattr(r, "path", None) == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _guard_docs(app)
+
+
+def _guard_docs(app: FastAPI) -> None:
+    """Serve /openapi.json and /docs to signed-in users and token holders only.
+
+    FastAPI adds them unguarded when the app is made; they are replaced by the
+    same pages behind ``api_principal``.
+    """
+    from fastapi import Depends
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import JSONResponse
+
+    from .deps import api_principal
+
+    openapi_url, docs_url = app.openapi_url, app.docs_url
+    doomed = {openapi_url, docs_url, app.redoc_url, f"{docs_url}/oauth2-redirect" if docs_url else None}
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in doomed]
+    if openapi_url:
+
+        @app.get(openapi_url, include_in_schema=False, dependencies=[Depends(api_principal)])
+        def openapi_json() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    if openapi_url and docs_url:
+
+        @app.get(docs_url, include_in_schema=False, dependencies=[Depends(api_principal)])
+        def swagger_ui():
+            return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - API")
+
+
+def iter_routes(app: FastAPI):
+    """(path, methods) of every route, including those of included routers.
+
+    FastAPI >= 0.16x keeps included routers as lazy ``_IncludedRouter`` entries in
+    ``app.routes``; their ``effective_route_contexts()`` hold the real paths.
+    """
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for ctx in contexts():
+                yield ctx.path, getattr(ctx.original_route, "methods", None) or set()
+        else:
+            yield getattr(route, "path", ""), getattr(route, "methods", None) or set()

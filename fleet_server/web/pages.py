@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet_server import queries
-from fleet_server.api.deps import SessionDep
+from fleet_server.api.deps import PageResultsReader, SessionDep
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -23,14 +23,14 @@ REFRESH_S = 5
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-@router.get("/", response_class=HTMLResponse)
-def overview(request: Request, session: SessionDep) -> HTMLResponse:
+@router.get("/status", response_class=HTMLResponse)
+def overview(request: Request, session: SessionDep, principal: PageResultsReader) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(
         request,
         "status.html",
         {
-            "stations": queries.list_stations(session),
-            "devices": queries.list_devices(session),
+            "stations": [s for s in queries.list_stations(session) if principal.may_view_results(s.station_id)],
+            "devices": [d for d in queries.list_devices(session) if principal.may_view_devices(d.station_id)],
             "refresh_s": REFRESH_S,
             "ingest": getattr(request.app.state, "ingestor", None),
         },

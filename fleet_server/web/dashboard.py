@@ -1,0 +1,156 @@
+"""The results dashboard: overview, station page, comparison (server-rendered, Jinja2).
+
+Figures come from fleet_server.results (rollups + the small-count rule); the
+pages only lay them out. Every route depends on a page principal from
+fleet_server.api.deps, so anonymous visitors are sent to /login.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fleet_server import results
+from fleet_server.auth.setup import iter_routes
+from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, SettingsDep, ensure_station_results
+from fleet_server.models import Station
+from fleet_server.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom")]
+FromQ = Annotated[str | None, Query(alias="from", description="custom range: first local day, YYYY-MM-DD")]
+ToQ = Annotated[str | None, Query(description="custom range: last local day, YYYY-MM-DD")]
+
+
+def _period(range_: str | None, from_: str | None, to: str | None) -> results.Period:
+    try:
+        return results.parse_period(range_, from_, to, results.today_local())
+    except results.BadPeriod as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def page_context(request: Request, principal, **extra) -> dict:
+    paths = getattr(request.app.state, "route_paths", None)
+    if paths is None:
+        paths = request.app.state.route_paths = {path for path, _ in iter_routes(request.app)}
+    return {"principal": principal, "has_devices_page": "/devices" in paths, **extra}
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PageUser,
+    range_: RangeQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: str = "name",
+    dir: str = "asc",
+) -> Response:
+    if not principal.may_view_any_results:
+        return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
+    period = _period(range_, from_, to)
+    stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    rows = results.overview(session, stations, period, settings.min_responses)
+    rows = results.sort_rows(rows, sort, dir == "desc")
+    return templates.TemplateResponse(
+        request,
+        "overview.html",
+        page_context(
+            request, principal, nav="overview", period=period, rows=rows, sort=sort, dir=dir,
+            minimum=settings.min_responses, base_path="/",
+        ),
+    )
+
+
+@router.get("/stations/{station_id}", response_class=HTMLResponse)
+def station(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PageResultsReader,
+    station_id: str,
+    range_: RangeQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    granularity: Annotated[str, Query(pattern="^(day|week)$")] = "day",
+) -> Response:
+    ensure_station_results(principal, station_id)
+    st = session.get(Station, station_id)
+    if st is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+    period = _period(range_, from_ or None, to or None)
+    if range_ is None and from_ is None:
+        period = results.parse_period("30d", None, None, results.today_local())
+    page = results.station_page(session, st, period, settings.min_responses, granularity)
+    chart = {
+        "labels": [b["label"] for b in page.trend],
+        "responses": [b["dist"]["total"] for b in page.trend],
+        "satisfaction": [
+            None if b["dist"]["satisfaction"] is None else round(b["dist"]["satisfaction"] * 100, 1) for b in page.trend
+        ],
+        "offline": [b["hours"]["open"] > 0 and b["hours"]["offline"] * 2 >= b["hours"]["open"] for b in page.trend],
+        "closed": [b["hours"]["open"] == 0 for b in page.trend],
+    }
+    return templates.TemplateResponse(
+        request,
+        "station.html",
+        page_context(
+            request, principal, nav="overview", page=page, period=period, minimum=settings.min_responses,
+            chart_json=json.dumps(chart), base_path=f"/stations/{station_id}", granularity=granularity,
+        ),
+    )
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PageResultsReader,
+    station: Annotated[list[str], Query(description="station ids to compare")] = [],  # noqa: B006
+    range_: RangeQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    granularity: Annotated[str, Query(pattern="^(day|week)$")] = "day",
+) -> Response:
+    period = _period(range_, from_, to)
+    all_stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    chosen_ids = [s for s in station if principal.may_view_results(s)] or [s.id for s in all_stations[:3]]
+    chosen = [s for s in all_stations if s.id in chosen_ids]
+    data = results.comparison(session, chosen, period, settings.min_responses, granularity)
+    chart = {
+        "labels": data["labels"],
+        "series": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "satisfaction": [
+                    None if data["series"][s.id][i]["satisfaction"] is None
+                    else round(data["series"][s.id][i]["satisfaction"] * 100, 1)
+                    for i in range(data["buckets"])
+                ],
+            }
+            for s in chosen
+        ],
+        "shares": [
+            {"id": r.station_id, "name": r.name, "shares": [
+                None if r.dist["shares"][v] is None else round(r.dist["shares"][v] * 100, 1) for v in "1234"]}
+            for r in data["rows"]
+        ],
+    }
+    return templates.TemplateResponse(
+        request,
+        "compare.html",
+        page_context(
+            request, principal, nav="compare", period=period, stations=all_stations, chosen=chosen_ids,
+            rows=data["rows"], chart_json=json.dumps(chart), minimum=settings.min_responses,
+            base_path="/compare", granularity=granularity,
+            extra_query="".join(f"&station={s}" for s in chosen_ids),
+        ),
+    )
