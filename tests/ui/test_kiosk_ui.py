@@ -225,3 +225,37 @@ def test_followup_and_thanks_screenshots(make_kiosk):
     k.tap(k.screen("followup").ids.skip)
     k.wait_screen("thanks")
     k.shot("thanks")
+
+
+class RecordingSpeaker:
+    """Stands in for kiosk.audio.Speaker (whose espeak-ng output tests/test_audio.py checks)."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str]] = []
+
+    def say(self, text: str, lang: str) -> None:
+        self.said.append((text, lang))
+
+
+def test_audio_mode_reads_question_options_and_thanks_in_the_current_language(make_kiosk):
+    speaker = RecordingSpeaker()
+    ui = FAST_UI.model_copy(update={"audio": True})
+    k = make_kiosk(fast_config(), ui=ui, speaker=speaker)
+    home = k.screen("home")
+    assert home.ids.listen.opacity == 1
+    k.app.set_lang("sv")
+    k.shot("home-sv-audio")
+    k.tap(home.ids.listen)
+    text, lang = speaker.said[-1]
+    assert lang == "sv" and text.startswith("Hur var ditt besök i dag?") and "Mycket dåligt" in text
+    k.tap(k.face(1))
+    k.wait_screen("followup")
+    assert speaker.said[-1] == ("Vad gick dåligt? Jag väntade för länge, Personalens bemötande, "
+                                "Jag fick inte nog information, Lokalerna, Något annat.", "sv")
+    k.app.skip_followup()
+    assert speaker.said[-1] == ("Tack! Ditt svar har sparats.", "sv")
+
+
+def test_without_audio_there_is_no_listen_button(make_kiosk):
+    k = make_kiosk(fast_config(), ui=FAST_UI)
+    assert k.screen("home").ids.listen.disabled and k.screen("home").ids.listen.opacity == 0
