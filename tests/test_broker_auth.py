@@ -250,9 +250,8 @@ def test_plain_mqtt_is_not_spoken_on_the_tls_listener(secure):
 
 def test_deploy_config_runs_with_tls_for_kiosks_and_loopback_for_the_server(tmp_path):
     """deploy/mosquitto/palaute.conf as shipped, with only paths and ports swapped."""
-    from fleet_server.local_broker import MOSQUITTO, free_port, wait_for_port
+    from tests.fleet_broker import DeployBroker
 
-    tls = make_tls(tmp_path / "tls")
     secrets = {"palaute-server": new_secret(), "kalvia-1": new_secret()}
     auth = tmp_path / "auth"
     write_broker_files(
@@ -261,31 +260,11 @@ def test_deploy_config_runs_with_tls_for_kiosks_and_loopback_for_the_server(tmp_
         [DeviceAccount("kalvia", "kalvia-1", mosquitto_hash(secrets["kalvia-1"]))],
         ServerAccount("palaute-server", mosquitto_hash(secrets["palaute-server"])),
     )
-    kiosk_port, server_port = free_port(), free_port()
-    shipped = (Path(__file__).parents[1] / "deploy/mosquitto/palaute.conf").read_text()
-    swaps = {
-        "listener 8883\n": f"listener {kiosk_port} 127.0.0.1\n",
-        "listener 1883 127.0.0.1\n": f"listener {server_port} 127.0.0.1\n",
-        "/etc/mosquitto/certs/palaute-ca.crt": str(tls.ca_cert),
-        "/etc/mosquitto/certs/broker.crt": str(tls.server_cert),
-        "/etc/mosquitto/certs/broker.key": str(tls.server_key),
-        "/etc/mosquitto/palaute/": f"{auth}/",
-    }
-    for old, new in swaps.items():
-        assert old in shipped, f"deploy config no longer contains {old!r}"
-        shipped = shipped.replace(old, new)
-    conf = tmp_path / "mosquitto.conf"
-    # What Debian's main mosquitto.conf provides, plus staying root in the test.
-    conf.write_text(
-        f"persistence_location {tmp_path}/\nlog_dest file {tmp_path}/mosquitto.log\nuser root\n" + shipped
-    )
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.PIPE)
-    try:
-        wait_for_port(kiosk_port)
-        wait_for_port(server_port)
-        server = Probe(server_port, username="palaute-server", password=secrets["palaute-server"])
-        device = Probe(kiosk_port, username="kalvia-1", password=secrets["kalvia-1"], ca_file=tls.ca_cert)
-        anonymous = Probe(kiosk_port, ca_file=tls.ca_cert)
+    with DeployBroker(tmp_path / "broker", auth / "passwd", auth / "acl") as broker:
+        ca = broker.tls.ca_cert
+        server = Probe(broker.server_port, username="palaute-server", password=secrets["palaute-server"])
+        device = Probe(broker.kiosk_port, username="kalvia-1", password=secrets["kalvia-1"], ca_file=ca)
+        anonymous = Probe(broker.kiosk_port, ca_file=ca)
         with server, device, anonymous:
             assert server.connect() and device.connect()
             assert anonymous.connect() is False
@@ -293,6 +272,3 @@ def test_deploy_config_runs_with_tls_for_kiosks_and_loopback_for_the_server(tmp_
             own = topic("kalvia", "kalvia-1", "events")
             device.publish(own, b"over tls")
             assert server.expect(own).payload == b"over tls"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
