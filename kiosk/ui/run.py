@@ -24,6 +24,7 @@ def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None) -> 
     """Kivy's process-wide settings; must run before anything imports kivy."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")  # the CLI already logs to stderr (journald): no duplicates
     from kivy.config import Config
 
     Config.set("kivy", "exit_on_escape", "0")
