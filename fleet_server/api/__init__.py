@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from fleet_server.auth.deps import api_principal
 
-from . import dead_letters, devices, stations
+from . import dead_letters, devices, results, stations
 
 API_PREFIX = "/api/v1"
 
@@ -13,3 +13,4 @@ api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(api_principal)])
 api_router.include_router(stations.router)
 api_router.include_router(devices.router)
 api_router.include_router(dead_letters.router)
+api_router.include_router(results.router)

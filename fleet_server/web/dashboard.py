@@ -154,3 +154,23 @@ def compare(
             extra_query="".join(f"&station={s}" for s in chosen_ids),
         ),
     )
+
+
+@router.get("/exports", response_class=HTMLResponse)
+def exports_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PageResultsReader,
+    range_: RangeQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+) -> Response:
+    period = _period(range_, from_, to)
+    stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    return templates.TemplateResponse(
+        request,
+        "exports.html",
+        page_context(request, principal, nav="exports", period=period, stations=stations,
+                     minimum=settings.min_responses, base_path="/exports"),
+    )

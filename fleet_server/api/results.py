@@ -1,0 +1,217 @@
+"""/api/v1/results and /api/v1/exports: the dashboard's figures for the county's reporting systems.
+
+Same figures as the dashboard pages, from the hourly rollups, with the
+small-count rule applied: a figure based on fewer than ``PALAUTE_MIN_RESPONSES``
+(default 5) responses is ``null`` in JSON and "too few responses" in CSV/XLSX,
+and ``suppressed`` says so. Periods are local (Europe/Helsinki) calendar days:
+``range=today|7d|30d`` or ``range=custom&from=YYYY-MM-DD&to=YYYY-MM-DD``
+(both days included). See docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from fleet_server import exports, results
+from fleet_server.models import Station
+
+from .deps import Coordinator, ResultsReader, SessionDep, SettingsDep, ensure_station_results
+
+router = APIRouter(tags=["results"])
+
+RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom (default 7d)")]
+FromQ = Annotated[str | None, Query(alias="from", description="custom: first local day, YYYY-MM-DD")]
+ToQ = Annotated[str | None, Query(description="custom: last local day, YYYY-MM-DD (included)")]
+StationsQ = Annotated[list[str], Query(alias="station", description="station ids; repeat for several; default: all you may see")]
+
+
+class Counts(BaseModel):
+    one: int | None = Field(None, alias="1", serialization_alias="1")
+    two: int | None = Field(None, alias="2", serialization_alias="2")
+    three: int | None = Field(None, alias="3", serialization_alias="3")
+    four: int | None = Field(None, alias="4", serialization_alias="4")
+
+
+class Distribution(BaseModel):
+    suppressed: bool = Field(description="true: based on too few responses; every figure below is null")
+    total: int | None
+    counts: Counts
+    satisfaction: float | None = Field(description="share of answers 3 and 4 among counted answers, 0..1")
+
+
+class PeriodOut(BaseModel):
+    first: date
+    last: date
+    days: int
+
+
+class StationResult(BaseModel):
+    station_id: str
+    name: str
+    period: PeriodOut
+    counted: Distribution = Field(description="answers in opening hours without flagged repeated presses")
+    all_presses: int | None
+    open_online_hours: int = Field(description="hours the station was open and a kiosk online")
+    responses_per_open_online_hour: float | None
+    previous: Distribution = Field(description="the same number of days just before")
+    satisfaction_change: float | None = Field(description="satisfaction minus the previous period's, -1..1")
+
+
+class DailyRow(BaseModel):
+    station_id: str
+    date: date
+    counted: Distribution
+    repeated_presses: int | None
+    out_of_hours: int | None
+    all_presses: int | None
+
+
+class TrendPoint(BaseModel):
+    first: date
+    last: date
+    counted: Distribution
+    open_hours: int
+    offline_open_hours: int
+
+
+class HeatCell(BaseModel):
+    weekday: int = Field(description="0 Monday .. 6 Sunday, local time")
+    hour: int
+    responses: int | None
+    state: Literal["on", "off", "closed", "none"] = Field(description="off: kiosk offline most open hours; closed")
+
+
+class StationDetail(BaseModel):
+    station_id: str
+    name: str
+    period: PeriodOut
+    counted: Distribution
+    repeated: Distribution
+    out_of_hours: Distribution
+    all_presses: Distribution
+    trend: list[TrendPoint]
+    heatmap: list[HeatCell]
+
+
+def _dist(d: dict) -> Distribution:
+    return Distribution(
+        suppressed=d["hidden"], total=d["total"], counts=Counts.model_validate(d["counts"]),
+        satisfaction=None if d["satisfaction"] is None else round(d["satisfaction"], 4),
+    )
+
+
+def _period(range_: str | None, from_: str | None, to: str | None) -> results.Period:
+    try:
+        return results.parse_period(range_, from_, to, results.today_local())
+    except results.BadPeriod as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def _stations(session, principal, wanted: list[str]) -> list[Station]:
+    visible = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    if not wanted:
+        return visible
+    known = {s.id: s for s in results.stations_visible(session)}
+    for sid in wanted:
+        if sid not in known:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {sid!r}")
+        ensure_station_results(principal, sid)
+    return [known[sid] for sid in wanted]
+
+
+def _p(period: results.Period) -> PeriodOut:
+    return PeriodOut(first=period.first, last=period.last, days=period.days)
+
+
+@router.get("/results/overview", response_model=list[StationResult], response_model_by_alias=True,
+            summary="Every station's counted answers, satisfaction and change for a period")
+def results_overview(session: SessionDep, settings: SettingsDep, principal: ResultsReader,
+                     range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                     station: StationsQ = []) -> list[StationResult]:  # noqa: B006
+    period = _period(range_, from_, to)
+    rows = results.overview(session, _stations(session, principal, station), period, settings.min_responses)
+    return [
+        StationResult(
+            station_id=r.station_id, name=r.name, period=_p(period), counted=_dist(r.dist), all_presses=r.presses,
+            open_online_hours=r.open_online_hours,
+            responses_per_open_online_hour=None if r.per_hour is None else round(r.per_hour, 3),
+            previous=_dist(r.previous),
+            satisfaction_change=None if r.satisfaction_change is None else round(r.satisfaction_change, 4),
+        )
+        for r in rows
+    ]
+
+
+@router.get("/results/stations/{station_id}", response_model=StationDetail, response_model_by_alias=True,
+            summary="One station: counted/repeated/out-of-hours, daily or weekly trend, hour x weekday heatmap")
+def results_station(session: SessionDep, settings: SettingsDep, principal: ResultsReader, station_id: str,
+                    range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                    granularity: Annotated[Literal["day", "week"], Query()] = "day") -> StationDetail:
+    (st,) = _stations(session, principal, [station_id])
+    period = _period(range_, from_, to)
+    page = results.station_page(session, st, period, settings.min_responses, granularity)
+    b = page.breakdown
+    return StationDetail(
+        station_id=st.id, name=st.name, period=_p(period), counted=_dist(b["counted"]), repeated=_dist(b["repeated"]),
+        out_of_hours=_dist(b["out_of_hours"]), all_presses=_dist(b["all"]),
+        trend=[TrendPoint(first=t["first"], last=t["last"], counted=_dist(t["dist"]), open_hours=t["hours"]["open"],
+                          offline_open_hours=t["hours"]["offline"]) for t in page.trend],
+        heatmap=[HeatCell(weekday=d, hour=c["hour"], responses=c["n"], state=c["state"])
+                 for d, row in enumerate(page.heatmap) for c in row["cells"]],
+    )
+
+
+@router.get("/results/daily", response_model=list[DailyRow], response_model_by_alias=True,
+            summary="Per-station daily aggregates (JSON); see /exports/daily.csv for files")
+def results_daily(session: SessionDep, settings: SettingsDep, principal: ResultsReader,
+                  range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                  station: StationsQ = []) -> list[DailyRow]:  # noqa: B006
+    period = _period(range_, from_, to)
+    ids = [s.id for s in _stations(session, principal, station)]
+    return [
+        DailyRow(station_id=r["station_id"], date=r["date"], counted=_dist(r["counted"]),
+                 repeated_presses=r["repeated"], out_of_hours=r["out_of_hours"], all_presses=r["all_presses"])
+        for r in results.daily_rows(session, ids, period, settings.min_responses)
+    ]
+
+
+MEDIA = {"csv": "text/csv; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _download(request: Request, name: str, fmt: str, header, rows) -> StreamingResponse:
+    factory = request.app.state.session_factory
+    body = (exports.stream_csv(factory, header, rows) if fmt == "csv"
+            else exports.stream_xlsx(factory, name, header, rows))
+    return StreamingResponse(body, media_type=MEDIA[fmt],
+                             headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
+                                      "Cache-Control": "no-store"})
+
+
+@router.get("/exports/daily.{fmt}", summary="Per-station daily aggregates as CSV or XLSX (small-count rule applied)",
+            response_class=StreamingResponse, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
+def export_daily(request: Request, session: SessionDep, settings: SettingsDep, principal: ResultsReader,
+                 fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                 station: StationsQ = []) -> StreamingResponse:  # noqa: B006
+    period = _period(range_, from_, to)
+    ids = [s.id for s in _stations(session, principal, station)]
+    minimum = settings.min_responses
+    name = f"palaute-daily-{period.first}-{period.last}"
+    return _download(request, name, fmt, exports.DAILY_COLUMNS,
+                     lambda s: exports.daily_table(s, ids, period, minimum))
+
+
+@router.get("/exports/events.{fmt}", summary="Individual answers as CSV or XLSX (coordinators only)",
+            response_class=StreamingResponse, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
+def export_events(request: Request, session: SessionDep, principal: Coordinator,
+                  fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                  station: StationsQ = []) -> StreamingResponse:  # noqa: B006
+    period = _period(range_, from_, to)
+    ids = [s.id for s in _stations(session, principal, station)]
+    name = f"palaute-events-{period.first}-{period.last}"
+    return _download(request, name, fmt, exports.EVENT_COLUMNS, lambda s: exports.event_rows(s, ids, period))
