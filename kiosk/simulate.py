@@ -6,8 +6,8 @@ runs exactly the code a real press runs: Button -> ButtonPanel -> Kiosk ->
 Recorder -> outbox, LED confirmation included. The demo, the benchmarks and the
 end-to-end tests therefore exercise the real kiosk, not a shortcut.
 
-The follow-up answer has no physical button, so it goes straight to
-``Kiosk.answer_followup`` (which is what the touch UI calls too), with
+The follow-up answer has no physical button, so it goes to the kiosk's
+``AnswerDesk.followup`` (what the touch UI calls too, counting rules included), with
 probability ``followup_share``, choosing an option of the current station
 config's follow-up question for that smiley.
 
@@ -97,25 +97,22 @@ class Simulator:
         lang = self.kiosk.default_lang
         if len(config.languages) > 1 and self.rng.random() < OTHER_LANG_SHARE:
             lang = self.rng.choice([lng for lng in config.languages if lng != lang] or [lang])
-        event = self._press_in(value, lang)
-        self.result.presses += 1
-        if event is None:
-            return
-        question = self.kiosk.followup_for(value)
-        if question is not None and self.rng.random() < self.settings.followup_share:
-            option = self.rng.choice(question.options)
-            self.kiosk.answer_followup(question.id, option.id, event.event_id, lang=lang)
-            self.result.followups += 1
-
-    def _press_in(self, value: int, lang: str) -> FeedbackEvent | None:
-        handler = self.kiosk.button_handler
-        # The physical button has no language; in the UI the current screen's language
-        # applies. Simulate that by pressing with this patient's language selected.
-        self.kiosk.button_handler = lambda v: self.kiosk.press_smiley(v, lang=lang)
+        # A button has no language of its own: it answers in the one chosen on screen
+        # (kiosk.desk.lang). Simulate a patient who switched to ``lang``, then pressed.
+        desk = self.kiosk.desk
+        desk.lang = lang
         try:
-            return self.press(value)
+            event = self.press(value)
+            self.result.presses += 1
+            if event is None:
+                return
+            question = desk.followup_for(value)
+            if question is not None and self.rng.random() < self.settings.followup_share:
+                option = self.rng.choice(question.options)
+                desk.followup(question.id, option.id, answer_to=event.event_id)
+                self.result.followups += 1
         finally:
-            self.kiosk.button_handler = handler
+            desk.reset_lang()
 
     def run(self) -> SimulationResult:
         """Press until ``count`` presses are made or ``stop()``; returns the tally."""
