@@ -215,3 +215,4 @@ MAX_STORED_PAYLOAD = 1024 * 1024
 from fleet_server.auth import models as _auth_models  # noqa: E402,F401
 from fleet_server import fleet_models as _fleet_models  # noqa: E402,F401
 from fleet_server import rollups as _rollups  # noqa: E402,F401
+from fleet_server import notes as _notes  # noqa: E402,F401

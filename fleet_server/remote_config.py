@@ -283,3 +283,10 @@ def current_versions(session: Session) -> dict[str, int]:
         sid: 1 + max(fleet or 0, own.get(sid) or 0)
         for sid in session.scalars(select(Station.id))
     }
+
+
+# "You said, we did" notes ride along in every published config, whichever entry point
+# (dashboard, CLI, fleet loop) publishes it.
+from fleet_server.notes import active_notes as _active_notes  # noqa: E402
+
+note_sources.append(_active_notes)

@@ -1,0 +1,184 @@
+"""The "you said, we did" pages: list notes with when each was shown; write, edit, withdraw.
+
+Coordinators write; staff see their own station's notes. Every change is
+published at once to the station's kiosks (fleet_server.notes.publish), and the
+page says whether the broker took it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fleet_server import notes, results
+from fleet_server.api.deps import CsrfChecked, PageResultsReader, SessionDep, ensure_station_results
+from fleet_server.models import Station, utcnow
+from fleet_server.web.dashboard import page_context
+from fleet_server.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+
+def publisher_for(request: Request):
+    """The fleet-ops config publisher when the app runs one, else a publisher of our own."""
+    publisher = getattr(request.app.state, "fleet_publisher", None)
+    if publisher is None:
+        publisher = getattr(request.app.state, "notes_publisher", None)
+        if publisher is None:
+            from fleet_server.publisher import Publisher
+
+            publisher = request.app.state.notes_publisher = Publisher(request.app.state.settings)
+    return publisher
+
+
+def _coordinator(principal) -> None:
+    if not principal.may_publish_notes:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not publish notes")
+
+
+def _parse_day(value: str, what: str, required: bool) -> date | None:
+    if not value:
+        if required:
+            raise notes.NoteInvalid(f"give the {what}")
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise notes.NoteInvalid(f"the {what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _render(request, session, principal, *, error=None, message=None, form=None, editing=None, code=200):
+    visible = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    rows = notes.list_notes(session, [s.id for s in visible])
+    names = {s.id: s.name for s in visible}
+    return templates.TemplateResponse(
+        request,
+        "notes.html",
+        page_context(
+            request, principal, nav="notes", notes=rows, stations=visible, names=names, now=utcnow(),
+            error=error, message=message, form=form or {}, editing=editing, today=results.today_local(),
+        ),
+        status_code=code,
+    )
+
+
+def _outcome_message(outcome: notes.PublishOutcome, action: str) -> tuple[str | None, str | None]:
+    if outcome.error:
+        return None, (f"The note was {action}, but the kiosks have not got it yet: {outcome.error}. "
+                      "Use “Publish again” when the broker is reachable.")
+    return (f"Note {action} and published to {len(outcome.devices)} kiosk(s) "
+            f"(station config version {outcome.config_version})."), None
+
+
+@router.get("/notes", response_class=HTMLResponse)
+def notes_page(request: Request, session: SessionDep, principal: PageResultsReader,
+               edit: int | None = None, done: str | None = None) -> Response:
+    editing = None
+    if edit is not None:
+        _coordinator(principal)
+        editing = session.get(notes.StationNote, edit)
+        if editing is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {edit}")
+    return _render(request, session, principal, editing=editing, message=done)
+
+
+@router.post("/notes", response_class=HTMLResponse)
+def create_note(
+    request: Request,
+    session: SessionDep,
+    principal: CsrfChecked,
+    station_id: Annotated[str, Form()],
+    text_fi: Annotated[str, Form()] = "",
+    text_sv: Annotated[str, Form()] = "",
+    text_en: Annotated[str, Form()] = "",
+    starts: Annotated[str, Form()] = "",
+    ends: Annotated[str, Form()] = "",
+) -> Response:
+    _coordinator(principal)
+    form = dict(station_id=station_id, text_fi=text_fi, text_sv=text_sv, text_en=text_en, starts=starts, ends=ends)
+    if session.get(Station, station_id) is None:
+        return _render(request, session, principal, error=f"no station {station_id!r}", form=form, code=400)
+    try:
+        first = _parse_day(starts, "first day", True)
+        last = _parse_day(ends, "last day", False)
+        notes.validate(text_fi, text_sv, text_en, first, last)
+    except notes.NoteInvalid as exc:
+        return _render(request, session, principal, error=str(exc), form=form, code=400)
+    note = notes.StationNote(
+        station_id=station_id, text_fi=text_fi.strip(), text_sv=text_sv.strip(), text_en=text_en.strip(),
+        starts=first, ends=last, created_by=principal.name, updated_by=principal.name,
+    )
+    session.add(note)
+    session.flush()
+    outcome = notes.publish(session, publisher_for(request), note, principal.name, "written")
+    message, error = _outcome_message(outcome, "saved")
+    if error:
+        return _render(request, session, principal, error=error, code=502)
+    return RedirectResponse(f"/notes?done={message}", status_code=303)
+
+
+@router.post("/notes/{note_id}", response_class=HTMLResponse)
+def update_note(
+    request: Request,
+    session: SessionDep,
+    principal: CsrfChecked,
+    note_id: int,
+    text_fi: Annotated[str, Form()] = "",
+    text_sv: Annotated[str, Form()] = "",
+    text_en: Annotated[str, Form()] = "",
+    starts: Annotated[str, Form()] = "",
+    ends: Annotated[str, Form()] = "",
+) -> Response:
+    _coordinator(principal)
+    note = session.get(notes.StationNote, note_id)
+    if note is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    if note.withdrawn_at is not None:
+        return _render(request, session, principal, error="a withdrawn note cannot be edited; write a new one", code=409)
+    try:
+        first = _parse_day(starts, "first day", True)
+        last = _parse_day(ends, "last day", False)
+        notes.validate(text_fi, text_sv, text_en, first, last)
+    except notes.NoteInvalid as exc:
+        return _render(request, session, principal, error=str(exc), editing=note, code=400)
+    note.text_fi, note.text_sv, note.text_en = text_fi.strip(), text_sv.strip(), text_en.strip()
+    note.starts, note.ends = first, last
+    note.revision += 1
+    note.updated_by, note.updated_at = principal.name, utcnow()
+    outcome = notes.publish(session, publisher_for(request), note, principal.name, "edited")
+    message, error = _outcome_message(outcome, "updated")
+    if error:
+        return _render(request, session, principal, error=error, code=502)
+    return RedirectResponse(f"/notes?done={message}", status_code=303)
+
+
+@router.post("/notes/{note_id}/withdraw", response_class=HTMLResponse)
+def withdraw_note(request: Request, session: SessionDep, principal: CsrfChecked, note_id: int) -> Response:
+    _coordinator(principal)
+    note = session.get(notes.StationNote, note_id)
+    if note is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    if note.withdrawn_at is None:
+        note.withdrawn_at, note.withdrawn_by = utcnow(), principal.name
+    outcome = notes.publish(session, publisher_for(request), note, principal.name, "withdrawn")
+    message, error = _outcome_message(outcome, "withdrawn")
+    if error:
+        return _render(request, session, principal, error=error, code=502)
+    return RedirectResponse(f"/notes?done={message}", status_code=303)
+
+
+@router.post("/notes/{note_id}/publish", response_class=HTMLResponse)
+def republish_note(request: Request, session: SessionDep, principal: CsrfChecked, note_id: int) -> Response:
+    _coordinator(principal)
+    note = session.get(notes.StationNote, note_id)
+    if note is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    ensure_station_results(principal, note.station_id)
+    outcome = notes.republish(session, publisher_for(request), note)
+    message, error = _outcome_message(outcome, "published")
+    if error:
+        return _render(request, session, principal, error=error, code=502)
+    return RedirectResponse(f"/notes?done={message}", status_code=303)
