@@ -7,7 +7,6 @@ not step on each other; tests import what they use.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -23,7 +22,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet_server.local_broker import Mosquitto
 from kiosk.config import KioskConfig, parse_config
 
 STATION = "kalvia"
@@ -40,20 +38,6 @@ def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
-
-
-KEEP_ROOT = "user root" if os.geteuid() == 0 else ""
-"""Started as root, Mosquitto drops to the ``mosquitto`` user, which cannot write its
-log or persistence into root's private pytest directories: a restart would then lose
-sessions and retained messages, and the outage tests would test nothing. (The
-shared ``broker`` fixture has this problem; reported.) Kiosk tests keep it root."""
-
-
-@pytest.fixture
-def kiosk_broker(tmp_path):
-    """A private Mosquitto whose persistence survives stop()/start() even when run as root."""
-    with Mosquitto(tmp_path / "broker", extra_config=KEEP_ROOT) as b:
-        yield b
 
 
 @pytest.fixture

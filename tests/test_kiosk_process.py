@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from palaute_wire import contract as c
-from tests.kiosk_support import (  # noqa: F401  (kiosk_broker is a fixture)
+from tests.kiosk_support import (  # noqa: F401  (broker is a fixture)
     DEVICE,
     STATION,
     Subscriber,
-    kiosk_broker,
     kiosk_raw,
     wait_until,
     write_toml,
@@ -77,10 +76,10 @@ def _status(payload: bytes) -> dict:
 
 
 def test_retained_status_shows_queue_depth_and_goes_offline_by_last_will_on_sigkill(
-    tmp_path, kiosk_broker, processes
+    tmp_path, broker, processes
 ):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = processes(tmp_path, kiosk_broker.url, "--count", "5")
+    with Subscriber(broker.port) as sub:
+        kiosk = processes(tmp_path, broker.url, "--count", "5")
         wait_until(lambda: (s := sub.last_status()) and s["online"] and s.get("last_seq") == 5
                    and s.get("queue_depth") == 0, 30, "an online status after 5 presses, queue empty")
         status = sub.last_status()
@@ -89,35 +88,35 @@ def test_retained_status_shows_queue_depth_and_goes_offline_by_last_will_on_sigk
         kiosk.kill(signal.SIGKILL)
         wait_until(lambda: sub.last_status() and not sub.last_status()["online"], 30, "the Last Will")
         assert "queue_depth" not in sub.last_status(), "the will carries only the required fields"
-    with Subscriber(kiosk_broker.port, STATUS) as late:  # retained: a newcomer sees offline too
+    with Subscriber(broker.port, STATUS) as late:  # retained: a newcomer sees offline too
         wait_until(lambda: late.on("status"), 10, "the retained status")
         payload, retained = late.on("status")[-1]
         assert retained and _status(payload)["online"] is False
 
 
-def test_sigterm_stops_cleanly_with_an_explicit_offline_status(tmp_path, kiosk_broker, processes):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = processes(tmp_path, kiosk_broker.url, "--count", "3")
+def test_sigterm_stops_cleanly_with_an_explicit_offline_status(tmp_path, broker, processes):
+    with Subscriber(broker.port) as sub:
+        kiosk = processes(tmp_path, broker.url, "--count", "3")
         wait_until(lambda: (s := sub.last_status()) and s.get("last_seq") == 3, 30, "3 presses reported")
         assert kiosk.kill(signal.SIGTERM) == 0
         wait_until(lambda: sub.last_status() and not sub.last_status()["online"], 30, "the offline status")
         assert sub.last_status().get("queue_depth") == 0, "a clean stop sends a full status, not the will"
 
 
-def test_kiosk_killed_before_puback_resends_pending_events_with_the_same_ids(tmp_path, kiosk_broker, processes):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = processes(tmp_path, kiosk_broker.url, "--count", "30")
+def test_kiosk_killed_before_puback_resends_pending_events_with_the_same_ids(tmp_path, broker, processes):
+    with Subscriber(broker.port) as sub:
+        kiosk = processes(tmp_path, broker.url, "--count", "30")
         wait_until(lambda: (s := sub.last_status()) and s["online"], 30, "the kiosk online")
-        kiosk_broker.proc.send_signal(signal.SIGSTOP)  # bytes reach the broker, no PUBACK comes back
+        broker.proc.send_signal(signal.SIGSTOP)  # bytes reach the broker, no PUBACK comes back
         try:
             wait_until(lambda: len(kiosk.rows()) == 30, 30, "30 presses stored")
             kiosk.kill(signal.SIGKILL)
         finally:
-            kiosk_broker.proc.send_signal(signal.SIGCONT)
+            broker.proc.send_signal(signal.SIGCONT)
         before = kiosk.rows()
         pending = [r for r in before if r[3] is None]
         assert pending, "the test must kill the kiosk with events unacknowledged"
-        again = processes(tmp_path, kiosk_broker.url, "--count", "0")
+        again = processes(tmp_path, broker.url, "--count", "0")
         every = {r[1] for r in before}
         wait_until(lambda: sub.event_ids() >= every, 30, "all 30 events after the restart")
         assert sub.event_ids() == every

@@ -19,8 +19,6 @@ from tests.kiosk_support import (  # noqa: F401  (mock_pins is a fixture)
     DEVICE,
     STATION,
     Subscriber,
-    KEEP_ROOT,
-    kiosk_broker,
     kiosk_config,
     mock_pins,
     publish,
@@ -56,17 +54,17 @@ def connected(kiosk):
     return wait_until(lambda: kiosk.uplink.connected, 10, "the kiosk to connect")
 
 
-def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(kiosk_broker, make_kiosk):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url)
+def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
         connected(kiosk)
-        kiosk_broker.proc.send_signal(signal.SIGSTOP)  # the broker takes the bytes but cannot ack
+        broker.proc.send_signal(signal.SIGSTOP)  # the broker takes the bytes but cannot ack
         try:
             sent = [press(kiosk, v) for v in (1, 3, 4)]
             wait_until(lambda: kiosk.uplink.snapshot().inflight_batches > 0, 10, "a batch in flight")
             assert kiosk.outbox.stats().queue_depth == 3, "events left the outbox before PUBACK"
         finally:
-            kiosk_broker.proc.send_signal(signal.SIGCONT)
+            broker.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK to empty the queue")
         wait_until(lambda: sub.event_ids() == {str(e.event_id) for e in sent}, 10, "all three events")
         for payload, _ in sub.on("events"):
@@ -74,17 +72,17 @@ def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(kios
             assert all(e in sent for e in batch.events)
 
 
-def test_thousand_presses_while_broker_is_down_all_arrive_after_it_returns(kiosk_broker, make_kiosk, capsys):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url)
+def test_thousand_presses_while_broker_is_down_all_arrive_after_it_returns(broker, make_kiosk, capsys):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
         connected(kiosk)
-        kiosk_broker.stop()
+        broker.stop()
         wait_until(lambda: not kiosk.uplink.connected, 10, "the kiosk to notice the outage")
         pressed = {str(press(kiosk, v).event_id) for v in [1, 2, 3, 4] * 250}
         assert len(pressed) == 1000
         assert kiosk.outbox.stats().queue_depth == 1000
         started = time.monotonic()
-        kiosk_broker.start()
+        broker.start()
         wait_until(lambda: sub.event_ids() >= pressed, 60, "all 1,000 events after the broker returned")
         drained = time.monotonic() - started
         assert sub.event_ids() == pressed
@@ -95,11 +93,11 @@ def test_thousand_presses_while_broker_is_down_all_arrive_after_it_returns(kiosk
         print(f"\n  drained 1,000 events in {drained:.2f}s after broker restart ({sub.batches} batches)")
 
 
-def test_retained_config_is_applied_and_an_invalid_one_rejected_keeping_the_last_good(kiosk_broker, make_kiosk):
+def test_retained_config_is_applied_and_an_invalid_one_rejected_keeping_the_last_good(broker, make_kiosk):
     good = default_station_config(STATION, "Kälviä").model_copy(update={"config_version": 5, "default_lang": "sv"})
-    publish(kiosk_broker.port, TOPIC["config"], c.encode(good), retain=True)
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url, start=False)
+    publish(broker.port, TOPIC["config"], c.encode(good), retain=True)
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url, start=False)
         seen = []
         kiosk.config_listeners.append(seen.append)
         kiosk.start()
@@ -112,7 +110,7 @@ def test_retained_config_is_applied_and_an_invalid_one_rejected_keeping_the_last
         bad = json.loads(c.encode(good))
         bad["config_version"] = 6
         bad["survey"]["followups"][0]["options"] = []  # fewer than 3 options
-        publish(kiosk_broker.port, TOPIC["config"], json.dumps(bad).encode(), retain=True)
+        publish(broker.port, TOPIC["config"], json.dumps(bad).encode(), retain=True)
         status = wait_until(lambda: (s := sub.last_status()) and s.get("config_error") and s, 10, "a rejection")
         assert "schema" in status["config_error"] and status["config_version"] == 5
         assert kiosk.station_config == good
@@ -125,13 +123,13 @@ def test_retained_config_is_applied_and_an_invalid_one_rejected_keeping_the_last
         again.close()
 
 
-def test_resend_command_republishes_retained_events_and_is_acked_in_status(kiosk_broker, make_kiosk):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url)
+def test_resend_command_republishes_retained_events_and_is_acked_in_status(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
         sent = [press(kiosk, v) for v in (2, 3, 4)]
         wait_until(lambda: len(sub.event_ids()) == 3 and kiosk.outbox.stats().queue_depth == 0, 10, "delivery")
         cmd = c.Command(cmd_id="gap-1", name="resend", from_seq=2, issued_at=c.now_utc())
-        publish(kiosk_broker.port, TOPIC["cmd"], c.encode(cmd))
+        publish(broker.port, TOPIC["cmd"], c.encode(cmd))
         wait_until(lambda: all(len(sub.events[str(e.event_id)]) == 2 for e in sent[1:]), 10, "the resend")
         assert len(sub.events[str(sent[0].event_id)]) == 1
         copies = sub.events[str(sent[1].event_id)]
@@ -140,13 +138,13 @@ def test_resend_command_republishes_retained_events_and_is_acked_in_status(kiosk
         assert status["last_command"]["cmd_id"] == "gap-1" and status["last_command"]["ok"]
 
 
-def test_identify_command_blinks_the_answer_leds(kiosk_broker, make_kiosk, mock_pins):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url)
+def test_identify_command_blinks_the_answer_leds(broker, make_kiosk, mock_pins):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
         connected(kiosk)
         led_pin = mock_pins.pin(kiosk.pinmap.leds[2])
         led_pin.clear_states()
-        publish(kiosk_broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="find-me", name="identify",
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="find-me", name="identify",
                                                               issued_at=c.now_utc())))
         wait_until(lambda: {s.state for s in led_pin.states} >= {0, 1}, 10, "LED 2 to blink")
         status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
@@ -157,7 +155,7 @@ def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kio
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kalvia-1", "right"], check=True)
     passwd.chmod(0o600)
-    auth = f"password_file {passwd}\n{KEEP_ROOT}"
+    auth = f"password_file {passwd}"
     with Mosquitto(tmp_path / "auth-broker", allow_anonymous=False, extra_config=auth) as b:
         (tmp_path / "wrong").write_text("wrong\n")
         kiosk = make_kiosk(b.url, name="bad", broker={
@@ -177,11 +175,11 @@ def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kio
         connected(good)
 
 
-def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(kiosk_broker, make_kiosk):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url, tunables=UplinkTunables(loop_timeout_s=0.02, ack_timeout_s=0.3))
+def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url, tunables=UplinkTunables(loop_timeout_s=0.02, ack_timeout_s=0.3))
         connected(kiosk)
-        kiosk_broker.proc.send_signal(signal.SIGSTOP)
+        broker.proc.send_signal(signal.SIGSTOP)
         try:
             event = press(kiosk, 2)
             wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch in flight")
@@ -189,18 +187,18 @@ def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(
             wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch sent again")
             assert kiosk.outbox.stats().queue_depth == 1
         finally:
-            kiosk_broker.proc.send_signal(signal.SIGCONT)
+            broker.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: len(sub.events[str(event.event_id)]) >= 2, 10, "both copies")
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the ack")
         copies = sub.events[str(event.event_id)]
         assert all(copy == copies[0] for copy in copies)
 
 
-def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(kiosk_broker, make_kiosk):
-    with Subscriber(kiosk_broker.port) as sub:
-        kiosk = make_kiosk(kiosk_broker.url)
+def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
         connected(kiosk)
-        publish(kiosk_broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="r1", name="restart",
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="r1", name="restart",
                                                                   issued_at=c.now_utc())))
         assert wait_until(lambda: kiosk.stopping, 10, "the stop request")
         assert kiosk.exit_code == RESTART_EXIT_CODE
@@ -210,7 +208,7 @@ def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(ki
 
 def test_mqtts_connects_with_the_configured_ca(tmp_path, make_kiosk):
     files = make_tls(tmp_path / "tls")
-    with Mosquitto(tmp_path / "tls-broker", extra_config=files.mosquitto_lines() + "\n" + KEEP_ROOT) as b:
+    with Mosquitto(tmp_path / "tls-broker", extra_config=files.mosquitto_lines()) as b:
         kiosk = make_kiosk(f"mqtts://127.0.0.1:{b.port}", broker={"ca_file": str(files.ca_cert)})
         connected(kiosk)
         press(kiosk, 4)

@@ -7,13 +7,13 @@ import pytest
 from kiosk.app import Kiosk
 from kiosk.config import UISection
 from kiosk.ui.run import staff_info_source
-from tests.kiosk_support import kiosk_broker, kiosk_config, mock_pins, wait_until  # noqa: F401
+from tests.kiosk_support import kiosk_config, mock_pins, wait_until  # noqa: F401
 
 pytestmark = [pytest.mark.ui, pytest.mark.broker]
 
 
-def test_button_press_on_the_runtime_shows_followup_and_reaches_the_broker(make_kiosk, kiosk_broker, mock_pins, tmp_path):
-    config = kiosk_config(tmp_path, kiosk_broker.url)
+def test_button_press_on_the_runtime_shows_followup_and_reaches_the_broker(make_kiosk, broker, mock_pins, tmp_path):
+    config = kiosk_config(tmp_path, broker.url)
     with Kiosk(config) as kiosk:
         kiosk.start()
         k = make_kiosk(desk=kiosk.desk, ui=UISection(staff_pin="2468", thanks_s=0.3),
