@@ -209,4 +209,5 @@ def reload_broker(*, pid_file: Path | None = None, command: str | None = None) -
                 "`pid_file` set, or set PALAUTE_BROKER_RELOAD_COMMAND instead"
             ) from None
         return f"sent SIGHUP to pid {pid}"
-    return "no reload configured (set PALAUTE_BROKER_PID_FILE or PALAUTE_BROKER_RELOAD_COMMAND)"
+    return ("no reload signalled (the palaute-broker-reload.path unit does it on a server; "
+            "else set PALAUTE_BROKER_PID_FILE or PALAUTE_BROKER_RELOAD_COMMAND)")

@@ -17,6 +17,7 @@ status and disconnects normally, so the broker does not send the Last Will.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from .config import ConfigError, KioskConfig, load_config
+from .watchdog import SystemdNotifier
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
     except ConfigError as exc:  # e.g. a bad pin map
         typer.echo(f"error: {exc}", err=True)
         return 2
+    notifier = SystemdNotifier.from_environ(os.environ)  # palaute-kiosk.service: Type=notify + WatchdogSec
+    kiosk.tick_hooks.append(notifier.tick)
     with kiosk:
         def on_signal(signum, _frame):
             _LOGGER.info("got %s; stopping", signal.Signals(signum).name)
@@ -117,6 +121,7 @@ def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         code = MODES[mode](kiosk, options)
+        notifier.stopping()
     _LOGGER.info("kiosk stopped (exit %d)", code)
     return code
 
