@@ -193,42 +193,71 @@ def is_open(hours: OpeningHours | None, at_utc: datetime) -> bool:
     return span[0] <= local.strftime("%H:%M") < span[1]
 
 
-def online_seconds(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, float]:
-    """Seconds in each UTC hour of [start, end) when at least one kiosk of the station was online."""
+def _online_by_hour(session: Session, station_id: str, start: datetime, end: datetime) -> dict[int, float]:
+    """{epoch second of a UTC hour: seconds of it when at least one kiosk of the station was online}."""
     device_ids = list(session.scalars(select(Device.id).where(Device.station_id == station_id)))
     if not device_ids:
         return {}
     p = DevicePresence
-    intervals: list[tuple[datetime, datetime]] = []
+    t_start, t_end = start.timestamp(), min(end, datetime.now(timezone.utc)).timestamp()
+    intervals: list[tuple[float, float]] = []
     for device_id in device_ids:
         before = session.execute(
             select(p.online).where(p.device_id == device_id, p.at < start).order_by(p.at.desc(), p.id.desc()).limit(1)
         ).scalar()
-        online_since = start if before else None
+        online_since = t_start if before else None
         for at, online in session.execute(
             select(p.at, p.online).where(p.device_id == device_id, p.at >= start, p.at < end).order_by(p.at, p.id)
         ):
             if online and online_since is None:
-                online_since = at
+                online_since = at.timestamp()
             elif not online and online_since is not None:
-                intervals.append((online_since, at))
+                intervals.append((online_since, at.timestamp()))
                 online_since = None
-        if online_since is not None:
-            intervals.append((online_since, min(end, datetime.now(timezone.utc))))
-    merged: list[list[datetime]] = []
-    for a, b in sorted(intervals):
+        if online_since is not None and online_since < t_end:
+            intervals.append((online_since, t_end))
+    intervals.sort()
+    merged: list[list[float]] = []
+    for a, b in intervals:
         if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    seconds: dict[datetime, float] = defaultdict(float)
+    seconds: dict[int, float] = defaultdict(float)
     for a, b in merged:
-        h = a.replace(minute=0, second=0, microsecond=0)
+        h = int(a // 3600 * 3600)
         while h < b:
-            nxt = h + timedelta(hours=1)
-            seconds[h] += (min(b, nxt) - max(a, h)).total_seconds()
-            h = nxt
+            seconds[h] += min(b, h + 3600) - max(a, h)
+            h += 3600
     return seconds
+
+
+def _online_enough(hour_ts: int, secs: float, now_ts: float) -> bool:
+    span = max(1.0, min(3600.0, now_ts - hour_ts))  # the current hour counts its elapsed part
+    return hour_ts <= now_ts and secs >= ONLINE_SHARE * span
+
+
+def online_seconds(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, float]:
+    """Seconds in each UTC hour of [start, end) when at least one kiosk of the station was online."""
+    return {
+        datetime.fromtimestamp(h, timezone.utc): v for h, v in _online_by_hour(session, station_id, start, end).items()
+    }
+
+
+def open_online_hours(session: Session, station_id: str, start: datetime, end: datetime,
+                      now: datetime | None = None) -> int:
+    """How many hours of [start, end) the station was open and a kiosk online (the overview's divisor).
+
+    Walks only the hours with a kiosk online, so a year costs what its online hours cost.
+    """
+    now_ts = (now or datetime.now(timezone.utc)).timestamp()
+    hours_oh = opening_hours_for(session, station_id)
+    return sum(
+        1
+        for h, secs in _online_by_hour(session, station_id, start, end).items()
+        if _online_enough(h, secs, now_ts)
+        and (hours_oh is None or is_open(hours_oh, datetime.fromtimestamp(h, timezone.utc)))
+    )
 
 
 @dataclass
@@ -262,11 +291,12 @@ def availability(session: Session, station_id: str, start: datetime, end: dateti
     while h < end:
         hours.append(h)
         h += timedelta(hours=1)
-    secs = online_seconds(session, station_id, start, end)
+    secs = _online_by_hour(session, station_id, start, end)
+    now_ts = now.timestamp()
     online = {}
     for h in hours:
-        span = max(1.0, min(3600.0, (now - h).total_seconds()))  # the current hour counts its elapsed part
-        online[h] = h <= now and secs.get(h, 0.0) >= ONLINE_SHARE * span
+        ts = int(h.timestamp())
+        online[h] = _online_enough(ts, secs.get(ts, 0.0), now_ts)
     return Availability(hours, {h: is_open(hours_oh, h) for h in hours}, online, hours_oh is not None)
 
 
@@ -307,8 +337,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
         cur = distributions({"x": by_kind(now_totals[s.id], "c")}, minimum)["x"]
         before = distributions({"x": by_kind(prev_totals[s.id], "c")}, minimum)["x"]
         presses = sum(all_presses(now_totals[s.id]).values())
-        avail = availability(session, s.id, period.start, period.end)
-        hours = avail.open_online_hours
+        hours = open_online_hours(session, s.id, period.start, period.end)
         per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
         sat_change = (
             cur["satisfaction"] - before["satisfaction"]
