@@ -23,6 +23,7 @@ from fleet_server.ingest import Ingestor
 from fleet_server.settings import Settings
 from fleet_server.web.dashboard import router as dashboard_router
 from fleet_server.web.notes_pages import router as notes_router
+from fleet_server.web.users_pages import router as users_router
 from fleet_server.web.pages import router as pages_router
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(api_router)
     app.include_router(dashboard_router)
     app.include_router(notes_router)
+    app.include_router(users_router)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state")

@@ -155,3 +155,28 @@ def test_every_route_refuses_anonymous_callers(app_client):
     assert checked >= 10
     assert app_client.get("/healthz").status_code == 200
     assert app_client.get("/login").status_code == 200
+
+
+def test_admin_adds_and_disables_users_and_revokes_tokens(app_client):
+    from tests.auth_helpers import make_token, page_csrf
+
+    factory = app_client.app.state.session_factory
+    make_user(factory, "root", "admin")
+    make_token(factory, "reporting", "coordinator")
+    sign_in(app_client, "root")
+    page = app_client.get("/users")
+    assert page.status_code == 200 and 'data-token="reporting"' in page.text
+    r = app_client.post("/users", data={"csrf_token": page_csrf(page.text), "username": "anna", "role": "coordinator",
+                                        "password": "another long password"}, follow_redirects=False)
+    assert r.status_code == 303
+    bad = app_client.post("/users", data={"csrf_token": page_csrf(page.text), "username": "bob", "role": "staff",
+                                          "password": "another long password"})
+    assert bad.status_code == 400 and "--station" in bad.text
+    assert app_client.post("/users/anna/disable", data={"csrf_token": page_csrf(page.text)},
+                           follow_redirects=False).status_code == 303
+    assert app_client.post("/tokens/reporting/revoke", data={"csrf_token": page_csrf(page.text)},
+                           follow_redirects=False).status_code == 303
+    html = app_client.get("/users").text
+    assert re.search(r'data-user="anna">.*?disabled', html, re.S) and "revoked" in html
+    # Nobody else reaches it.
+    assert app_client.get("/users", headers=bearer(app_client, "coordinator")).status_code == 403
