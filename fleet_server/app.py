@@ -19,6 +19,7 @@ from sqlalchemy import text
 from fleet_server.api import api_router
 from fleet_server.auth.setup import install_auth
 from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.fleet_ops import install_fleet_ops, start_fleet_ops, stop_fleet_ops
 from fleet_server.ingest import Ingestor
 from fleet_server.settings import Settings
 from fleet_server.web.dashboard import router as dashboard_router
@@ -48,9 +49,11 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
         app.state.ingestor = None
         if start_ingest:
             app.state.ingestor = Ingestor(settings, app.state.session_factory).start()
+        start_fleet_ops(app, loop=start_ingest)  # config publisher; alert loop alongside the ingest
         try:
             yield
         finally:
+            stop_fleet_ops(app)
             if app.state.ingestor is not None:
                 app.state.ingestor.stop()
             engine.dispose()
@@ -67,6 +70,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(dashboard_router)
     app.include_router(notes_router)
     app.include_router(users_router)
+    install_fleet_ops(app)  # /devices pages and /api/v1/fleet (health, alerts, configs, commands)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state")

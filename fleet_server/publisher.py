@@ -26,6 +26,11 @@ _LOGGER = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 PUBACK_TIMEOUT_S = 10.0
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 2.0
+"""Short and capped: one connection to a broker on the same host, and a person waiting
+on the dashboard for the first publish after a broker restart (longer backoff would
+outlast CONNECT_TIMEOUT_S)."""
 
 
 class PublishError(RuntimeError):
@@ -52,7 +57,7 @@ class Publisher:
                 ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        client.reconnect_delay_set(1, settings.mqtt_reconnect_max_s)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
