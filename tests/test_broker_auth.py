@@ -272,3 +272,25 @@ def test_deploy_config_runs_with_tls_for_kiosks_and_loopback_for_the_server(tmp_
             own = topic("kalvia", "kalvia-1", "events")
             device.publish(own, b"over tls")
             assert server.expect(own).payload == b"over tls"
+
+
+def test_server_account_can_use_a_shared_subscription(secure):
+    """Scale-out: several ingest workers share $share/<group>/... under the same ACL."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    worker = Probe(secure.broker.port, username="palaute-server", password=secure.secrets["palaute-server"],
+                   ca_file=secure.ca_file)
+    worker.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest-1", protocol=mqtt.MQTTv5)
+    worker.client.username_pw_set("palaute-server", secure.secrets["palaute-server"])
+    worker.client.tls_set(ca_certs=str(secure.ca_file))
+    worker.client.on_connect = worker._on_connect
+    worker.client.on_message = lambda c, u, msg: worker.messages.put(msg)
+    worker.client.on_subscribe = lambda c, u, mid, rcs, props: worker.subacks.put(list(rcs))
+    with worker, secure.probe("kalvia-1") as device:
+        assert worker.connect() and device.connect()
+        (granted,) = worker.subscribe("$share/ingest/palaute/v1/+/+/events")
+        assert not granted.is_failure
+        own = topic("kalvia", "kalvia-1", "events")
+        device.publish(own, b"shared")
+        assert worker.expect(own).payload == b"shared"

@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 
 from fleet_server.app import create_app
 from fleet_server.broker_auth import new_secret
-from fleet_server.fleet_ops import install_fleet_ops, start_fleet_ops, stop_fleet_ops
 from fleet_server.local_broker import free_port
 from fleet_server.models import Device, FeedbackEvent
 from fleet_server.settings import load_settings
@@ -146,13 +145,9 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
                                  alert_check_interval_s=3600,
                                  alert_webhook_url=hook_url)
         app = create_app(settings)
-        if not any(getattr(r, "path", "") == "/devices" for r in app.routes):
-            install_fleet_ops(app)
         kiosk = Kiosk(bundle / "kiosk.toml", tmp_path / "kiosk.log")
         try:
             with TestClient(app) as client:
-                if getattr(app.state, "fleet_loop", None) is None:
-                    start_fleet_ops(app, loop=False)
                 loop = app.state.fleet_loop
                 factory = app.state.session_factory
                 wait_until("the server's ingest connected", lambda: client.get("/healthz").json().get("mqtt") == "connected")
@@ -202,8 +197,6 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
                 assert "No open alerts" in client.get("/devices").text
         finally:
             kiosk.stop()
-            if getattr(app.state, "fleet_loop", None) is not None:
-                stop_fleet_ops(app)
 
 
 def _count_questions(factory, question_id: str) -> int:
