@@ -119,6 +119,9 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         config = Field(f"{applied} (current)", "ok")
     else:
         config = Field(f"{applied}, current is {current_version}", "warn")
+    refused = (device.last_status or {}).get("config_error")
+    if refused:
+        config = Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
     if device.clock_synced is None:
         clock = Field("—", "unknown")
     else:

@@ -68,12 +68,30 @@ class FleetLoop:
             self._thread.join(timeout)
 
 
+def fleet_alert_count(request, principal) -> int:
+    """Open alerts the signed-in person may see; the nav shows it on every page."""
+    from sqlalchemy import func, select
+
+    from fleet_server.fleet_models import Alert
+
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        return 0
+    query = select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
+    if not principal.sees_all_devices:
+        query = query.where(Alert.station_id == principal.station_id)
+    with factory() as session:
+        return session.scalar(query) or 0
+
+
 def install_fleet_ops(app: FastAPI) -> None:
     from fleet_server.api.fleet_ops import router as api_router
     from fleet_server.web.devices import router as pages_router
+    from fleet_server.web.templating import templates
 
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
+    templates.env.globals["fleet_alert_count"] = fleet_alert_count
 
 
 def start_fleet_ops(app: FastAPI, *, loop: bool = True) -> None:

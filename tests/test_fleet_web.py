@@ -36,7 +36,8 @@ def app(sqlite_url, broker):
                    disk_free_mb=9000.0, software_version="0.1.0", config_version=1, ip="10.0.0.5"),
             Device(id="lohtaja-1", station_id="lohtaja", state="active", online=False,
                    last_seen_at=now - timedelta(hours=1), status_received_at=now - timedelta(hours=1),
-                   clock_synced=False),
+                   clock_synced=False, config_version=1,
+                   last_status={"config_error": "schema: survey.followups.0.options: too short"}),
         ])
     settings = load_settings(environ={}, database_url=sqlite_url, mqtt_url=broker.url, session_secret="s" * 40)
     app = FastAPI()
@@ -82,6 +83,24 @@ def test_health_fields_say_the_state_in_words(client):
     assert rows["lohtaja-1"]["status"]["level"] == "bad"
     assert rows["lohtaja-1"]["status"]["text"].startswith("offline since 60 min ago")
     assert rows["lohtaja-1"]["clock"] == {"text": "NOT synced", "level": "bad"}
+    assert rows["lohtaja-1"]["config"]["level"] == "bad"
+    assert "refused the published config: schema" in rows["lohtaja-1"]["config"]["text"]
+
+
+def test_open_alerts_show_on_the_devices_page_and_in_the_nav(client, app):
+    from fleet_server.alerts import run_once
+
+    run_once(app.state.session_factory, app.state.settings, [])
+    make_user(app.state.session_factory, "kaisa", "staff", "kalvia")
+    make_user(app.state.session_factory, "olli", "coordinator")
+    sign_in(client, "olli")
+    page = client.get("/devices").text
+    assert 'data-rule="offline" data-device="lohtaja-1"' in page and 'data-rule="clock"' not in page
+    assert "▲ 1 alert" in page
+    client.cookies.clear()
+    sign_in(client, "kaisa")
+    page = client.get("/devices").text  # staff at kalvia: lohtaja's alert is not theirs
+    assert "No open alerts" in page and "▲ 1 alert" not in page
 
 
 def test_it_changes_a_station_config_and_kiosks_get_it_retained(client, broker):
