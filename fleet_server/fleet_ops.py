@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,8 +24,9 @@ _LOGGER = logging.getLogger(__name__)
 
 class FleetLoop:
     """Every ``alert_check_interval_s``: publish all station configs until that has
-    worked once (the broker may have lost its retained messages), then run the
-    alert pass (fleet_server.alerts.run_once)."""
+    worked once (the broker may have lost its retained messages), later only to
+    online kiosks that report another config version (remote_config.repair_drift),
+    then run the alert pass (fleet_server.alerts.run_once)."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
         self.settings = settings
@@ -32,6 +34,7 @@ class FleetLoop:
         self.publisher = publisher
         self.channels = channels_from(settings)
         self.configs_published = False
+        self._drift_attempts: dict[str, tuple[int, float]] = {}
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,8 +54,27 @@ class FleetLoop:
                 self.configs_published = True
             except Exception as exc:  # noqa: BLE001 - retried next pass
                 _LOGGER.warning("station configs not published yet (%s); retrying", exc)
+        else:
+            self._repair_drift()
         run_once(self.session_factory, self.settings, self.channels)
         self.passes += 1
+
+    def _repair_drift(self) -> None:
+        from fleet_server.alerts import device_online
+        from fleet_server.models import utcnow
+        from fleet_server.remote_config import repair_drift
+
+        now = utcnow()
+        try:
+            with self.session_factory() as session:
+                repaired = repair_drift(
+                    session, self.publisher, self._drift_attempts, time.monotonic(),
+                    lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s),
+                )
+            if repaired:
+                _LOGGER.info("sent the current config again to %s", ", ".join(repaired))
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("config drift repair failed (%s); retrying next pass", exc)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -198,6 +198,34 @@ def publish_station(session: Session, publisher: Publisher, station_id: str) -> 
     return Published(station_id, config.config_version, devices)
 
 
+DRIFT_RETRY_S = 600
+"""A kiosk still on an old config is sent the current one again at most this often."""
+
+
+def repair_drift(session: Session, publisher: Publisher, attempts: dict[str, tuple[int, float]],
+                 now_s: float, online: Callable[[Device], bool]) -> list[str]:
+    """Publish the current config to each online kiosk that reports another version
+    (a kiosk provisioned after the last publish, a broker that lost its retained
+    messages). A kiosk that refused the config (``config_error``) is left alone: the
+    page shows why. ``attempts`` (device -> (version, when)) throttles repeats."""
+    versions = current_versions(session)
+    repaired: list[str] = []
+    for device in live_devices(session):
+        current = versions.get(device.station_id, 1)
+        if device.config_version == current or not online(device):
+            continue
+        if (device.last_status or {}).get("config_error"):
+            continue
+        last = attempts.get(device.id)
+        if last is not None and last[0] == current and now_s - last[1] < DRIFT_RETRY_S:
+            continue
+        config = build_station_config(session, device.station_id)
+        publisher.publish(topic(device.station_id, device.id, "config"), encode(config), retain=True)
+        attempts[device.id] = (current, now_s)
+        repaired.append(device.id)
+    return repaired
+
+
 def publish_all(session: Session, publisher: Publisher) -> list[Published]:
     return [publish_station(session, publisher, sid) for sid in session.scalars(select(Station.id).order_by(Station.id))]
 

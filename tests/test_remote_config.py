@@ -118,3 +118,26 @@ def test_config_is_published_retained_to_live_devices_and_commands_are_tracked(s
     with sessions() as s:
         row = s.get(DeviceCommand, command.cmd_id)
         assert (row.ok, row.detail, row.issued_by) == (True, "blinking", "it-anna")
+
+
+@pytest.mark.broker
+def test_an_online_kiosk_on_an_old_config_is_sent_the_current_one_once(sessions, broker):
+    from fleet_server.remote_config import repair_drift
+
+    settings = load_settings(environ={}, mqtt_url=broker.url, database_url="sqlite://")
+    with sessions() as s, s.begin():
+        save_settings(s, "kalvia", {"default_lang": "en"})
+        s.get(Device, "kalvia-1").config_version = 1  # e.g. provisioned after the last publish
+        s.get(Device, "kalvia-2").config_version = 1
+        s.get(Device, "kalvia-2").last_status = {"config_error": "schema: ..."}  # refused: left alone
+        current = current_versions(s)["kalvia"]
+    attempts: dict = {}
+    with Publisher(settings) as publisher, sessions() as s:
+        assert repair_drift(s, publisher, attempts, 0.0, lambda d: True) == ["kalvia-1"]
+        assert repair_drift(s, publisher, attempts, 60.0, lambda d: True) == []  # throttled
+        assert repair_drift(s, publisher, attempts, 0.0, lambda d: False) == []  # offline: later
+    with Probe(broker.port) as kiosk:
+        assert kiosk.connect()
+        kiosk.subscribe(topic("kalvia", "kalvia-1", "config"))
+        message = kiosk.expect(topic("kalvia", "kalvia-1", "config"))
+    assert decode(message.topic, message.payload)[1].config_version == current
