@@ -310,7 +310,6 @@ def render_user_data(device: Device, options: BundleOptions, files: dict[str, tu
         ]
         out += [f"      - {key}" for key in options.ssh_authorized_keys]
     out += [
-        f"enable_ssh: {'true' if options.ssh_authorized_keys else 'false'}",
         "package_update: true",
         "packages:",
         "  - python3-venv",
@@ -331,11 +330,10 @@ def render_user_data(device: Device, options: BundleOptions, files: dict[str, tu
         if owner != "root:root":
             out.append("    defer: true")
         out += ["    content: |", _yaml_block(content, 6)]
-    out += [
-        "runcmd:",
-        "  - [/usr/local/sbin/palaute-install]",
-        "",
-    ]
+    out.append("runcmd:")
+    if options.ssh_authorized_keys:
+        out.append("  - [systemctl, enable, --now, ssh]")  # key-only: ssh_pwauth is off
+    out += ["  - [/usr/local/sbin/palaute-install]", ""]
     return "\n".join(out)
 
 

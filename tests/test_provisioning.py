@@ -102,7 +102,8 @@ def test_user_data_is_cloud_config_that_installs_the_kiosk(sessions, options, tm
     unit = files["/etc/systemd/system/palaute-kiosk.service"]["content"]
     assert unit == (ROOT / "deploy/systemd/palaute-kiosk.service").read_text()
     assert "palaute-kiosk" in files["/usr/local/sbin/palaute-install"]["content"]
-    assert doc["runcmd"] == [["/usr/local/sbin/palaute-install"]]
+    assert doc["runcmd"] == [["systemctl", "enable", "--now", "ssh"], ["/usr/local/sbin/palaute-install"]]
+    assert doc["ssh_pwauth"] is False
     kiosk_user = next(u for u in doc["users"] if u["name"] == "palaute")
     assert {"video", "render", "input", "gpio"} <= set(kiosk_user["groups"])
     assert kiosk_user["lock_passwd"] is True
