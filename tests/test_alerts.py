@@ -29,9 +29,9 @@ WEEKDAYS = {"opening_hours": {"timezone": "Europe/Helsinki",
 
 
 @pytest.fixture
-def sessions(sqlite_url):
-    migrate(sqlite_url)
-    engine = make_engine(sqlite_url)
+def sessions(db_url):
+    migrate(db_url)
+    engine = make_engine(db_url)
     factory = make_session_factory(engine)
     with factory() as s, s.begin():
         s.add(Station(id="kalvia", name="Kälviä"))

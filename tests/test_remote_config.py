@@ -24,9 +24,9 @@ from tests.mqtt_probe import Probe
 
 
 @pytest.fixture
-def sessions(sqlite_url):
-    migrate(sqlite_url)
-    engine = make_engine(sqlite_url)
+def sessions(db_url):
+    migrate(db_url)
+    engine = make_engine(db_url)
     factory = make_session_factory(engine)
     with factory() as s, s.begin():
         s.add_all([Station(id="kalvia", name="Kälviä"), Station(id="lohtaja", name="Lohtaja")])
