@@ -180,3 +180,46 @@ def test_admin_adds_and_disables_users_and_revokes_tokens(app_client):
     assert re.search(r'data-user="anna">.*?disabled', html, re.S) and "revoked" in html
     # Nobody else reaches it.
     assert app_client.get("/users", headers=bearer(app_client, "coordinator")).status_code == 403
+
+
+# Who may read what: every results route, page and the spine's API, for every role.
+ROLE_MATRIX = [
+    # path, coordinator, staff of kalvia, it, admin
+    ("/", 200, 200, 200, 200),  # it/admin get a home page without results
+    ("/stations/kalvia", 200, 200, 403, 403),
+    ("/stations/lohtaja", 200, 403, 403, 403),
+    ("/compare", 200, 200, 403, 403),
+    ("/exports", 200, 200, 403, 403),
+    ("/notes", 200, 200, 403, 403),
+    ("/users", 403, 403, 403, 200),
+    ("/status", 200, 200, 403, 403),
+    ("/api/v1/stations", 200, 200, 403, 403),
+    ("/api/v1/stations/kalvia/summary", 200, 200, 403, 403),
+    ("/api/v1/stations/lohtaja/summary", 200, 403, 403, 403),
+    ("/api/v1/devices", 200, 200, 200, 403),
+    ("/api/v1/dead-letters", 403, 403, 200, 403),
+    ("/api/v1/results/overview", 200, 200, 403, 403),
+    ("/api/v1/results/stations/kalvia", 200, 200, 403, 403),
+    ("/api/v1/results/stations/lohtaja", 200, 403, 403, 403),
+    ("/api/v1/results/daily", 200, 200, 403, 403),
+    ("/api/v1/exports/daily.csv", 200, 200, 403, 403),
+    ("/api/v1/exports/events.csv", 200, 403, 403, 403),
+    ("/openapi.json", 200, 200, 200, 200),
+]
+
+
+def test_every_role_gets_exactly_its_routes(app_client):
+    seed(app_client)
+    roles = {
+        "coordinator": bearer(app_client, "coordinator"),
+        "staff": bearer(app_client, "staff", "kalvia"),
+        "it": bearer(app_client, "it"),
+        "admin": bearer(app_client, "admin"),
+    }
+    wrong = []
+    for path, *expected in ROLE_MATRIX:
+        for (role, headers), want in zip(roles.items(), expected):
+            got = app_client.get(path, headers=headers).status_code
+            if got != want:
+                wrong.append(f"{role} GET {path}: {got}, expected {want}")
+    assert not wrong, "\n".join(wrong)
