@@ -294,3 +294,46 @@ def test_server_account_can_use_a_shared_subscription(secure):
         own = topic("kalvia", "kalvia-1", "events")
         device.publish(own, b"shared")
         assert worker.expect(own).payload == b"shared"
+
+
+def test_deploy_config_queues_a_burst_beyond_the_default_limit_for_the_absent_server(tmp_path):
+    """The shipped queue limits: 5,000 QoS 1 messages (the default limit is 1,000) published
+    while the server's persistent session is offline all arrive when it returns."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.fleet_broker import DeployBroker
+
+    burst = 5000
+    secrets = {"palaute-server": new_secret(), "kalvia-1": new_secret()}
+    auth = tmp_path / "auth"
+    write_broker_files(auth / "passwd", auth / "acl",
+                       [DeviceAccount("kalvia", "kalvia-1", mosquitto_hash(secrets["kalvia-1"]))],
+                       ServerAccount("palaute-server", mosquitto_hash(secrets["palaute-server"])))
+
+    def server_probe(port: int) -> Probe:
+        probe = Probe(port, username="palaute-server", password=secrets["palaute-server"])
+        probe.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="palaute-ingest",
+                                   protocol=mqtt.MQTTv311, clean_session=False)
+        probe.client.username_pw_set("palaute-server", secrets["palaute-server"])
+        probe.client.on_connect = probe._on_connect
+        probe.client.on_message = lambda c, u, msg: probe.messages.put(msg)
+        probe.client.on_subscribe = lambda c, u, mid, rcs, props: probe.subacks.put(list(rcs))
+        return probe
+
+    own = topic("kalvia", "kalvia-1", "events")
+    with DeployBroker(tmp_path / "broker", auth / "passwd", auth / "acl") as broker:
+        with server_probe(broker.server_port) as server:
+            assert server.connect()
+            server.subscribe("palaute/v1/+/+/events")
+        with Probe(broker.kiosk_port, username="kalvia-1", password=secrets["kalvia-1"],
+                   ca_file=broker.tls.ca_cert) as device:
+            device.client.max_inflight_messages_set(100)
+            assert device.connect()
+            infos = [device.client.publish(own, str(i).encode(), qos=1) for i in range(burst)]
+            for info in infos:
+                info.wait_for_publish(timeout=30)
+        with server_probe(broker.server_port) as server:
+            assert server.connect()
+            got = {server.expect(own, timeout=30).payload for _ in range(burst)}
+    assert len(got) == burst
