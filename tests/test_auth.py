@@ -237,3 +237,10 @@ def test_cli_adds_users_from_stdin_and_prints_a_token_once(sqlite_url, monkeypat
         assert sign_in(c, "anna").status_code == 303
         assert c.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert runner.invoke(token_app, ["revoke", "reporting"]).exit_code == 0
+
+
+def test_pages_carry_security_headers(client):
+    r = client.get("/login")
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
