@@ -23,6 +23,7 @@ from fleet_server.settings import Settings
 station_app = typer.Typer(help="Health stations.", no_args_is_help=True)
 device_app = typer.Typer(help="Kiosks: provision, rotate, retire, list.", no_args_is_help=True)
 broker_app = typer.Typer(help="The broker's accounts and ACLs.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Fleet alerts: list them, test the delivery channels.", no_args_is_help=True)
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="settings file (else PALAUTE_CONFIG_FILE)")]
 OutOption = Annotated[
@@ -292,7 +293,52 @@ def broker_sync(config: ConfigOption = None) -> None:
         console.print(sync(settings, sessions))
 
 
+# ----------------------------------------------------------------- alerts
+
+
+@alerts_app.command("list")
+def alerts_list(
+    all_: Annotated[bool, typer.Option("--all", help="recent history, cleared ones included")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Open alerts (the same as the devices page shows)."""
+    from fleet_server.alerts import open_alerts, recent_alerts
+
+    settings = _settings(config)
+    table = Table("since", "rule", "where", "message", "cleared")
+    with _sessions(settings) as sessions, sessions() as s:
+        rows = recent_alerts(s) if all_ else open_alerts(s)
+        for a in rows:
+            table.add_row(a.started_at.strftime("%Y-%m-%d %H:%M UTC"), a.rule,
+                          a.station_id + (f"/{a.device_id}" if a.device_id else ""), a.message,
+                          a.cleared_at.strftime("%Y-%m-%d %H:%M UTC") if a.cleared_at else "")
+    console.print(table if rows else "no open alerts")
+
+
+@alerts_app.command("test")
+def alerts_test(config: ConfigOption = None) -> None:
+    """Send a test alert through every configured channel (SMTP e-mail, webhook)."""
+    from fleet_server.alerts import channels_from
+    from fleet_server.models import utcnow
+
+    settings = _settings(config)
+    channels = channels_from(settings)
+    if not channels:
+        _fail("no alert channel configured: set PALAUTE_SMTP_HOST + PALAUTE_ALERT_EMAIL_TO and/or "
+              "PALAUTE_ALERT_WEBHOOK_URL")
+    payload = {"event": "test", "id": 0, "key": "test", "rule": "test", "severity": "info",
+               "station_id": "-", "device_id": None, "started_at": utcnow().isoformat(), "cleared_at": None,
+               "message": "Test alert from palaute-server: if you read this, alert delivery works."}
+    for channel in channels:
+        try:
+            channel(payload)
+        except Exception as exc:  # noqa: BLE001 - reported to the operator
+            _fail(f"delivery failed: {exc}")
+    console.print(f"test alert sent through {len(channels)} channel(s)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(station_app, name="station")
     app.add_typer(device_app, name="device")
     app.add_typer(broker_app, name="broker")
+    app.add_typer(alerts_app, name="alerts")
