@@ -27,14 +27,22 @@
       if (!opts || !opts.offline) return;
       const step = x.width / Math.max(1, chart.data.labels.length);
       ctx.save();
+      let previous = null;
       chart.data.labels.forEach((_, i) => {
         const kind = opts.closed[i] ? "closed" : opts.offline[i] ? "offline" : null;
+        const first = kind !== previous;  // label a run of equal bands once
+        previous = kind;
         if (!kind) return;
         const left = x.getPixelForValue(i) - step / 2;
         ctx.fillStyle = kind === "closed" ? "#e4e7eb" : hatch(ctx, "#9aa3ad");
         ctx.fillRect(left, area.top, step, area.bottom - area.top);
-        ctx.fillStyle = "#444"; ctx.font = "10px sans-serif"; ctx.textAlign = "center";
-        ctx.fillText(kind, left + step / 2, area.top + 10);
+        if (!first) return;
+        ctx.fillStyle = "#333"; ctx.font = "10px sans-serif"; ctx.textAlign = "left";
+        ctx.save();
+        ctx.translate(left + step / 2 + 3, area.top + 4);
+        ctx.rotate(Math.PI / 2);  // vertical, so narrow bands stay readable
+        ctx.fillText(kind, 0, 0);
+        ctx.restore();
       });
       ctx.restore();
     },
