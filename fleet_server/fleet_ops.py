@@ -25,8 +25,9 @@ _LOGGER = logging.getLogger(__name__)
 class FleetLoop:
     """Every ``alert_check_interval_s``: publish all station configs until that has
     worked once (the broker may have lost its retained messages), later only to
-    online kiosks that report another config version (remote_config.repair_drift),
-    then run the alert pass (fleet_server.alerts.run_once)."""
+    online kiosks that report another config version (remote_config.repair_drift);
+    clear retired kiosks' retained configs; then run the alert pass
+    (fleet_server.alerts.run_once)."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
         self.settings = settings
@@ -35,6 +36,7 @@ class FleetLoop:
         self.channels = channels_from(settings)
         self.configs_published = False
         self._drift_attempts: dict[str, tuple[int, float]] = {}
+        self._cleared: set[str] = set()
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,6 +58,7 @@ class FleetLoop:
                 _LOGGER.warning("station configs not published yet (%s); retrying", exc)
         else:
             self._repair_drift()
+        self._clear_retired()
         run_once(self.session_factory, self.settings, self.channels)
         self.passes += 1
 
@@ -75,6 +78,25 @@ class FleetLoop:
                 _LOGGER.info("sent the current config again to %s", ", ".join(repaired))
         except Exception as exc:  # noqa: BLE001 - retried next pass
             _LOGGER.warning("config drift repair failed (%s); retrying next pass", exc)
+
+    def _clear_retired(self) -> None:
+        """Remove retired kiosks' retained configs from the broker, once per process."""
+        from sqlalchemy import select
+
+        from fleet_server.models import Device
+        from fleet_server.remote_config import clear_retained_config
+
+        try:
+            with self.session_factory() as session:
+                retired = session.execute(
+                    select(Device.station_id, Device.id).where(Device.state == "retired")
+                ).all()
+            for station_id, device_id in retired:
+                if device_id not in self._cleared:
+                    clear_retained_config(self.publisher, station_id, device_id)
+                    self._cleared.add(device_id)
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("retired kiosks' configs not cleared yet (%s)", exc)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -141,3 +141,21 @@ def test_an_online_kiosk_on_an_old_config_is_sent_the_current_one_once(sessions,
         kiosk.subscribe(topic("kalvia", "kalvia-1", "config"))
         message = kiosk.expect(topic("kalvia", "kalvia-1", "config"))
     assert decode(message.topic, message.payload)[1].config_version == current
+
+
+@pytest.mark.broker
+def test_the_fleet_loop_publishes_configs_and_clears_a_retired_kiosks_retained_config(sessions, broker):
+    from fleet_server.fleet_ops import FleetLoop
+
+    settings = load_settings(environ={}, mqtt_url=broker.url, database_url="sqlite://")
+    with Probe(broker.port) as old:  # what the retired kiosk's topic held before
+        assert old.connect()
+        old.publish(topic("kalvia", "kalvia-old", "config"), b"stale", retain=True)
+    with Publisher(settings) as publisher:
+        FleetLoop(settings, sessions, publisher).run_pass()
+    with Probe(broker.port) as probe:
+        assert probe.connect()
+        probe.subscribe(topic("kalvia", "kalvia-old", "config"))
+        probe.subscribe(topic("kalvia", "kalvia-1", "config"))  # published by the loop, retained
+        probe.expect(topic("kalvia", "kalvia-1", "config"))
+        assert [m.topic for m in probe.seen] == [topic("kalvia", "kalvia-1", "config")]
