@@ -104,14 +104,14 @@ class Kiosk:
         return code
 
 
-def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tmp_path, webhook):
+def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tmp_path, webhook, db_url):
     hook_url, hook_received = webhook
     tls = make_tls(tmp_path / "tls")
     kiosk_port, server_port = free_port(), free_port()
     auth = tmp_path / "auth"
     env = {
         **os.environ,
-        "PALAUTE_DATABASE_URL": f"sqlite:///{tmp_path / 'server.db'}",
+        "PALAUTE_DATABASE_URL": db_url,  # SQLite, then PostgreSQL
         "PALAUTE_BROKER_PASSWORD_FILE": str(auth / "passwd"),
         "PALAUTE_BROKER_ACL_FILE": str(auth / "acl"),
         "PALAUTE_MQTT_URL": f"mqtt://127.0.0.1:{server_port}",
