@@ -1,5 +1,6 @@
 """Done means (issue 6): provision a kiosk, run it from its bundle against the TLS broker,
-see it online, push a new survey and see it applied, stop it and see the alert fire
+see it online, push a new survey and see it applied, have it identify itself and
+acknowledge, stop it and see the alert fire
 and clear. Real parts throughout: the palaute-server and palaute-kiosk commands,
 Mosquitto with the shipped config and generated accounts, the server's ingest,
 pages and API, and an HTTP receiver for the alert webhook."""
@@ -175,6 +176,19 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
                                   if d["config_version_applied"] == version), None))
                 assert health["config"] == {"text": f"{version} (current)", "level": "ok"}
                 wait_until("answers given with the new survey arrive", lambda: _count_questions(factory, "overall") > 0)
+
+                # IT asks the kiosk to identify itself; its acknowledgement shows on its page.
+                sent = client.post("/api/v1/fleet/devices/kalvia-1/commands", headers=it, json={"name": "identify"})
+                assert sent.status_code == 202, sent.text
+
+                def acknowledged():
+                    loop.run_pass()
+                    commands = client.get("/api/v1/fleet/devices/kalvia-1/commands", headers=it).json()
+                    return commands[0]["state"] != "pending" and commands[0]
+
+                command = wait_until("the kiosk acknowledges identify", acknowledged)
+                assert (command["cmd_id"], command["state"]) == (sent.json()["cmd_id"], "done")
+                assert "✔ done" in client.get("/devices/kalvia-1").text
 
                 # 4. The kiosk stops: offline on the page, the alert fires once, on the page and the webhook.
                 assert kiosk.stop() == 0
