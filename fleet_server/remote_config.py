@@ -101,14 +101,14 @@ def build_station_config(
     merged.update(fleet)
     merged.update(own)
     ids = [r.id for r in (_latest(session, None), _latest(session, station_id)) if r is not None]
-    notes = [Note.model_validate(n) for n in merged.pop("notes", [])]
-    for source in note_sources:
-        notes.extend(source(session, station_id))
     try:
+        notes = list(merged.pop("notes", None) or [])
+        for source in note_sources:
+            notes.extend(n.model_dump(mode="json") for n in source(session, station_id))
         return StationConfig.model_validate(
             {
                 **merged,
-                "notes": [n.model_dump(mode="json") for n in notes],
+                "notes": notes,
                 "config_version": 1 + max(ids, default=0),
                 "survey_version": _survey_version(session, station_id),
                 "station_id": station_id,
@@ -116,9 +116,11 @@ def build_station_config(
             }
         )
     except ValidationError as exc:
-        raise ConfigInvalid(
-            [f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
-        ) from None
+        raise ConfigInvalid(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
 
 
 def save_settings(
@@ -154,8 +156,11 @@ def save_settings(
             build_station_config(session, sid, overrides=new)
     if station_id is None and not affected:
         # No station to validate against: validate the layer on a stand-in.
-        StationConfig.model_validate({"survey": default_survey().model_dump(mode="json"), **new,
-                                      "config_version": 1, "station_id": "x"})
+        try:
+            StationConfig.model_validate({"survey": default_survey().model_dump(mode="json"), **new,
+                                          "config_version": 1, "station_id": "x"})
+        except ValidationError as exc:
+            raise ConfigInvalid(_problems(exc)) from None
     row = StationConfigVersion(station_id=station_id, settings=new, created_by=by, comment=comment)
     session.add(row)
     session.flush()

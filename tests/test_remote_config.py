@@ -79,6 +79,7 @@ def test_layers_versions_and_survey_versions(sessions):
         ({"survey": {"question": {"fi": "?"}, "followups": [{"id": "x", "for_values": [1], "text": {},
                                                               "options": []}]}}, "options"),
         ({"colour": "red"}, "not a station setting"),
+        ({"notes": [{"id": "n1", "text": {"xx": "?"}}]}, "notes"),
     ],
 )
 def test_invalid_configs_are_refused_with_the_reason_and_not_saved(sessions, changes, problem):
@@ -159,3 +160,15 @@ def test_the_fleet_loop_publishes_configs_and_clears_a_retired_kiosks_retained_c
         probe.subscribe(topic("kalvia", "kalvia-1", "config"))  # published by the loop, retained
         probe.expect(topic("kalvia", "kalvia-1", "config"))
         assert [m.topic for m in probe.seen] == [topic("kalvia", "kalvia-1", "config")]
+
+
+def test_fleet_defaults_are_validated_even_before_any_station_exists(sqlite_url):
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        with make_session_factory(engine)() as s:
+            with pytest.raises(ConfigInvalid, match="default_lang"):
+                save_settings(s, None, {"default_lang": "de"})
+            assert save_settings(s, None, {"default_lang": "sv"}).id == 1
+    finally:
+        engine.dispose()
