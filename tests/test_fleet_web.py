@@ -147,7 +147,11 @@ def test_it_sends_a_command_from_the_device_page_with_csrf(client, app, broker):
     with app.state.session_factory() as s:
         row = s.get(DeviceCommand, command.cmd_id)
         assert row.issued_by == "anna" and row.acked_at is None
-    assert "… waiting" in client.get("/devices/kalvia-1").text
+    page = client.get(sent.headers["location"]).text
+    assert "… waiting" in page and "Command “identify” sent" in page
+    assert "Call 555" not in client.get("/devices/kalvia-1?sent=Call+555&error=Call+555").text
+    no_seq = client.post("/devices/kalvia-1/commands", data={"name": "resend", "csrf_token": token})
+    assert no_seq.status_code == 422 and "resend needs a sequence number" in no_seq.text
 
 
 def test_config_page_saves_and_publishes(client, app):
@@ -164,4 +168,7 @@ def test_config_page_saves_and_publishes(client, app):
     assert "Saved and published" in page.text and "national pilot" in page.text
     bad = client.post("/stations/kalvia/config", follow_redirects=False,
                       data={"csrf_token": token, "opening_hours": "monday 8-16"})
-    assert "error=" in bad.headers["location"]
+    assert bad.status_code == 422 and "not saved" in bad.text and "&#39;monday&#39; is not one of" in bad.text
+    # Nothing from the URL is echoed as a message.
+    assert "evil" not in client.get("/stations/kalvia/config?error=evil").text
+    assert client.get("/stations/kalvia/config?saved=evil").status_code == 422

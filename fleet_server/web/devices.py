@@ -67,21 +67,29 @@ def devices_page(request: Request, session: SessionDep, settings: SettingsDep, p
     )
 
 
+def _device_response(request: Request, session, settings, principal, device: Device, *,
+                     sent: str | None = None, error: str | None = None, status_code: int = 200):
+    (health,) = [h for h in fleet_health(session, settings, [device.station_id], include_retired=True)
+                 if h.device_id == device.id]
+    commands = recent_commands(session, device.id)
+    # Only a command of this device is acknowledged on the page: nothing from the URL is echoed.
+    sent_row = next((c for c in commands if c.cmd_id == sent), None)
+    return templates.TemplateResponse(
+        request,
+        "device.html",
+        _context(request, principal, d=health, commands=commands, sent=sent_row, error=error, refresh_s=REFRESH_S),
+        status_code=status_code,
+    )
+
+
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
 def device_page(device_id: str, request: Request, session: SessionDep, settings: SettingsDep,
-                principal: PageDeviceReader, sent: str | None = None, error: str | None = None):
+                principal: PageDeviceReader, sent: str | None = None):
     device = session.get(Device, device_id)
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
     ensure_station_devices(principal, device.station_id)
-    (health,) = [h for h in fleet_health(session, settings, [device.station_id], include_retired=True)
-                 if h.device_id == device_id]
-    return templates.TemplateResponse(
-        request,
-        "device.html",
-        _context(request, principal, d=health, commands=recent_commands(session, device_id),
-                 sent=sent, error=error, refresh_s=REFRESH_S),
-    )
+    return _device_response(request, session, settings, principal, device, sent=sent)
 
 
 @router.post("/devices/{device_id}/commands")
@@ -89,6 +97,7 @@ def device_command(
     device_id: str,
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CsrfChecked,
     name: Annotated[str, Form()],
     from_seq: Annotated[str, Form()] = "",
@@ -101,12 +110,14 @@ def device_command(
         raise HTTPException(422, f"unknown command {name!r}")
     seq = int(from_seq) if from_seq.strip().isdigit() and int(from_seq) >= 1 else None
     if name == "resend" and seq is None:
-        return RedirectResponse(f"/devices/{device_id}?error=resend+needs+a+sequence+number", status.HTTP_303_SEE_OTHER)
+        return _device_response(request, session, settings, principal, device,
+                                error="resend needs a sequence number (1 or more)", status_code=422)
     try:
         row = send_command(session, publisher(request), device_id, name, from_seq=seq, by=principal.name)
     except PublishError as exc:
         session.rollback()
-        return RedirectResponse(f"/devices/{device_id}?error={str(exc)[:200]}", status.HTTP_303_SEE_OTHER)
+        return _device_response(request, session, settings, principal, device,
+                                error=f"not sent: {exc}", status_code=503)
     session.commit()
     return RedirectResponse(f"/devices/{device_id}?sent={row.cmd_id}", status.HTTP_303_SEE_OTHER)
 
@@ -137,27 +148,34 @@ def _parse_hours(text: str) -> dict | None:
     return {"timezone": "Europe/Helsinki", "days": days} if days else None
 
 
-@router.get("/stations/{station_id}/config", response_class=HTMLResponse)
-def station_config_page(station_id: str, request: Request, session: SessionDep, principal: PageDeviceReader,
-                        saved: str | None = None, error: str | None = None):
-    station = session.get(Station, station_id)
-    if station is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
-    ensure_station_devices(principal, station_id)
-    own = scope_settings(session, station_id)
-    config = build_station_config(session, station_id)
+def _config_response(request: Request, session, principal, station: Station, *, saved: int | None = None,
+                     error: str | None = None, status_code: int = 200):
+    own = scope_settings(session, station.id)
+    config = build_station_config(session, station.id)
     current_template = next(
-        (name for name, (_, make) in TEMPLATES.items() if make().model_dump(mode="json") == config.survey.model_dump(mode="json")),
+        (name for name, (_, make) in TEMPLATES.items()
+         if make().model_dump(mode="json") == config.survey.model_dump(mode="json")),
         "custom",
     )
-    devices = session.scalars(select(Device).where(Device.station_id == station_id, Device.state != "retired")).all()
+    devices = session.scalars(select(Device).where(Device.station_id == station.id, Device.state != "retired")).all()
     return templates.TemplateResponse(
         request,
         "station_config.html",
         _context(request, principal, station=station, config=config, own=own, hours_text=_hours_text(own),
-                 templates_=TEMPLATES, current_template=current_template, history=history(session, station_id),
+                 templates_=TEMPLATES, current_template=current_template, history=history(session, station.id),
                  devices=devices, saved=saved, error=error),
+        status_code=status_code,
     )
+
+
+@router.get("/stations/{station_id}/config", response_class=HTMLResponse)
+def station_config_page(station_id: str, request: Request, session: SessionDep, principal: PageDeviceReader,
+                        saved: int | None = None):
+    station = session.get(Station, station_id)
+    if station is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+    ensure_station_devices(principal, station_id)
+    return _config_response(request, session, principal, station, saved=saved)
 
 
 @router.post("/stations/{station_id}/config")
@@ -173,9 +191,9 @@ def station_config_save(
     comment: Annotated[str, Form()] = "",
 ):
     _require_it(principal)
-    if session.get(Station, station_id) is None:
+    station = session.get(Station, station_id)
+    if station is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
-    back = f"/stations/{station_id}/config"
     try:
         changes: dict = {
             "opening_hours": _parse_hours(opening_hours),
@@ -187,10 +205,12 @@ def station_config_save(
         save_settings(session, station_id, changes, by=principal.name, comment=comment[:500])
     except (ConfigInvalid, ValueError) as exc:
         session.rollback()
-        return RedirectResponse(f"{back}?error={str(exc)[:300]}", status.HTTP_303_SEE_OTHER)
+        return _config_response(request, session, principal, station, error=f"not saved: {exc}", status_code=422)
     session.commit()
     try:
         published = publish_station(session, publisher(request), station_id)
     except PublishError as exc:
-        return RedirectResponse(f"{back}?error=saved+but+not+published:+{str(exc)[:200]}", status.HTTP_303_SEE_OTHER)
-    return RedirectResponse(f"{back}?saved={published.config_version}", status.HTTP_303_SEE_OTHER)
+        return _config_response(request, session, principal, station, status_code=503,
+                                error=f"saved, but not published to the kiosks: {exc}; save again later")
+    return RedirectResponse(f"/stations/{station_id}/config?saved={published.config_version}",
+                            status.HTTP_303_SEE_OTHER)
