@@ -91,7 +91,7 @@ def device_health(device: Device, station_name: str, current_version: int, setti
     if device.state == "retired":
         status = Field("retired", "unknown")
     elif device.last_seen_at is None:
-        status = Field("never connected (provisioned, not installed)", "unknown")
+        status = Field("never connected", "unknown")
     elif online:
         status = Field("online", "ok")
     else:
