@@ -113,3 +113,30 @@ def test_rollups_equal_a_fresh_count_of_the_events(factory, data, redeliver):
         rebuild(s)
         assert _rollup_snapshot(s) == got
         s.rollback()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=answers)
+def test_dashboard_figures_add_up_to_the_events(factory, data):
+    """With the minimum at 0 nothing is hidden: per-station, per-day and per-kind figures equal the events."""
+    from fleet_server.models import Station
+    from fleet_server.results import Period, daily_rows, period_from_utc, station_page
+
+    _run(factory, data, redeliver=True)
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=4)
+    period = period_from_utc(start, end)
+    with factory() as s:
+        e = FeedbackEvent
+        stations = sorted({d[0] for d in data})
+        for sid in stations:
+            rows = s.execute(select(e.value, e.burst, e.out_of_hours).where(e.station_id == sid, e.kind == "smiley")).all()
+            counted = sum(1 for _, b, o in rows if not b and not o)
+            page = station_page(s, s.get(Station, sid), period, 0)
+            assert page.breakdown["all"]["total"] == len(rows)
+            assert (page.breakdown["counted"]["total"] or 0) == counted
+            assert sum(t["dist"]["total"] or 0 for t in page.trend) == counted
+            days = list(daily_rows(s, [sid], period, 0))
+            assert sum(d["counted"]["total"] or 0 for d in days) == counted
+            assert sum(d["all_presses"] or 0 for d in days) == len(rows)
+            heat = sum(c["n"] or 0 for row in page.heatmap for c in row["cells"])
+            assert heat == counted
