@@ -7,6 +7,7 @@ MQTT, through the ingest). What a real fleet accumulates over weeks and is not
 sent over MQTT here is written straight into the registry: station names,
 opening hours (the station config) and the kiosks' online/offline history.
 
+A real simulated kiosk (``palaute-kiosk --simulate``) and a paho subscriber both receive the note.
 Uses Debian's chromium (/usr/bin/chromium) through the pip ``playwright`` package;
 screenshots go to artifacts/screenshots/ (and docs/screenshots/ for the README).
 """
@@ -183,6 +184,23 @@ def _send_answers(broker, base: str, token: str) -> dict[str, int]:
     return expected
 
 
+def _start_kiosk(broker, workdir: Path) -> tuple[subprocess.Popen, Path]:
+    """The real kiosk code (palaute-kiosk --simulate) as kalvia-1, pressing now and then."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "kiosk.toml"
+    config.write_text("\n".join([
+        "[device]", 'station_id = "kalvia"', 'device_id = "kalvia-1"', "",
+        "[broker]", f'url = "{broker.url}"', "heartbeat_s = 5", "",
+        "[outbox]", f'path = "{workdir / "outbox.db"}"', "",
+        "[state]", f'dir = "{workdir / "state"}"', "",
+        "[simulate]", "presses_per_minute = 2", "",
+    ]) + "\n")
+    log = open(workdir / "kiosk.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "--config", str(config), "--simulate"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    return proc, workdir / "state" / "station-config.json"
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
@@ -197,6 +215,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
 
     base, token = server
     _send_answers(broker, base, token)
+    real_kiosk, kiosk_config_file = _start_kiosk(broker, tmp_path / "kiosk")
     kiosk = Probe(broker.port, client_id="kalvia-1-standin")
     assert kiosk.connect()
     config_topic = c.topic("kalvia", "kalvia-1", "config")
@@ -283,6 +302,14 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
                 if config.notes:
                     break
             assert config.notes[0].text["en"] == "You told us waiting times were long – we added an afternoon walk-in hour."
+            # The real kiosk applied it too: its persisted station config holds the note.
+            def kiosk_has_note():
+                assert real_kiosk.poll() is None, (tmp_path / "kiosk" / "kiosk.log").read_text()[-2000:]
+                if not kiosk_config_file.exists():
+                    return False
+                applied = c.StationConfig.model_validate_json(kiosk_config_file.read_bytes())
+                return bool(applied.notes) and applied.notes[0].text["fi"].startswith("Kerroitte")
+            wait_until(kiosk_has_note, 20, "the simulated kiosk to apply the note")
             expect(page.locator("table[data-testid=notes]")).to_contain_text("on kiosks now")
             _shot(page, "dashboard-notes")
 
@@ -296,3 +323,8 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
         finally:
             browser.close()
             kiosk.close()
+            real_kiosk.terminate()
+            try:
+                real_kiosk.wait(10)
+            except subprocess.TimeoutExpired:
+                real_kiosk.kill()
