@@ -115,3 +115,7 @@ from fleet_server.auth.cli import token_app as _token_app, user_app as _user_app
 
 app.add_typer(_user_app, name="user")
 app.add_typer(_token_app, name="token")
+
+from fleet_server.export_cli import export_app as _export_app  # noqa: E402
+
+app.add_typer(_export_app, name="export")

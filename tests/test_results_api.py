@@ -108,3 +108,22 @@ def test_openapi_documents_the_results_api(client):
                  "/api/v1/exports/daily.{fmt}", "/api/v1/exports/events.{fmt}"):
         assert path in spec["paths"], path
     assert "Distribution" in spec["components"]["schemas"]
+
+
+def test_export_command_writes_the_same_daily_figures(client, monkeypatch, tmp_path, db_url):
+    from typer.testing import CliRunner
+
+    from fleet_server.cli import app
+
+    monkeypatch.setenv("PALAUTE_DATABASE_URL", db_url)
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", "daily", "--range", "today", "--station", "kalvia", "--station", "lohtaja"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout.lstrip("\ufeff"))))
+    assert [(row["station_id"], row["responses"]) for row in rows] == [("kalvia", "12"), ("lohtaja", "too few responses")]
+    out = tmp_path / "events.xlsx"
+    r = runner.invoke(app, ["export", "events", "--range", "7d", "--format", "xlsx", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = list(load_workbook(out, read_only=True).active.iter_rows(values_only=True))
+    assert rows[0][0] == "event_id" and len(rows) == 1 + 16 + 3  # kalvia's 16, lohtaja's 3 (ullava's is older)
+    assert runner.invoke(app, ["export", "daily", "--station", "nowhere"]).exit_code == 1
