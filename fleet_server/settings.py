@@ -248,11 +248,13 @@ def load_settings(
         else:
             init["_env_file"] = path
     if environ is not None:
-        # pydantic-settings reads os.environ itself; hand it only the mapping we were given.
+        # pydantic-settings reads os.environ itself; hand it only the mapping we were given,
+        # and treat it as it treats os.environ: PALAUTE_* names that are no setting (the
+        # config file's name, the test suite's PALAUTE_TEST_*) are not ours to refuse.
         wanted = {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
-        wanted.pop(CONFIG_FILE_ENV[len(ENV_PREFIX):].lower(), None)
         for key, value in wanted.items():
-            init.setdefault(key, value)
+            if key in Settings.model_fields:
+                init.setdefault(key, value)
     try:
         return settings_cls(**init)
     except ValidationError as exc:

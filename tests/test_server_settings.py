@@ -74,3 +74,10 @@ def test_cli_migrate_creates_the_database_and_reports_bad_settings(tmp_path, mon
     monkeypatch.setenv("PALAUTE_MQTT_URL", "ftp://nope")
     result = runner.invoke(cli_app, ["migrate"])
     assert result.exit_code == 2 and "PALAUTE_MQTT_URL" in result.output
+
+
+def test_palaute_variables_that_are_no_setting_are_left_alone_as_in_os_environ():
+    from fleet_server.settings import load_settings
+
+    settings = load_settings(environ={"PALAUTE_TEST_DATABASE_URL": "postgresql://x/y", "PALAUTE_LOG_LEVEL": "DEBUG"})
+    assert settings.log_level == "DEBUG"
