@@ -70,7 +70,7 @@ case "$verb" in
         exec "$VENV/bin/palaute-server" demo "$@"
         ;;
     test)
-        need_debs mosquitto mosquitto-clients openssl ca-certificates xvfb xauth libmtdev1 \
+        need_debs mosquitto mosquitto-clients openssl ca-certificates systemd xvfb xauth libmtdev1 \
             libgl1 libegl1 chromium chromium-driver espeak-ng sox fonts-dejavu-core
         ensure_venv
         ensure_postgres

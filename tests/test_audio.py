@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import array
 import math
-import shutil
 import subprocess
 import wave
 
 import pytest
 
+from tests.tools import require
+
 from kiosk.audio import Speaker
 from kiosk.i18n import Translator
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (run.sh installs it)")
+@pytest.fixture(autouse=True)
+def _espeak_ng():
+    require("espeak-ng")
 
 
 def rms_and_seconds(path) -> tuple[float, float]:
@@ -35,8 +38,7 @@ def test_thank_you_is_spoken_aloud_in_each_language(tmp_path, lang):
 
 
 def test_sox_agrees_the_speech_is_not_silent(tmp_path):
-    if shutil.which("sox") is None:
-        pytest.skip("sox not installed")
+    require("sox")
     wav = Speaker().render("Millainen käyntisi oli tänään?", "fi", tmp_path / "q.wav")
     stat = subprocess.run(["sox", str(wav), "-n", "stat"], capture_output=True, text=True).stderr
     max_amplitude = float(next(line for line in stat.splitlines() if line.startswith("Maximum amplitude")).split(":")[1])

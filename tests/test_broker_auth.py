@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 import time
@@ -10,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.tools import require
 
 from fleet_server.broker_auth import (
     DeviceAccount,
@@ -84,9 +85,7 @@ def secure(tmp_path):
 
 
 def test_python_hash_matches_mosquitto_passwd_format(tmp_path):
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd not installed")
+    tool = require("mosquitto_passwd")
     path = tmp_path / "pw"
     subprocess.run([tool, "-c", "-b", str(path), "alice", "s3cret"], check=True)
     line = path.read_text().strip().split(":", 1)[1]

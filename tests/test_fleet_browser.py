@@ -95,7 +95,6 @@ def _shot(page, name: str) -> None:
     shutil.copy(path, DOC_SHOTS / f"{name}.png")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by the test command")
 def test_it_reads_fleet_health_and_sends_a_command_in_a_real_browser(server, broker):
     from playwright.sync_api import expect, sync_playwright
 

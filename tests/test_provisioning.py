@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.tools import require
 import yaml
 from sqlalchemy import select, text
 
@@ -122,9 +123,7 @@ def test_install_script_is_valid_shell(sessions, options, tmp_path):
 
 
 def test_kiosk_unit_passes_systemd_analyze_verify(tmp_path):
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze not installed")
+    tool = require("systemd-analyze")
     unit = (ROOT / "deploy/systemd/palaute-kiosk.service").read_text()
     assert "WatchdogSec=" in unit and "Type=notify" in unit and "SDL_VIDEODRIVER=kmsdrm" in unit
     # verify insists the ExecStart binary exists; everything else is checked as shipped.
@@ -139,9 +138,7 @@ def test_kiosk_unit_passes_systemd_analyze_verify(tmp_path):
 @pytest.mark.parametrize("unit", ["palaute-server.service", "palaute-broker-reload.service",
                                   "palaute-broker-reload.path"])
 def test_server_side_units_pass_systemd_analyze_verify(tmp_path, unit):
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze not installed")
+    tool = require("systemd-analyze")
     for name in ("palaute-server.service", "palaute-broker-reload.service", "palaute-broker-reload.path"):
         text_ = (ROOT / "deploy/systemd" / name).read_text()
         (tmp_path / name).write_text(text_.replace("/opt/palaute/venv/bin/palaute-server", "/bin/true"))
