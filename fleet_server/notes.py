@@ -26,7 +26,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from palaute_wire.contract import Note
-from fleet_server.models import SLUG_LEN, Base, utcnow
+from fleet_server.models import Base, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -159,7 +159,6 @@ def publish(session: Session, publisher, note: StationNote, by: str, action: str
     The note is committed first: a broker outage leaves it saved and ``pending``,
     to be published again from the dashboard (or by the next config publish).
     """
-    from fleet_server.publisher import PublishError
     from fleet_server.remote_config import save_settings
 
     save_settings(session, note.station_id, {}, by=by, comment=f"you said, we did: {note.slug} {action}")

@@ -16,7 +16,7 @@ from fleet_server.auth.sessions import SESSION_COOKIE
 from fleet_server.db import make_engine, make_session_factory, migrate
 from fleet_server.settings import Settings, SettingsError
 
-from .auth_helpers import PASSWORD, ensure_station, make_token, make_user, page_csrf, sign_in
+from .auth_helpers import PASSWORD, ensure_station, make_token, make_user, sign_in
 
 SECRET = "s" * 40
 

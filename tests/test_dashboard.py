@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from fleet_server.app import create_app
 from fleet_server.auth.setup import iter_routes
 from fleet_server.ingest import store_batch
-from fleet_server.results import LOCAL_TZ, today_local
+from fleet_server.results import today_local
 from fleet_server.settings import load_settings
 
 from tests.auth_helpers import bearer, make_user, sign_in

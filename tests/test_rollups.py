@@ -120,7 +120,7 @@ def test_rollups_equal_a_fresh_count_of_the_events(factory, data, redeliver):
 def test_dashboard_figures_add_up_to_the_events(factory, data):
     """With the minimum at 0 nothing is hidden: per-station, per-day and per-kind figures equal the events."""
     from fleet_server.models import Station
-    from fleet_server.results import Period, daily_rows, period_from_utc, station_page
+    from fleet_server.results import daily_rows, period_from_utc, station_page
 
     _run(factory, data, redeliver=True)
     start, end = T0 - timedelta(days=1), T0 + timedelta(days=4)

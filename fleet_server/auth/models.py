@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fleet_server.models import SLUG_LEN, Base, utcnow
+from fleet_server.models import Base, utcnow
 
 ROLE_CHECK = "role IN ('coordinator', 'staff', 'it', 'admin')"
 

@@ -11,7 +11,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from fleet_server import results
 from fleet_server.auth.setup import iter_routes
