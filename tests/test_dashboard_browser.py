@@ -313,6 +313,10 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             expect(page.locator("table[data-testid=notes]")).to_contain_text("on kiosks now")
             _shot(page, "dashboard-notes")
 
+            # The API documentation renders from the server's own copy of Swagger UI (no CDN).
+            page.goto(f"{base}/docs")
+            expect(page.locator(".swagger-ui .opblock-summary-path").filter(has_text="/api/v1/results/overview")).to_be_visible()
+
             # The same overview on a tablet in portrait.
             tablet = browser.new_context(viewport={"width": 820, "height": 1180}, storage_state=context.storage_state())
             tpage = tablet.new_page()

@@ -100,7 +100,13 @@ def _guard_docs(app: FastAPI) -> None:
 
         @app.get(docs_url, include_in_schema=False, dependencies=[Depends(api_principal)])
         def swagger_ui():
-            return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - API")
+            return get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} - API",
+                swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",  # vendored: no CDN
+                swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+            )
 
 
 def iter_routes(app: FastAPI):
