@@ -27,7 +27,7 @@ class FleetLoop:
     worked once (the broker may have lost its retained messages), later only to
     online kiosks that report another config version (remote_config.repair_drift);
     clear retired kiosks' retained configs; then run the alert pass
-    (fleet_server.alerts.run_once)."""
+    (fleet_server.alerts.run_once) and the sequence gap check (check_gaps)."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
         self.settings = settings
@@ -60,7 +60,24 @@ class FleetLoop:
             self._repair_drift()
         self._clear_retired()
         run_once(self.session_factory, self.settings, self.channels)
+        self.check_gaps()
         self.passes += 1
+
+    def check_gaps(self, now=None):
+        """Track missing seqs and ask online kiosks to resend them (fleet_server.gaps).
+        After run_once, so the kiosks' command acknowledgements are already copied."""
+        from fleet_server.alerts import device_online
+        from fleet_server.gaps import track_gaps
+        from fleet_server.models import utcnow
+
+        now = now or utcnow()
+        try:
+            with self.session_factory() as session, session.begin():
+                return track_gaps(session, self.settings, self.publisher, now,
+                                  lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s))
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("sequence gap check failed (%s); retrying next pass", exc)
+            return None
 
     def _repair_drift(self) -> None:
         from fleet_server.alerts import device_online

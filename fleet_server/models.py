@@ -216,3 +216,4 @@ from fleet_server.auth import models as _auth_models  # noqa: E402,F401
 from fleet_server import fleet_models as _fleet_models  # noqa: E402,F401
 from fleet_server import rollups as _rollups  # noqa: E402,F401
 from fleet_server import notes as _notes  # noqa: E402,F401
+from fleet_server import gaps as _gaps  # noqa: E402,F401

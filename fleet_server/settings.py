@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(default=None, description="comma-separated recipients of alert e-mails")
     alert_email_from: str = "palaute@localhost"
     alert_webhook_url: str | None = Field(default=None, description="alerts are POSTed here as JSON")
+    gap_grace_s: float = Field(
+        default=120, ge=0, description="a seq gap younger than this may still be in flight: not asked for yet; "
+        "also how long after a resend's acknowledgement a gap still there counts as unrecoverable"
+    )
+    gap_resend_interval_s: float = Field(
+        default=900, gt=0, description="at most one automatic resend request per kiosk this often"
+    )
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = False

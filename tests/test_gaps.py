@@ -1,0 +1,147 @@
+"""Missing answers: the server finds seq gaps, asks the kiosk once per interval, and
+says which ones can never come back. On SQLite and PostgreSQL (``db_url``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.fleet_models import DeviceCommand
+from fleet_server.gaps import SeqGap, SeqRange, describe, find_gaps, open_gaps, track_gaps
+from fleet_server.models import Device, FeedbackEvent, Station, utcnow
+from fleet_server.remote_config import reconcile_acks
+from fleet_server.settings import load_settings
+from palaute_wire.contract import decode, topic
+
+T0 = utcnow()
+
+
+class RecordingPublisher:
+    """Records what would go to the broker; has only ``publish`` (anything else fails loudly)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic_name: str, payload: bytes, *, retain: bool = False) -> None:
+        self.sent.append((topic_name, payload, retain))
+
+
+@pytest.fixture
+def sessions(db_url):
+    migrate(db_url)
+    engine = make_engine(db_url)
+    factory = make_session_factory(engine)
+    with factory() as s, s.begin():
+        s.add_all([Station(id="kalvia", name="Kälviä"), Station(id="lohtaja", name="Lohtaja")])
+        s.flush()
+        s.add_all([Device(id=d, station_id=d.split("-")[0], state="active")
+                   for d in ("kalvia-1", "kalvia-2", "kalvia-3", "lohtaja-1")])
+    yield factory
+    engine.dispose()
+
+
+def add_events(session, device_id: str, seqs) -> None:
+    station = device_id.split("-")[0]
+    session.add_all([
+        FeedbackEvent(event_id=uuid.uuid4(), station_id=station, device_id=device_id, kind="smiley", value=3,
+                      question_id="visit", lang="fi", ts=T0, received_at=T0, seq=seq, clock_synced=True)
+        for seq in seqs
+    ])
+    session.flush()
+
+
+def set_status(session, device_id: str, *, last_seq: int, queue_depth: int = 0, shed_count: int = 0) -> None:
+    device = session.get(Device, device_id)
+    device.last_seq, device.queue_depth, device.shed_count = last_seq, queue_depth, shed_count
+
+
+def test_gap_query_finds_leading_internal_and_tail_gaps_and_none_for_a_complete_sequence(sessions):
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [3, 4, 5, 8, 9, 12])
+        set_status(s, "kalvia-1", last_seq=15, queue_depth=1)  # 1..14 left the kiosk; 15 still queued
+        add_events(s, "kalvia-2", range(1, 11))
+        set_status(s, "kalvia-2", last_seq=12, queue_depth=2)  # 11, 12 still on the kiosk: no gap
+        add_events(s, "kalvia-3", [1, 2, 3, 3, 4])  # a duplicate seq is not a gap
+        set_status(s, "lohtaja-1", last_seq=4, queue_depth=0)  # reported 4 sent, none stored
+
+    with sessions() as s:
+        gaps = find_gaps(s)
+        assert set(gaps) == {"kalvia-1", "lohtaja-1"}
+        assert gaps["kalvia-1"].ranges == [SeqRange(1, 2, "leading"), SeqRange(6, 7, "internal"),
+                                           SeqRange(10, 11, "internal"), SeqRange(13, 14, "tail")]
+        assert gaps["kalvia-1"].missing == 8
+        assert (gaps["kalvia-1"].received_min, gaps["kalvia-1"].received_max, gaps["kalvia-1"].received) == (3, 12, 6)
+        assert gaps["lohtaja-1"].ranges == [SeqRange(1, 4, "tail")]
+        assert find_gaps(s, ["kalvia-2", "kalvia-3"]) == {}
+        assert set(find_gaps(s, ["kalvia-1"])) == {"kalvia-1"}
+
+
+def test_loop_sends_exactly_one_throttled_resend_after_the_grace_period(sessions):
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120, gap_resend_interval_s=900)
+    publisher = RecordingPublisher()
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 2, 5, 6, 9, 10])
+        set_status(s, "kalvia-1", last_seq=10, shed_count=3)
+
+    def step(at_s: float, online: bool = True):
+        with sessions() as s, s.begin():
+            reconcile_acks(s)
+            return track_gaps(s, settings, publisher, T0 + timedelta(seconds=at_s), lambda d: online)
+
+    first = step(0)
+    assert [(g.first_seq, g.last_seq) for g in first.opened] == [(3, 4), (7, 8)]
+    assert step(60).resends == [] and publisher.sent == []  # within the grace period: maybe in flight
+    assert step(130, online=False).resends == []  # offline kiosks are asked later
+
+    asked = step(130).resends
+    assert [(c.name, c.from_seq, c.issued_by) for c in asked] == [("resend", 3, "fleet-loop")]
+    ((cmd_topic, payload, retain),) = publisher.sent
+    assert cmd_topic == topic("kalvia", "kalvia-1", "cmd") and not retain
+    assert decode(cmd_topic, payload)[1].from_seq == 3
+    assert step(200).resends == [] and step(900).resends == []  # asked, waiting for the ack: once per interval
+    assert len(publisher.sent) == 1
+
+    # The kiosk acknowledges (in its status) but no longer holds seq 3..4 nor 7..8.
+    with sessions() as s, s.begin():
+        device = s.get(Device, "kalvia-1")
+        device.last_status = {"last_command": {"cmd_id": asked[0].cmd_id, "at": "2026-11-27T08:00:00Z", "ok": True,
+                                               "detail": "nothing held from seq 3"}}
+    assert step(1000).unrecoverable == []  # the ack is seen now; another grace period starts
+    assert step(1100).unrecoverable == []
+    gone = step(1000 + 121).unrecoverable
+    assert [(g.first_seq, g.last_seq) for g in gone] == [(3, 4), (7, 8)]
+    assert "shed 3 answers" in gone[0].reason and "nothing held from seq 3" in gone[0].reason
+    assert step(5000).resends == []  # unrecoverable gaps are not asked for again ...
+    with sessions() as s:
+        rows = open_gaps(s)["kalvia-1"]  # ... but still shown
+        text, level = describe(rows, T0 + timedelta(seconds=5000))
+    assert level == "bad"
+    assert text.startswith("4 answers missing, seq 3–4, 7–8; unrecoverable: 4 (kiosk answered: nothing held")
+    assert len(publisher.sent) == 1
+
+
+def test_a_gap_that_fills_is_resolved_and_a_new_one_waits_for_the_interval(sessions):
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120, gap_resend_interval_s=900)
+    publisher = RecordingPublisher()
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 3])
+
+    def step(at_s: float):
+        with sessions() as s, s.begin():
+            return track_gaps(s, settings, publisher, T0 + timedelta(seconds=at_s))
+
+    step(0)
+    assert [c.from_seq for c in step(121).resends] == [2]
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [2, 4, 6])  # 2 resent; 5 goes missing
+    result = step(130)
+    assert [(g.first_seq, g.last_seq) for g in result.resolved] == [(2, 2)]
+    assert [(g.first_seq, g.last_seq) for g in result.opened] == [(5, 5)]
+    assert step(300).resends == []  # past its grace, but one resend per interval per kiosk
+    assert [c.from_seq for c in step(121 + 901).resends] == [5]
+    with sessions() as s:
+        assert s.query(DeviceCommand).filter_by(name="resend").count() == 2
+        assert s.query(SeqGap).filter(SeqGap.resolved_at.is_not(None)).count() == 1
