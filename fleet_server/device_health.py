@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.alerts import device_online, open_alerts
+from fleet_server.gaps import describe, gap_dict, open_gaps
 from fleet_server.models import Device, Station, utcnow
 from fleet_server.remote_config import current_versions, recent_commands
 from fleet_server.settings import Settings
@@ -71,15 +72,19 @@ class DeviceHealth:
     config_version_applied: int | None
     config_version_current: int
     alerts: list[str] = field(default_factory=list)
+    missing: Field = field(default_factory=lambda: Field("—", "unknown"))
+    """Unresolved seq gaps in words (fleet_server.gaps.describe)."""
+    gaps: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         out: dict = {
             "device_id": self.device_id, "station_id": self.station_id, "state": self.state,
             "online": self.online, "config_version_applied": self.config_version_applied,
             "config_version_current": self.config_version_current, "alerts": self.alerts,
+            "gaps": self.gaps,
         }
         for name in ("status", "last_seen", "last_event", "queue", "oldest_queued", "shed", "version", "config",
-                     "clock", "temperature", "disk", "uptime", "ip"):
+                     "clock", "temperature", "disk", "uptime", "ip", "missing"):
             value: Field = getattr(self, name)
             out[name] = {"text": value.text, "level": value.level}
         return out
@@ -170,11 +175,16 @@ def fleet_health(session: Session, settings: Settings, station_ids: list[str] | 
     for alert in open_alerts(session, station_ids):
         if alert.device_id:
             alerts_by_device.setdefault(alert.device_id, []).append(alert.message)
-    return [
+    out = [
         device_health(device, name, versions.get(device.station_id, 1), settings, now,
                       alerts_by_device.get(device.id))
         for device, name in session.execute(query.order_by(Device.station_id, Device.id)).all()
     ]
+    gaps = open_gaps(session, [h.device_id for h in out])
+    for h in out:
+        h.missing = Field(*describe(gaps.get(h.device_id, []), now))
+        h.gaps = [gap_dict(g) for g in gaps.get(h.device_id, [])]
+    return out
 
 
 __all__ = ["DeviceHealth", "Field", "device_health", "fleet_health", "recent_commands"]

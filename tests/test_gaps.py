@@ -145,3 +145,61 @@ def test_a_gap_that_fills_is_resolved_and_a_new_one_waits_for_the_interval(sessi
     with sessions() as s:
         assert s.query(DeviceCommand).filter_by(name="resend").count() == 2
         assert s.query(SeqGap).filter(SeqGap.resolved_at.is_not(None)).count() == 1
+
+
+@pytest.fixture
+def client(sessions, db_url):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from fleet_server.auth.setup import install_auth
+    from fleet_server.fleet_ops import install_fleet_ops, start_fleet_ops, stop_fleet_ops
+
+    settings = load_settings(environ={}, database_url=db_url, session_secret="s" * 40, gap_grace_s=0)
+    app = FastAPI()
+    app.state.settings = settings
+    app.state.session_factory = sessions
+    install_auth(app, settings)
+    install_fleet_ops(app)
+    start_fleet_ops(app, loop=False)  # the publisher connects lazily: nothing is sent here
+    with TestClient(app) as c:
+        yield c
+    stop_fleet_ops(app)
+
+
+def test_unresolved_gaps_show_on_the_pages_and_in_the_api_to_those_who_may_see_the_device(client, sessions):
+    from tests.auth_helpers import bearer, make_user, sign_in
+
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 2, 5, 9])
+        set_status(s, "kalvia-1", last_seq=9, shed_count=2)
+        track_gaps(s, client.app.state.settings, RecordingPublisher(), T0, online=lambda d: False)
+        # One of them could not be recovered (as the loop marks it after an acknowledged resend).
+        (row,) = [g for g in open_gaps(s)["kalvia-1"] if g.first_seq == 6]
+        row.unrecoverable_at, row.reason = T0, "kiosk answered: nothing held from seq 6; past its retention window"
+
+    it = bearer(client, "it")
+    gaps = client.get("/api/v1/fleet/devices/kalvia-1/gaps", headers=it).json()
+    assert (gaps["missing"], gaps["level"]) == (5, "bad")
+    assert [(g["first_seq"], g["last_seq"], g["state"]) for g in gaps["gaps"]] == [
+        (3, 4, "waiting"), (6, 8, "unrecoverable")]
+    assert gaps["text"].startswith("5 answers missing, seq 3–4, 6–8; waiting before asking")
+    assert "unrecoverable: 3 (kiosk answered: nothing held from seq 6" in gaps["text"]
+    device = client.get("/api/v1/fleet/devices/kalvia-1", headers=it).json()
+    assert device["missing"] == {"text": gaps["text"], "level": "bad"} and len(device["gaps"]) == 2
+    rows = {r["device_id"]: r for r in client.get("/api/v1/fleet/devices", headers=it).json()}
+    assert rows["kalvia-2"]["missing"] == {"text": "none missing", "level": "ok"}
+
+    assert client.get("/api/v1/fleet/devices/kalvia-1/gaps", headers=bearer(client, "staff", "lohtaja")).status_code == 403
+    assert client.get("/api/v1/fleet/devices/kalvia-1/gaps", headers=bearer(client, "staff", "kalvia")).status_code == 200
+    assert client.get("/api/v1/fleet/devices/kalvia-1/gaps", headers=bearer(client, "coordinator")).status_code == 200
+    assert client.get("/api/v1/fleet/devices/kalvia-1/gaps").status_code == 401
+
+    make_user(sessions, "kaisa", "staff", "kalvia")
+    sign_in(client, "kaisa")
+    page = client.get("/devices/kalvia-1").text
+    assert '<dd class="missing"><span class="lvl lvl-bad">✖&nbsp;5 answers missing, seq 3–4, 6–8' in page
+    assert 'data-first="6" data-last="8" data-state="unrecoverable"' in page
+    listing = client.get("/devices").text
+    assert '<td class="missing"><span class="lvl lvl-bad">✖&nbsp;5 answers missing' in listing
+    assert '<td class="missing"><span class="lvl lvl-ok">✔&nbsp;none missing' in listing

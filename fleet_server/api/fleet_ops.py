@@ -82,6 +82,18 @@ def get_device_health(device_id: str, session: SessionDep, settings: SettingsDep
     return {**health.as_dict(), "commands": [_command_dict(c) for c in recent_commands(session, device_id)]}
 
 
+@router.get("/devices/{device_id}/gaps", summary="Missing answers: a kiosk's unresolved seq gaps and their resend state")
+def get_device_gaps(device_id: str, session: SessionDep, principal: DeviceReader) -> dict:
+    from fleet_server.gaps import describe, gap_dict, open_gaps
+    from fleet_server.models import utcnow
+
+    _device(session, principal, device_id)
+    rows = open_gaps(session, [device_id]).get(device_id, [])
+    text, level = describe(rows, utcnow())
+    return {"device_id": device_id, "missing": sum(r.missing for r in rows), "text": text, "level": level,
+            "gaps": [gap_dict(r) for r in rows]}
+
+
 @router.get("/alerts", summary="Open alerts (or the recent history with all=true)")
 def list_alerts(session: SessionDep, principal: DeviceReader, all: bool = False) -> list[dict]:
     stations = _visible_stations(principal, session)
