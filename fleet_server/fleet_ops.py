@@ -64,8 +64,8 @@ class FleetLoop:
         self.passes += 1
 
     def check_gaps(self, now=None):
-        """Track missing seqs and ask online kiosks to resend them (fleet_server.gaps).
-        After run_once, so the kiosks' command acknowledgements are already copied."""
+        """Track missing seqs and ask online kiosks to resend them (fleet_server.gaps);
+        ``now`` lets tests step through grace periods without waiting for them."""
         from fleet_server.alerts import device_online
         from fleet_server.gaps import track_gaps
         from fleet_server.models import utcnow

@@ -219,10 +219,11 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
                online: Callable[[Device], bool] = lambda d: True) -> GapPass:
     """One pass: find gaps, keep ``seq_gaps`` current, mark unrecoverable ones, ask for the rest.
 
-    Call inside a transaction, after command acknowledgements were copied
-    (remote_config.reconcile_acks). ``online`` decides who may be asked now.
+    Call inside a transaction. It first copies the kiosks' command acknowledgements
+    (remote_config.reconcile_acks, idempotent), so it can run on its own.
+    ``online`` decides who may be asked now.
     """
-    from fleet_server.remote_config import send_command  # imports the app's feature modules
+    from fleet_server.remote_config import reconcile_acks, send_command  # imports the feature modules
 
     DeviceCommand = fleet_models.DeviceCommand
 
@@ -230,6 +231,7 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
     grace = timedelta(seconds=settings.gap_grace_s)
     interval = timedelta(seconds=settings.gap_resend_interval_s)
     result = GapPass()
+    reconcile_acks(session)
     found = find_gaps(session)
     rows_by_device = open_gaps(session)
     for device_id in sorted(set(found) | set(rows_by_device)):
