@@ -9,6 +9,9 @@ Rules (thresholds are settings, PALAUTE_ALERT_*):
 - ``clock``: online and its clock is not NTP-synchronised (event times are guesses).
 - ``disk``: free disk below ``alert_disk_low_mb``.
 - ``temperature``: CPU above ``alert_temp_high_c``.
+- ``events_missing``: the server lacks some of a kiosk's answers (seq gaps older
+  than ``gap_grace_s``; fleet_server.gaps asks the kiosk for them and says when
+  they cannot come back).
 - ``no_feedback``: a station with an installed kiosk has received no feedback at
   all for ``alert_no_feedback_hours`` although it was open (a broken button or a
   covered screen looks exactly like this).
@@ -145,6 +148,14 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
         if d.cpu_temp_c is not None and d.cpu_temp_c > settings.alert_temp_high_c:
             found.append(Condition("temperature", d.station_id, d.id,
                                    f"kiosk {d.id}: CPU at {d.cpu_temp_c:.0f} °C"))
+
+    from fleet_server.gaps import describe, open_gaps
+
+    gaps = open_gaps(session, [d.id for d in devices])
+    for d in devices:
+        rows = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)]
+        if rows:
+            found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(rows, now)[0]}"))
 
     window = timedelta(hours=settings.alert_no_feedback_hours)
     rows = session.execute(

@@ -27,7 +27,8 @@ class FleetLoop:
     worked once (the broker may have lost its retained messages), later only to
     online kiosks that report another config version (remote_config.repair_drift);
     clear retired kiosks' retained configs; then run the alert pass
-    (fleet_server.alerts.run_once) and the sequence gap check (check_gaps)."""
+    (fleet_server.alerts.run_once); every ``gap_check_interval_s`` also the
+    sequence gap check (check_gaps)."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
         self.settings = settings
@@ -37,6 +38,7 @@ class FleetLoop:
         self.configs_published = False
         self._drift_attempts: dict[str, tuple[int, float]] = {}
         self._cleared: set[str] = set()
+        self._gaps_checked = float("-inf")
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,7 +62,9 @@ class FleetLoop:
             self._repair_drift()
         self._clear_retired()
         run_once(self.session_factory, self.settings, self.channels)
-        self.check_gaps()
+        if time.monotonic() - self._gaps_checked >= self.settings.gap_check_interval_s:
+            self._gaps_checked = time.monotonic()
+            self.check_gaps()
         self.passes += 1
 
     def check_gaps(self, now=None):

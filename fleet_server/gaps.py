@@ -319,7 +319,7 @@ def describe(rows: Sequence[SeqGap], now: datetime) -> tuple[str, str]:
         acked = [r.ack_seen_at for r in asked if r.ack_seen_at]
         parts.append(f"acknowledged {_ago(now, max(acked))}" if acked else "not acknowledged yet")
     elif any(r.unrecoverable_at is None for r in rows):
-        parts.append("waiting before asking (may still be in flight)")
+        parts.append("not asked for yet")
     gone = [r for r in rows if r.unrecoverable_at is not None]
     if gone:
         count = sum(r.missing for r in gone)

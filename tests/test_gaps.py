@@ -183,7 +183,7 @@ def test_unresolved_gaps_show_on_the_pages_and_in_the_api_to_those_who_may_see_t
     assert (gaps["missing"], gaps["level"]) == (5, "bad")
     assert [(g["first_seq"], g["last_seq"], g["state"]) for g in gaps["gaps"]] == [
         (3, 4, "waiting"), (6, 8, "unrecoverable")]
-    assert gaps["text"].startswith("5 answers missing, seq 3–4, 6–8; waiting before asking")
+    assert gaps["text"].startswith("5 answers missing, seq 3–4, 6–8; not asked for yet")
     assert "unrecoverable: 3 (kiosk answered: nothing held from seq 6" in gaps["text"]
     device = client.get("/api/v1/fleet/devices/kalvia-1", headers=it).json()
     assert device["missing"] == {"text": gaps["text"], "level": "bad"} and len(device["gaps"]) == 2
@@ -203,3 +203,27 @@ def test_unresolved_gaps_show_on_the_pages_and_in_the_api_to_those_who_may_see_t
     listing = client.get("/devices").text
     assert '<td class="missing"><span class="lvl lvl-bad">✖&nbsp;5 answers missing' in listing
     assert '<td class="missing"><span class="lvl lvl-ok">✔&nbsp;none missing' in listing
+
+
+def test_events_missing_alert_fires_after_the_grace_period_and_clears_when_the_gap_fills(sessions):
+    from fleet_server.alerts import evaluate, reconcile
+
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120)
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 4])
+        track_gaps(s, settings, RecordingPublisher(), T0, online=lambda d: False)
+
+    def missing_alerts(at_s: float):
+        with sessions() as s, s.begin():
+            now = T0 + timedelta(seconds=at_s)
+            changes = reconcile(s, [c for c in evaluate(s, settings, now) if c.rule == "events_missing"], now)
+            return [(a.key, a.message) for a in changes.fired], [a.key for a in changes.cleared]
+
+    assert missing_alerts(60) == ([], [])  # maybe still in flight
+    fired, _ = missing_alerts(121)
+    assert fired == [("events_missing:kalvia/kalvia-1",
+                      "kiosk kalvia-1: 2 answers missing, seq 2–3; not asked for yet")]
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [2, 3])
+        track_gaps(s, settings, RecordingPublisher(), T0 + timedelta(seconds=130), online=lambda d: False)
+    assert missing_alerts(131) == ([], ["events_missing:kalvia/kalvia-1"])
