@@ -223,3 +223,12 @@ def test_every_role_gets_exactly_its_routes(app_client):
             if got != want:
                 wrong.append(f"{role} GET {path}: {got}, expected {want}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_status_page_follows_the_small_count_rule(app_client):
+    seed(app_client)
+    html = app_client.get("/status", headers=bearer(app_client, "coordinator")).text
+    lohtaja = re.search(r'data-station="lohtaja"(.*?)</tr>', html, re.S).group(1)
+    assert "too few responses" in lohtaja and ">3<" not in lohtaja
+    kalvia = re.search(r'data-station="kalvia"(.*?)</tr>', html, re.S).group(1)
+    assert ">15<" in kalvia  # every smiley press, as the spine counts them

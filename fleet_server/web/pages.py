@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet_server import queries
-from fleet_server.api.deps import PageResultsReader, SessionDep
+from fleet_server.api.deps import PageResultsReader, SessionDep, SettingsDep
+from fleet_server.small_counts import TOO_FEW
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -24,14 +25,28 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 @router.get("/status", response_class=HTMLResponse)
-def overview(request: Request, session: SessionDep, principal: PageResultsReader) -> HTMLResponse:
+def overview(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: PageResultsReader
+) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(
         request,
         "status.html",
         {
-            "stations": [s for s in queries.list_stations(session) if principal.may_view_results(s.station_id)],
+            "stations": _small_counts_hidden(
+                [s for s in queries.list_stations(session) if principal.may_view_results(s.station_id)],
+                settings.min_responses,
+            ),
             "devices": [d for d in queries.list_devices(session) if principal.may_view_devices(d.station_id)],
             "refresh_s": REFRESH_S,
             "ingest": getattr(request.app.state, "ingestor", None),
         },
     )
+
+
+def _small_counts_hidden(rows: list[queries.StationRow], minimum: int) -> list[queries.StationRow]:
+    """The small-count rule (fleet_server.small_counts): a station's counts below the minimum are not shown."""
+    for row in rows:
+        if row.total < minimum:
+            row.total, row.satisfaction = TOO_FEW, None  # type: ignore[assignment]
+            row.counts = {v: "–" for v in row.counts}
+    return rows
