@@ -173,37 +173,50 @@ def open_gaps(session: Session, device_ids: Iterable[str] | None = None) -> dict
     return out
 
 
-def _overlaps(row: SeqGap, rng: SeqRange) -> bool:
-    return row.first_seq <= rng.last and rng.first <= row.last_seq
-
-
 def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: list[SeqGap],
                now: datetime, result: GapPass) -> list[SeqGap]:
-    """Match today's ranges to the open rows by overlap; a row split in two by arrivals
-    passes its history (detected, asked, acknowledged) on to both parts."""
+    """Match today's ranges to the open rows. Each row keeps the part of its old range
+    still missing (a row split in two by arrivals passes its history -- detected,
+    asked, acknowledged, unrecoverable -- on to both parts); missing seqs no row
+    covered before are new rows with their own grace period, so newly lost answers
+    are never taken for old unrecoverable ones."""
+    old = sorted(((r.first_seq, r.last_seq, r) for r in rows), key=lambda t: t[0])
     kept: list[SeqGap] = []
     used: set[int] = set()
-    for rng in found[:MAX_TRACKED_GAPS]:
-        match = next((r for r in rows if _overlaps(r, rng)), None)
-        if match is None:
-            row = SeqGap(device_id=device_id, first_seq=rng.first, last_seq=rng.last, kind=rng.kind, detected_at=now)
-            session.add(row)
-            result.opened.append(row)
-        elif id(match) not in used:
-            row = match
-            row.first_seq, row.last_seq = rng.first, rng.last
-            used.add(id(match))
-        else:
-            row = SeqGap(device_id=device_id, first_seq=rng.first, last_seq=rng.last, kind=match.kind,
-                         detected_at=match.detected_at, resend_cmd_id=match.resend_cmd_id,
-                         resend_at=match.resend_at, ack_seen_at=match.ack_seen_at,
-                         unrecoverable_at=match.unrecoverable_at, reason=match.reason)
-            session.add(row)
+
+    def new_row(first: int, last: int, kind: str) -> None:
+        row = SeqGap(device_id=device_id, first_seq=first, last_seq=last, kind=kind, detected_at=now, reason="")
+        session.add(row)
+        result.opened.append(row)
         kept.append(row)
-    for row in rows:
+
+    for rng in found[:MAX_TRACKED_GAPS]:
+        cursor = rng.first
+        for first, last, row in old:
+            lo, hi = max(rng.first, first), min(rng.last, last)
+            if lo > hi:
+                continue
+            if lo > cursor:
+                new_row(cursor, lo - 1, rng.kind)
+            if id(row) not in used:
+                used.add(id(row))
+                row.first_seq, row.last_seq = lo, hi
+                kept.append(row)
+            else:
+                part = SeqGap(device_id=device_id, first_seq=lo, last_seq=hi, kind=row.kind,
+                              detected_at=row.detected_at, resend_cmd_id=row.resend_cmd_id,
+                              resend_at=row.resend_at, ack_seen_at=row.ack_seen_at,
+                              unrecoverable_at=row.unrecoverable_at, reason=row.reason)
+                session.add(part)
+                kept.append(part)
+            cursor = hi + 1
+        if cursor <= rng.last:
+            new_row(cursor, rng.last, rng.kind)
+    for _first, _last, row in old:
         if id(row) not in used:
             row.resolved_at = now
             result.resolved.append(row)
+    kept.sort(key=lambda r: r.first_seq)
     return kept
 
 
@@ -311,7 +324,8 @@ def describe(rows: Sequence[SeqGap], now: datetime) -> tuple[str, str]:
     shown = ", ".join(f"{r.first_seq}–{r.last_seq}" if r.last_seq > r.first_seq else f"{r.first_seq}"
                       for r in rows[:5])
     more = f" and {len(rows) - 5} more ranges" if len(rows) > 5 else ""
-    parts = [f"{missing} answer{'s' if missing != 1 else ''} missing, seq {shown}{more}"]
+    least = "at least " if len(rows) >= MAX_TRACKED_GAPS else ""  # only the lowest ranges are tracked
+    parts = [f"{least}{missing} answer{'s' if missing != 1 else ''} missing, seq {shown}{more}"]
     asked = [r for r in rows if r.resend_at is not None and r.unrecoverable_at is None]
     if asked:
         last = max(r.resend_at for r in asked if r.resend_at)

@@ -227,3 +227,30 @@ def test_events_missing_alert_fires_after_the_grace_period_and_clears_when_the_g
         add_events(s, "kalvia-1", [2, 3])
         track_gaps(s, settings, RecordingPublisher(), T0 + timedelta(seconds=130), online=lambda d: False)
     assert missing_alerts(131) == ([], ["events_missing:kalvia/kalvia-1"])
+
+
+def test_answers_lost_after_an_unrecoverable_gap_are_asked_for_not_written_off(sessions):
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120, gap_resend_interval_s=900)
+    publisher = RecordingPublisher()
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", range(1, 11))
+        set_status(s, "kalvia-1", last_seq=15)  # 11..15 never arrived
+
+    def step(at_s: float):
+        with sessions() as s, s.begin():
+            return track_gaps(s, settings, publisher, T0 + timedelta(seconds=at_s))
+
+    step(0)
+    (asked,) = step(121).resends
+    with sessions() as s, s.begin():
+        s.get(Device, "kalvia-1").last_status = {"last_command": {"cmd_id": asked.cmd_id, "at": "2026-11-27T08:00:00Z",
+                                                                  "ok": True, "detail": "nothing held from seq 11"}}
+    step(130)
+    assert [(g.first_seq, g.last_seq) for g in step(251).unrecoverable] == [(11, 15)]
+    with sessions() as s, s.begin():
+        set_status(s, "kalvia-1", last_seq=20)  # the tail grows: 16..20 lost too, later
+    assert [(g.first_seq, g.last_seq) for g in step(1000).opened] == [(16, 20)]
+    assert [c.from_seq for c in step(1200).resends] == [16]  # asked from 16, not written off with 11..15
+    with sessions() as s:
+        assert [(g.first_seq, g.last_seq, g.unrecoverable_at is not None) for g in open_gaps(s)["kalvia-1"]] == [
+            (11, 15, True), (16, 20, False)]
