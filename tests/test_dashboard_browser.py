@@ -211,7 +211,6 @@ def _shot(page, name: str) -> None:
         shutil.copy(path, DOC_SHOTS / f"{name}.png")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by the test command")
 def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

@@ -8,6 +8,7 @@ artifacts/screenshots/ and docs/screenshots/ (fleet-*.png).
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from datetime import timedelta
@@ -91,8 +92,9 @@ def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, DOC_SHOTS / f"{name}.png")
+    if os.environ.get("PALAUTE_UPDATE_DOC_SCREENSHOTS") == "1":  # as tests/ui: an ordinary run leaves docs/ alone
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOC_SHOTS / f"{name}.png")
 
 
 def test_it_reads_fleet_health_and_sends_a_command_in_a_real_browser(server, broker):
