@@ -85,6 +85,29 @@ def notes_page(request: Request, session: SessionDep, principal: PageResultsRead
     return _render(request, session, principal, editing=editing, message=done)
 
 
+def _note_or_404(session, note_id: int) -> "notes.StationNote":
+    note = session.get(notes.StationNote, note_id)
+    if note is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    return note
+
+
+def _checked_note(text_fi: str, text_sv: str, text_en: str, starts: str, ends: str):
+    """The note's (first, last) day; raises notes.NoteInvalid saying what is wrong."""
+    first = _parse_day(starts, "first day", True)
+    last = _parse_day(ends, "last day", False)
+    notes.validate(text_fi, text_sv, text_en, first, last)
+    return first, last
+
+
+def _after_publish(request: Request, session, principal, outcome, verb: str) -> Response:
+    """Back to the list with what happened, or the page with why the kiosks did not get it (502)."""
+    message, error = _outcome_message(outcome, verb)
+    if error:
+        return _render(request, session, principal, error=error, code=502)
+    return RedirectResponse(f"/notes?done={message}", status_code=303)
+
+
 @router.post("/notes", response_class=HTMLResponse)
 def create_note(
     request: Request,
@@ -102,9 +125,7 @@ def create_note(
     if session.get(Station, station_id) is None:
         return _render(request, session, principal, error=f"no station {station_id!r}", form=form, code=400)
     try:
-        first = _parse_day(starts, "first day", True)
-        last = _parse_day(ends, "last day", False)
-        notes.validate(text_fi, text_sv, text_en, first, last)
+        first, last = _checked_note(text_fi, text_sv, text_en, starts, ends)
     except notes.NoteInvalid as exc:
         return _render(request, session, principal, error=str(exc), form=form, code=400)
     note = notes.StationNote(
@@ -114,10 +135,7 @@ def create_note(
     session.add(note)
     session.flush()
     outcome = notes.publish(session, publisher_for(request), note, principal.name, "written")
-    message, error = _outcome_message(outcome, "saved")
-    if error:
-        return _render(request, session, principal, error=error, code=502)
-    return RedirectResponse(f"/notes?done={message}", status_code=303)
+    return _after_publish(request, session, principal, outcome, "saved")
 
 
 @router.post("/notes/{note_id}", response_class=HTMLResponse)
@@ -133,15 +151,11 @@ def update_note(
     ends: Annotated[str, Form()] = "",
 ) -> Response:
     _coordinator(principal)
-    note = session.get(notes.StationNote, note_id)
-    if note is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    note = _note_or_404(session, note_id)
     if note.withdrawn_at is not None:
         return _render(request, session, principal, error="a withdrawn note cannot be edited; write a new one", code=409)
     try:
-        first = _parse_day(starts, "first day", True)
-        last = _parse_day(ends, "last day", False)
-        notes.validate(text_fi, text_sv, text_en, first, last)
+        first, last = _checked_note(text_fi, text_sv, text_en, starts, ends)
     except notes.NoteInvalid as exc:
         return _render(request, session, principal, error=str(exc), editing=note, code=400)
     note.text_fi, note.text_sv, note.text_en = text_fi.strip(), text_sv.strip(), text_en.strip()
@@ -149,36 +163,23 @@ def update_note(
     note.revision += 1
     note.updated_by, note.updated_at = principal.name, utcnow()
     outcome = notes.publish(session, publisher_for(request), note, principal.name, "edited")
-    message, error = _outcome_message(outcome, "updated")
-    if error:
-        return _render(request, session, principal, error=error, code=502)
-    return RedirectResponse(f"/notes?done={message}", status_code=303)
+    return _after_publish(request, session, principal, outcome, "updated")
 
 
 @router.post("/notes/{note_id}/withdraw", response_class=HTMLResponse)
 def withdraw_note(request: Request, session: SessionDep, principal: CsrfChecked, note_id: int) -> Response:
     _coordinator(principal)
-    note = session.get(notes.StationNote, note_id)
-    if note is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    note = _note_or_404(session, note_id)
     if note.withdrawn_at is None:
         note.withdrawn_at, note.withdrawn_by = utcnow(), principal.name
     outcome = notes.publish(session, publisher_for(request), note, principal.name, "withdrawn")
-    message, error = _outcome_message(outcome, "withdrawn")
-    if error:
-        return _render(request, session, principal, error=error, code=502)
-    return RedirectResponse(f"/notes?done={message}", status_code=303)
+    return _after_publish(request, session, principal, outcome, "withdrawn")
 
 
 @router.post("/notes/{note_id}/publish", response_class=HTMLResponse)
 def republish_note(request: Request, session: SessionDep, principal: CsrfChecked, note_id: int) -> Response:
     _coordinator(principal)
-    note = session.get(notes.StationNote, note_id)
-    if note is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+    note = _note_or_404(session, note_id)
     ensure_station_results(principal, note.station_id)
     outcome = notes.republish(session, publisher_for(request), note)
-    message, error = _outcome_message(outcome, "published")
-    if error:
-        return _render(request, session, principal, error=error, code=502)
-    return RedirectResponse(f"/notes?done={message}", status_code=303)
+    return _after_publish(request, session, principal, outcome, "published")
