@@ -390,6 +390,17 @@ def sort_rows(rows: list[OverviewRow], key: str, descending: bool) -> list[Overv
 # --------------------------------------------------------------------- station page
 
 
+def _bucket_index(buckets: Sequence[tuple[date, date]]) -> dict[date, int]:
+    """Local day -> the position of the (first day, last day) bucket that holds it."""
+    index = {}
+    for i, (first, last) in enumerate(buckets):
+        day = first
+        while day <= last:
+            index[day] = i
+            day += timedelta(days=1)
+    return index
+
+
 def _buckets(period: Period, granularity: str) -> list[tuple[date, date]]:
     out = []
     if granularity == "week":
@@ -444,12 +455,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
 
     # Trend: counted answers per local day or ISO week, with open/online hours per bucket.
     buckets = _buckets(period, granularity)
-    index = {}
-    for i, (a, b) in enumerate(buckets):
-        d = a
-        while d <= b:
-            index[d] = i
-            d += timedelta(days=1)
+    index = _bucket_index(buckets)
     per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
     for h, cols in hours.items():
         i = index.get(_local_day(h))
@@ -566,12 +572,7 @@ def comparison(
     """Side by side: the overview row and the satisfaction trend of each chosen station."""
     rows = overview(session, stations, period, minimum)
     buckets = _buckets(period, granularity)
-    index = {}
-    for i, (a, b) in enumerate(buckets):
-        d = a
-        while d <= b:
-            index[d] = i
-            d += timedelta(days=1)
+    index = _bucket_index(buckets)
     series = {}
     for s in stations:
         per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
