@@ -524,6 +524,30 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
     )
 
 
+def followup_labels(session: Session, station_id: str, lang: str = "en") -> dict[str, str]:
+    """Texts for follow-up ids: ``question_id`` -> question, ``question_id/option_id`` -> option.
+
+    Answers carry ids only, so the page names them from the surveys that may have
+    asked them: the shipped templates first, then the station's current config
+    (which wins, so a station's own wording is what coordinators read).
+    """
+    from fleet_server.remote_config import ConfigInvalid, build_station_config
+    from fleet_server.survey_templates import TEMPLATES
+
+    surveys = [make() for _title, make in TEMPLATES.values()]
+    try:
+        surveys.append(build_station_config(session, station_id).survey)
+    except (KeyError, ConfigInvalid):
+        pass
+    labels: dict[str, str] = {}
+    for survey in surveys:
+        for question in survey.followups:
+            labels[question.id] = question.text.get(lang) or question.id
+            for option in question.options:
+                labels[f"{question.id}/{option.id}"] = option.text.get(lang) or option.id
+    return labels
+
+
 def followup_tables(session: Session, station_id: str, period: Period, minimum: int) -> list[dict]:
     """Per follow-up question: reason counts by the smiley they follow.
 
@@ -537,6 +561,7 @@ def followup_tables(session: Session, station_id: str, period: Period, minimum: 
         .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
         .group_by(f.question_id, f.smiley, f.option_id)
     )
+    labels = followup_labels(session, station_id)
     data: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for question_id, smiley, option_id, n in session.execute(q):
         data[question_id][smiley][option_id] = int(n)
@@ -552,6 +577,8 @@ def followup_tables(session: Session, station_id: str, period: Period, minimum: 
         tables.append(
             {
                 "question_id": question_id,
+                "question": labels.get(question_id, question_id),
+                "labels": {o: labels.get(f"{question_id}/{o}", o) for o in options},
                 "smileys": smileys,
                 "options": options,
                 "bases": shown,

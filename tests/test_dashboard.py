@@ -110,7 +110,8 @@ def test_station_page_shows_breakdown_heatmap_followups_and_hides_small_cells(ap
         assert "too few responses" in re.search(rf'<tr data-row="{row}">(.*?)</tr>', html, re.S).group(1)
     heat = re.search(r'data-testid="heatmap">(.*?)</table>', html, re.S).group(1)
     assert "&lt;5" in heat  # cells below the minimum
-    assert "after 1" in html and "waiting-time" in html  # the follow-up table exists; its 1 answer is hidden
+    # The follow-up table exists, named in words from the survey (not ids); its 1 answer is hidden.
+    assert "after 1" in html and "What went wrong?" in html and "I waited too long" in html
     followups = re.search(r'data-testid="followups-what-went-wrong">(.*?)</table>', html, re.S).group(1)
     assert ">1<" not in followups and "too few responses" in followups
     assert 'id="trend-data"' in html and "/static/vendor/chart.umd.min.js" in html
