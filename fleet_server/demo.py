@@ -1,10 +1,12 @@
 """``palaute-server demo``: the whole system on one machine, with simulated kiosks.
 
 Starts, as child processes it owns: a private Mosquitto on a free loopback port
-(config written here, queue limits set deliberately), the fleet server on SQLite
-(HTTP API + MQTT ingest), and one simulated kiosk per sample station (the real
-kiosk code with gpiozero's MockFactory pins). It prints the dashboard URL and a
-live table of what the server has counted; Ctrl-C stops everything it started.
+(config written here, queue limits set deliberately, no anonymous access: every
+kiosk is provisioned in the registry and gets its own password and ACL, exactly
+as in production), the fleet server on SQLite (HTTP API + MQTT ingest), and one
+simulated kiosk per sample station (the real kiosk code with gpiozero's
+MockFactory pins). It prints the dashboard URL and a live table of what the
+server has counted; Ctrl-C stops everything it started.
 
 Every answer shown is produced by the simulated kiosks during the run: nothing
 is written straight into the database.
@@ -66,6 +68,9 @@ class DemoOptions:
     live: bool = True
 
 
+SERVER_MQTT_USER = "palaute-server"
+"""The fleet server's broker account in the demo (its password is random per run)."""
+
 DEMO_USERS: tuple[tuple[str, str, str | None], ...] = (
     ("coordinator", "coordinator", None),
     ("it", "it", None),
@@ -83,6 +88,9 @@ class Demo:
     kiosks: list[subprocess.Popen] = field(default_factory=list)
     passwords: dict[str, str] = field(default_factory=dict)
     api_token: str | None = None
+    device_secrets: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(station, device) -> this run's broker password of each simulated kiosk."""
+    server_mqtt_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def base_url(self) -> str:
@@ -97,7 +105,7 @@ class Demo:
             shutil.rmtree(workdir)
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._prepare_database(workdir)
-        self.broker = Mosquitto(workdir / "broker").start()
+        self.broker = self._start_broker(workdir)
         _LOGGER.info("broker on %s", self.broker.url)
         self.server = self._spawn(
             [_script("palaute-server"), "serve"], workdir / "logs" / "server.log", env=self._server_env(workdir)
@@ -109,8 +117,7 @@ class Demo:
                 f"the fleet server did not start; see {workdir / 'logs' / 'server.log'}"
             ) from None
         for index, (station_id, _name) in enumerate(SAMPLE_STATIONS[: opts.stations]):
-            for n in range(1, opts.kiosks_per_station + 1):
-                device_id = f"{station_id}-{n}"
+            for device_id in self._device_ids(station_id):
                 config = self._write_kiosk_config(workdir, station_id, device_id, _MIXES[index % len(_MIXES)])
                 self.kiosks.append(
                     self._spawn(
@@ -118,6 +125,27 @@ class Demo:
                         workdir / "logs" / f"kiosk-{device_id}.log",
                     )
                 )
+
+    def _device_ids(self, station_id: str) -> list[str]:
+        return [f"{station_id}-{n}" for n in range(1, self.options.kiosks_per_station + 1)]
+
+    def _start_broker(self, workdir: Path) -> Mosquitto:
+        """Mosquitto with the registry's password file and ACL (fleet_server.broker_auth)."""
+        from .broker_auth import DeviceAccount, ServerAccount, mosquitto_hash, write_broker_files
+
+        auth = workdir / "broker-auth"
+        auth.mkdir(parents=True, exist_ok=True)
+        write_broker_files(
+            auth / "passwd",
+            auth / "acl",
+            [DeviceAccount(s, d, mosquitto_hash(secret)) for (s, d), secret in self.device_secrets.items()],
+            ServerAccount(SERVER_MQTT_USER, mosquitto_hash(self.server_mqtt_password)),
+        )
+        return Mosquitto(
+            workdir / "broker",
+            allow_anonymous=False,
+            extra_config=f"password_file {auth / 'passwd'}\nacl_file {auth / 'acl'}",
+        ).start()
 
     @property
     def database_url(self) -> str:
@@ -135,7 +163,8 @@ class Demo:
         from .auth.service import add_user, create_token, set_password
         from .db import make_engine, make_session_factory, migrate
         from .models import Station
-        from .provisioning import add_station
+        from .models import Device
+        from .provisioning import add_station, provision_device, rotate_secret
 
         migrate(self.database_url)
         engine = make_engine(self.database_url)
@@ -144,6 +173,13 @@ class Demo:
                 for station_id, name in SAMPLE_STATIONS[: self.options.stations]:
                     if session.get(Station, station_id) is None:
                         add_station(session, station_id, name)
+                    for device_id in self._device_ids(station_id):
+                        # A fresh secret every run, as IT would rotate it; only hashes are stored.
+                        if session.get(Device, device_id) is None:
+                            _device, secret = provision_device(session, device_id, station_id)
+                        else:
+                            _device, secret = rotate_secret(session, device_id)
+                        self.device_secrets[(station_id, device_id)] = secret
                 for username, role, station in DEMO_USERS:
                     password = secrets.token_urlsafe(12)
                     if session.scalar(select(User).where(User.username == username)) is None:
@@ -173,6 +209,8 @@ class Demo:
             PALAUTE_DATABASE_URL=self.database_url,
             PALAUTE_MODE="demo",
             PALAUTE_MQTT_URL=self.broker.url,
+            PALAUTE_MQTT_USERNAME=SERVER_MQTT_USER,
+            PALAUTE_MQTT_PASSWORD=self.server_mqtt_password,
             PALAUTE_HTTP_HOST="127.0.0.1",
             PALAUTE_HTTP_PORT=str(self.options.http_port),
             PALAUTE_SESSION_SECRET=secret_file.read_text().strip(),
@@ -182,6 +220,9 @@ class Demo:
     def _write_kiosk_config(self, workdir: Path, station_id: str, device_id: str, mix) -> Path:
         kiosk_dir = workdir / "kiosks" / device_id
         kiosk_dir.mkdir(parents=True, exist_ok=True)
+        password_file = kiosk_dir / "broker-password"
+        password_file.write_text(self.device_secrets[(station_id, device_id)] + "\n")
+        password_file.chmod(0o600)
         path = kiosk_dir / "kiosk.toml"
         path.write_text(
             "\n".join(
@@ -193,6 +234,8 @@ class Demo:
                     "",
                     "[broker]",
                     f'url = "{self.broker.url}"',
+                    f'username = "{device_id}"',
+                    f'password_file = "{password_file}"',
                     "heartbeat_s = 10",
                     "",
                     "[outbox]",

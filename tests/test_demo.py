@@ -33,6 +33,15 @@ def test_demo_counts_answers_from_simulated_kiosks_and_stops_everything(tmp_path
     # Everything the demo started is gone: nothing listens on its port any more.
     pgrep = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True)
     assert pgrep.stdout.strip() == "", f"left running: {pgrep.stdout}"
+    # Security as in production: no anonymous access, one broker account and ACL per kiosk,
+    # and the answers above got through them.
+    broker_conf = (workdir / "broker" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in broker_conf and "password_file" in broker_conf and "acl_file" in broker_conf
+    acl = (workdir / "broker-auth" / "acl").read_text()
+    assert "user kalvia-1" in acl and "topic write palaute/v1/kalvia/kalvia-1/events" in acl
+    secret_file = workdir / "kiosks" / "kalvia-1" / "broker-password"
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    assert secret_file.read_text().strip() not in (workdir / "palaute.db").read_bytes().decode("latin-1")
     creds = (workdir / "credentials.txt")
     assert oct(creds.stat().st_mode & 0o777) == "0o600"
     assert {line.split("\t")[0] for line in creds.read_text().splitlines()} >= {"coordinator", "it", "admin"}
