@@ -39,6 +39,7 @@ class FleetLoop:
         self._drift_attempts: dict[str, tuple[int, float]] = {}
         self._cleared: set[str] = set()
         self._gaps_checked = float("-inf")
+        self._gap_watermarks: dict[str, int] = {}  # device -> highest seq scanned (fleet_server.gaps)
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,10 +76,14 @@ class FleetLoop:
         from fleet_server.models import utcnow
 
         now = now or utcnow()
+        marks = dict(self._gap_watermarks)  # kept only once the pass is committed
         try:
             with self.session_factory() as session, session.begin():
-                return track_gaps(session, self.settings, self.publisher, now,
-                                  lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s))
+                result = track_gaps(session, self.settings, self.publisher, now,
+                                    lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s),
+                                    watermarks=marks)
+            self._gap_watermarks = marks
+            return result
         except Exception as exc:  # noqa: BLE001 - retried next pass
             _LOGGER.warning("sequence gap check failed (%s); retrying next pass", exc)
             return None

@@ -254,3 +254,31 @@ def test_answers_lost_after_an_unrecoverable_gap_are_asked_for_not_written_off(s
     with sessions() as s:
         assert [(g.first_seq, g.last_seq, g.unrecoverable_at is not None) for g in open_gaps(s)["kalvia-1"]] == [
             (11, 15, True), (16, 20, False)]
+
+
+def test_incremental_passes_read_only_new_seqs_and_still_follow_older_gaps(sessions):
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120)
+    marks: dict[str, int] = {}
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 2, 3, 5, 6, 7, 8, 9, 10])
+
+    def step(at_s: float):
+        with sessions() as s, s.begin():
+            return track_gaps(s, settings, RecordingPublisher(), T0 + timedelta(seconds=at_s), online=lambda d: False,
+                              watermarks=marks)
+
+    assert [(g.first_seq, g.last_seq) for g in step(0).opened] == [(4, 4)]
+    assert marks == {"kalvia-1": 10}
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [11, 12, 13, 14, 16, 17])
+    assert [(g.first_seq, g.last_seq) for g in step(10).opened] == [(15, 15)]
+    assert marks == {"kalvia-1": 17}
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [4])  # an old gap fills, below the watermark
+    result = step(20)
+    assert [(g.first_seq, g.last_seq) for g in result.resolved] == [(4, 4)] and result.opened == []
+    with sessions() as s:
+        assert [(g.first_seq, g.last_seq) for g in open_gaps(s)["kalvia-1"]] == [(15, 15)]
+        assert find_gaps(s, since={"kalvia-1": 16}) == {}  # what lies below is not read
+        assert find_gaps(s, since={"kalvia-1": 14})["kalvia-1"].ranges == [SeqRange(15, 15, "internal")]
+        assert find_gaps(s, since={"kalvia-1": 15})["kalvia-1"].ranges == [SeqRange(15, 15, "internal")]
