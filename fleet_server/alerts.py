@@ -11,7 +11,8 @@ Rules (thresholds are settings, PALAUTE_ALERT_*):
 - ``temperature``: CPU above ``alert_temp_high_c``.
 - ``events_missing``: the server lacks some of a kiosk's answers (seq gaps older
   than ``gap_grace_s``; fleet_server.gaps asks the kiosk for them and says when
-  they cannot come back).
+  they cannot come back). A gap found unrecoverable keeps the alert open for a
+  day (``UNRECOVERABLE_ALERT_FOR``), then only the device page shows it.
 - ``no_feedback``: a station with an installed kiosk has received no feedback at
   all for ``alert_no_feedback_hours`` although it was open (a broken button or a
   covered screen looks exactly like this).
@@ -149,11 +150,13 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             found.append(Condition("temperature", d.station_id, d.id,
                                    f"kiosk {d.id}: CPU at {d.cpu_temp_c:.0f} °C"))
 
-    from fleet_server.gaps import describe, open_gaps
+    from fleet_server.gaps import UNRECOVERABLE_ALERT_FOR, describe, open_gaps
 
     gaps = open_gaps(session, [d.id for d in devices])
     for d in devices:
-        rows = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)]
+        # Unrecoverable gaps stay on the device page for good, but alert only for a day.
+        rows = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
+                and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
         if rows:
             found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(rows, now)[0]}"))
 

@@ -50,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_TRACKED_GAPS = 100
 """Most gap rows kept open per kiosk (the lowest ones); a resend from the lowest covers the rest anyway."""
+UNRECOVERABLE_ALERT_FOR = timedelta(hours=24)
+"""An unrecoverable gap keeps the ``events_missing`` alert open this long (news, then history)."""
 LOOP_USER = "fleet-loop"
 """``issued_by`` of the resend commands the loop sends, so the page tells them from IT's."""
 

@@ -282,3 +282,23 @@ def test_incremental_passes_read_only_new_seqs_and_still_follow_older_gaps(sessi
         assert find_gaps(s, since={"kalvia-1": 16}) == {}  # what lies below is not read
         assert find_gaps(s, since={"kalvia-1": 14})["kalvia-1"].ranges == [SeqRange(15, 15, "internal")]
         assert find_gaps(s, since={"kalvia-1": 15})["kalvia-1"].ranges == [SeqRange(15, 15, "internal")]
+
+
+def test_an_unrecoverable_gap_alerts_for_a_day_and_stays_on_the_page(sessions):
+    from fleet_server.alerts import evaluate
+
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120)
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 3])
+        track_gaps(s, settings, RecordingPublisher(), T0, online=lambda d: False)
+        (row,) = open_gaps(s)["kalvia-1"]
+        row.unrecoverable_at, row.reason = T0 + timedelta(seconds=600), "past its retention window"
+
+    def rules(at: timedelta):
+        with sessions() as s:
+            return [c.key for c in evaluate(s, settings, T0 + at) if c.rule == "events_missing"]
+
+    assert rules(timedelta(hours=23)) == ["events_missing:kalvia/kalvia-1"]
+    assert rules(timedelta(hours=25)) == []
+    with sessions() as s:
+        assert describe(open_gaps(s)["kalvia-1"], T0 + timedelta(hours=25))[1] == "bad"
