@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.alerts import device_online, open_alerts
-from fleet_server.gaps import describe, gap_dict, open_gaps
+from fleet_server.gaps import ago, describe, gap_dict, open_gaps
 from fleet_server.models import Device, Station, utcnow
 from fleet_server.remote_config import current_versions, recent_commands
 from fleet_server.settings import Settings
@@ -25,17 +25,6 @@ from fleet_server.settings import Settings
 class Field:
     text: str
     level: str = "ok"  # ok | warn | bad | unknown
-
-
-def _ago(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 90:
-        return f"{seconds} s ago"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
 
 
 def _duration(seconds: float | None) -> str:
@@ -103,10 +92,10 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         away = now - device.last_seen_at
         why = "Last Will" if not device.online else "no heartbeat"
         level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
-        status = Field(f"offline since {_ago(away)} ({why})", level)
+        status = Field(f"offline since {ago(away)} ({why})", level)
 
     def seen(at: datetime | None) -> Field:
-        return Field(_ago(now - at), "ok") if at else Field("never", "unknown")
+        return Field(ago(now - at), "ok") if at else Field("never", "unknown")
 
     reported = device.last_seen_at is not None
     depth = device.queue_depth

@@ -378,8 +378,9 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
 # ----------------------------------------------------------------- words for the pages
 
 
-def _ago(now: datetime, at: datetime) -> str:
-    seconds = int((now - at).total_seconds())
+def ago(delta: timedelta) -> str:
+    """A duration as the pages say it: "40 s ago", "12 min ago", "3 h ago", "2 days ago"."""
+    seconds = int(delta.total_seconds())
     if seconds < 90:
         return f"{seconds} s ago"
     if seconds < 2 * 3600:
@@ -405,9 +406,9 @@ def describe(rows: Sequence[SeqGap], now: datetime) -> tuple[str, str]:
     asked = [r for r in rows if r.resend_at is not None and r.unrecoverable_at is None]
     if asked:
         last = max(r.resend_at for r in asked if r.resend_at)
-        parts.append(f"resend asked {_ago(now, last)}")
+        parts.append(f"resend asked {ago(now - last)}")
         acked = [r.ack_seen_at for r in asked if r.ack_seen_at]
-        parts.append(f"acknowledged {_ago(now, max(acked))}" if acked else "not acknowledged yet")
+        parts.append(f"acknowledged {ago(now - max(acked))}" if acked else "not acknowledged yet")
     elif any(r.unrecoverable_at is None for r in rows):
         parts.append("not asked for yet")
     gone = [r for r in rows if r.unrecoverable_at is not None]
