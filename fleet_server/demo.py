@@ -336,7 +336,9 @@ def run(options: DemoOptions) -> int:
         with console.status("starting broker, fleet server and kiosks..."):
             demo.start()
         console.print(f"[bold green]Dashboard:[/] {demo.base_url}/   API docs: {demo.base_url}/docs")
-        console.print("Sign in as: " + ", ".join(f"[bold]{u}[/] / {p}" for u, p in demo.passwords.items()))
+        console.print("Sign in as (user / password, also in credentials.txt):")
+        for user, password in demo.passwords.items():
+            console.print(f"  [bold]{user}[/] / {password}", soft_wrap=True)
         console.print(f"Logs and data: {options.workdir.resolve()}   Stop with Ctrl-C.")
 
         def table() -> Table:
