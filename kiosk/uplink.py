@@ -88,6 +88,10 @@ class UplinkTunables:
     """Reconnect delays are shortened by up to this share, so a fleet does not reconnect in step."""
     idle_drain_s: float = 2.0
     """Look at the outbox at least this often even without a wake-up (belt and braces)."""
+    command_max_age_s: float = 600.0
+    """identify/restart issued longer ago than this (by a synchronised clock) are refused:
+    a kiosk back after a week offline must not blink or restart for last week's request.
+    resend is always run: it is harmless and fills gaps whenever it comes."""
 
 
 @dataclass
@@ -563,7 +567,11 @@ class Uplink:
         if cmd.cmd_id in self._recent_cmds:
             return  # QoS 1 redelivery
         self._recent_cmds = (self._recent_cmds + [cmd.cmd_id])[-50:]
-        ok, detail = self._run_command(cmd)
+        age_s = (now_utc() - cmd.issued_at).total_seconds()
+        if cmd.name != "resend" and age_s > self.t.command_max_age_s and self.health.clock_synced():
+            ok, detail = False, f"expired: issued {age_s / 60:.0f} min ago (limit {self.t.command_max_age_s / 60:.0f} min)"
+        else:
+            ok, detail = self._run_command(cmd)
         _LOGGER.info("command %s (%s): %s %s", cmd.name, cmd.cmd_id, "ok" if ok else "failed", detail)
         self._last_command = CommandAck(cmd_id=cmd.cmd_id, name=cmd.name, ok=ok, detail=detail[:500], at=now_utc())
         self._next_heartbeat = 0.0  # the ack goes out in the next status, now

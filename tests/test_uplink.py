@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -149,6 +150,20 @@ def test_identify_command_blinks_the_answer_leds(broker, make_kiosk, mock_pins):
         wait_until(lambda: {s.state for s in led_pin.states} >= {0, 1}, 10, "LED 2 to blink")
         status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
         assert status["last_command"] == {**status["last_command"], "cmd_id": "find-me", "ok": True}
+
+
+def test_a_stale_identify_queued_while_offline_is_refused_not_run(broker, make_kiosk, mock_pins):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        led_pin = mock_pins.pin(kiosk.pinmap.leds[2])
+        led_pin.clear_states()
+        old = c.now_utc() - timedelta(hours=26)
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="yesterday", name="identify", issued_at=old)))
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"]["cmd_id"] == "yesterday" and status["last_command"]["ok"] is False
+        assert status["last_command"]["detail"].startswith("expired")
+        assert {s.state for s in led_pin.states} <= {0}, "the LEDs must not blink for a stale request"
 
 
 def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kiosk):
