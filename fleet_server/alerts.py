@@ -337,13 +337,11 @@ def deliver(session: Session, channels: Sequence[Channel], now: datetime | None 
 
 def run_once(session_factory: sessionmaker[Session], settings: Settings, channels: Sequence[Channel],
              now: datetime | None = None) -> Changes:
-    """One pass: registry and command bookkeeping, rules, state, delivery."""
-    from fleet_server.provisioning import mark_registered
+    """One pass: command bookkeeping, rules, state, delivery."""
     from fleet_server.remote_config import reconcile_acks
 
     now = now or utcnow()
     with session_factory() as session, session.begin():
-        mark_registered(session)
         reconcile_acks(session)
         changes = reconcile(session, evaluate(session, settings, now), now)
     with session_factory() as session, session.begin():

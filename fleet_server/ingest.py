@@ -176,6 +176,12 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
             select(Device.id, Device.station_id, Device.state).where(Device.id.in_(list(senders)))
         )
     }
+    first_words = [d for d, (_s, state) in known.items() if state == "provisioned"]
+    if first_words:  # a provisioned kiosk that speaks is in service from this message on
+        session.execute(
+            update(Device).where(Device.id.in_(first_words), Device.state == "provisioned").values(state="active")
+        )
+        known.update({d: (known[d][0], "active") for d in first_words})
     new = {device: station for device, station in senders.items() if device not in known}
     if new:
         stations = sorted(set(new.values()))

@@ -4,7 +4,7 @@ provisioning bundle that turns a blank SD card into a working kiosk.
 Life of a device:
     provision -> state "provisioned", a random secret shown once (only its hash is
                  kept), a bundle written; the broker accepts it from the next sync.
-    first status -> "active" (``mark_registered``, run by the alert loop).
+    first valid message -> "active" (the ingest, in the same transaction).
     rotate    -> a new secret and bundle; the old secret stops working at the
                  next sync. This is also how a broken Pi is replaced: the new
                  card gets the same device id and a fresh secret.
@@ -161,16 +161,6 @@ def list_devices(session: Session, station_id: str | None = None) -> list[Device
         DeviceRow(d.id, d.station_id, d.state, cred is not None, d.online, d.last_seen_at, d.software_version)
         for d, cred in rows
     ]
-
-
-def mark_registered(session: Session) -> list[str]:
-    """Provisioned devices that have spoken to the server become active; returns their ids."""
-    devices = session.scalars(
-        select(Device).where(Device.state == "provisioned", Device.last_seen_at.is_not(None))
-    ).all()
-    for device in devices:
-        device.state = "active"
-    return [d.id for d in devices]
 
 
 # ----------------------------------------------------------------- broker sync

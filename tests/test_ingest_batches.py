@@ -135,3 +135,17 @@ def test_handle_batch_leaves_the_commit_to_the_caller(sessions):
         handle_batch(s, [events_message([event()])])
         s.rollback()
     assert _count(sessions, FeedbackEvent) == 0
+
+
+def test_a_provisioned_device_becomes_active_with_its_first_valid_message(sessions):
+    from fleet_server.provisioning import add_station, provision_device
+
+    with sessions() as s, s.begin():
+        add_station(s, "kalvia", "Kälviä")
+        provision_device(s, "kalvia-1", "kalvia")
+    store_batch(sessions, [InboundMessage(TOPIC, b"not json")])  # an invalid message proves nothing
+    with sessions() as s:
+        assert s.get(Device, "kalvia-1").state == "provisioned"
+    store_batch(sessions, [status_message()])
+    with sessions() as s:
+        assert s.get(Device, "kalvia-1").state == "active"

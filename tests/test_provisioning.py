@@ -15,14 +15,12 @@ from sqlalchemy import select, text
 from fleet_server.broker_auth import verify_hash
 from fleet_server.db import make_engine, make_session_factory, migrate
 from fleet_server.fleet_models import DeviceCredential
-from fleet_server.models import Device, Station, utcnow
+from fleet_server.models import Device, Station
 from fleet_server.provisioning import (
     BrokerFiles,
     BundleOptions,
     ProvisioningError,
     add_station,
-    list_devices,
-    mark_registered,
     provision_device,
     provision_many,
     read_device_csv,
@@ -186,17 +184,6 @@ def test_sync_writes_only_live_devices_and_rotation_changes_the_hash(sessions, t
     acl = files.acl_file.read_text()
     assert "user kalvia-1\ntopic write palaute/v1/kalvia/kalvia-1/events" in acl
     assert "kalvia-2" not in acl
-
-
-def test_first_status_turns_provisioned_into_active(sessions):
-    _provisioned(sessions)
-    with sessions() as s, s.begin():
-        assert mark_registered(s) == []
-        s.get(Device, "kalvia-1").last_seen_at = utcnow()
-    with sessions() as s, s.begin():
-        assert mark_registered(s) == ["kalvia-1"]
-    with sessions() as s:
-        assert [r.state for r in list_devices(s)] == ["active"]
 
 
 def test_csv_provisions_each_row_and_reports_bad_ones(sessions, options, tmp_path):
