@@ -45,6 +45,18 @@ def _session() -> Iterator[Session]:
         engine.dispose()
 
 
+@contextmanager
+def _changing() -> Iterator[Session]:
+    """A session whose work is committed; a refusal (bad name, role, weak password)
+    is printed and exits 1 with nothing written."""
+    with _session() as session:
+        try:
+            yield session
+            session.commit()
+        except (AuthSetupError, WeakPasswordError) as exc:
+            _fail(exc)
+
+
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
@@ -67,13 +79,9 @@ def user_add(
 ) -> None:
     """Create a user; the password is prompted (or read from standard input)."""
     password = _read_password()
-    with _session() as session:
-        try:
-            user = add_user(session, name, role, password, station)
-            session.commit()
-        except (AuthSetupError, WeakPasswordError) as exc:
-            _fail(exc)
-        typer.echo(f"user {user.username} added ({user.role}{', ' + user.station_id if user.station_id else ''})")
+    with _changing() as session:
+        user = add_user(session, name, role, password, station)
+    typer.echo(f"user {user.username} added ({user.role}{', ' + user.station_id if user.station_id else ''})")
 
 
 @user_app.command("list")
@@ -88,24 +96,16 @@ def user_list() -> None:
 def user_passwd(name: str) -> None:
     """Set a new password (signs the user out everywhere)."""
     password = _read_password()
-    with _session() as session:
-        try:
-            set_password(session, name, password)
-            session.commit()
-        except (AuthSetupError, WeakPasswordError) as exc:
-            _fail(exc)
-        typer.echo(f"password of {name} changed")
+    with _changing() as session:
+        set_password(session, name, password)
+    typer.echo(f"password of {name} changed")
 
 
 @user_app.command("disable")
 def user_disable(name: str) -> None:
-    with _session() as session:
-        try:
-            disable_user(session, name)
-            session.commit()
-        except AuthSetupError as exc:
-            _fail(exc)
-        typer.echo(f"user {name} disabled and signed out")
+    with _changing() as session:
+        disable_user(session, name)
+    typer.echo(f"user {name} disabled and signed out")
 
 
 @token_app.command("create")
@@ -115,14 +115,10 @@ def token_create(
     station: Optional[str] = typer.Option(None, "--station", help="staff tokens only: the station"),
 ) -> None:
     """Create a token and print it once: only its hash is stored."""
-    with _session() as session:
-        try:
-            issued = create_token(session, name, role, station)
-            session.commit()
-        except AuthSetupError as exc:
-            _fail(exc)
-        typer.echo(issued.token)
-        typer.echo(f"token {name!r} ({role}) created; it is shown only now. Use: Authorization: Bearer <token>", err=True)
+    with _changing() as session:
+        issued = create_token(session, name, role, station)
+    typer.echo(issued.token)
+    typer.echo(f"token {name!r} ({role}) created; it is shown only now. Use: Authorization: Bearer <token>", err=True)
 
 
 @token_app.command("list")
@@ -136,10 +132,6 @@ def token_list() -> None:
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
-    with _session() as session:
-        try:
-            revoke_token(session, name)
-            session.commit()
-        except AuthSetupError as exc:
-            _fail(exc)
-        typer.echo(f"token {name!r} revoked")
+    with _changing() as session:
+        revoke_token(session, name)
+    typer.echo(f"token {name!r} revoked")
