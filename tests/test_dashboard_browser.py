@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -36,14 +35,11 @@ from fleet_server.models import Device, DevicePresence, Station
 from fleet_server.results import LOCAL_TZ, today_local
 from palaute_wire import contract as c
 
+from tests.browser_support import launch, shot
 from tests.mqtt_probe import Probe
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "a long coordinator password"
 MIXES = ((5, 10, 40, 45), (10, 15, 40, 35), (4, 8, 38, 50), (15, 20, 35, 30),
          (6, 10, 34, 50), (8, 12, 45, 35), (20, 25, 30, 25), (5, 10, 35, 50))
@@ -202,15 +198,6 @@ def _start_kiosk(broker, workdir: Path) -> tuple[subprocess.Popen, Path]:
     return proc, workdir / "state" / "station-config.json"
 
 
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("PALAUTE_UPDATE_DOC_SCREENSHOTS") == "1":  # as tests/ui: an ordinary run leaves docs/ alone
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOC_SHOTS / f"{name}.png")
-
-
 def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -222,11 +209,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
     config_topic = c.topic("kalvia", "kalvia-1", "config")
     kiosk.subscribe(config_topic)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+        browser = launch(pw)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
                                           locale="en-GB", timezone_id="Europe/Helsinki")
@@ -236,7 +219,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             # Anonymous: sent to the sign-in page.
             page.goto(f"{base}/")
             expect(page).to_have_url(f"{base}/login?next=/")
-            _shot(page, "dashboard-login")
+            shot(page, "dashboard-login")
             page.fill("input[name=username]", "coordinator")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
@@ -251,7 +234,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             assert "range=30d" in page.url
             page.click("a[data-sort=satisfaction]")
             expect(page.locator("th[aria-sort]")).to_contain_text("Satisfaction")
-            _shot(page, "dashboard-overview")
+            shot(page, "dashboard-overview")
 
             # A station page: charts drawn by the vendored Chart.js, heatmap, follow-ups.
             page.click("tr[data-station=lohtaja] a")
@@ -260,7 +243,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('trend'))")
             assert page.evaluate("() => Chart.getChart(document.getElementById('trend')).data.labels.length") == 30
             assert page.locator("[data-testid=heatmap] td.closed").count() > 0
-            _shot(page, "dashboard-station")
+            shot(page, "dashboard-station")
 
             # Custom range through the form.
             first = (today_local() - timedelta(days=13)).isoformat()
@@ -273,7 +256,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             # Comparison.
             page.goto(f"{base}/compare?range=30d&station=kokkola&station=kalvia&station=alaveteli")
             page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('cmp-trend'))")
-            _shot(page, "dashboard-compare")
+            shot(page, "dashboard-compare")
 
             # CSV export of daily figures.
             page.goto(f"{base}/exports?range=7d")
@@ -312,7 +295,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
                 return bool(applied.notes) and applied.notes[0].text["fi"].startswith("Kerroitte")
             wait_until(kiosk_has_note, 20, "the simulated kiosk to apply the note")
             expect(page.locator("table[data-testid=notes]")).to_contain_text("on kiosks now")
-            _shot(page, "dashboard-notes")
+            shot(page, "dashboard-notes")
 
             # The API documentation renders from the server's own copy of Swagger UI (no CDN).
             page.goto(f"{base}/docs")
@@ -323,7 +306,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
             tpage = tablet.new_page()
             tpage.goto(f"{base}/stations/kalvia?range=30d")
             tpage.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('trend'))")
-            _shot(tpage, "dashboard-station-tablet")
+            shot(tpage, "dashboard-station-tablet")
             tablet.close()
         finally:
             browser.close()

@@ -8,11 +8,8 @@ artifacts/screenshots/ and docs/screenshots/ (fleet-*.png).
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,14 +23,11 @@ from fleet_server.remote_config import save_settings
 from fleet_server.settings import load_settings
 from fleet_server.survey_templates import national_survey
 from palaute_wire.contract import decode, topic
+from tests.browser_support import launch, shot
 from tests.mqtt_probe import Probe
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "a long it-support password"
 
 
@@ -88,23 +82,13 @@ def server(tmp_path, broker):
     thread.join(10)
 
 
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("PALAUTE_UPDATE_DOC_SCREENSHOTS") == "1":  # as tests/ui: an ordinary run leaves docs/ alone
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOC_SHOTS / f"{name}.png")
-
-
 def test_it_reads_fleet_health_and_sends_a_command_in_a_real_browser(server, broker):
     from playwright.sync_api import expect, sync_playwright
 
     with Probe(broker.port) as kiosk, sync_playwright() as pw:
         assert kiosk.connect()
         kiosk.subscribe(topic("kalvia", "kalvia-1", "cmd"))
-        browser = pw.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = launch(pw)
         try:
             page = browser.new_context(viewport={"width": 1600, "height": 800}, locale="en-GB",
                                        timezone_id="Europe/Helsinki").new_page()
@@ -123,7 +107,7 @@ def test_it_reads_fleet_health_and_sends_a_command_in_a_real_browser(server, bro
             alerts = page.locator("#alerts li")
             expect(alerts).to_have_count(4)  # offline, backlog, clock, temperature
             expect(page.locator("header nav")).to_contain_text("▲ 4 alerts")
-            _shot(page, "fleet-devices")
+            shot(page, "fleet-devices")
 
             page.click('tr[data-device="kalvia-1"] a')
             expect(page.locator("h1")).to_contain_text("Kiosk kalvia-1")
@@ -132,11 +116,11 @@ def test_it_reads_fleet_health_and_sends_a_command_in_a_real_browser(server, bro
             expect(page.locator("#commands td.ack").first).to_contain_text("waiting")
             message = kiosk.expect(topic("kalvia", "kalvia-1", "cmd"))
             assert decode(message.topic, message.payload)[1].name == "identify"
-            _shot(page, "fleet-device")
+            shot(page, "fleet-device")
 
             page.goto(f"{server}/stations/kalvia/config")
             expect(page.locator("h2").first).to_contain_text("Current: version 2")
             expect(page.locator("main")).to_contain_text("national themes pilot")
-            _shot(page, "fleet-station-config")
+            shot(page, "fleet-station-config")
         finally:
             browser.close()
