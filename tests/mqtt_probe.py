@@ -26,12 +26,13 @@ class Probe:
         ca_file: Path | None = None,
         client_id: str | None = None,
         host: str = "127.0.0.1",
+        protocol: int = mqtt.MQTTv311,
     ) -> None:
         self.port, self.host = port, host
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv311,
+            protocol=protocol,
         )
         if username is not None:
             self.client.username_pw_set(username, password)
