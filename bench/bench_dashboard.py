@@ -29,19 +29,19 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
-from fleet_server.models import FeedbackEvent  # noqa: E402
-from fleet_server.results import Period, overview, station_page, stations_visible, today_local  # noqa: E402
-from fleet_server.rollups import COUNT_COLUMNS  # noqa: E402
+from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.models import FeedbackEvent
+from fleet_server.results.figures import Period, overview, station_page, stations_visible, today_local
+from fleet_server.results.rollups import COUNT_COLUMNS
 
 DEFAULT_URL = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STATIONS = ("kokkola", "koivuhaka", "kalvia", "lohtaja", "ullava", "kruunupyy", "alaveteli", "teerijarvi")
@@ -59,7 +59,7 @@ def seed(url: str, events: int, stations: int, days: int, seed_value: int = 7) -
     engine = make_engine(url)
     migrate(engine)
     ids = station_ids(stations)
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO stations (id, name, created_at) VALUES (:id, :name, :at)"),

@@ -1,4 +1,4 @@
-"""Gap query benchmark: fleet_server.gaps.find_gaps over N events on SQLite and PostgreSQL.
+"""Gap query benchmark: fleet_server.fleet.gaps.find_gaps over N events on SQLite and PostgreSQL.
 
 Seeds N events (default 1,000,000) over D kiosks (default 50), seq 1..N/D each,
 in SQL, then deletes a few rows per kiosk (every 997th seq: internal gaps) so
@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
-from fleet_server.gaps import find_gaps  # noqa: E402
-from fleet_server.models import FeedbackEvent  # noqa: E402
+from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.fleet.gaps import find_gaps
+from fleet_server.models import FeedbackEvent
 
 DEFAULT_URL = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 HOLE_EVERY = 997

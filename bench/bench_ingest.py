@@ -31,14 +31,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
-from fleet_server.ingest import Ingestor, InboundMessage, store_batch  # noqa: E402
-from fleet_server.local_broker import Mosquitto  # noqa: E402
-from fleet_server.models import FeedbackEvent as FeedbackEventRow  # noqa: E402
-from fleet_server.settings import load_settings  # noqa: E402
-from kiosk.app import Kiosk  # noqa: E402
-from kiosk.config import parse_config  # noqa: E402
-from palaute_wire import contract  # noqa: E402
+from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.settings import load_settings
+from fleet_server.devtools.local_broker import Mosquitto
+from fleet_server.ingest.consumer import InboundMessage, Ingestor, store_batch
+from fleet_server.models import FeedbackEvent as FeedbackEventRow
+from kiosk.app import Kiosk
+from kiosk.config import parse_config
+from palaute_wire import contract
 
 BATCH_EVENTS = 100  # what the kiosk uplink sends per message (UplinkTunables.batch_events)
 

@@ -9,23 +9,27 @@ engine, session_factory, ingestor), reached through fleet_server.api.deps.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from fleet_server.api import api_router
+from fleet_server.api.fleet import router as fleet_api_router
 from fleet_server.auth.setup import install_auth
-from fleet_server.db import make_engine, make_session_factory, migrate
-from fleet_server.fleet_ops import install_fleet_ops, start_fleet_ops, stop_fleet_ops
-from fleet_server.ingest import Ingestor
-from fleet_server.settings import Settings
+from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.settings import Settings
+from fleet_server.fleet.loop import start_fleet_ops, stop_fleet_ops
+from fleet_server.ingest.consumer import Ingestor
+from fleet_server.models import Alert
 from fleet_server.web.dashboard import router as dashboard_router
+from fleet_server.web.devices import router as devices_router
 from fleet_server.web.notes_pages import router as notes_router
-from fleet_server.web.users_pages import router as users_router
 from fleet_server.web.pages import router as pages_router
+from fleet_server.web.templating import templates
+from fleet_server.web.users_pages import router as users_router
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +39,25 @@ Results and fleet health of the Palaute feedback kiosks.
 `satisfaction` = share of smiley answers 3 (happy) and 4 (very happy) among all
 smiley answers in the range; `null` when there are none. See docs/api.md.
 """
+
+
+def fleet_alert_count(request, principal) -> int:
+    """Open alerts the signed-in person may see; the nav shows it on every page."""
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        return 0
+    query = select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
+    if not principal.sees_all_devices:
+        query = query.where(Alert.station_id == principal.station_id)
+    with factory() as session:
+        return session.scalar(query) or 0
+
+
+def install_fleet_routes(app: FastAPI) -> None:
+    """/api/v1/fleet (health, alerts, configs, commands) and the /devices pages."""
+    app.include_router(fleet_api_router, prefix="/api/v1")
+    app.include_router(devices_router)
+    templates.env.globals["fleet_alert_count"] = fleet_alert_count
 
 
 def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
@@ -70,7 +93,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(dashboard_router)
     app.include_router(notes_router)
     app.include_router(users_router)
-    install_fleet_ops(app)  # /devices pages and /api/v1/fleet (health, alerts, configs, commands)
+    install_fleet_routes(app)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state")

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from uuid import UUID
 
 from palaute_wire.contract import EventFlag, FeedbackEvent, FollowupQuestion, StationConfig
@@ -169,7 +169,7 @@ class Kiosk:
 
     # -- lifecycle ------------------------------------------------------------
 
-    def start(self, *, buttons: bool = True) -> "Kiosk":
+    def start(self, *, buttons: bool = True) -> Kiosk:
         """Claim the pins (if ``buttons``) and start the uplink thread."""
         if self._started:
             raise RuntimeError("kiosk already started")
@@ -223,7 +223,7 @@ class Kiosk:
         self.uplink.stop()
         self.outbox.close()
 
-    def __enter__(self) -> "Kiosk":
+    def __enter__(self) -> Kiosk:
         return self
 
     def __exit__(self, *exc: object) -> None:

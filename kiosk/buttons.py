@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
-from gpiozero import Button, PWMLED
+from gpiozero import PWMLED, Button
 
 from .pinmap import PinMap
 
@@ -168,7 +168,7 @@ class ButtonPanel:
         except Exception:  # closing must release the rest
             _LOGGER.exception("closing %r failed", device)
 
-    def __enter__(self) -> "ButtonPanel":
+    def __enter__(self) -> ButtonPanel:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,8 +20,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 
@@ -134,9 +135,9 @@ def main_command(
     ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", "-c", help="kiosk.toml")] = DEFAULT_CONFIG,
     simulate: Annotated[bool, typer.Option("--simulate", help="mock pins, simulated presses, no screen")] = False,
-    rate: Annotated[Optional[float], typer.Option(help="simulate: presses per minute")] = None,
-    count: Annotated[Optional[int], typer.Option(help="simulate: stop pressing after N presses")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="simulate: random seed")] = None,
+    rate: Annotated[float | None, typer.Option(help="simulate: presses per minute")] = None,
+    count: Annotated[int | None, typer.Option(help="simulate: stop pressing after N presses")] = None,
+    seed: Annotated[int | None, typer.Option(help="simulate: random seed")] = None,
     headless: Annotated[bool, typer.Option("--headless", help="physical buttons only, no screen")] = False,
     ui: Annotated[bool, typer.Option("--ui", help="the touch UI (the default unless --simulate/--headless)")] = False,
     mock_pins: Annotated[bool, typer.Option("--mock-pins", help="gpiozero MockFactory pins (demos on a PC)")] = False,

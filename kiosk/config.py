@@ -87,7 +87,7 @@ class BrokerSection(_Section):
         return url
 
     @model_validator(mode="after")
-    def _consistent(self) -> "BrokerSection":
+    def _consistent(self) -> BrokerSection:
         if self.password is not None and self.password_file is not None:
             raise ValueError("password and password_file: give one, not both")
         if (self.client_cert is None) != (self.client_key is None):

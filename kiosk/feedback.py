@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime
 from uuid import UUID
 
 import uuid6
@@ -36,7 +36,7 @@ class Recorder:
     station_id: str
     device_id: str
     clock_synced: Callable[[], bool] = lambda: True
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     survey_version: int = 0
     on_recorded: list[Callable[[FeedbackEvent], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from palaute_wire.contract import FeedbackEvent
 
@@ -202,7 +202,7 @@ class Outbox:
                 self._db.close()
                 self._closed = True
 
-    def __enter__(self) -> "Outbox":
+    def __enter__(self) -> Outbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

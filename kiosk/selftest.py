@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from gpiozero import Button, PWMLED
+from gpiozero import PWMLED, Button
 from gpiozero.exc import GPIOZeroError
 
 from palaute_wire.contract import SMILEY_VALUES

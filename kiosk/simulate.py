@@ -130,7 +130,7 @@ class Simulator:
         _LOGGER.info("simulation done: %d presses, %d follow-ups", self.result.presses, self.result.followups)
         return self.result
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         self._thread = threading.Thread(target=self.run, name="palaute-simulator", daemon=True)
         self._thread.start()
         return self

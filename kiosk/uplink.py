@@ -33,9 +33,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -188,7 +188,7 @@ class Uplink:
 
     # -- public API (any thread) ----------------------------------------------
 
-    def start(self) -> "Uplink":
+    def start(self) -> Uplink:
         if self._thread is not None:
             raise RuntimeError("uplink already started")
         self._thread = threading.Thread(target=self._run, name="palaute-uplink", daemon=True)
@@ -226,7 +226,7 @@ class Uplink:
 
     close = stop
 
-    def __enter__(self) -> "Uplink":
+    def __enter__(self) -> Uplink:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class SystemdNotifier:
         self._ready_sent = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "SystemdNotifier":
+    def from_environ(cls, environ: Mapping[str, str]) -> SystemdNotifier:
         return cls(environ.get("NOTIFY_SOCKET"))
 
     @property

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Annotated, Literal, Sequence, Union
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Union
 from uuid import UUID
 
 from pydantic import (
@@ -65,7 +66,7 @@ out_of_hours: given while the station was closed.
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("time must carry a UTC offset, e.g. 2026-11-27T09:00:00Z")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
@@ -102,7 +103,7 @@ class FeedbackEvent(_Strict):
     flags: tuple[EventFlag, ...] = ()
 
     @model_validator(mode="after")
-    def _value_matches_kind(self) -> "FeedbackEvent":
+    def _value_matches_kind(self) -> FeedbackEvent:
         if self.kind == "smiley":
             if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value not in SMILEY_VALUES:
                 raise ValueError("a smiley value is an integer 1..4")
@@ -123,7 +124,7 @@ class EventBatch(_Strict):
     events: tuple[FeedbackEvent, ...] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
     @model_validator(mode="after")
-    def _events_belong_to_sender(self) -> "EventBatch":
+    def _events_belong_to_sender(self) -> EventBatch:
         for event in self.events:
             if (event.station_id, event.device_id) != (self.station_id, self.device_id):
                 raise ValueError(
@@ -156,7 +157,7 @@ class StatusHeartbeat(_Strict):
     cpu_temp_c: float | None = None
     disk_free_mb: float | None = Field(default=None, ge=0)
     ip: str | None = Field(default=None, max_length=64)
-    last_command: "CommandAck | None" = None
+    last_command: CommandAck | None = None
     config_error: str | None = Field(
         default=None, max_length=500,
         description="why the last retained config was rejected (the kiosk keeps its last good one)",
@@ -371,7 +372,7 @@ def batch_payload(
     for name, value in (("station_id", station_id), ("device_id", device_id)):
         if not is_slug(value):
             raise ValueError(f"{name} {value!r} is not a slug [a-z0-9-]{{1,64}}")
-    sent = (sent_at or now_utc()).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    sent = (sent_at or now_utc()).astimezone(UTC).isoformat().replace("+00:00", "Z")
     head = json.dumps(
         {"v": PROTOCOL_VERSION, "station_id": station_id, "device_id": device_id, "sent_at": sent},
         separators=(",", ":"),
@@ -393,4 +394,4 @@ def _summarise(exc: ValidationError, limit: int = 5) -> str:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

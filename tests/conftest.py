@@ -1,10 +1,18 @@
-"""Shared fixtures: a private Mosquitto per test, and the databases under test."""
+"""Shared fixtures: a private Mosquitto per test, gpiozero's mock pins, and the databases under test."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import uuid as _uuid
 
-from fleet_server.local_broker import Mosquitto
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from sqlalchemy import create_engine as _create_engine
+from sqlalchemy import text as _text
+from sqlalchemy.engine import make_url as _make_url
+
+from fleet_server.devtools.local_broker import Mosquitto
 
 
 @pytest.fixture
@@ -14,15 +22,21 @@ def broker(tmp_path):
         yield b
 
 
+@pytest.fixture
+def mock_pins():
+    """gpiozero's MockFactory with PWM pins as the current pin factory, reset afterwards."""
+    saved = Device.pin_factory
+    Device.pin_factory = MockFactory(pin_class=MockPWMPin)
+    try:
+        yield Device.pin_factory
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = saved
+
+
 # --------------------------------------------------------------------- databases
 # One throwaway PostgreSQL database per test session (the shared `test` database is
 # only used to CREATE/DROP it); each test that asks for `db_url` gets an empty schema.
-
-import os
-import uuid as _uuid
-
-from sqlalchemy import create_engine as _create_engine, text as _text
-from sqlalchemy.engine import make_url as _make_url
 
 PG_TEST_URL = os.environ.get(
     "PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -85,3 +99,17 @@ def postgres_url(request):
 def db_url(request):
     """An empty database, once on SQLite and once on PostgreSQL (not migrated yet)."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def sessions(db_url):
+    """A session factory on a migrated, empty database (both backends, through ``db_url``).
+
+    Test modules that need rows first override it as ``def sessions(sessions)`` and seed.
+    """
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield make_session_factory(engine)
+    engine.dispose()

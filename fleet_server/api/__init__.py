@@ -2,9 +2,8 @@
 
 from fastapi import APIRouter, Depends
 
+from fleet_server.api import dead_letters, devices, results, stations
 from fleet_server.auth.deps import api_principal
-
-from . import dead_letters, devices, results, stations
 
 API_PREFIX = "/api/v1"
 

@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from fleet_server import queries
+from fleet_server.api.deps import ItUser, SessionDep
+from fleet_server.api.schemas import DeadLetterOut, DeadLetterPage
 from fleet_server.models import DeadLetter
-
-from .deps import ItUser, SessionDep
-from .schemas import DeadLetterOut, DeadLetterPage
+from fleet_server.results import queries
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 

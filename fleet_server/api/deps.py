@@ -7,12 +7,13 @@ rather than importing globals, so tests build apps on any database.
 
 from __future__ import annotations
 
-from typing import Annotated, Iterator
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from fleet_server.settings import Settings
+from fleet_server.core.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -29,7 +30,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # Who is asking and what they may do (fleet_server.auth.deps): every route uses one of these.
-from fleet_server.auth.deps import (  # noqa: E402,F401
+from fleet_server.auth.deps import (  # noqa: F401
     Admin,
     ApiPrincipal,
     Coordinator,

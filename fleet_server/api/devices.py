@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from fleet_server import queries
-
-from .deps import DeviceReader, SessionDep, ensure_station_devices
-from .schemas import DeviceOut
+from fleet_server.api.deps import DeviceReader, SessionDep, ensure_station_devices
+from fleet_server.api.schemas import DeviceOut
+from fleet_server.results import queries
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

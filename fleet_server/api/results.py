@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from fleet_server import exports, results
+from fleet_server.api.deps import Coordinator, ResultsReader, SessionDep, SettingsDep, ensure_station_results
 from fleet_server.models import Station
-
-from .deps import Coordinator, ResultsReader, SessionDep, SettingsDep, ensure_station_results
+from fleet_server.results import exports
+from fleet_server.results import figures as results
 
 router = APIRouter(tags=["results"])
 

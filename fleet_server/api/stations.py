@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from fleet_server import queries
-
-from .deps import ResultsReader, SessionDep, ensure_station_results
-from .schemas import SmileyCounts, StationOut, StationSummary
+from fleet_server.api.deps import ResultsReader, SessionDep, ensure_station_results
+from fleet_server.api.schemas import SmileyCounts, StationOut, StationSummary
+from fleet_server.results import queries
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 
@@ -19,7 +18,7 @@ def _utc(value: datetime | None) -> datetime | None:
     """Times without an offset are taken as UTC (documented in docs/api.md)."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("", response_model=list[StationOut], summary="All stations with their smiley counts")

@@ -13,22 +13,22 @@ by the test that calls every route anonymously.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Callable, Iterator
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.models import utcnow
-
-from .models import ApiToken, User
-from .ratelimit import LoginLimiter
-from .roles import Principal, Role
-from .sessions import SESSION_COOKIE, SessionCodec, same
-from .tokens import TOKEN_PREFIX, token_hash
+from fleet_server.auth.ratelimit import LoginLimiter
+from fleet_server.auth.roles import Principal, Role
+from fleet_server.auth.sessions import SESSION_COOKIE, SessionCodec, same
+from fleet_server.auth.tokens import TOKEN_PREFIX, token_hash
+from fleet_server.core.clock import utcnow
+from fleet_server.models import ApiToken, User
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 """last_used_at is written at most this often per token (not on every call)."""

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from fleet_server.models import utcnow
+from fleet_server.auth.deps import CsrfChecked, DbSession, auth_state
+from fleet_server.auth.passwords import hash_password, needs_rehash, verify_password
+from fleet_server.auth.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from fleet_server.core.clock import utcnow
+from fleet_server.models import User
 from fleet_server.web.templating import templates
-
-from .deps import CsrfChecked, DbSession, auth_state
-from .models import User
-from .passwords import hash_password, needs_rehash, verify_password
-from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 
 _LOGGER = logging.getLogger(__name__)
 

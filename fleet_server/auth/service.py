@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.models import Station, utcnow
-
-from .models import ApiToken, User
-from .passwords import check_strength, hash_password
-from .roles import ROLES, Role
-from .tokens import new_token, token_hash
+from fleet_server.auth.passwords import check_strength, hash_password
+from fleet_server.auth.roles import ROLES, Role
+from fleet_server.auth.tokens import new_token, token_hash
+from fleet_server.core.clock import utcnow
+from fleet_server.models import ApiToken, Station, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import secrets
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fleet_server.settings import Settings, SettingsError
+from fleet_server.auth.deps import AuthState, LoginRequired, login_url
+from fleet_server.auth.ratelimit import LoginLimiter
+from fleet_server.auth.routes import router
+from fleet_server.auth.sessions import SessionCodec
+from fleet_server.core.settings import Settings, SettingsError
 from fleet_server.web.templating import STATIC_DIR
-
-from .deps import AuthState, LoginRequired, login_url
-from .ratelimit import LoginLimiter
-from .routes import router
-from .sessions import SessionCodec
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _guard_docs(app: FastAPI) -> None:
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import JSONResponse
 
-    from .deps import api_principal
+    from fleet_server.auth.deps import api_principal
 
     openapi_url, docs_url = app.openapi_url, app.docs_url
     doomed = {openapi_url, docs_url, app.redoc_url, f"{docs_url}/oauth2-redirect" if docs_url else None}

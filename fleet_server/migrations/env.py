@@ -1,4 +1,4 @@
-"""Alembic environment for the fleet server, driven from fleet_server.db.
+"""Alembic environment for the fleet server, driven from fleet_server.core.db.
 
 The caller hands over an open connection (``config.attributes["connection"]``)
 or a URL; nothing here reads alembic.ini or the environment. Batch mode is on
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from fleet_server.db import make_engine
+from fleet_server.core.db import make_engine
 from fleet_server.models import Base
 
 config = context.config

@@ -1,6 +1,6 @@
 """The results dashboard: overview, station page, comparison (server-rendered, Jinja2).
 
-Figures come from fleet_server.results (rollups + the small-count rule); the
+Figures come from fleet_server.results.figures (rollups + the small-count rule); the
 pages only lay them out. Every route depends on a page principal from
 fleet_server.api.deps, so anonymous visitors are sent to /login.
 """
@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from fleet_server import results
-from fleet_server.auth.setup import iter_routes
 from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, SettingsDep, ensure_station_results
+from fleet_server.auth.setup import iter_routes
 from fleet_server.models import Station
+from fleet_server.results import figures as results
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)

@@ -13,14 +13,13 @@ from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
-from fleet_server import alerts as alert_rules
 from fleet_server.api.deps import SessionDep, SettingsDep
-from fleet_server.api.fleet_ops import publisher
+from fleet_server.api.fleet import publisher
 from fleet_server.auth.deps import CsrfChecked, PageDeviceReader, ensure_station_devices
-from fleet_server.device_health import fleet_health
-from fleet_server.models import Device, Station
-from fleet_server.publisher import PublishError
-from fleet_server.remote_config import (
+from fleet_server.fleet import alerts as alert_rules
+from fleet_server.fleet.device_health import fleet_health
+from fleet_server.fleet.publisher import PublishError
+from fleet_server.fleet.remote_config import (
     ConfigInvalid,
     build_station_config,
     history,
@@ -30,7 +29,8 @@ from fleet_server.remote_config import (
     scope_settings,
     send_command,
 )
-from fleet_server.survey_templates import TEMPLATES, template
+from fleet_server.fleet.survey_templates import TEMPLATES, template
+from fleet_server.models import Device, Station
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)

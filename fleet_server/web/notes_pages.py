@@ -1,7 +1,7 @@
 """The "you said, we did" pages: list notes with when each was shown; write, edit, withdraw.
 
 Coordinators write; staff see their own station's notes. Every change is
-published at once to the station's kiosks (fleet_server.notes.publish), and the
+published at once to the station's kiosks (fleet_server.fleet.note_publishing.publish), and the
 page says whether the broker took it.
 """
 
@@ -13,9 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fleet_server import notes, results
 from fleet_server.api.deps import CsrfChecked, PageResultsReader, SessionDep, ensure_station_results
-from fleet_server.models import Station, utcnow
+from fleet_server.core.clock import utcnow
+from fleet_server.fleet import note_publishing, notes
+from fleet_server.models import Station, StationNote
+from fleet_server.results import figures as results
 from fleet_server.web.dashboard import page_context
 from fleet_server.web.templating import templates
 
@@ -28,7 +30,7 @@ def publisher_for(request: Request):
     if publisher is None:
         publisher = getattr(request.app.state, "notes_publisher", None)
         if publisher is None:
-            from fleet_server.publisher import Publisher
+            from fleet_server.fleet.publisher import Publisher
 
             publisher = request.app.state.notes_publisher = Publisher(request.app.state.settings)
     return publisher
@@ -65,7 +67,7 @@ def _render(request, session, principal, *, error=None, message=None, form=None,
     )
 
 
-def _outcome_message(outcome: notes.PublishOutcome, action: str) -> tuple[str | None, str | None]:
+def _outcome_message(outcome: note_publishing.PublishOutcome, action: str) -> tuple[str | None, str | None]:
     if outcome.error:
         return None, (f"The note was {action}, but the kiosks have not got it yet: {outcome.error}. "
                       "Use “Publish again” when the broker is reachable.")
@@ -79,14 +81,14 @@ def notes_page(request: Request, session: SessionDep, principal: PageResultsRead
     editing = None
     if edit is not None:
         _coordinator(principal)
-        editing = session.get(notes.StationNote, edit)
+        editing = session.get(StationNote, edit)
         if editing is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {edit}")
     return _render(request, session, principal, editing=editing, message=done)
 
 
-def _note_or_404(session, note_id: int) -> "notes.StationNote":
-    note = session.get(notes.StationNote, note_id)
+def _note_or_404(session, note_id: int) -> StationNote:
+    note = session.get(StationNote, note_id)
     if note is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
     return note
@@ -128,13 +130,13 @@ def create_note(
         first, last = _checked_note(text_fi, text_sv, text_en, starts, ends)
     except notes.NoteInvalid as exc:
         return _render(request, session, principal, error=str(exc), form=form, code=400)
-    note = notes.StationNote(
+    note = StationNote(
         station_id=station_id, text_fi=text_fi.strip(), text_sv=text_sv.strip(), text_en=text_en.strip(),
         starts=first, ends=last, created_by=principal.name, updated_by=principal.name,
     )
     session.add(note)
     session.flush()
-    outcome = notes.publish(session, publisher_for(request), note, principal.name, "written")
+    outcome = note_publishing.publish(session, publisher_for(request), note, principal.name, "written")
     return _after_publish(request, session, principal, outcome, "saved")
 
 
@@ -162,7 +164,7 @@ def update_note(
     note.starts, note.ends = first, last
     note.revision += 1
     note.updated_by, note.updated_at = principal.name, utcnow()
-    outcome = notes.publish(session, publisher_for(request), note, principal.name, "edited")
+    outcome = note_publishing.publish(session, publisher_for(request), note, principal.name, "edited")
     return _after_publish(request, session, principal, outcome, "updated")
 
 
@@ -172,7 +174,7 @@ def withdraw_note(request: Request, session: SessionDep, principal: CsrfChecked,
     note = _note_or_404(session, note_id)
     if note.withdrawn_at is None:
         note.withdrawn_at, note.withdrawn_by = utcnow(), principal.name
-    outcome = notes.publish(session, publisher_for(request), note, principal.name, "withdrawn")
+    outcome = note_publishing.publish(session, publisher_for(request), note, principal.name, "withdrawn")
     return _after_publish(request, session, principal, outcome, "withdrawn")
 
 
@@ -181,5 +183,5 @@ def republish_note(request: Request, session: SessionDep, principal: CsrfChecked
     _coordinator(principal)
     note = _note_or_404(session, note_id)
     ensure_station_results(principal, note.station_id)
-    outcome = notes.republish(session, publisher_for(request), note)
+    outcome = note_publishing.republish(session, publisher_for(request), note)
     return _after_publish(request, session, principal, outcome, "published")

@@ -1,7 +1,7 @@
 """The minimal status page at ``/``: stations with their counts, devices with online state.
 
 A placeholder for the full dashboard (a later issue): one router, one template,
-auto-refreshing, reading through fleet_server.queries like the API does.
+auto-refreshing, reading through fleet_server.results.queries like the API does.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from fleet_server import queries
 from fleet_server.api.deps import PageResultsReader, SessionDep, SettingsDep
-from fleet_server.small_counts import TOO_FEW
+from fleet_server.results import queries
+from fleet_server.results.small_counts import TOO_FEW
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -44,7 +44,7 @@ def overview(
 
 
 def _small_counts_hidden(rows: list[queries.StationRow], minimum: int) -> list[queries.StationRow]:
-    """The small-count rule (fleet_server.small_counts): a station's counts below the minimum are not shown."""
+    """The small-count rule (fleet_server.results.small_counts): a station's counts below the minimum are not shown."""
     for row in rows:
         if row.total < minimum:
             row.total, row.satisfaction = TOO_FEW, None  # type: ignore[assignment]

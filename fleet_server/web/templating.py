@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from fleet_server.small_counts import TOO_FEW
+from fleet_server.results.small_counts import TOO_FEW
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -21,7 +21,7 @@ STATIC_DIR = WEB_DIR / "static"
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 
 
-def fig(value: int | float | None) -> Markup:
+def fig(value: float | None) -> Markup:
     if value is None:
         return Markup('<span class="too-few" title="fewer responses than the minimum">%s</span>') % TOO_FEW
     if isinstance(value, float):

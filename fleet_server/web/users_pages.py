@@ -13,11 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from fleet_server.api.deps import CsrfChecked, PageAdmin, SessionDep
-from fleet_server.auth.models import ApiToken, User
 from fleet_server.auth.passwords import WeakPasswordError
 from fleet_server.auth.roles import ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, disable_user, revoke_token
-from fleet_server.models import Station
+from fleet_server.models import ApiToken, Station, User
 from fleet_server.web.dashboard import page_context
 from fleet_server.web.templating import templates
 

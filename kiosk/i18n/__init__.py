@@ -3,7 +3,7 @@
 The catalogues live in kiosk/locale/<lang>/LC_MESSAGES/palaute.po (edited by
 people) and palaute.mo (compiled, committed, loaded here). Message ids are the
 English texts; ``python -m kiosk.i18n.catalog update`` extracts them from the
-.kv and .py files and ``... compile`` rebuilds the .mo files. tests/test_i18n.py
+.kv and .py files and ``... compile`` rebuilds the .mo files. tests/kiosk/test_i18n.py
 fails when a text lacks a translation or a .mo is older than its .po.
 
 Texts that come from the station config (the survey question, follow-up

@@ -2,7 +2,7 @@
 
     python -m kiosk.i18n.catalog update    # new texts into every .po (English filled in)
     python -m kiosk.i18n.catalog compile   # .po -> .mo (commit both)
-    python -m kiosk.i18n.catalog check     # what tests/test_i18n.py asserts
+    python -m kiosk.i18n.catalog check     # what tests/kiosk/test_i18n.py asserts
 
 Texts are found in ``_("...")`` calls in the .kv files and in ``_()`` /
 ``N_()`` calls in the Python modules listed in SOURCES. Babel does the .po/.mo
@@ -15,7 +15,7 @@ import io
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -32,7 +32,7 @@ SOURCES = ("ui/*.kv", "ui/*.py", "audio.py")
 """Globs under kiosk/ whose texts the patient or staff can see or hear."""
 
 _KV_CALL = re.compile(r"""\b_\(\s*(?P<q>["'])(?P<text>(?:\\.|(?!(?P=q)).)*)(?P=q)""")
-_FIXED_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_FIXED_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 _KEYWORDS = {"_": None, "N_": None}
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from kivy.app import App
 from kivy.clock import Clock
@@ -203,7 +204,7 @@ class KioskApp(App):
 
     def _load_notes(self) -> None:
         config = self.desk.config
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         notes = [
             pick(n.text, self.lang, config.default_lang)
             for n in config.notes
@@ -417,7 +418,7 @@ class KioskApp(App):
             _LOGGER.exception("staff info unavailable")
             info = _offline_info()
         tr = self.tr
-        yes_no = lambda ok, yes, no: tr(yes) if ok else tr(no)  # noqa: E731
+        yes_no = lambda ok, yes, no: tr(yes) if ok else tr(no)
         last = ago(info.last_send)
         rows = [
             (tr(N_("Device")), info.device_id),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .staffinfo import StaffInfo
 
@@ -46,7 +46,7 @@ def staff_info_source(kiosk, desk: AnswerDesk):
             broker=kiosk.config.broker.url,
             connected=snap.uplink.connected,
             queue_depth=snap.outbox.queue_depth,
-            last_send=datetime.fromtimestamp(last, timezone.utc) if last else None,
+            last_send=datetime.fromtimestamp(last, UTC) if last else None,
             version=snap.software_version or "",
             clock_synced=bool(snap.clock_synced),
             config_version=snap.uplink.config_version,

@@ -6,9 +6,9 @@ show feedback data (answers, counts), so nothing here can carry them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def ago(when: datetime | None, now: datetime | None = None) -> str | None:
     """'12 s', '5 min', '3 h', '2 d' since ``when``; None when never."""
     if when is None:
         return None
-    seconds = max(0.0, ((now or datetime.now(timezone.utc)) - when).total_seconds())
+    seconds = max(0.0, ((now or datetime.now(UTC)) - when).total_seconds())
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{int(seconds // size)} {unit}"

@@ -42,7 +42,7 @@ def upgrade() -> None:
     # Events stored before this migration: build their rollups once.
     from sqlalchemy.orm import Session
 
-    from fleet_server.rollups import rebuild
+    from fleet_server.results.rollups import rebuild
 
     rebuild(Session(bind=op.get_bind()))
 

@@ -1,0 +1,33 @@
+"""``palaute-server``: the fleet server's command line (typer).
+
+One module per command group (server: serve, migrate, demo; fleet: station,
+device, broker, alerts; users: user, token; export), joined into one typer app here.
+Settings come from fleet_server.core.settings (PALAUTE_* and PALAUTE_CONFIG_FILE);
+``--config`` names the file explicitly.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from fleet_server.cli import export, fleet, server, users
+
+app = typer.Typer(
+    name="palaute-server",
+    help="Palaute fleet server: MQTT ingest, results API and dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+server.register(app)  # serve, migrate, demo
+fleet.register(app)  # station, device, broker, alerts
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
+app.add_typer(export.export_app, name="export")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""The fleet server's settings: one typed class, loaded once, passed in.
+
+Sources, highest priority first: keyword overrides (tests, CLI options), environment
+variables with the ``PALAUTE_`` prefix, an optional config file named by
+``PALAUTE_CONFIG_FILE`` (TOML with the bare field names, or a ``.env`` file with
+``PALAUTE_``-prefixed names), then the defaults below. This is the only module
+that reads the environment; everything else receives a ``Settings``.
+
+A bad value raises ``SettingsError`` whose message names the setting as the
+operator would write it (``PALAUTE_MQTT_URL: ...``), so a typo in a systemd unit is
+found from the first log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "PALAUTE_"
+CONFIG_FILE_ENV = "PALAUTE_CONFIG_FILE"
+MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each bad setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the fleet server can be told; field ``x`` is ``PALAUTE_X`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./var/palaute.db",
+        description="SQLAlchemy URL; SQLite is the zero-setup default, PostgreSQL the production one",
+    )
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host[:port] or mqtts://host[:port]")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://; system CAs when unset")
+    mqtt_client_id: str = Field(
+        default="palaute-ingest",
+        min_length=1,
+        max_length=64,
+        description="fixed, so the broker keeps the persistent session across restarts; "
+        "give each ingest worker its own id when several share a subscription",
+    )
+    mqtt_shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="subscribe as $share/<group>/... so several ingest workers split the load",
+    )
+    mqtt_session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="how long the broker keeps queueing for the ingest while it is away",
+    )
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    ingest_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="most MQTT messages committed in one transaction"
+    )
+    ingest_flush_interval_s: float = Field(
+        default=0.01,
+        ge=0,
+        le=10,
+        description="how long the writer lingers for more messages before committing a partial batch",
+    )
+
+    # ---- fleet operations (fleet_server.fleet.provisioning, .alerts): broker accounts, bundles, alerts
+    broker_password_file: Path | None = Field(
+        default=None, description="Mosquitto password_file the server regenerates from the device registry"
+    )
+    broker_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file, regenerated likewise")
+    broker_pid_file: Path | None = Field(default=None, description="SIGHUP this Mosquitto after rewriting them")
+    broker_reload_command: str | None = Field(
+        default=None, description="e.g. 'systemctl reload mosquitto'; wins over broker_pid_file"
+    )
+    kiosk_broker_url: str | None = Field(
+        default=None, description="broker URL written into kiosk bundles, e.g. mqtts://mqtt.example.fi:8883"
+    )
+    kiosk_ca_file: Path | None = Field(default=None, description="CA certificate put into bundles (else mqtt_ca_file)")
+    kiosk_package: str = Field(default="palaute[kiosk]", description="what pip installs on a new Pi")
+    alert_check_interval_s: float = Field(default=30, gt=0, description="how often the alert rules run")
+    alert_heartbeat_timeout_s: float = Field(
+        default=120, gt=0, description="no status for this long counts as offline even without a Last Will"
+    )
+    alert_offline_after_min: float = Field(default=10, ge=0, description="offline this long while open: alert")
+    alert_backlog_events: int = Field(default=50, ge=1, description="queue this deep and growing: alert")
+    alert_backlog_age_min: float = Field(default=30, gt=0, description="oldest queued event this old: alert")
+    alert_disk_low_mb: float = Field(default=500, ge=0)
+    alert_temp_high_c: float = Field(default=75)
+    alert_no_feedback_hours: float = Field(default=24, gt=0, description="open this long without feedback: alert")
+    alert_email_to: str | None = Field(default=None, description="comma-separated recipients of alert e-mails")
+    alert_email_from: str = "palaute@localhost"
+    alert_webhook_url: str | None = Field(default=None, description="alerts are POSTed here as JSON")
+    gap_grace_s: float = Field(
+        default=120, ge=0, description="a seq gap younger than this may still be in flight: not asked for yet; "
+        "also how long after a resend's acknowledgement a gap still there counts as unrecoverable"
+    )
+    gap_resend_interval_s: float = Field(
+        default=900, gt=0, description="at most one automatic resend request per kiosk this often"
+    )
+    gap_check_interval_s: float = Field(
+        default=300, ge=0, description="how often the fleet loop looks for seq gaps (the first check after "
+        "a start scans the (device_id, seq) index, ~1 s per million events; later ones ~1 ms per kiosk)"
+    )
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+
+    log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    # ------------------------------------------------ dashboard sign-in and results (fleet_server.auth)
+    mode: Literal["production", "development", "demo"] = Field(
+        default="production",
+        description="development/demo generate a throwaway session secret when none is set; "
+        "production refuses to start without one",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard session cookies; at least 32 random characters, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    )
+    session_max_age_s: int = Field(default=8 * 3600, ge=300, le=30 * 24 * 3600, description="sign-in lasts this long")
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Secure flag on cookies; unset: set when the request came over https",
+    )
+    login_max_failures: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per name or address ...")
+    login_window_s: int = Field(default=900, ge=1, le=86_400, description="... within this many seconds, then wait")
+    min_responses: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="figures based on fewer responses show as 'too few responses' (small-count rule)",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                f"{value!r} is not a SQLAlchemy URL (e.g. sqlite:///./var/palaute.db or "
+                "postgresql+psycopg://user@host/db)"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"backend {url.get_backend_name()!r} is not supported (use sqlite or postgresql)")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in MQTT_SCHEMES:
+            raise ValueError(f"{value!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"{value!r} names no host (e.g. mqtt://127.0.0.1:1883)")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"{value!r} has a bad port") from None
+        if parts.path not in ("", "/"):
+            raise ValueError(f"{value!r}: an MQTT URL has no path")
+        return value
+
+    # ---------------------------------------------------------------- derived
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or ""
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or MQTT_SCHEMES[parts.scheme]
+
+    @property
+    def mqtt_tls(self) -> bool:
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
+
+    @property
+    def mqtt_credentials(self) -> tuple[str | None, str | None]:
+        """Username and password: the explicit settings win over ``user:pass@`` in the URL."""
+        parts = urlsplit(self.mqtt_url)
+        username = self.mqtt_username or (unquote(parts.username) if parts.username else None)
+        if self.mqtt_password is not None:
+            password: str | None = self.mqtt_password.get_secret_value()
+        else:
+            password = unquote(parts.password) if parts.password else None
+        return username, password
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from overrides, the environment and the optional config file.
+
+    ``environ`` defaults to ``os.environ``; tests pass their own mapping.
+    """
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(CONFIG_FILE_ENV) or None
+    settings_cls: type[Settings] = Settings
+    init: dict[str, Any] = dict(overrides)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_FILE_ENV}: {path} does not exist or is not a file")
+        if path.suffix == ".toml":
+            settings_cls = type(
+                "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+            )
+        else:
+            init["_env_file"] = path
+    if environ is not None:
+        # pydantic-settings reads os.environ itself; hand it only the mapping we were given,
+        # and treat it as it treats os.environ: PALAUTE_* names that are no setting (the
+        # config file's name, the test suite's PALAUTE_TEST_*) are not ours to refuse.
+        wanted = {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        for key, value in wanted.items():
+            if key in Settings.model_fields:
+                init.setdefault(key, value)
+    try:
+        return settings_cls(**init)
+    except ValidationError as exc:
+        problems = [f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        source = f" (config file {path})" if path else ""
+        raise SettingsError("bad settings" + source + ":\n  " + "\n  ".join(problems)) from None

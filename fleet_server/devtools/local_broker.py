@@ -1,0 +1,129 @@
+"""A private Mosquitto on a loopback port, with a config this module writes.
+
+Used by ``palaute-server demo`` and by the tests, which start, stop and restart
+it to prove behaviour across broker outages and write ACL / password / TLS
+settings into its config. A machine's own broker (e.g. on 1883) is never touched.
+Production brokers are configured from deploy/mosquitto/ instead.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_config: str = ""
+    """Lines appended to the listener block (acl_file, password_file, TLS...)."""
+    allow_anonymous: bool = True
+    persistence: bool = True
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "per_listener_settings false",
+            # Started as root, Mosquitto would drop to the `mosquitto` user, which cannot write
+            # this (root-owned) workdir: persistence would silently fail and a restart lose
+            # sessions. Run it as whoever runs us instead (a no-op for non-root users).
+            *([] if "\nuser " in "\n" + self.extra_config else [f"user {getpass.getuser()}"]),
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            # Deliberate queue limits (see shared FACTS: the default of 1000 drops bursts).
+            "max_queued_messages 0",
+            "max_inflight_messages 100",
+            "message_size_limit 262144",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            f"listener {self.port} 127.0.0.1",
+            self.extra_config,
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> Mosquitto:
+        self.write_config()
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start:\n{self.log()}") from None
+        return self
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM), so persistence is written as in a real restart."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads password and ACL files."""
+        assert self.proc is not None
+        self.write_config()
+        self.proc.send_signal(1)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,353 @@
+"""Alert rules for the fleet, their de-duplicated state, and their delivery.
+
+Rules (thresholds are settings, PALAUTE_ALERT_*):
+- ``offline``: a kiosk that has been installed (seen at least once) is offline --
+  its Last Will said so, or no status for ``alert_heartbeat_timeout_s`` -- for
+  more than ``alert_offline_after_min`` while its station is open.
+- ``backlog``: the kiosk is online but its outbox is not draining: at least
+  ``alert_backlog_events`` queued and the oldest waiting ``alert_backlog_age_min``.
+- ``clock``: online and its clock is not NTP-synchronised (event times are guesses).
+- ``disk``: free disk below ``alert_disk_low_mb``.
+- ``temperature``: CPU above ``alert_temp_high_c``.
+- ``events_missing``: the server lacks some of a kiosk's answers (seq gaps older
+  than ``gap_grace_s``; fleet_server.fleet.gaps asks the kiosk for them and says when
+  they cannot come back). A gap found unrecoverable keeps the alert open for a
+  day (``UNRECOVERABLE_ALERT_FOR``), then only the device page shows it.
+- ``no_feedback``: a station with an installed kiosk has received no feedback at
+  all for ``alert_no_feedback_hours`` although it was open (a broken button or a
+  covered screen looks exactly like this).
+A station without opening hours in its config counts as always open.
+
+State: an open ``alerts`` row per condition key (``rule:station[/device]``); the
+same condition on the next run finds it and does nothing, so each firing is one
+row and one notification. When the condition is gone the row is cleared (and the
+clearing is notified once). Delivery failures are retried on the next run: a
+row is marked notified only after a channel accepted it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleet_server.core.clock import utcnow
+from fleet_server.core.settings import Settings
+from fleet_server.models import Alert, Device, Station
+from palaute_wire.contract import OpeningHours
+
+_LOGGER = logging.getLogger(__name__)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OPEN_SAMPLE_STEP = timedelta(minutes=15)
+"""Resolution of "was the station open at some point in this window"."""
+WEBHOOK_TIMEOUT_S = 10
+SMTP_TIMEOUT_S = 10
+
+
+# ----------------------------------------------------------------- opening hours
+
+
+def is_open(hours: OpeningHours | None, at: datetime) -> bool:
+    if hours is None:
+        return True
+    local = at.astimezone(ZoneInfo(hours.timezone))
+    span = hours.days.get(DAYS[local.weekday()])
+    if span is None:
+        return False
+    return span[0] <= local.strftime("%H:%M") < span[1]
+
+
+def open_within(hours: OpeningHours | None, start: datetime, end: datetime) -> bool:
+    at = start
+    while at <= end:
+        if is_open(hours, at):
+            return True
+        at += OPEN_SAMPLE_STEP
+    return is_open(hours, end)
+
+
+def device_online(device: Device, now: datetime, heartbeat_timeout_s: float) -> bool:
+    """Online by its own word (retained status / Last Will) *and* heard from recently."""
+    if not device.online or device.status_received_at is None:
+        return False
+    return (now - device.status_received_at).total_seconds() <= heartbeat_timeout_s
+
+
+# ----------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Condition:
+    rule: str
+    station_id: str
+    device_id: str | None
+    message: str
+    severity: str = "warning"
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.station_id}" + (f"/{self.device_id}" if self.device_id else "")
+
+
+def _station_hours(session: Session) -> dict[str, OpeningHours | None]:
+    from fleet_server.fleet.remote_config import ConfigInvalid, build_station_config
+
+    hours: dict[str, OpeningHours | None] = {}
+    for sid in session.scalars(select(Station.id)):
+        try:
+            hours[sid] = build_station_config(session, sid).opening_hours
+        except (ConfigInvalid, KeyError):
+            hours[sid] = None
+    return hours
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> list[Condition]:
+    """Every condition that holds right now."""
+    now = now or utcnow()
+    hours = _station_hours(session)
+    found: list[Condition] = []
+    devices = session.scalars(select(Device).where(Device.state != "retired")).all()
+    for d in devices:
+        if d.last_seen_at is None:
+            continue  # provisioned, not installed yet
+        online = device_online(d, now, settings.alert_heartbeat_timeout_s)
+        if not online:
+            away = now - d.last_seen_at
+            if away > timedelta(minutes=settings.alert_offline_after_min) and is_open(hours.get(d.station_id), now):
+                found.append(Condition("offline", d.station_id, d.id,
+                                       f"kiosk {d.id} at {d.station_id} has been offline for {_minutes(away)} "
+                                       "while the station is open", "critical"))
+            continue
+        if (d.queue_depth or 0) >= settings.alert_backlog_events and (
+            (d.oldest_queued_age_s or 0) >= settings.alert_backlog_age_min * 60
+        ):
+            found.append(Condition("backlog", d.station_id, d.id,
+                                   f"kiosk {d.id}: {d.queue_depth} answers waiting, the oldest for "
+                                   f"{_minutes(timedelta(seconds=d.oldest_queued_age_s or 0))}; "
+                                   "it is online but not delivering"))
+        if d.clock_synced is False:
+            found.append(Condition("clock", d.station_id, d.id,
+                                   f"kiosk {d.id}: clock not synchronised (NTP); answer times are unreliable"))
+        if d.disk_free_mb is not None and d.disk_free_mb < settings.alert_disk_low_mb:
+            found.append(Condition("disk", d.station_id, d.id,
+                                   f"kiosk {d.id}: only {d.disk_free_mb:.0f} MB disk free"))
+        if d.cpu_temp_c is not None and d.cpu_temp_c > settings.alert_temp_high_c:
+            found.append(Condition("temperature", d.station_id, d.id,
+                                   f"kiosk {d.id}: CPU at {d.cpu_temp_c:.0f} °C"))
+
+    from fleet_server.fleet.gaps import UNRECOVERABLE_ALERT_FOR, describe, open_gaps
+
+    gaps = open_gaps(session, [d.id for d in devices])
+    for d in devices:
+        # Unrecoverable gaps stay on the device page for good, but alert only for a day.
+        rows = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
+                and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
+        if rows:
+            found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(rows, now)[0]}"))
+
+    window = timedelta(hours=settings.alert_no_feedback_hours)
+    rows = session.execute(
+        select(Device.station_id, func.max(Device.last_event_at), func.min(Device.created_at))
+        .where(Device.state != "retired", Device.last_seen_at.is_not(None))
+        .group_by(Device.station_id)
+    ).all()
+    for station_id, last_event, since in rows:
+        # Installed for at least the whole window, and nothing in it although open.
+        if since is None or now - since < window:
+            continue
+        if (last_event is None or now - last_event > window) and open_within(hours.get(station_id), now - window, now):
+            since = "ever" if last_event is None else f"for {_minutes(now - last_event)}"
+            found.append(Condition("no_feedback", station_id, None,
+                                   f"station {station_id}: no feedback {since} although it was open; "
+                                   "check the kiosk's buttons and screen"))
+    return found
+
+
+# ----------------------------------------------------------------- state
+
+
+@dataclass
+class Changes:
+    fired: list[Alert] = field(default_factory=list)
+    cleared: list[Alert] = field(default_factory=list)
+
+
+def reconcile(session: Session, conditions: Sequence[Condition], now: datetime | None = None) -> Changes:
+    """Open a row for each new condition, clear rows whose condition is gone."""
+    now = now or utcnow()
+    open_rows = {a.key: a for a in session.scalars(select(Alert).where(Alert.cleared_at.is_(None)))}
+    wanted = {c.key: c for c in conditions}
+    changes = Changes()
+    for key, condition in wanted.items():
+        row = open_rows.get(key)
+        if row is None:
+            row = Alert(key=key, rule=condition.rule, severity=condition.severity, station_id=condition.station_id,
+                        device_id=condition.device_id, message=condition.message, started_at=now)
+            session.add(row)
+            changes.fired.append(row)
+        else:
+            row.message = condition.message  # keep the figures current; not a new firing
+    for key, row in open_rows.items():
+        if key not in wanted:
+            row.cleared_at = now
+            changes.cleared.append(row)
+    session.flush()
+    return changes
+
+
+def open_alerts(session: Session, station_ids: Sequence[str] | None = None) -> list[Alert]:
+    query = select(Alert).where(Alert.cleared_at.is_(None))
+    if station_ids is not None:
+        query = query.where(Alert.station_id.in_(list(station_ids)))
+    return list(session.scalars(query.order_by(Alert.started_at.desc())))
+
+
+def recent_alerts(session: Session, station_ids: Sequence[str] | None = None, limit: int = 50) -> list[Alert]:
+    query = select(Alert)
+    if station_ids is not None:
+        query = query.where(Alert.station_id.in_(list(station_ids)))
+    return list(session.scalars(query.order_by(Alert.started_at.desc()).limit(limit)))
+
+
+# ----------------------------------------------------------------- delivery
+
+
+def alert_payload(alert: Alert, event: str) -> dict:
+    return {
+        "event": event,  # "firing" | "cleared"
+        "id": alert.id,
+        "key": alert.key,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "station_id": alert.station_id,
+        "device_id": alert.device_id,
+        "message": alert.message,
+        "started_at": alert.started_at.isoformat(),
+        "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
+    }
+
+
+Channel = Callable[[dict], None]
+"""Delivers one alert payload or raises."""
+
+
+def email_channel(settings: Settings) -> Channel | None:
+    if not settings.smtp_host or not settings.alert_email_to:
+        return None
+    recipients = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
+
+    def send(payload: dict) -> None:
+        msg = EmailMessage()
+        state = "RESOLVED" if payload["event"] == "cleared" else payload["severity"].upper()
+        where = payload["station_id"] + (f"/{payload['device_id']}" if payload["device_id"] else "")
+        msg["Subject"] = f"[Palaute {state}] {payload['rule']} at {where}"
+        msg["From"] = settings.alert_email_from
+        msg["To"] = ", ".join(recipients)
+        lines = [payload["message"], "", f"started: {payload['started_at']}"]
+        if payload["cleared_at"]:
+            lines.append(f"cleared: {payload['cleared_at']}")
+        lines += ["", f"alert {payload['key']} (#{payload['id']})"]
+        msg.set_content("\n".join(lines))
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            smtp.send_message(msg)
+
+    return send
+
+
+def webhook_channel(settings: Settings) -> Channel | None:
+    if not settings.alert_webhook_url:
+        return None
+    url = settings.alert_webhook_url
+
+    def send(payload: dict) -> None:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+            if response.status >= 300:
+                raise OSError(f"webhook answered {response.status}")
+
+    return send
+
+
+def channels_from(settings: Settings) -> list[Channel]:
+    return [c for c in (email_channel(settings), webhook_channel(settings)) if c is not None]
+
+
+def deliver(session: Session, channels: Sequence[Channel], now: datetime | None = None) -> int:
+    """Send each firing and each clearing that has not been sent yet; returns how many.
+
+    With no channel configured, alerts are only shown on the dashboard and are
+    marked delivered so enabling a channel later does not flood it with history.
+    """
+    now = now or utcnow()
+
+    def send(alert: Alert, event: str) -> bool:
+        try:
+            for channel in channels:
+                channel(alert_payload(alert, event))
+        except Exception as exc:  # noqa: BLE001 - any channel failure: retry on the next run
+            _LOGGER.warning("alert %s (%s) not delivered, will retry: %s", alert.key, event, exc)
+            return False
+        return True
+
+    sent = 0
+    pending = session.scalars(
+        select(Alert)
+        .where(or_(Alert.notified_at.is_(None),
+                   and_(Alert.cleared_at.is_not(None), Alert.cleared_notified_at.is_(None))))
+        .order_by(Alert.id)
+    ).all()
+    for alert in pending:
+        if alert.notified_at is None:  # the firing first, even if it has cleared since
+            if not send(alert, "firing"):
+                continue
+            alert.notified_at = now
+            sent += 1
+        if alert.cleared_at is not None and alert.cleared_notified_at is None:
+            if not send(alert, "cleared"):
+                continue
+            alert.cleared_notified_at = now
+            sent += 1
+    session.flush()
+    return sent
+
+
+# ----------------------------------------------------------------- the loop
+
+
+def run_once(session_factory: sessionmaker[Session], settings: Settings, channels: Sequence[Channel],
+             now: datetime | None = None) -> Changes:
+    """One pass: command bookkeeping, rules, state, delivery."""
+    from fleet_server.fleet.remote_config import reconcile_acks
+
+    now = now or utcnow()
+    with session_factory() as session, session.begin():
+        reconcile_acks(session)
+        changes = reconcile(session, evaluate(session, settings, now), now)
+    with session_factory() as session, session.begin():
+        deliver(session, channels, now)
+    for alert in changes.fired:
+        _LOGGER.warning("alert: %s", alert.message)
+    for alert in changes.cleared:
+        _LOGGER.info("alert cleared: %s", alert.key)
+    return changes

@@ -1,0 +1,180 @@
+"""What the devices page and API show per kiosk, with a verdict per field.
+
+Each field comes with a level (ok | warn | bad | unknown) and words, so the page
+can colour it *and* say it ("offline 25 min", "clock not synced"): colour is
+never the only carrier of meaning. Thresholds are the alert settings, so the page
+and the alerts agree on what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.core.clock import utcnow
+from fleet_server.core.settings import Settings
+from fleet_server.fleet.alerts import device_online, open_alerts
+from fleet_server.fleet.gaps import ago, describe, gap_dict, open_gaps
+from fleet_server.fleet.remote_config import current_versions, recent_commands
+from fleet_server.models import Device, Station
+
+
+@dataclass(frozen=True)
+class Field:
+    text: str
+    level: str = "ok"  # ok | warn | bad | unknown
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+@dataclass
+class DeviceHealth:
+    device_id: str
+    station_id: str
+    station_name: str
+    state: str
+    online: bool
+    status: Field
+    last_seen: Field
+    last_event: Field
+    queue: Field
+    oldest_queued: Field
+    shed: Field
+    version: Field
+    config: Field
+    clock: Field
+    temperature: Field
+    disk: Field
+    uptime: Field
+    ip: Field
+    config_version_applied: int | None
+    config_version_current: int
+    alerts: list[str] = field(default_factory=list)
+    missing: Field = field(default_factory=lambda: Field("—", "unknown"))
+    """Unresolved seq gaps in words (fleet_server.fleet.gaps.describe)."""
+    gaps: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        out: dict = {
+            "device_id": self.device_id, "station_id": self.station_id, "state": self.state,
+            "online": self.online, "config_version_applied": self.config_version_applied,
+            "config_version_current": self.config_version_current, "alerts": self.alerts,
+            "gaps": self.gaps,
+        }
+        for name in ("status", "last_seen", "last_event", "queue", "oldest_queued", "shed", "version", "config",
+                     "clock", "temperature", "disk", "uptime", "ip", "missing"):
+            value: Field = getattr(self, name)
+            out[name] = {"text": value.text, "level": value.level}
+        return out
+
+
+def device_health(device: Device, station_name: str, current_version: int, settings: Settings,
+                  now: datetime, alerts: list[str] | None = None) -> DeviceHealth:
+    online = device_online(device, now, settings.alert_heartbeat_timeout_s)
+    if device.state == "retired":
+        status = Field("retired", "unknown")
+    elif device.last_seen_at is None:
+        status = Field("never connected", "unknown")
+    elif online:
+        status = Field("online", "ok")
+    else:
+        away = now - device.last_seen_at
+        why = "Last Will" if not device.online else "no heartbeat"
+        level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
+        status = Field(f"offline since {ago(away)} ({why})", level)
+
+    def seen(at: datetime | None) -> Field:
+        return Field(ago(now - at), "ok") if at else Field("never", "unknown")
+
+    reported = device.last_seen_at is not None
+    depth = device.queue_depth
+    queue = Field("—", "unknown") if depth is None else Field(
+        f"{depth} waiting", "warn" if depth >= settings.alert_backlog_events else "ok")
+    age = device.oldest_queued_age_s
+    oldest = Field("—", "unknown") if age is None else Field(
+        _duration(age), "warn" if age >= settings.alert_backlog_age_min * 60 else "ok")
+    shed = Field("—", "unknown") if device.shed_count is None else Field(
+        f"{device.shed_count} dropped", "bad" if device.shed_count else "ok")
+    applied = device.config_version
+    if applied is None:
+        config = Field(f"unknown (current {current_version})", "unknown")
+    elif applied == current_version:
+        config = Field(f"{applied} (current)", "ok")
+    else:
+        config = Field(f"{applied}, current is {current_version}", "warn")
+    refused = (device.last_status or {}).get("config_error")
+    if refused:
+        config = Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
+    if device.clock_synced is None:
+        clock = Field("—", "unknown")
+    else:
+        clock = Field("synced", "ok") if device.clock_synced else Field("NOT synced", "bad")
+    temp = Field("—", "unknown") if device.cpu_temp_c is None else Field(
+        f"{device.cpu_temp_c:.0f} °C", "bad" if device.cpu_temp_c > settings.alert_temp_high_c else "ok")
+    disk = Field("—", "unknown") if device.disk_free_mb is None else Field(
+        f"{device.disk_free_mb:,.0f} MB free".replace(",", "\u202f"),
+        "bad" if device.disk_free_mb < settings.alert_disk_low_mb else "ok")
+    return DeviceHealth(
+        device_id=device.id,
+        station_id=device.station_id,
+        station_name=station_name,
+        state=device.state,
+        online=online,
+        status=status,
+        last_seen=seen(device.last_seen_at),
+        last_event=seen(device.last_event_at),
+        queue=queue if reported else Field("—", "unknown"),
+        oldest_queued=oldest if reported else Field("—", "unknown"),
+        shed=shed,
+        version=Field(device.software_version or "—", "ok" if device.software_version else "unknown"),
+        config=config,
+        clock=clock,
+        temperature=temp,
+        disk=disk,
+        uptime=Field(_duration(device.uptime_s), "ok" if device.uptime_s is not None else "unknown"),
+        ip=Field(device.ip or "—", "ok" if device.ip else "unknown"),
+        config_version_applied=applied,
+        config_version_current=current_version,
+        alerts=alerts or [],
+    )
+
+
+def fleet_health(session: Session, settings: Settings, station_ids: list[str] | None = None,
+                 include_retired: bool = False, now: datetime | None = None) -> list[DeviceHealth]:
+    """Health of every device (of ``station_ids`` when given), by station then device."""
+    now = now or utcnow()
+    query = select(Device, Station.name).join(Station, Station.id == Device.station_id)
+    if station_ids is not None:
+        query = query.where(Device.station_id.in_(station_ids))
+    if not include_retired:
+        query = query.where(Device.state != "retired")
+    versions = current_versions(session)
+    alerts_by_device: dict[str, list[str]] = {}
+    for alert in open_alerts(session, station_ids):
+        if alert.device_id:
+            alerts_by_device.setdefault(alert.device_id, []).append(alert.message)
+    out = [
+        device_health(device, name, versions.get(device.station_id, 1), settings, now,
+                      alerts_by_device.get(device.id))
+        for device, name in session.execute(query.order_by(Device.station_id, Device.id)).all()
+    ]
+    gaps = open_gaps(session, [h.device_id for h in out])
+    for h in out:
+        h.missing = Field(*describe(gaps.get(h.device_id, []), now))
+        h.gaps = [gap_dict(g) for g in gaps.get(h.device_id, [])]
+    return out
+
+
+__all__ = ["DeviceHealth", "Field", "device_health", "fleet_health", "recent_commands"]

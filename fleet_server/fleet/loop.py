@@ -1,0 +1,155 @@
+"""The fleet loop: one background thread beside the ingest (initial config publish,
+registry and command bookkeeping, sequence gaps, alert rules and delivery), and
+the publisher it shares with the routes.
+
+``start_fleet_ops(app)`` and ``stop_fleet_ops(app)`` run inside the app's
+lifespan, after the database is open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleet_server.core.settings import Settings
+from fleet_server.fleet.alerts import channels_from, run_once
+from fleet_server.fleet.publisher import Publisher
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class FleetLoop:
+    """Every ``alert_check_interval_s``: publish all station configs until that has
+    worked once (the broker may have lost its retained messages), later only to
+    online kiosks that report another config version (remote_config.repair_drift);
+    clear retired kiosks' retained configs; then run the alert pass
+    (fleet_server.fleet.alerts.run_once); every ``gap_check_interval_s`` also the
+    sequence gap check (check_gaps)."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.publisher = publisher
+        self.channels = channels_from(settings)
+        self.configs_published = False
+        self._drift_attempts: dict[str, tuple[int, float]] = {}
+        self._cleared: set[str] = set()
+        self._gaps_checked = float("-inf")
+        self._gap_watermarks: dict[str, int] = {}  # device -> highest seq scanned (fleet_server.fleet.gaps)
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FleetLoop:
+        self._thread = threading.Thread(target=self._run, name="palaute-fleet", daemon=True)
+        self._thread.start()
+        return self
+
+    def run_pass(self) -> None:
+        from fleet_server.fleet.remote_config import publish_all
+
+        if not self.configs_published:
+            try:
+                with self.session_factory() as session:
+                    publish_all(session, self.publisher)
+                self.configs_published = True
+            except Exception as exc:  # noqa: BLE001 - retried next pass
+                _LOGGER.warning("station configs not published yet (%s); retrying", exc)
+        else:
+            self._repair_drift()
+        self._clear_retired()
+        run_once(self.session_factory, self.settings, self.channels)
+        if time.monotonic() - self._gaps_checked >= self.settings.gap_check_interval_s:
+            self._gaps_checked = time.monotonic()
+            self.check_gaps()
+        self.passes += 1
+
+    def check_gaps(self, now=None):
+        """Track missing seqs and ask online kiosks to resend them (fleet_server.fleet.gaps);
+        ``now`` lets tests step through grace periods without waiting for them."""
+        from fleet_server.core.clock import utcnow
+        from fleet_server.fleet.alerts import device_online
+        from fleet_server.fleet.gaps import track_gaps
+
+        now = now or utcnow()
+        marks = dict(self._gap_watermarks)  # kept only once the pass is committed
+        try:
+            with self.session_factory() as session, session.begin():
+                result = track_gaps(session, self.settings, self.publisher, now,
+                                    lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s),
+                                    watermarks=marks)
+            self._gap_watermarks = marks
+            return result
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("sequence gap check failed (%s); retrying next pass", exc)
+            return None
+
+    def _repair_drift(self) -> None:
+        from fleet_server.core.clock import utcnow
+        from fleet_server.fleet.alerts import device_online
+        from fleet_server.fleet.remote_config import repair_drift
+
+        now = utcnow()
+        try:
+            with self.session_factory() as session:
+                repaired = repair_drift(
+                    session, self.publisher, self._drift_attempts, time.monotonic(),
+                    lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s),
+                )
+            if repaired:
+                _LOGGER.info("sent the current config again to %s", ", ".join(repaired))
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("config drift repair failed (%s); retrying next pass", exc)
+
+    def _clear_retired(self) -> None:
+        """Remove retired kiosks' retained configs from the broker, once per process."""
+        from sqlalchemy import select
+
+        from fleet_server.fleet.remote_config import clear_retained_config
+        from fleet_server.models import Device
+
+        try:
+            with self.session_factory() as session:
+                retired = session.execute(
+                    select(Device.station_id, Device.id).where(Device.state == "retired")
+                ).all()
+            for station_id, device_id in retired:
+                if device_id not in self._cleared:
+                    clear_retained_config(self.publisher, station_id, device_id)
+                    self._cleared.add(device_id)
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("retired kiosks' configs not cleared yet (%s)", exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_pass()
+            except Exception:
+                _LOGGER.exception("fleet pass failed; retrying next interval")
+            self._stop.wait(self.settings.alert_check_interval_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def start_fleet_ops(app: FastAPI, *, loop: bool = True) -> None:
+    settings: Settings = app.state.settings
+    app.state.fleet_publisher = Publisher(settings)
+    app.state.fleet_loop = FleetLoop(settings, app.state.session_factory, app.state.fleet_publisher)
+    if loop:
+        app.state.fleet_loop.start()
+
+
+def stop_fleet_ops(app: FastAPI) -> None:
+    fleet_loop = getattr(app.state, "fleet_loop", None)
+    if fleet_loop is not None:
+        fleet_loop.stop()
+    publisher = getattr(app.state, "fleet_publisher", None)
+    if publisher is not None:
+        publisher.close()

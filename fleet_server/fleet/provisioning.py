@@ -1,0 +1,464 @@
+"""The device registry: stations, devices, their broker credentials, and the
+provisioning bundle that turns a blank SD card into a working kiosk.
+
+Life of a device:
+    provision -> state "provisioned", a random secret shown once (only its hash is
+                 kept), a bundle written; the broker accepts it from the next sync.
+    first valid message -> "active" (the ingest, in the same transaction).
+    rotate    -> a new secret and bundle; the old secret stops working at the
+                 next sync. This is also how a broken Pi is replaced: the new
+                 card gets the same device id and a fresh secret.
+    retire    -> "retired", credentials deleted; the next sync removes it from the
+                 broker's files and the reload disconnects it. Its history stays.
+
+Every change to credentials is followed by :func:`sync_broker`, which rebuilds the
+Mosquitto password and ACL files from the database (see fleet_server.fleet.broker_accounts).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shlex
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.core.clock import utcnow
+from fleet_server.fleet.broker_accounts import (
+    DeviceAccount,
+    ServerAccount,
+    mosquitto_hash,
+    new_secret,
+    reload_broker,
+    verify_hash,
+    write_broker_files,
+)
+from fleet_server.models import Device, DeviceCredential, Station
+from palaute_wire.contract import is_slug
+
+_LOGGER = logging.getLogger(__name__)
+
+KIOSK_USER = "palaute"
+"""The Linux account the kiosk runs as on the Pi."""
+ETC_DIR = "/etc/palaute"
+VENV_DIR = "/opt/palaute/venv"
+
+
+class ProvisioningError(ValueError):
+    """A registry operation that cannot be done; the message says why and what to do."""
+
+
+# ----------------------------------------------------------------- registry
+
+
+def _check_slug(kind: str, value: str) -> None:
+    if not is_slug(value):
+        raise ProvisioningError(
+            f"{kind} id {value!r} is not a slug: use 1-64 characters a-z, 0-9 and '-' (e.g. kalvia-1)"
+        )
+
+
+def add_station(session: Session, station_id: str, name: str) -> Station:
+    _check_slug("station", station_id)
+    if not name.strip():
+        raise ProvisioningError("a station needs a name people recognise, e.g. --name 'Kälviä health station'")
+    existing = session.get(Station, station_id)
+    if existing is not None:
+        raise ProvisioningError(f"station {station_id!r} already exists (named {existing.name!r})")
+    station = Station(id=station_id, name=name.strip())
+    session.add(station)
+    session.flush()
+    return station
+
+
+def provision_device(
+    session: Session, device_id: str, station_id: str, *, name: str | None = None
+) -> tuple[Device, str]:
+    """Register a new device with fresh credentials; return it and its secret (shown once)."""
+    _check_slug("device", device_id)
+    station = session.get(Station, station_id)
+    if station is None:
+        raise ProvisioningError(
+            f"no station {station_id!r}; add it first: palaute-server station add {station_id} --name '...'"
+        )
+    device = session.get(Device, device_id)
+    if device is not None:
+        hint = (
+            "its id stays retired; give the new kiosk a new id"
+            if device.state == "retired"
+            else f"to replace its Pi or renew its secret use: palaute-server device rotate {device_id}"
+        )
+        raise ProvisioningError(f"device {device_id!r} already exists ({device.state}, station {device.station_id}); {hint}")
+    device = Device(id=device_id, station_id=station_id, name=name, state="provisioned")
+    session.add(device)
+    session.flush()
+    secret = new_secret()
+    session.add(DeviceCredential(device_id=device_id, username=device_id, password_hash=mosquitto_hash(secret)))
+    session.flush()
+    return device, secret
+
+
+def _live_device(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise ProvisioningError(f"no device {device_id!r} (see: palaute-server device list)")
+    if device.state == "retired":
+        raise ProvisioningError(f"device {device_id!r} is retired; provision a new id instead")
+    return device
+
+
+def rotate_secret(session: Session, device_id: str) -> tuple[Device, str]:
+    """A new secret for a device; the old one stops working at the next broker sync."""
+    device = _live_device(session, device_id)
+    secret = new_secret()
+    credential = session.get(DeviceCredential, device_id)
+    if credential is None:  # e.g. a device the ingest registered before the registry existed
+        session.add(DeviceCredential(device_id=device_id, username=device_id, password_hash=mosquitto_hash(secret)))
+    else:
+        credential.password_hash = mosquitto_hash(secret)
+        credential.rotated_at = utcnow()
+    session.flush()
+    return device, secret
+
+
+def retire_device(session: Session, device_id: str) -> Device:
+    device = _live_device(session, device_id)
+    device.state = "retired"
+    device.online = False
+    credential = session.get(DeviceCredential, device_id)
+    if credential is not None:
+        session.delete(credential)
+    session.flush()
+    return device
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    device_id: str
+    station_id: str
+    state: str
+    has_credentials: bool
+    online: bool
+    last_seen_at: datetime | None
+    software_version: str | None
+
+
+def list_devices(session: Session, station_id: str | None = None) -> list[DeviceRow]:
+    query = select(Device, DeviceCredential.device_id).outerjoin(
+        DeviceCredential, DeviceCredential.device_id == Device.id
+    )
+    if station_id is not None:
+        query = query.where(Device.station_id == station_id)
+    rows = session.execute(query.order_by(Device.station_id, Device.id)).all()
+    return [
+        DeviceRow(d.id, d.station_id, d.state, cred is not None, d.online, d.last_seen_at, d.software_version)
+        for d, cred in rows
+    ]
+
+
+# ----------------------------------------------------------------- broker sync
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """Where the server writes Mosquitto's files and how it makes Mosquitto reload."""
+
+    password_file: Path
+    acl_file: Path
+    pid_file: Path | None = None
+    reload_command: str | None = None
+
+
+def broker_accounts(session: Session) -> list[DeviceAccount]:
+    rows = session.execute(
+        select(Device.station_id, Device.id, DeviceCredential.password_hash)
+        .join(DeviceCredential, DeviceCredential.device_id == Device.id)
+        .where(Device.state != "retired")
+    ).all()
+    return [DeviceAccount(station_id, device_id, password_hash) for station_id, device_id, password_hash in rows]
+
+
+def _server_account(files: BrokerFiles, username: str, password: str) -> ServerAccount:
+    """The server's own account; the existing hash is kept while it still matches, so an
+    unchanged registry rewrites nothing and needs no reload."""
+    if files.password_file.exists():
+        for line in files.password_file.read_text().splitlines():
+            user, _, existing = line.partition(":")
+            if user == username and verify_hash(password, existing):
+                return ServerAccount(username, existing)
+    return ServerAccount(username, mosquitto_hash(password))
+
+
+def sync_broker(session: Session, files: BrokerFiles, server_username: str, server_password: str) -> str:
+    """Rewrite the broker's password and ACL files from the registry and reload it.
+
+    Returns what happened, for the operator. Call after committing registry changes.
+    """
+    accounts = broker_accounts(session)
+    server = _server_account(files, server_username, server_password)
+    if not write_broker_files(files.password_file, files.acl_file, accounts, server):
+        return f"broker files unchanged ({len(accounts)} device account(s))"
+    done = reload_broker(pid_file=files.pid_file, command=files.reload_command)
+    return f"broker files written ({len(accounts)} device account(s)); {done}"
+
+
+# ----------------------------------------------------------------- the bundle
+
+
+@dataclass(frozen=True)
+class BundleOptions:
+    broker_url: str
+    """What the kiosk connects to, e.g. mqtts://mqtt.palaute.example.fi:8883."""
+    ca_file: Path | None
+    """The broker's CA certificate, copied into the bundle (mqtts only)."""
+    kiosk_package: str = "palaute[kiosk]"
+    """What pip installs on the Pi: a requirement or a wheel URL on the county's server."""
+    ssh_authorized_keys: tuple[str, ...] = ()
+    """IT's public keys for the admin account the first boot creates (none: no SSH login)."""
+    admin_user: str = "palaute-admin"
+    timezone: str = "Europe/Helsinki"
+
+
+def _bundle_file(name: str) -> str:
+    return resources.files("fleet_server.fleet").joinpath("bundle", name).read_text(encoding="utf-8")
+
+
+def render_kiosk_toml(device: Device, options: BundleOptions) -> str:
+    tls = options.broker_url.startswith("mqtts://")
+    lines = [
+        f"# Palaute kiosk {device.id} at station {device.station_id}: {ETC_DIR}/kiosk.toml",
+        "# Written by palaute-server device provision; check with: palaute-kiosk check-config <file>",
+        "# Relative paths are relative to this file's directory.",
+        "",
+        "[device]",
+        f'station_id = "{device.station_id}"',
+        f'device_id = "{device.id}"',
+        "",
+        "[broker]",
+        f'url = "{options.broker_url}"',
+        f'username = "{device.id}"',
+        'password_file = "broker-password"',
+    ]
+    if tls and options.ca_file is not None:
+        lines.append('ca_file = "ca.crt"')
+    lines += [
+        "",
+        "[outbox]",
+        'path = "/var/lib/palaute/outbox.db"',
+        "",
+        "[state]",
+        'dir = "/var/lib/palaute"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _yaml_block(text: str, indent: int) -> str:
+    """``text`` as the body of a YAML literal block scalar (``|``)."""
+    pad = " " * indent
+    return "\n".join(pad + line if line else "" for line in text.rstrip("\n").split("\n"))
+
+
+def render_user_data(device: Device, options: BundleOptions, files: dict[str, tuple[str, str, str]]) -> str:
+    """cloud-init user-data for Raspberry Pi OS images that ship cloud-init (Trixie, 2025-10 on).
+
+    ``files`` maps a target path to (content, owner, octal permissions). Files owned
+    by the kiosk user are written ``defer: true`` (after the user exists).
+    """
+    hostname = f"palaute-{device.id}"[:63]
+    out = [
+        "#cloud-config",
+        f"# Palaute kiosk {device.id} at station {device.station_id}.",
+        "# Copy this file (and network-config, meta-data) onto the SD card's boot partition.",
+        "# It holds the device's broker secret: treat the card like a key.",
+        f"hostname: {hostname}",
+        f"timezone: {options.timezone}",
+        "ssh_pwauth: false",
+        "users:",
+        f"  - name: {KIOSK_USER}",
+        "    gecos: Palaute kiosk",
+        "    shell: /usr/sbin/nologin",
+        "    lock_passwd: true",
+        "    groups: [video, render, input, gpio, audio]",
+        "    no_create_home: false",
+    ]
+    if options.ssh_authorized_keys:
+        out += [
+            f"  - name: {options.admin_user}",
+            "    gecos: Palaute IT",
+            "    shell: /bin/bash",
+            "    lock_passwd: true",
+            "    sudo: ALL=(ALL) NOPASSWD:ALL",
+            "    ssh_authorized_keys:",
+        ]
+        out += [f"      - {key}" for key in options.ssh_authorized_keys]
+    out += [
+        "package_update: true",
+        "packages:",
+        "  - python3-venv",
+        "  - libgl1",
+        "  - libegl1",
+        "  - libgles2",
+        "  - libgbm1",
+        "  - libmtdev1",
+        "  - fonts-dejavu-core",
+        "write_files:",
+    ]
+    for path, (content, owner, mode) in files.items():
+        out += [
+            f"  - path: {path}",
+            f"    owner: {owner}",
+            f"    permissions: '{mode}'",
+        ]
+        if owner != "root:root":
+            out.append("    defer: true")
+        out += ["    content: |", _yaml_block(content, 6)]
+    out.append("runcmd:")
+    if options.ssh_authorized_keys:
+        out.append("  - [systemctl, enable, --now, ssh]")  # key-only: ssh_pwauth is off
+    out += ["  - [/usr/local/sbin/palaute-install]", ""]
+    return "\n".join(out)
+
+
+NETWORK_CONFIG = """\
+# cloud-init network-config (netplan v2) for the kiosk. Wired Ethernet with DHCP works
+# as is; for Wi-Fi fill in the access point and remove the comment marks.
+network:
+  version: 2
+  ethernets:
+    eth0:
+      dhcp4: true
+      optional: true
+#  wifis:
+#    wlan0:
+#      dhcp4: true
+#      regulatory-domain: FI
+#      access-points:
+#        "station-wifi":
+#          password: "..."
+"""
+
+
+def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOptions) -> Path:
+    """Write the provisioning bundle for one device into ``out_dir/<device_id>/``.
+
+    Contents: kiosk.toml, broker-password (0600), ca.crt (mqtts), install-kiosk.sh,
+    palaute-kiosk.service, and the cloud-init trio user-data / network-config /
+    meta-data. The kiosk.toml loads as is from the bundle directory (relative
+    paths), and again from /etc/palaute on the Pi.
+    """
+    bundle = Path(out_dir) / device.id
+    bundle.mkdir(parents=True, exist_ok=True)
+    os.chmod(bundle, 0o700)
+    kiosk_toml = render_kiosk_toml(device, options)
+    ca_text = options.ca_file.read_text() if (options.ca_file and options.broker_url.startswith("mqtts://")) else None
+    service = _bundle_file("palaute-kiosk.service")
+    install = _bundle_file("install-kiosk.sh").replace(
+        "@KIOSK_PACKAGE@", shlex.quote(options.kiosk_package)
+    )
+
+    def put(name: str, text: str, mode: int) -> None:
+        path = bundle / name
+        path.write_text(text)
+        os.chmod(path, mode)
+
+    put("kiosk.toml", kiosk_toml, 0o644)
+    put("broker-password", secret + "\n", 0o600)
+    if ca_text is not None:
+        put("ca.crt", ca_text, 0o644)
+    put("palaute-kiosk.service", service, 0o644)
+    put("install-kiosk.sh", install, 0o755)
+
+    owner = f"root:{KIOSK_USER}"
+    files: dict[str, tuple[str, str, str]] = {
+        f"{ETC_DIR}/kiosk.toml": (kiosk_toml, owner, "0640"),
+        f"{ETC_DIR}/broker-password": (secret + "\n", f"{KIOSK_USER}:{KIOSK_USER}", "0600"),
+    }
+    if ca_text is not None:
+        files[f"{ETC_DIR}/ca.crt"] = (ca_text, "root:root", "0644")
+    files["/etc/systemd/system/palaute-kiosk.service"] = (service, "root:root", "0644")
+    files["/usr/local/sbin/palaute-install"] = (install, "root:root", "0755")
+    put("user-data", render_user_data(device, options, files), 0o600)
+    put("network-config", NETWORK_CONFIG, 0o644)
+    put("meta-data", f"instance-id: palaute-{device.id}-{int(utcnow().timestamp())}\n", 0o644)
+    return bundle
+
+
+# ----------------------------------------------------------------- many at once
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int
+    device_id: str
+    station_id: str
+    name: str | None
+    station_name: str | None
+
+
+def read_device_csv(path: Path) -> list[CsvRow]:
+    """Rows of ``device_id,station_id[,name][,station_name]`` with a header line.
+
+    A ``station_name`` creates the station when it does not exist yet.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"device_id", "station_id"} - set(reader.fieldnames or ())
+        if missing:
+            raise ProvisioningError(
+                f"{path}: the header needs columns device_id,station_id (optional: name,station_name); "
+                f"missing {', '.join(sorted(missing))}"
+            )
+        rows = []
+        for number, raw in enumerate(reader, start=2):
+            device_id = (raw.get("device_id") or "").strip()
+            station_id = (raw.get("station_id") or "").strip()
+            if not device_id and not station_id:
+                continue
+            rows.append(
+                CsvRow(number, device_id, station_id, (raw.get("name") or "").strip() or None,
+                       (raw.get("station_name") or "").strip() or None)
+            )
+    seen: set[str] = set()
+    for row in rows:
+        if row.device_id in seen:
+            raise ProvisioningError(f"{path}:{row.line}: device {row.device_id!r} appears twice")
+        seen.add(row.device_id)
+    return rows
+
+
+@dataclass(frozen=True)
+class CsvResult:
+    row: CsvRow
+    bundle: Path | None
+    error: str | None
+
+
+def provision_many(
+    session_factory: Callable[[], Session],
+    rows: Iterable[CsvRow],
+    out_dir: Path,
+    options: BundleOptions,
+) -> Iterator[CsvResult]:
+    """Provision each row in its own transaction; a bad row is reported, not fatal.
+
+    Yields one result per row (the caller draws the progress bar). Secrets go only
+    into the bundles.
+    """
+    for row in rows:
+        try:
+            with session_factory() as session, session.begin():
+                if row.station_name and session.get(Station, row.station_id) is None:
+                    add_station(session, row.station_id, row.station_name)
+                device, secret = provision_device(session, row.device_id, row.station_id, name=row.name)
+                bundle = write_bundle(out_dir, device, secret, options)
+            yield CsvResult(row, bundle, None)
+        except ProvisioningError as exc:
+            yield CsvResult(row, None, str(exc))

@@ -1,0 +1,36 @@
+"""Every table of the fleet server, importable from one place.
+
+Tables only: columns, constraints and the small properties that read a row. The
+rules that fill and read them live with their feature (ingest, results, fleet,
+auth). Importing this package registers every table on ``Base.metadata``, which
+Alembic and the schema test rely on.
+"""
+
+from fleet_server.models.auth import ApiToken, User
+from fleet_server.models.base import SLUG_LEN, Base, BigId, UtcDateTime
+from fleet_server.models.feedback import (
+    DEVICE_STATES,
+    MAX_STORED_PAYLOAD,
+    DeadLetter,
+    Device,
+    DevicePresence,
+    FeedbackEvent,
+    Station,
+)
+from fleet_server.models.fleet import (
+    COMMAND_NAMES,
+    Alert,
+    DeviceCommand,
+    DeviceCredential,
+    SeqGap,
+    StationConfigVersion,
+)
+from fleet_server.models.notes import StationNote
+from fleet_server.models.rollups import FollowupHour, StationHour
+
+__all__ = [
+    "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "ApiToken", "Base", "BigId",
+    "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
+    "FollowupHour", "SeqGap", "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
+    "UtcDateTime",
+]

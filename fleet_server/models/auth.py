@@ -1,0 +1,52 @@
+"""Users and API tokens, on the fleet server's declarative Base (migration 0100_auth)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet_server.core.clock import utcnow
+from fleet_server.models.base import Base
+
+ROLE_CHECK = "role IN ('coordinator', 'staff', 'it', 'admin')"
+
+
+class User(Base):
+    """A person who signs in to the dashboard; staff belong to one station."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(ROLE_CHECK, name="role"),
+        CheckConstraint("role != 'staff' OR station_id IS NOT NULL", name="staff_station"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    session_epoch: Mapped[int] = mapped_column(
+        default=0, doc="bumped to sign the user out everywhere (password change, disable)"
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token for scripts and the county's reporting systems; only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, doc="SHA-256 hex of the token")
+    prefix: Mapped[str] = mapped_column(String(16), doc="the token's first characters, to recognise it")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,44 @@
+"""Hourly rollups of answers per station, kept exact by the ingest (see fleet_server.results.rollups)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet_server.models.base import SLUG_LEN, Base
+
+
+class StationHour(Base):
+    """Smiley answers of one station in one UTC hour, by value and flag (see module doc)."""
+
+    __tablename__ = "station_hourly"
+
+    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True, doc="start of the UTC hour")
+    c1: Mapped[int] = mapped_column(Integer, default=0)
+    c2: Mapped[int] = mapped_column(Integer, default=0)
+    c3: Mapped[int] = mapped_column(Integer, default=0)
+    c4: Mapped[int] = mapped_column(Integer, default=0)
+    r1: Mapped[int] = mapped_column(Integer, default=0)
+    r2: Mapped[int] = mapped_column(Integer, default=0)
+    r3: Mapped[int] = mapped_column(Integer, default=0)
+    r4: Mapped[int] = mapped_column(Integer, default=0)
+    o1: Mapped[int] = mapped_column(Integer, default=0)
+    o2: Mapped[int] = mapped_column(Integer, default=0)
+    o3: Mapped[int] = mapped_column(Integer, default=0)
+    o4: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FollowupHour(Base):
+    """Follow-up answers of one station in one UTC hour, by the smiley they follow."""
+
+    __tablename__ = "followup_hourly"
+
+    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    smiley: Mapped[int] = mapped_column(Integer, primary_key=True, doc="1..4; 0 when the smiley is unknown")
+    question_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    option_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,656 @@
+"""The dashboard's figures: periods, per-station results, trends, heatmaps, availability.
+
+Everything here reads the hourly rollups (fleet_server.results.rollups), never the raw
+events, and every figure goes through fleet_server.results.small_counts before a page,
+an export or the results API sees it.
+
+Which answers count (docs/dashboard.md):
+- *counted* answers are smiley presses given in opening hours that the kiosk did
+  not flag as part of a repeated-press burst; the headline total and the
+  satisfaction score use them;
+- flagged repeated presses and out-of-hours presses are stored and shown apart;
+  *all presses* is their sum;
+- satisfaction = (counted 3 + counted 4) / counted, the share of the two happy faces.
+
+Quiet is not broken: for each UTC hour of a period we know whether the station
+was open (its opening hours, from the station config; every hour when none is
+configured) and whether any of its kiosks was online (device_presence
+transitions; an hour counts as online when a kiosk was online for at least half
+of it). The overview divides counted answers by open *and* online hours; the
+station page shades closed and offline hours.
+
+Days and weeks are local (Europe/Helsinki) calendar days; a period
+[first, last] runs from local midnight before ``first`` to local midnight after
+``last``; both are whole UTC hours, so rollup hours never straddle a boundary.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
+from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
+from fleet_server.results.small_counts import Group, distributions, masked, series_table, share, suppress
+from palaute_wire.contract import OpeningHours
+
+LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+PRESETS = {"today": 1, "7d": 7, "30d": 30}
+PRESET_LABELS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
+MAX_PERIOD_DAYS = 731
+ONLINE_SHARE = 0.5
+"""An hour counts as online when a kiosk of the station was online at least this share of it."""
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --------------------------------------------------------------------- periods
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local calendar days ``first``..``last`` inclusive; ``preset`` when chosen by name."""
+
+    first: date
+    last: date
+    preset: str | None = None
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), LOCAL_TZ).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(), LOCAL_TZ).astimezone(UTC)
+
+    def previous(self) -> Period:
+        return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
+    @property
+    def label(self) -> str:
+        if self.preset:
+            return PRESET_LABELS[self.preset]
+        return f"{self.first:%d.%m.%Y} – {self.last:%d.%m.%Y}"
+
+    def query(self) -> str:
+        """The query-string that selects this period again."""
+        if self.preset:
+            return f"range={self.preset}"
+        return f"range=custom&from={self.first.isoformat()}&to={self.last.isoformat()}"
+
+
+class BadPeriod(ValueError):
+    pass
+
+
+def today_local(now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(LOCAL_TZ).date()
+
+
+def parse_period(range_: str | None, from_: str | None, to: str | None, today: date) -> Period:
+    """``range`` today|7d|30d|custom (custom needs ``from`` and ``to``, ISO dates)."""
+    if range_ in (None, ""):
+        range_ = "7d" if not (from_ or to) else "custom"
+    if range_ in PRESETS:
+        return Period(today - timedelta(days=PRESETS[range_] - 1), today, range_)
+    if range_ != "custom":
+        raise BadPeriod(f"range {range_!r} is not one of today, 7d, 30d, custom")
+    try:
+        first = date.fromisoformat(from_ or "")
+        last = date.fromisoformat(to or "")
+    except ValueError:
+        raise BadPeriod("a custom range needs from and to as dates, e.g. from=2026-11-01&to=2026-11-27") from None
+    if last < first:
+        raise BadPeriod(f"the range ends ({last}) before it starts ({first})")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise BadPeriod(f"a range can span at most {MAX_PERIOD_DAYS} days")
+    return Period(first, last)
+
+
+def period_from_utc(start: datetime, end: datetime) -> Period:
+    """The local days covering [start, end) (for API callers that pass instants)."""
+    first = start.astimezone(LOCAL_TZ).date()
+    last = (end - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
+    return Period(first, max(first, last))
+
+
+# --------------------------------------------------------------------- rollup reads
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(COUNT_COLUMNS, 0)
+
+
+def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+    """{station: {"c1": n, ..., "o4": n}} summed over [start, end)."""
+    h = StationHour
+    cols = [func.coalesce(func.sum(getattr(h, c)), 0) for c in COUNT_COLUMNS]
+    q = (
+        select(h.station_id, *cols)
+        .where(h.hour >= start, h.hour < end, h.station_id.in_(list(station_ids)))
+        .group_by(h.station_id)
+    )
+    out = {sid: _zero() for sid in station_ids}
+    for sid, *values in session.execute(q):
+        out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values)))
+    return out
+
+
+def station_hours(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
+    h = StationHour
+    q = select(h.hour, *(getattr(h, c) for c in COUNT_COLUMNS)).where(
+        h.station_id == station_id, h.hour >= start, h.hour < end
+    )
+    return {hour: dict(zip(COUNT_COLUMNS, values)) for hour, *values in session.execute(q)}
+
+
+def by_kind(cols: Mapping[str, int], kind: str) -> dict[int, int]:
+    return {v: int(cols.get(f"{kind}{v}", 0)) for v in SMILEYS}
+
+
+def all_presses(cols: Mapping[str, int]) -> dict[int, int]:
+    return {v: sum(int(cols.get(f"{k}{v}", 0)) for k in "cro") for v in SMILEYS}
+
+
+# --------------------------------------------------------------------- availability
+
+
+def opening_hours_for(session: Session, station_id: str) -> OpeningHours | None:
+    """The station's opening hours from its newest config (or the fleet defaults); None if unset."""
+    try:
+        from fleet_server.models import StationConfigVersion as V
+    except ImportError:  # fleet ops not installed: every hour counts as open
+        return None
+    for scope in (station_id, None):
+        cond = V.station_id == scope if scope is not None else V.station_id.is_(None)
+        for settings in session.scalars(select(V.settings).where(cond).order_by(V.id.desc()).limit(5)):
+            if isinstance(settings, dict) and settings.get("opening_hours"):
+                try:
+                    return OpeningHours.model_validate(settings["opening_hours"])
+                except ValueError:
+                    continue
+    return None
+
+
+def is_open(hours: OpeningHours | None, at_utc: datetime) -> bool:
+    """Whether the station is open for (most of) the hour starting at ``at_utc``."""
+    if hours is None or not hours.days:
+        return True
+    local = (at_utc + timedelta(minutes=30)).astimezone(ZoneInfo(hours.timezone))
+    span = hours.days.get(_DAY_KEYS[local.weekday()])
+    if span is None:
+        return False
+    return span[0] <= local.strftime("%H:%M") < span[1]
+
+
+def _online_by_hour(session: Session, station_id: str, start: datetime, end: datetime) -> dict[int, float]:
+    """{epoch second of a UTC hour: seconds of it when at least one kiosk of the station was online}."""
+    device_ids = list(session.scalars(select(Device.id).where(Device.station_id == station_id)))
+    if not device_ids:
+        return {}
+    p = DevicePresence
+    t_start, t_end = start.timestamp(), min(end, datetime.now(UTC)).timestamp()
+    intervals: list[tuple[float, float]] = []
+    for device_id in device_ids:
+        before = session.execute(
+            select(p.online).where(p.device_id == device_id, p.at < start).order_by(p.at.desc(), p.id.desc()).limit(1)
+        ).scalar()
+        online_since = t_start if before else None
+        for at, online in session.execute(
+            select(p.at, p.online).where(p.device_id == device_id, p.at >= start, p.at < end).order_by(p.at, p.id)
+        ):
+            if online and online_since is None:
+                online_since = at.timestamp()
+            elif not online and online_since is not None:
+                intervals.append((online_since, at.timestamp()))
+                online_since = None
+        if online_since is not None and online_since < t_end:
+            intervals.append((online_since, t_end))
+    intervals.sort()
+    merged: list[list[float]] = []
+    for a, b in intervals:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    seconds: dict[int, float] = defaultdict(float)
+    for a, b in merged:
+        h = int(a // 3600 * 3600)
+        while h < b:
+            seconds[h] += min(b, h + 3600) - max(a, h)
+            h += 3600
+    return seconds
+
+
+def _online_enough(hour_ts: int, secs: float, now_ts: float) -> bool:
+    span = max(1.0, min(3600.0, now_ts - hour_ts))  # the current hour counts its elapsed part
+    return hour_ts <= now_ts and secs >= ONLINE_SHARE * span
+
+
+def online_seconds(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, float]:
+    """Seconds in each UTC hour of [start, end) when at least one kiosk of the station was online."""
+    return {
+        datetime.fromtimestamp(h, UTC): v for h, v in _online_by_hour(session, station_id, start, end).items()
+    }
+
+
+def open_online_hours(session: Session, station_id: str, start: datetime, end: datetime,
+                      now: datetime | None = None) -> int:
+    """How many hours of [start, end) the station was open and a kiosk online (the overview's divisor).
+
+    Walks only the hours with a kiosk online, so a year costs what its online hours cost.
+    """
+    now_ts = (now or datetime.now(UTC)).timestamp()
+    hours_oh = opening_hours_for(session, station_id)
+    return sum(
+        1
+        for h, secs in _online_by_hour(session, station_id, start, end).items()
+        if _online_enough(h, secs, now_ts)
+        and (hours_oh is None or is_open(hours_oh, datetime.fromtimestamp(h, UTC)))
+    )
+
+
+@dataclass
+class Availability:
+    """Per UTC hour of a period: open (opening hours) and online (a kiosk up)."""
+
+    hours: list[datetime]
+    open: dict[datetime, bool]
+    online: dict[datetime, bool]
+    opening_hours_known: bool
+
+    @property
+    def open_online_hours(self) -> int:
+        return sum(1 for h in self.hours if self.open[h] and self.online[h])
+
+    @property
+    def open_hours(self) -> int:
+        return sum(1 for h in self.hours if self.open[h])
+
+    def status(self, h: datetime) -> str:
+        if not self.open.get(h, True):
+            return "closed"
+        return "online" if self.online.get(h) else "offline"
+
+
+def availability(session: Session, station_id: str, start: datetime, end: datetime, now: datetime | None = None) -> Availability:
+    now = now or datetime.now(UTC)
+    hours_oh = opening_hours_for(session, station_id)
+    hours = []
+    h = start
+    while h < end:
+        hours.append(h)
+        h += timedelta(hours=1)
+    secs = _online_by_hour(session, station_id, start, end)
+    now_ts = now.timestamp()
+    online = {}
+    for h in hours:
+        ts = int(h.timestamp())
+        online[h] = _online_enough(ts, secs.get(ts, 0.0), now_ts)
+    return Availability(hours, {h: is_open(hours_oh, h) for h in hours}, online, hours_oh is not None)
+
+
+# --------------------------------------------------------------------- overview
+
+
+@dataclass
+class OverviewRow:
+    station_id: str
+    name: str
+    dist: dict
+    """Counted answers: counts, total, shares, satisfaction (small-count rule applied)."""
+    previous: dict
+    presses: int | None
+    """All presses (counted + repeated + out of hours), hidden below the minimum."""
+    open_online_hours: int
+    per_hour: float | None
+    satisfaction_change: float | None
+    total_change: float | None
+
+
+def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> list[Station]:
+    q = select(Station).order_by(Station.name, Station.id)
+    stations = list(session.scalars(q))
+    if allowed is not None:
+        keep = set(allowed)
+        stations = [s for s in stations if s.id in keep]
+    return stations
+
+
+def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int) -> list[OverviewRow]:
+    ids = [s.id for s in stations]
+    now_totals = station_totals(session, ids, period.start, period.end)
+    prev = period.previous()
+    prev_totals = station_totals(session, ids, prev.start, prev.end)
+    rows = []
+    for s in stations:
+        cur = distributions({"x": by_kind(now_totals[s.id], "c")}, minimum)["x"]
+        before = distributions({"x": by_kind(prev_totals[s.id], "c")}, minimum)["x"]
+        presses = sum(all_presses(now_totals[s.id]).values())
+        hours = open_online_hours(session, s.id, period.start, period.end)
+        per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
+        sat_change = (
+            cur["satisfaction"] - before["satisfaction"]
+            if cur["satisfaction"] is not None and before["satisfaction"] is not None
+            else None
+        )
+        total_change = (
+            (cur["total"] - before["total"]) / before["total"]
+            if cur["total"] is not None and before["total"]
+            else None
+        )
+        rows.append(
+            OverviewRow(
+                station_id=s.id,
+                name=s.name,
+                dist=cur,
+                previous=before,
+                presses=presses if presses >= minimum else None,
+                open_online_hours=hours,
+                per_hour=per_hour,
+                satisfaction_change=sat_change,
+                total_change=total_change,
+            )
+        )
+    return rows
+
+
+SORT_KEYS = {
+    "name": lambda r: (r.name.lower(),),
+    "total": lambda r: (r.dist["total"] is None, -(r.dist["total"] or 0)),
+    "satisfaction": lambda r: (r.dist["satisfaction"] is None, -(r.dist["satisfaction"] or 0)),
+    "per_hour": lambda r: (r.per_hour is None, -(r.per_hour or 0)),
+    "change": lambda r: (r.satisfaction_change is None, -(r.satisfaction_change or 0)),
+}
+
+
+def sort_rows(rows: list[OverviewRow], key: str, descending: bool) -> list[OverviewRow]:
+    """Sort by ``key``; stations with hidden figures always go last."""
+    fn = SORT_KEYS.get(key, SORT_KEYS["name"])
+    ordered = sorted(rows, key=fn)
+    if key != "name" and not descending:
+        shown = [r for r in ordered if not fn(r)[0]]
+        hidden = [r for r in ordered if fn(r)[0]]
+        ordered = list(reversed(shown)) + hidden
+    elif key == "name" and descending:
+        ordered.reverse()
+    return ordered
+
+
+# --------------------------------------------------------------------- station page
+
+
+def _bucket_index(buckets: Sequence[tuple[date, date]]) -> dict[date, int]:
+    """Local day -> the position of the (first day, last day) bucket that holds it."""
+    index = {}
+    for i, (first, last) in enumerate(buckets):
+        day = first
+        while day <= last:
+            index[day] = i
+            day += timedelta(days=1)
+    return index
+
+
+def _buckets(period: Period, granularity: str) -> list[tuple[date, date]]:
+    out = []
+    if granularity == "week":
+        d = period.first - timedelta(days=period.first.weekday())
+        while d <= period.last:
+            out.append((max(d, period.first), min(d + timedelta(days=6), period.last)))
+            d += timedelta(days=7)
+    else:
+        d = period.first
+        while d <= period.last:
+            out.append((d, d))
+            d += timedelta(days=1)
+    return out
+
+
+def _local_day(h: datetime) -> date:
+    return h.astimezone(LOCAL_TZ).date()
+
+
+@dataclass
+class StationPage:
+    station: Station
+    period: Period
+    minimum: int
+    breakdown: dict
+    trend: list[dict] = field(default_factory=list)
+    trend_total: dict = field(default_factory=dict)
+    granularity: str = "day"
+    heatmap: list[dict] = field(default_factory=list)
+    heatmap_total: int | None = None
+    followups: list[dict] = field(default_factory=list)
+    availability: Availability | None = None
+
+
+def station_page(session: Session, station: Station, period: Period, minimum: int, granularity: str = "day") -> StationPage:
+    hours = station_hours(session, station.id, period.start, period.end)
+    totals: dict[str, int] = _zero()
+    for cols in hours.values():
+        for c, n in cols.items():
+            totals[c] += n
+    breakdown = distributions(
+        {
+            "counted": by_kind(totals, "c"),
+            "repeated": by_kind(totals, "r"),
+            "out_of_hours": by_kind(totals, "o"),
+            "all": all_presses(totals),
+        },
+        minimum,
+        all_key="all",
+    )
+    avail = availability(session, station.id, period.start, period.end)
+
+    # Trend: counted answers per local day or ISO week, with open/online hours per bucket.
+    buckets = _buckets(period, granularity)
+    index = _bucket_index(buckets)
+    per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
+    for h, cols in hours.items():
+        i = index.get(_local_day(h))
+        if i is not None:
+            for v in SMILEYS:
+                per_bucket[i][v] += cols[f"c{v}"]
+    rows = {i: c for i, c in enumerate(per_bucket)}
+    rows["period"] = by_kind(totals, "c")
+    dists = distributions(rows, minimum, all_key="period")
+    bucket_hours: list[dict[str, int]] = [{"open": 0, "online": 0, "offline": 0, "closed": 0} for _ in buckets]
+    for h in avail.hours:
+        i = index.get(_local_day(h))
+        if i is None:
+            continue
+        status = avail.status(h)
+        bucket_hours[i][status] += 1
+        if status != "closed":
+            bucket_hours[i]["open"] += 1
+    trend = [
+        {
+            "first": a,
+            "last": b,
+            "label": a.strftime("%a %d.%m.") if granularity == "day" else f"wk {a.isocalendar().week} ({a:%d.%m.})",
+            "dist": dists[i],
+            "hours": bucket_hours[i],
+        }
+        for i, (a, b) in enumerate(buckets)
+    ]
+
+    # Heatmap: counted answers by local weekday x hour of day; each cell its own base.
+    grid: dict[tuple[int, int], int] = defaultdict(int)
+    for h, cols in hours.items():
+        local = h.astimezone(LOCAL_TZ)
+        grid[(local.weekday(), local.hour)] += sum(cols[f"c{v}"] for v in SMILEYS)
+    cell_status: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: {"online": 0, "offline": 0, "closed": 0})
+    for h in avail.hours:
+        local = h.astimezone(LOCAL_TZ)
+        cell_status[(local.weekday(), local.hour)][avail.status(h)] += 1
+    keys = [(d, hr) for d in range(7) for hr in range(24)]
+    shown_cells, heat_total = series_table([grid.get(k, 0) for k in keys], minimum)
+    heatmap = []
+    for d in range(7):
+        cells = []
+        for hr in range(24):
+            st = cell_status.get((d, hr), {"online": 0, "offline": 0, "closed": 0})
+            open_hours = st["online"] + st["offline"]
+            if open_hours == 0:
+                state = "closed" if st["closed"] else "none"
+            else:
+                state = "off" if st["offline"] > st["online"] else "on"
+            cells.append({"hour": hr, "n": shown_cells[d * 24 + hr], "state": state, **st})
+        heatmap.append({"day": WEEKDAYS[d], "cells": cells})
+
+    return StationPage(
+        station=station,
+        period=period,
+        minimum=minimum,
+        breakdown=breakdown,
+        trend=trend,
+        trend_total=dists["period"],
+        granularity=granularity,
+        heatmap=heatmap,
+        heatmap_total=heat_total,
+        followups=followup_tables(session, station.id, period, minimum),
+        availability=avail,
+    )
+
+
+def followup_labels(session: Session, station_id: str, lang: str = "en") -> dict[str, str]:
+    """Texts for follow-up ids: ``question_id`` -> question, ``question_id/option_id`` -> option.
+
+    Answers carry ids only, so the page names them from the surveys that may have
+    asked them: the shipped templates first, then the station's current config
+    (which wins, so a station's own wording is what coordinators read).
+    """
+    from fleet_server.fleet.remote_config import ConfigInvalid, build_station_config
+    from fleet_server.fleet.survey_templates import TEMPLATES
+
+    surveys = [make() for _title, make in TEMPLATES.values()]
+    try:
+        surveys.append(build_station_config(session, station_id).survey)
+    except (KeyError, ConfigInvalid):
+        pass
+    labels: dict[str, str] = {}
+    for survey in surveys:
+        for question in survey.followups:
+            labels[question.id] = question.text.get(lang) or question.id
+            for option in question.options:
+                labels[f"{question.id}/{option.id}"] = option.text.get(lang) or option.id
+    return labels
+
+
+def followup_tables(session: Session, station_id: str, period: Period, minimum: int) -> list[dict]:
+    """Per follow-up question: reason counts by the smiley they follow.
+
+    Each smiley's column is one breakdown based on its follow-up answers, shown
+    or hidden whole; the question's total is published, so the columns get
+    secondary suppression against it.
+    """
+    f = FollowupHour
+    q = (
+        select(f.question_id, f.smiley, f.option_id, func.sum(f.n))
+        .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
+        .group_by(f.question_id, f.smiley, f.option_id)
+    )
+    labels = followup_labels(session, station_id)
+    data: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for question_id, smiley, option_id, n in session.execute(q):
+        data[question_id][smiley][option_id] = int(n)
+    tables = []
+    for question_id in sorted(data):
+        columns = data[question_id]
+        smileys = sorted(columns)
+        bases: dict[Any, int] = {v: sum(columns[v].values()) for v in smileys}
+        bases["total"] = sum(bases.values())
+        hidden = suppress(bases, [Group("total", tuple(smileys))], minimum)
+        shown = masked(bases, hidden)
+        options = sorted({o for v in smileys for o in columns[v]})
+        tables.append(
+            {
+                "question_id": question_id,
+                "question": labels.get(question_id, question_id),
+                "labels": {o: labels.get(f"{question_id}/{o}", o) for o in options},
+                "smileys": smileys,
+                "options": options,
+                "bases": shown,
+                "cells": {
+                    (o, v): (None if v in hidden else columns[v].get(o, 0)) for o in options for v in smileys
+                },
+            }
+        )
+    return tables
+
+
+# --------------------------------------------------------------------- comparison
+
+
+def comparison(
+    session: Session, stations: Sequence[Station], period: Period, minimum: int, granularity: str = "day"
+) -> dict:
+    """Side by side: the overview row and the satisfaction trend of each chosen station."""
+    rows = overview(session, stations, period, minimum)
+    buckets = _buckets(period, granularity)
+    index = _bucket_index(buckets)
+    series = {}
+    for s in stations:
+        per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
+        for h, cols in station_hours(session, s.id, period.start, period.end).items():
+            i = index.get(_local_day(h))
+            if i is not None:
+                for v in SMILEYS:
+                    per_bucket[i][v] += cols[f"c{v}"]
+        data: dict[Any, dict[int, int]] = {i: c for i, c in enumerate(per_bucket)}
+        data["period"] = {v: sum(c[v] for c in per_bucket) for v in SMILEYS}
+        series[s.id] = distributions(data, minimum, all_key="period")
+    labels = [a.strftime("%d.%m.") if granularity == "day" else f"wk {a.isocalendar().week}" for a, _ in buckets]
+    return {"rows": rows, "labels": labels, "series": series, "buckets": len(buckets)}
+
+
+# --------------------------------------------------------------------- daily aggregates (exports, API)
+
+
+def daily_rows(session: Session, station_ids: Sequence[str], period: Period, minimum: int) -> Iterable[dict]:
+    """One row per station and local day: counted distribution, repeated, out of hours, all.
+
+    Each day's counted / repeated / out-of-hours / all figures are suppressed
+    together (all = the other three); the station's period total is not in
+    the export, so there is no published sum across days to protect.
+    """
+    for sid in station_ids:
+        per_day: dict[date, dict[str, int]] = defaultdict(_zero)
+        for h, cols in station_hours(session, sid, period.start, period.end).items():
+            day = per_day[_local_day(h)]
+            for c, n in cols.items():
+                day[c] += n
+        d = period.first
+        while d <= period.last:
+            cols = per_day.get(d, _zero())
+            parts = distributions(
+                {
+                    "counted": by_kind(cols, "c"),
+                    "repeated": by_kind(cols, "r"),
+                    "out_of_hours": by_kind(cols, "o"),
+                    "all": all_presses(cols),
+                },
+                minimum,
+                all_key="all",
+            )
+            yield {
+                "station_id": sid,
+                "date": d,
+                "counted": parts["counted"],
+                "repeated": parts["repeated"]["total"],
+                "out_of_hours": parts["out_of_hours"]["total"],
+                "all_presses": parts["all"]["total"],
+            }
+            d += timedelta(days=1)

@@ -1,0 +1,115 @@
+"""The kiosk outbox keeps every acknowledged answer until the broker has it."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kiosk.feedback import Recorder
+from kiosk.outbox import Outbox
+from palaute_wire.contract import FeedbackEvent
+
+
+def _recorder(outbox):
+    return Recorder(outbox, station_id="kalvia", device_id="kalvia-1")
+
+
+def _press(rec, value=4):
+    return rec.record("smiley", value, question_id="visit", lang="fi")
+
+
+def test_append_assigns_gap_free_seq_and_stores_exact_payload(tmp_path):
+    with Outbox(tmp_path / "o.db") as box:
+        rec = _recorder(box)
+        events = [_press(rec, v) for v in (1, 2, 3, 4)]
+        assert [e.seq for e in events] == [1, 2, 3, 4]
+        pending = box.pending(10)
+        assert [p.seq for p in pending] == [1, 2, 3, 4]
+        assert FeedbackEvent.model_validate_json(pending[0].payload) == events[0]
+
+
+def test_seq_is_never_reused_after_rows_are_deleted(tmp_path):
+    path = tmp_path / "o.db"
+    with Outbox(path, retention_s=0) as box:
+        rec = _recorder(box)
+        _press(rec), _press(rec)
+        box.mark_acked([1, 2])
+        assert box.stats().queue_depth == 0
+    with Outbox(path) as box:
+        assert _press(_recorder(box)).seq == 3
+
+
+def test_rows_leave_pending_only_on_ack_and_are_retained_for_resend(tmp_path):
+    with Outbox(tmp_path / "o.db", retention_s=3600) as box:
+        rec = _recorder(box)
+        for _ in range(5):
+            _press(rec)
+        box.mark_acked([1, 2, 3])
+        stats = box.stats()
+        assert (stats.queue_depth, stats.retained) == (2, 3)
+        assert [p.seq for p in box.pending(10)] == [4, 5]
+        assert box.resend_from(2) == (2, 2)
+        assert [p.seq for p in box.pending(10)] == [2, 3, 4, 5]
+
+
+def test_acked_rows_are_purged_after_retention(tmp_path):
+    now = [1000.0]
+    with Outbox(tmp_path / "o.db", retention_s=60, clock=lambda: now[0]) as box:
+        rec = _recorder(box)
+        _press(rec), _press(rec)
+        box.mark_acked([1])
+        now[0] += 61
+        box.mark_acked([2])
+        assert box.stats().retained == 1
+        assert box.resend_from(1) == (1, 2)
+
+
+def test_full_outbox_keeps_newest_and_counts_what_it_shed(tmp_path):
+    with Outbox(tmp_path / "o.db", max_events=3, retention_s=3600) as box:
+        rec = _recorder(box)
+        _press(rec)
+        box.mark_acked([1])          # an acked row is purged before any pending one is shed
+        for _ in range(4):
+            _press(rec)
+        stats = box.stats()
+        assert [p.seq for p in box.pending(10)] == [3, 4, 5]
+        assert stats.shed_count == 1 and stats.retained == 0 and stats.last_seq == 5
+
+
+def test_pending_skips_events_in_flight(tmp_path):
+    with Outbox(tmp_path / "o.db") as box:
+        rec = _recorder(box)
+        for _ in range(4):
+            _press(rec)
+        assert [p.seq for p in box.pending(2, exclude={1, 2})] == [3, 4]
+
+
+def test_invalid_answer_is_refused_and_consumes_no_seq(tmp_path):
+    with Outbox(tmp_path / "o.db") as box:
+        rec = _recorder(box)
+        with pytest.raises(ValueError):
+            rec.record("smiley", 7, question_id="visit", lang="fi")
+        assert _press(rec).seq == 1
+
+
+def test_event_survives_kill_before_ack(tmp_path):
+    """A press acknowledged to the patient is on disk even if the process dies next."""
+    path = tmp_path / "o.db"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from kiosk.outbox import Outbox
+        from kiosk.feedback import Recorder
+        rec = Recorder(Outbox({str(path)!r}), station_id="kalvia", device_id="kalvia-1")
+        for i in range(50):
+            rec.record("smiley", 1 + i % 4, question_id="visit", lang="sv")
+        print("acknowledged", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and "acknowledged" in proc.stdout
+    with Outbox(path) as box:
+        assert [p.seq for p in box.pending(100)] == list(range(1, 51))

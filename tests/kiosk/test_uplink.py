@@ -1,0 +1,229 @@
+"""The kiosk uplink against a real Mosquitto: delivery, outages, config, commands, credentials."""
+
+import json
+import signal
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+from fleet_server.devtools.local_broker import Mosquitto
+from kiosk.app import RESTART_EXIT_CODE, Kiosk
+from kiosk.simulate import Simulator
+from kiosk.state import station_config_path
+from kiosk.uplink import UplinkTunables
+from palaute_wire import contract as c
+from palaute_wire.surveys import default_station_config
+from tests.support.kiosk_support import (
+    DEVICE,
+    STATION,
+    Subscriber,
+    kiosk_config,
+    publish,
+    wait_until,
+)
+from tests.support.tls import make_tls
+
+pytestmark = pytest.mark.broker
+
+TOPIC = {ch: c.topic(STATION, DEVICE, ch) for ch in c.CHANNELS}
+
+
+@pytest.fixture
+def make_kiosk(tmp_path, mock_pins):
+    made = []
+
+    def make(url, name="kiosk", start=True, tunables=UplinkTunables(loop_timeout_s=0.02), **sections):
+        config = kiosk_config(tmp_path / name, url, **sections)
+        kiosk = Kiosk(config, clock_synced_override=True, uplink_tunables=tunables)
+        made.append(kiosk)
+        return kiosk.start() if start else kiosk
+
+    yield make
+    for kiosk in made:
+        kiosk.close()
+
+
+def press(kiosk, value):
+    sim = Simulator(kiosk, kiosk.config.simulate, seed=1)
+    return sim.press(value)
+
+
+def connected(kiosk):
+    return wait_until(lambda: kiosk.uplink.connected, 10, "the kiosk to connect")
+
+
+def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        broker.proc.send_signal(signal.SIGSTOP)  # the broker takes the bytes but cannot ack
+        try:
+            sent = [press(kiosk, v) for v in (1, 3, 4)]
+            wait_until(lambda: kiosk.uplink.snapshot().inflight_batches > 0, 10, "a batch in flight")
+            assert kiosk.outbox.stats().queue_depth == 3, "events left the outbox before PUBACK"
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK to empty the queue")
+        wait_until(lambda: sub.event_ids() == {str(e.event_id) for e in sent}, 10, "all three events")
+        for payload, _ in sub.on("events"):
+            _, batch = c.decode(TOPIC["events"], payload)
+            assert all(e in sent for e in batch.events)
+
+
+def test_thousand_presses_while_broker_is_down_all_arrive_after_it_returns(broker, make_kiosk, capsys):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        broker.stop()
+        wait_until(lambda: not kiosk.uplink.connected, 10, "the kiosk to notice the outage")
+        pressed = {str(press(kiosk, v).event_id) for v in [1, 2, 3, 4] * 250}
+        assert len(pressed) == 1000
+        assert kiosk.outbox.stats().queue_depth == 1000
+        started = time.monotonic()
+        broker.start()
+        wait_until(lambda: sub.event_ids() >= pressed, 60, "all 1,000 events after the broker returned")
+        drained = time.monotonic() - started
+        assert sub.event_ids() == pressed
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "an empty outbox")
+        statuses = [json.loads(p) for p, _ in sub.on("status") if p]
+        assert any(s["online"] and s.get("queue_depth") == 1000 for s in statuses), "status never showed the backlog"
+    with capsys.disabled():
+        print(f"\n  drained 1,000 events in {drained:.2f}s after broker restart ({sub.batches} batches)")
+
+
+def test_retained_config_is_applied_and_an_invalid_one_rejected_keeping_the_last_good(broker, make_kiosk):
+    good = default_station_config(STATION, "Kälviä").model_copy(update={"config_version": 5, "default_lang": "sv"})
+    publish(broker.port, TOPIC["config"], c.encode(good), retain=True)
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url, start=False)
+        seen = []
+        kiosk.config_listeners.append(seen.append)
+        kiosk.start()
+        wait_until(lambda: kiosk.station_config.config_version == 5, 10, "config 5 to be applied")
+        assert seen == [good] and kiosk.default_lang == "sv"
+        saved = station_config_path(kiosk.config.state.dir)
+        assert c.StationConfig.model_validate_json(saved.read_bytes()) == good
+        wait_until(lambda: (sub.last_status() or {}).get("config_version") == 5, 10, "status with config 5")
+
+        bad = json.loads(c.encode(good))
+        bad["config_version"] = 6
+        bad["survey"]["followups"][0]["options"] = []  # fewer than 3 options
+        publish(broker.port, TOPIC["config"], json.dumps(bad).encode(), retain=True)
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("config_error") and s, 10, "a rejection")
+        assert "schema" in status["config_error"] and status["config_version"] == 5
+        assert kiosk.station_config == good
+        assert c.StationConfig.model_validate_json(saved.read_bytes()) == good
+    kiosk.close()
+    again = Kiosk(kiosk.config, clock_synced_override=True)  # a restart starts from the last good config
+    try:
+        assert again.station_config == good
+    finally:
+        again.close()
+
+
+def test_resend_command_republishes_retained_events_and_is_acked_in_status(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        sent = [press(kiosk, v) for v in (2, 3, 4)]
+        wait_until(lambda: len(sub.event_ids()) == 3 and kiosk.outbox.stats().queue_depth == 0, 10, "delivery")
+        cmd = c.Command(cmd_id="gap-1", name="resend", from_seq=2, issued_at=c.now_utc())
+        publish(broker.port, TOPIC["cmd"], c.encode(cmd))
+        wait_until(lambda: all(len(sub.events[str(e.event_id)]) == 2 for e in sent[1:]), 10, "the resend")
+        assert len(sub.events[str(sent[0].event_id)]) == 1
+        copies = sub.events[str(sent[1].event_id)]
+        assert copies[0] == copies[1], "a resend must carry the same event"
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"]["cmd_id"] == "gap-1" and status["last_command"]["ok"]
+
+
+def test_identify_command_blinks_the_answer_leds(broker, make_kiosk, mock_pins):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        led_pin = mock_pins.pin(kiosk.pinmap.leds[2])
+        led_pin.clear_states()
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="find-me", name="identify",
+                                                              issued_at=c.now_utc())))
+        wait_until(lambda: {s.state for s in led_pin.states} >= {0, 1}, 10, "LED 2 to blink")
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"] == {**status["last_command"], "cmd_id": "find-me", "ok": True}
+
+
+def test_a_stale_identify_queued_while_offline_is_refused_not_run(broker, make_kiosk, mock_pins):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        led_pin = mock_pins.pin(kiosk.pinmap.leds[2])
+        led_pin.clear_states()
+        old = c.now_utc() - timedelta(hours=26)
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="yesterday", name="identify", issued_at=old)))
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"]["cmd_id"] == "yesterday" and status["last_command"]["ok"] is False
+        assert status["last_command"]["detail"].startswith("expired")
+        assert {s.state for s in led_pin.states} <= {0}, "the LEDs must not blink for a stale request"
+
+
+def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kiosk):
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kalvia-1", "right"], check=True)
+    passwd.chmod(0o600)
+    auth = f"password_file {passwd}"
+    with Mosquitto(tmp_path / "auth-broker", allow_anonymous=False, extra_config=auth) as b:
+        (tmp_path / "wrong").write_text("wrong\n")
+        kiosk = make_kiosk(b.url, name="bad", broker={
+            "username": "kalvia-1", "password_file": str(tmp_path / "wrong"),
+            "reconnect_min_s": 0.05, "reconnect_max_s": 30,
+        })
+        snap = wait_until(lambda: (s := kiosk.uplink.snapshot()).refused and s, 10, "the refusal")
+        assert snap.refused in ("Not authorized", "Bad user name or password")
+        assert snap.next_retry_in_s is not None and snap.next_retry_in_s > 30 * 0.7, snap
+        time.sleep(1.0)  # a hot loop with reconnect_min_s=0.05 would retry ~20 times here
+        assert kiosk.uplink.snapshot().connect_attempts == 1
+        assert not kiosk.uplink.connected
+        kiosk.close()
+
+        good = make_kiosk(b.url, name="good", device={"device_id": "kalvia-2"},
+                          broker={"username": "kalvia-1", "password": "right"})
+        connected(good)
+
+
+def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url, tunables=UplinkTunables(loop_timeout_s=0.02, ack_timeout_s=0.3))
+        connected(kiosk)
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            event = press(kiosk, 2)
+            wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch in flight")
+            wait_until(lambda: kiosk.uplink.snapshot().ack_timeouts >= 1, 10, "the ack timeout")
+            wait_until(lambda: kiosk.uplink.snapshot().inflight_batches == 1, 10, "the batch sent again")
+            assert kiosk.outbox.stats().queue_depth == 1
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: len(sub.events[str(event.event_id)]) >= 2, 10, "both copies")
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the ack")
+        copies = sub.events[str(event.event_id)]
+        assert all(copy == copies[0] for copy in copies)
+
+
+def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(broker, make_kiosk):
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="r1", name="restart",
+                                                                  issued_at=c.now_utc())))
+        assert wait_until(lambda: kiosk.stopping, 10, "the stop request")
+        assert kiosk.exit_code == RESTART_EXIT_CODE
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10, "the ack")
+        assert status["last_command"]["cmd_id"] == "r1" and status["online"]
+
+
+def test_mqtts_connects_with_the_configured_ca(tmp_path, make_kiosk):
+    files = make_tls(tmp_path / "tls")
+    with Mosquitto(tmp_path / "tls-broker", extra_config=files.mosquitto_lines()) as b:
+        kiosk = make_kiosk(f"mqtts://127.0.0.1:{b.port}", broker={"ca_file": str(files.ca_cert)})
+        connected(kiosk)
+        press(kiosk, 4)
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK over TLS")

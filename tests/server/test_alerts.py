@@ -1,0 +1,192 @@
+"""Fleet alert rules, de-duplication and delivery to a real SMTP server and HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from fleet_server.core.settings import load_settings
+from fleet_server.devtools.local_broker import free_port
+from fleet_server.fleet.alerts import channels_from, evaluate, is_open, run_once
+from fleet_server.fleet.remote_config import save_settings
+from fleet_server.models import Alert, Device, Station
+from palaute_wire.contract import OpeningHours
+
+# Wednesday 2026-11-25, 10:00 in Helsinki (UTC+2).
+WED_10 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+WED_20 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+WEEKDAYS = {"opening_hours": {"timezone": "Europe/Helsinki",
+                              "days": {d: ["08:00", "16:00"] for d in ("mon", "tue", "wed", "thu", "fri")}}}
+
+
+@pytest.fixture
+def sessions(sessions):
+    factory = sessions
+    with factory() as s, s.begin():
+        s.add(Station(id="kalvia", name="Kälviä"))
+        s.flush()
+        save_settings(s, "kalvia", WEEKDAYS)
+    return factory
+
+
+def settings(**over):
+    return load_settings(environ={}, **over)
+
+
+def put_device(sessions, now, **fields):
+    """A kiosk installed two days ago, healthy and online at ``now`` unless told otherwise."""
+    base = dict(
+        id="kalvia-1", station_id="kalvia", state="active", online=True,
+        created_at=now - timedelta(days=2), last_seen_at=now, status_received_at=now,
+        last_event_at=now - timedelta(hours=1), queue_depth=0, oldest_queued_age_s=None,
+        clock_synced=True, disk_free_mb=5000.0, cpu_temp_c=50.0,
+    )
+    base.update(fields)
+    with sessions() as s, s.begin():
+        device = s.get(Device, base["id"])
+        if device is None:
+            s.add(Device(**base))
+        else:
+            for key, value in base.items():
+                setattr(device, key, value)
+
+
+def rules(sessions, now, **over):
+    with sessions() as s:
+        return sorted((c.rule, c.device_id) for c in evaluate(s, settings(**over), now))
+
+
+def test_opening_hours_are_read_in_the_stations_time_zone():
+    hours = OpeningHours.model_validate(WEEKDAYS["opening_hours"])
+    assert is_open(hours, WED_10)
+    assert not is_open(hours, WED_20)
+    assert not is_open(hours, datetime(2026, 11, 25, 5, 59, tzinfo=UTC))  # 07:59 local
+    assert is_open(None, WED_20)  # no hours configured: always open
+
+
+def test_offline_alerts_only_while_the_station_is_open(sessions):
+    put_device(sessions, WED_10, online=False, last_seen_at=WED_10 - timedelta(minutes=30))
+    assert rules(sessions, WED_10) == [("offline", "kalvia-1")]
+    assert rules(sessions, WED_10, alert_offline_after_min=60) == []
+    put_device(sessions, WED_20, online=False, last_seen_at=WED_20 - timedelta(minutes=30))
+    assert rules(sessions, WED_20) == []
+
+
+def test_missing_heartbeats_count_as_offline_without_a_last_will(sessions):
+    stale = WED_10 - timedelta(minutes=15)
+    put_device(sessions, WED_10, online=True, last_seen_at=stale, status_received_at=stale)
+    assert rules(sessions, WED_10) == [("offline", "kalvia-1")]
+
+
+def test_health_rules_fire_on_their_thresholds(sessions):
+    put_device(sessions, WED_10, queue_depth=80, oldest_queued_age_s=3600, clock_synced=False,
+               disk_free_mb=100.0, cpu_temp_c=82.0)
+    assert rules(sessions, WED_10) == [
+        ("backlog", "kalvia-1"), ("clock", "kalvia-1"), ("disk", "kalvia-1"), ("temperature", "kalvia-1")
+    ]
+    put_device(sessions, WED_10, queue_depth=80, oldest_queued_age_s=60)  # a burst draining: fine
+    assert rules(sessions, WED_10) == []
+
+
+def test_no_feedback_for_a_day_at_an_open_station(sessions):
+    put_device(sessions, WED_10, last_event_at=WED_10 - timedelta(hours=30))
+    assert rules(sessions, WED_10) == [("no_feedback", None)]
+    # Closed the whole window (a weekend): quiet is not broken.
+    sunday_noon = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    put_device(sessions, sunday_noon, last_event_at=sunday_noon - timedelta(hours=30))
+    assert rules(sessions, sunday_noon) == []
+
+
+# ----------------------------------------------------------------- delivery
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    box = _Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, box
+    controller.stop()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list = []
+    fail_next = 0
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls = type(self)
+        if cls.fail_next:
+            cls.fail_next -= 1
+            self.send_response(500)
+        else:
+            cls.bodies.append(body)
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    handler = type("Receiver", (_Receiver,), {"bodies": [], "fail_next": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_alert_is_sent_once_by_email_and_webhook_and_its_clearing_once(sessions, smtp, webhook):
+    controller, box = smtp
+    url, receiver = webhook
+    s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
+                 alert_webhook_url=url)
+    channels = channels_from(s)
+    put_device(sessions, WED_10, online=False, last_seen_at=WED_10 - timedelta(minutes=30))
+    run_once(sessions, s, channels, now=WED_10)
+    run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=1))  # same condition: nothing new
+    assert [m["Subject"] for m in box.messages] == ["[Palaute CRITICAL] offline at kalvia/kalvia-1"]
+    assert "offline for 30 min" in box.messages[0].get_content()
+    assert [(b["event"], b["rule"], b["device_id"]) for b in receiver.bodies] == [("firing", "offline", "kalvia-1")]
+
+    back = WED_10 + timedelta(minutes=5)
+    put_device(sessions, back)  # its status says online again
+    run_once(sessions, s, channels, now=back)
+    run_once(sessions, s, channels, now=back + timedelta(minutes=1))
+    assert [m["Subject"] for m in box.messages][1:] == ["[Palaute RESOLVED] offline at kalvia/kalvia-1"]
+    assert [b["event"] for b in receiver.bodies] == ["firing", "cleared"]
+    with sessions() as session:
+        (alert,) = session.scalars(select(Alert)).all()
+        assert alert.cleared_at == back and alert.notified_at and alert.cleared_notified_at
+
+
+def test_a_failed_delivery_is_retried_and_then_sent_once(sessions, webhook):
+    url, receiver = webhook
+    receiver.fail_next = 1
+    s = settings(alert_webhook_url=url)
+    channels = channels_from(s)
+    put_device(sessions, WED_10, clock_synced=False)
+    run_once(sessions, s, channels, now=WED_10)
+    assert receiver.bodies == []
+    run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=1))
+    run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=2))
+    assert [(b["event"], b["rule"]) for b in receiver.bodies] == [("firing", "clock")]

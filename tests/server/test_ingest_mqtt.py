@@ -1,0 +1,191 @@
+"""The ingest through a real Mosquitto: QoS 1, persistent session, ack after commit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from fleet_server.core.settings import load_settings
+from fleet_server.ingest import consumer as ingest_module
+from fleet_server.ingest.consumer import Ingestor
+from fleet_server.models import DeadLetter, FeedbackEvent
+from palaute_wire import contract as c
+from tests.support.server_factories import batch, event
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def settings(broker, db_url):
+    return load_settings(environ={}, mqtt_url=broker.url, database_url=db_url, mqtt_client_id="test-ingest")
+
+
+def publisher(broker, client_id="kiosk-pub") -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(timeout=30)
+        assert info.is_published()
+
+
+def one_event_messages(n: int, device="kalvia-1") -> tuple[list[tuple[str, bytes]], set]:
+    events = [event(device=device) for _ in range(n)]
+    topic = c.topic("kalvia", device, "events")
+    return [(topic, c.encode(batch([e], device=device))) for e in events], {e.event_id for e in events}
+
+
+def stored_ids(sessions) -> list:
+    with sessions() as s:
+        return list(s.scalars(select(FeedbackEvent.event_id)))
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_rows(sessions, n, timeout=30.0):
+    def enough():
+        with sessions() as s:
+            return s.scalar(select(func.count()).select_from(FeedbackEvent)) >= n
+    wait_until(enough, timeout, f"{n} event rows")
+
+
+def test_events_published_qos1_are_ingested_exactly_once(settings, sessions, broker):
+    messages, ids = one_event_messages(200)
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        publish_all(pub, messages + messages[:20])  # the first 20 again: a kiosk resending
+        wait_until(lambda: ingestor.counters.inserted + ingestor.counters.duplicates >= 220, what="220 events handled")
+        assert ingestor.counters.snapshot()["received"] == 220
+    pub.loop_stop()
+    stored = stored_ids(sessions)
+    assert len(stored) == 200 and set(stored) == ids
+
+
+def test_burst_published_while_ingest_is_away_arrives_whole(settings, sessions, broker):
+    """3,000 messages (> Mosquitto's default 1,000-message queue) wait in the persistent session."""
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10)
+    messages, ids = one_event_messages(3000)
+    pub = publisher(broker)
+    publish_all(pub, messages)
+    pub.loop_stop()
+    with Ingestor(settings, sessions) as ingestor:
+        wait_for_rows(sessions, 3000, timeout=60)
+        assert ingestor.counters.inserted == 3000
+    stored = stored_ids(sessions)
+    assert len(stored) == 3000 and set(stored) == ids
+
+
+def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions, broker, monkeypatch):
+    """abort() drops the connection like a dead process: received-but-uncommitted messages come back."""
+    real, slow = ingest_module.store_batch, threading.Event()
+    slow.set()
+
+    def slow_store(session_factory, batch):
+        if slow.is_set():
+            time.sleep(0.05)  # a slow database, so messages pile up un-acknowledged
+        return real(session_factory, batch)
+
+    monkeypatch.setattr(ingest_module, "store_batch", slow_store)
+    messages, ids = one_event_messages(2000)
+    first = Ingestor(settings, sessions).start()
+    assert first.wait_subscribed(10)
+    pub = publisher(broker)
+    sender = threading.Thread(target=publish_all, args=(pub, messages))
+    sender.start()
+    wait_until(lambda: first.backlog >= 20, what="received-but-uncommitted messages in the first ingest")
+    first.abort()
+    slow.clear()
+    sender.join(60)
+    pub.loop_stop()
+    with Ingestor(settings, sessions):
+        wait_for_rows(sessions, 2000, timeout=60)
+    stored = stored_ids(sessions)
+    assert len(stored) == 2000 and set(stored) == ids
+
+
+def test_database_error_is_retried_and_loses_nothing(settings, sessions, broker, monkeypatch):
+    real = ingest_module.store_batch
+    failures = {"left": 3}
+
+    def flaky(session_factory, messages):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("INSERT ...", {}, Exception("database is down"))
+        return real(session_factory, messages)
+
+    monkeypatch.setattr(ingest_module, "store_batch", flaky)
+    messages, ids = one_event_messages(50)
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10)
+        publish_all(pub, messages)
+        wait_for_rows(sessions, 50)
+        assert ingestor.counters.db_errors == 3
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
+
+
+def test_invalid_messages_over_mqtt_are_dead_lettered_and_ingest_continues(settings, sessions, broker):
+    good, ids = one_event_messages(5)
+    bad = [
+        (c.topic("kalvia", "kalvia-1", "events"), b"{not json"),
+        (c.topic("kalvia", "kalvia-1", "events"), b'{"v": 2}'),
+        (c.topic("lohtaja", "kalvia-1", "events"), good[0][1]),
+    ]
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10)
+        publish_all(pub, bad + good)
+        wait_for_rows(sessions, 5)
+        wait_until(lambda: ingestor.counters.dead_lettered == 3, what="3 dead letters")
+    pub.loop_stop()
+    with sessions() as s:
+        reasons = sorted(s.scalars(select(DeadLetter.reason)))
+    assert reasons == ["bad_json", "topic_mismatch", "unsupported_version"]
+    assert set(stored_ids(sessions)) == ids
+
+
+def test_shared_subscription_form_when_a_group_is_configured(broker, sqlite_url):
+    s = load_settings(environ={}, mqtt_url=broker.url, database_url=sqlite_url, mqtt_shared_group="workers")
+    assert ingest_module.subscriptions(s) == [
+        "$share/workers/palaute/v1/+/+/events",
+        "$share/workers/palaute/v1/+/+/status",
+    ]
+
+
+def test_two_workers_on_a_shared_subscription_split_the_load_and_count_once(broker, db_url, sessions):
+    def worker(name):
+        s = load_settings(environ={}, mqtt_url=broker.url, database_url=db_url, mqtt_client_id=name,
+                          mqtt_shared_group="ingest")
+        return Ingestor(s, sessions)
+
+    messages, ids = one_event_messages(600)
+    pub = publisher(broker)
+    with worker("ingest-a") as a, worker("ingest-b") as b:
+        assert a.wait_subscribed(10) and b.wait_subscribed(10)
+        publish_all(pub, messages)
+        wait_for_rows(sessions, 600)
+        assert a.counters.received > 0 and b.counters.received > 0
+        assert a.counters.received + b.counters.received == 600
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
