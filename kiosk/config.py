@@ -68,7 +68,8 @@ class BrokerSection(_Section):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     heartbeat_s: float = Field(default=30, gt=0)
     reconnect_min_s: float = Field(default=1, gt=0)
-    reconnect_max_s: float = Field(default=60, gt=0)
+    reconnect_max_s: float = Field(default=10, gt=0)
+    """Reconnect backoff cap: low, so a kiosk is back within seconds of its broker."""
 
     @field_validator("url")
     @classmethod

@@ -16,9 +16,13 @@ reconnect and resends them itself; the persistent session (fixed client id,
 clean_start=False, a session expiry) keeps config/cmd subscriptions and queued
 commands while the kiosk is away.
 
-Connection: reconnects with capped exponential backoff and jitter. A refusal
-for bad credentials or authorisation backs off to ``reconnect_max_s`` and is
-logged as an error each time, instead of hammering the broker. The Last Will is
+Connection: reconnects with capped exponential backoff and jitter
+(:func:`reconnect_delay`): the cap is low (``reconnect_max_s``, 10 s by default) so a
+kiosk is back within seconds of the broker, and each delay is drawn from the upper
+half of its step so a fleet that lost the broker at one instant does not come back
+at one instant either. A refusal for bad credentials or authorisation waits
+``auth_retry_s`` (at least the cap) and is logged as an error each time, instead of
+hammering the broker. The Last Will is
 a retained ``StatusHeartbeat`` with ``online: false``; a clean :meth:`stop`
 publishes an offline status itself and disconnects normally (no will).
 
@@ -84,14 +88,27 @@ class UplinkTunables:
     """How long the broker keeps this kiosk's session (subscriptions, queued commands)."""
     stop_timeout_s: float = 3.0
     """How long a clean stop waits for the broker to acknowledge the offline status."""
-    jitter: float = 0.2
-    """Reconnect delays are shortened by up to this share, so a fleet does not reconnect in step."""
+    jitter: float = 0.5
+    """Reconnect delays are shortened by a random share up to this, so a fleet does not reconnect in step."""
+    auth_retry_s: float = 60.0
+    """Wait after a refusal for bad credentials (never shorter than ``reconnect_max_s``)."""
     idle_drain_s: float = 2.0
     """Look at the outbox at least this often even without a wake-up (belt and braces)."""
     command_max_age_s: float = 600.0
     """identify/restart issued longer ago than this (by a synchronised clock) are refused:
     a kiosk back after a week offline must not blink or restart for last week's request.
     resend is always run: it is harmless and fills gaps whenever it comes."""
+
+
+def reconnect_delay(failures: int, min_s: float, max_s: float, jitter: float, rng: random.Random) -> float:
+    """Seconds to wait before connect attempt number ``failures + 1``.
+
+    Doubles from ``min_s`` per failure up to ``max_s``, then shortens it by a random
+    share in [0, jitter): with jitter 0.5 a fleet that lost its broker together spreads
+    its reconnects over half the step (5 s at the 10 s cap) instead of one instant.
+    """
+    step = min(max_s, min_s * 2 ** max(0, min(failures - 1, 62)))
+    return step * (1 - jitter * rng.random())
 
 
 @dataclass
@@ -336,8 +353,10 @@ class Uplink:
     def _schedule_retry(self, *, auth: bool = False, reason: str | None = None) -> None:
         self._failures += 1
         top = self.broker.reconnect_max_s
-        delay = top if auth else min(top, self.broker.reconnect_min_s * 2 ** (self._failures - 1))
-        delay *= 1 - self.t.jitter * self._rng.random()
+        if auth:
+            delay = max(top, self.t.auth_retry_s) * (1 - self.t.jitter * self._rng.random())
+        else:
+            delay = reconnect_delay(self._failures, self.broker.reconnect_min_s, top, self.t.jitter, self._rng)
         self._next_attempt = time.monotonic() + delay
         if reason is not None:
             log = _LOGGER.warning if self._failures == 1 else _LOGGER.info

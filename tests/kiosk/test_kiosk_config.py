@@ -28,7 +28,7 @@ url = "mqtt://127.0.0.1:1883"
 def test_minimal_config_gets_documented_defaults(tmp_path):
     config = load_config(_write(tmp_path, MINIMAL))
     assert config.broker.keepalive_s == 30 and config.broker.heartbeat_s == 30
-    assert (config.broker.reconnect_min_s, config.broker.reconnect_max_s) == (1, 60)
+    assert (config.broker.reconnect_min_s, config.broker.reconnect_max_s) == (1, 10)
     assert config.outbox.max_events == 100_000 and config.outbox.retention_days == 7
     assert config.ui.default_lang == "fi" and config.ui.fullscreen and not config.ui.audio
     assert config.hardware.pin_map is None

@@ -227,3 +227,26 @@ def test_mqtts_connects_with_the_configured_ca(tmp_path, make_kiosk):
         connected(kiosk)
         press(kiosk, 4)
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK over TLS")
+
+
+def test_a_fleet_that_lost_its_broker_together_reconnects_within_ten_seconds_spread_out():
+    """The default cap is 10 s (was 60: kiosks sat idle up to a minute after the broker came
+    back), and 200 kiosks with the same failure count do not all retry at one instant."""
+    import random
+
+    from kiosk.config import BrokerSection
+    from kiosk.uplink import reconnect_delay
+
+    broker = BrokerSection(url="mqtt://127.0.0.1:1883")
+    t = UplinkTunables()
+    rng = random.Random(13)
+    for failures in (1, 3, 6, 20, 500):
+        delays = [reconnect_delay(failures, broker.reconnect_min_s, broker.reconnect_max_s, t.jitter, rng)
+                  for _ in range(200)]
+        assert max(delays) <= 10.0, (failures, max(delays))
+        assert min(delays) > 0
+    at_cap = sorted(reconnect_delay(20, broker.reconnect_min_s, broker.reconnect_max_s, t.jitter, rng)
+                    for _ in range(200))
+    assert at_cap[-1] - at_cap[0] > 3.0, "reconnects must spread over seconds, not one instant"
+    same_second = max(sum(1 for d in at_cap if s <= d < s + 1) for s in range(10))
+    assert same_second < 200 * 0.35
