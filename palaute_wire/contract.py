@@ -137,6 +137,16 @@ class EventBatch(_Strict):
 # --------------------------------------------------------------------- status
 
 
+UpdateState = Literal[
+    "idle", "waiting", "downloading", "installing", "switching", "trial", "committed", "rolled_back", "failed",
+]
+"""idle: no target; waiting: target known, waiting for the install window; downloading/installing/
+switching/trial: steps of one update (trial = the new version runs and must prove itself healthy);
+committed: the target runs and passed; rolled_back: the kiosk went back to the previous version by
+itself (``update_error`` says why); failed: the update stopped before the switch (the old version
+never stopped running)."""
+
+
 class StatusHeartbeat(_Strict):
     """Retained on the ``status`` topic. The Last Will is the same model with
     ``online: false`` and only the required fields."""
@@ -162,6 +172,10 @@ class StatusHeartbeat(_Strict):
         default=None, max_length=500,
         description="why the last retained config was rejected (the kiosk keeps its last good one)",
     )
+    # Software updates (docs/protocol.md "Software updates"); absent from kiosks without an updater.
+    update_state: UpdateState | None = Field(default=None, description="where the kiosk's updater is")
+    update_version: str | None = Field(default=None, max_length=64, description="the release it is applying or left")
+    update_error: str | None = Field(default=None, max_length=500, description="why the last update failed or was rolled back")
 
 
 class CommandAck(_Strict):
@@ -229,6 +243,58 @@ class BurstRule(_Strict):
     window_s: float = Field(default=10.0, gt=0)
 
 
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+!-]{0,63}$"
+ReleaseVersion = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+"""A PEP 440 version as the kiosk wheel carries it (also a safe directory name)."""
+
+
+class ReleaseFile(_Strict):
+    """One file of a release: a wheel in the release's wheelhouse."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\.whl$")]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+
+
+class ReleaseManifest(_Strict):
+    """What a release signing key vouches for: the files (by hash) and what to install.
+
+    Signed with ed25519 by the operator's key, off the fleet server
+    (palaute_wire.signing); a kiosk installs nothing whose hash is not here.
+    ``stations``/``devices`` limit who may install it (empty: the whole fleet)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    version: ReleaseVersion
+    requirement: str = Field(min_length=1, max_length=200, description="what pip installs, e.g. palaute[kiosk]==0.2.0")
+    files: tuple[ReleaseFile, ...] = Field(min_length=1, max_length=500)
+    outbox_schema: int = Field(default=1, ge=1, le=1000, description="the outbox schema this release writes")
+    stations: tuple[Slug, ...] = ()
+    devices: tuple[Slug, ...] = ()
+    created_at: UtcTime
+
+    def allows(self, station_id: str, device_id: str) -> bool:
+        return (not self.stations or station_id in self.stations) and (not self.devices or device_id in self.devices)
+
+
+class ReleaseTarget(_Strict):
+    """The release a kiosk should run, inside its config (docs/protocol.md "Software updates").
+
+    ``manifest`` is the signed manifest's exact text and ``signature`` its ed25519
+    signature (base64); ``url`` is where the files are (``url + name``), fetched with
+    the kiosk's own credentials. ``device_id`` names the one kiosk this target is for."""
+
+    device_id: Slug
+    version: ReleaseVersion
+    url: str = Field(max_length=500, pattern=r"^https?://")
+    manifest: str = Field(max_length=200_000)
+    signature: str = Field(max_length=200)
+    install_window: Literal["closed", "any"] = Field(
+        default="closed", description="closed: only while the station is closed (the default)"
+    )
+    health_timeout_s: float = Field(default=300, gt=0, le=3600)
+    rollout_id: int | None = Field(default=None, ge=1, le=2**31)
+
+
 class StationConfig(_Strict):
     """Retained on a device's ``config`` topic, server -> kiosk."""
 
@@ -245,6 +311,11 @@ class StationConfig(_Strict):
     followup_timeout_s: float = Field(default=15, gt=0)
     burst: BurstRule = BurstRule()
     notes: tuple[Note, ...] = ()
+    release: ReleaseTarget | None = Field(
+        default=None,
+        description="per device; only sent to kiosks whose status reports update_state (older kiosks refuse "
+        "unknown fields, so the server never sends them one)",
+    )
 
 
 # --------------------------------------------------------------------- commands
