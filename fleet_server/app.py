@@ -106,6 +106,9 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             _LOGGER.warning("health check: database unreachable: %s", exc)
             body.update(status="failing", database=f"error: {type(exc).__name__}")
+        loop = getattr(request.app.state, "fleet_loop", None)
+        if loop is not None and loop.leadership is not None:
+            body["fleet_loop"] = "leader" if loop.leading else "standby"
         ingestor = request.app.state.ingestor
         if ingestor is None:
             body["mqtt"] = "disabled"

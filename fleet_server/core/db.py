@@ -4,7 +4,8 @@
 reads while the ingest writes, foreign keys on, synchronous=FULL because the
 ingest acknowledges the broker right after a commit and a commit must survive
 power loss). ``migrate`` is ``alembic upgrade head`` driven from code, so a
-deployed server needs no alembic.ini; ``serve`` runs it at start.
+deployed server needs no alembic.ini; ``serve`` runs it at start, under a lock
+so that several processes starting together do not collide.
 """
 
 from __future__ import annotations
@@ -78,12 +79,15 @@ def alembic_config(connection: Any | None = None, database_url: str | URL | None
 
 
 def migrate(database_url: str | URL | Engine, revision: str = "head") -> None:
-    """Apply pending migrations (``alembic upgrade head``); safe to run at every start."""
+    """Apply pending migrations (``alembic upgrade head``); safe to run at every start, and
+    in several processes at once: they take turns under the migration lock (core.locks)."""
     from alembic import command
+
+    from fleet_server.core.locks import migration_lock
 
     engine = database_url if isinstance(database_url, Engine) else make_engine(database_url)
     try:
-        with engine.begin() as connection:
+        with engine.begin() as connection, migration_lock(engine, connection):
             command.upgrade(alembic_config(connection), revision)
         _LOGGER.info("database at %s is at migration %s", engine.url.render_as_string(hide_password=True), revision)
     finally:

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     kiosk_ca_file: Path | None = Field(default=None, description="CA certificate put into bundles (else mqtt_ca_file)")
     kiosk_package: str = Field(default="palaute[kiosk]", description="what pip installs on a new Pi")
     alert_check_interval_s: float = Field(default=30, gt=0, description="how often the alert rules run")
+    leader_poll_s: float = Field(
+        default=2, gt=0, le=60, description="how often a standby process asks for the fleet-loop lock "
+        "(the takeover time after the leader dies)"
+    )
     alert_heartbeat_timeout_s: float = Field(
         default=120, gt=0, description="no status for this long counts as offline even without a Last Will"
     )

@@ -2,6 +2,12 @@
 registry and command bookkeeping, sequence gaps, alert rules and delivery), and
 the publisher it shares with the routes.
 
+One loop runs in the whole deployment: every process starts the thread, but only
+the one holding the fleet-loop lock (fleet_server.core.locks.Leadership) runs
+passes; the others ask for the lock every ``leader_poll_s`` and the first to get
+it after the leader died takes over, starting from scratch (configs published
+once more, a full gap scan).
+
 ``start_fleet_ops(app)`` and ``stop_fleet_ops(app)`` run inside the app's
 lifespan, after the database is open.
 """
@@ -15,6 +21,7 @@ import time
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet_server.core.locks import Leadership
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.alerts import channels_from, run_once
 from fleet_server.fleet.publisher import Publisher
@@ -30,19 +37,29 @@ class FleetLoop:
     (fleet_server.fleet.alerts.run_once); every ``gap_check_interval_s`` also the
     sequence gap check (check_gaps)."""
 
-    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher,
+                 leadership: Leadership | None = None) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.publisher = publisher
         self.channels = channels_from(settings)
+        self.leadership = leadership  # None: this loop is the only one (tests, single process)
+        self._fresh_state()
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _fresh_state(self) -> None:
+        """What a loop knows only from its own passes; a new leader starts without it."""
         self.configs_published = False
         self._drift_attempts: dict[str, tuple[int, float]] = {}
         self._cleared: set[str] = set()
         self._gaps_checked = float("-inf")
         self._gap_watermarks: dict[str, int] = {}  # device -> highest seq scanned (fleet_server.fleet.gaps)
-        self.passes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.held
 
     def start(self) -> FleetLoop:
         self._thread = threading.Thread(target=self._run, name="palaute-fleet", daemon=True)
@@ -126,6 +143,13 @@ class FleetLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.leadership is not None:
+                was = self.leadership.held
+                if not self.leadership.try_acquire():
+                    self._stop.wait(self.settings.leader_poll_s)
+                    continue
+                if not was:
+                    self._fresh_state()
             try:
                 self.run_pass()
             except Exception:
@@ -136,12 +160,15 @@ class FleetLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.leadership is not None:
+            self.leadership.release()
 
 
 def start_fleet_ops(app: FastAPI, *, loop: bool = True) -> None:
     settings: Settings = app.state.settings
     app.state.fleet_publisher = Publisher(settings)
-    app.state.fleet_loop = FleetLoop(settings, app.state.session_factory, app.state.fleet_publisher)
+    app.state.fleet_loop = FleetLoop(settings, app.state.session_factory, app.state.fleet_publisher,
+                                     Leadership(app.state.engine) if loop else None)
     if loop:
         app.state.fleet_loop.start()
 
