@@ -16,7 +16,7 @@ from uuid import UUID
 
 import uuid6
 
-from palaute_wire.contract import EventFlag, FeedbackEvent
+from palaute_wire.contract import EventFlag, FeedbackEvent, clamp_time
 
 from .outbox import Outbox
 
@@ -52,8 +52,9 @@ class Recorder:
         flags: Iterable[EventFlag] = (),
     ) -> FeedbackEvent:
         """Validate, store durably and return the event; raises ValueError on a bad answer."""
-        ts = self.now()
-        synced = bool(self.clock_synced())
+        read = self.now()
+        ts = clamp_time(read)  # a clock outside the wire's window (1970) is kept, but as not synced
+        synced = bool(self.clock_synced()) and ts == read
         event_id = uuid6.uuid7()
 
         def build(seq: int) -> FeedbackEvent:

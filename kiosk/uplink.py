@@ -34,6 +34,7 @@ own thread (Kivy: ``Clock.schedule_once``).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -47,7 +48,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from palaute_wire.contract import (
+    CPU_TEMP_RANGE_C,
     MAX_BATCH_EVENTS,
+    MAX_DISK_MB,
+    MAX_DURATION_S,
     MAX_PAYLOAD_BYTES,
     Command,
     CommandAck,
@@ -109,6 +113,13 @@ def reconnect_delay(failures: int, min_s: float, max_s: float, jitter: float, rn
     """
     step = min(max_s, min_s * 2 ** max(0, min(failures - 1, 62)))
     return step * (1 - jitter * rng.random())
+
+
+def _bounded(value: float | None, lo: float, hi: float) -> float | None:
+    """A sensor reading the contract can carry, or None (a broken sensor must not stop the status)."""
+    if value is None or not math.isfinite(value) or not lo <= value <= hi:
+        return None
+    return value
 
 
 @dataclass
@@ -509,15 +520,15 @@ class Uplink:
             online=online,
             sent_at=now_utc(),
             software_version=h.software_version(),
-            uptime_s=round(h.uptime_s(), 1),
+            uptime_s=_bounded(round(h.uptime_s(), 1), 0, MAX_DURATION_S),
             queue_depth=stats.queue_depth,
-            oldest_queued_age_s=None if oldest is None else round(oldest, 1),
+            oldest_queued_age_s=None if oldest is None else _bounded(round(oldest, 1), 0, MAX_DURATION_S),
             shed_count=stats.shed_count,
             last_seq=stats.last_seq,
             clock_synced=h.clock_synced(),
             config_version=self._station_config.config_version,
-            cpu_temp_c=h.cpu_temp_c(),
-            disk_free_mb=h.disk_free_mb(),
+            cpu_temp_c=_bounded(h.cpu_temp_c(), *CPU_TEMP_RANGE_C),
+            disk_free_mb=_bounded(h.disk_free_mb(), 0, MAX_DISK_MB),
             ip=h.local_ip(),
             last_command=self._last_command,
             config_error=self._config_error,

@@ -10,7 +10,12 @@ Rules that hold for every payload:
   instead of guessing.
 - Unknown fields are errors within a version: a field is added by bumping ``v``.
 - Ids (station, device, question, option) are short slugs ``[a-z0-9-]{1,64}``.
-- Times are ISO-8601 with an offset; they are normalised to UTC.
+- Times are ISO-8601 with an offset; they are normalised to UTC and lie in
+  [TIME_MIN, TIME_MAX): a clock at 1970 or 9999 is a broken clock, not a time.
+- Every number is finite and bounded (``allow_inf_nan`` off; JSON ``1e999`` reads
+  as infinity and is refused): a bound is part of the contract, so one status
+  cannot store a value the server's pages or integer columns cannot hold. A
+  value out of range is a ``schema`` error like any other.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Union
 from uuid import UUID
 
@@ -47,6 +52,27 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_EVENTS = 500
 """Largest number of events in one batch (well under MAX_PAYLOAD_BYTES)."""
 
+MAX_SEQ = 2**53 - 1
+"""Largest seq (and from_seq, last_seq): exact in a JSON double, in JavaScript and in BIGINT."""
+
+MAX_COUNT = 2**31 - 1
+"""Largest count or version number (queue depth, shed count, config and survey versions): an INTEGER column."""
+
+MAX_DURATION_S = 20 * 366 * 86400.0
+"""Longest uptime or queue age a kiosk may report (20 years, far beyond a kiosk's life)."""
+
+CPU_TEMP_RANGE_C = (-100.0, 200.0)
+"""What a Raspberry Pi's thermal sensor can report at all; outside it the reading is garbage."""
+
+MAX_DISK_MB = 1e9
+"""Largest free space a kiosk may report (a petabyte)."""
+
+TIME_MIN = datetime(2020, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+"""Every time on the wire lies in [TIME_MIN, TIME_MAX). A kiosk whose clock reads
+outside it (a Pi without RTC that never saved a time reads 1970) sends
+``clock_now()``'s clamped time with ``clock_synced: false`` instead."""
+
 SLUG_PATTERN = r"^[a-z0-9-]{1,64}$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
 LANGUAGES = ("fi", "sv", "en")
@@ -66,7 +92,19 @@ out_of_hours: given while the station was closed.
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("time must carry a UTC offset, e.g. 2026-11-27T09:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"time must lie in {TIME_MIN.year}..{TIME_MAX.year - 1}") from None
+    if not TIME_MIN <= value < TIME_MAX:
+        raise ValueError(f"time must lie in {TIME_MIN.year}..{TIME_MAX.year - 1}, not {value.isoformat()}")
+    return value
+
+
+def clamp_time(value: datetime) -> datetime:
+    """``value`` moved into the wire's time window (for a kiosk clock that is far off)."""
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return min(max(value, TIME_MIN), TIME_MAX - timedelta(seconds=1))
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
@@ -76,8 +114,13 @@ def is_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
 
 
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_S)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------- events
@@ -94,9 +137,9 @@ class FeedbackEvent(_Strict):
     question_id: Slug
     lang: Lang
     ts: UtcTime = Field(description="when the answer was given, kiosk clock, UTC")
-    seq: int = Field(ge=1, description="per-device counter, gap-free, never reused")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="per-device counter, gap-free, never reused")
     clock_synced: bool = Field(description="false while the kiosk clock was not NTP-synchronised")
-    survey_version: int = Field(default=0, ge=0)
+    survey_version: int = Field(default=0, ge=0, le=MAX_COUNT)
     answer_to: UUID | None = Field(
         default=None, description="followup only: event_id of the smiley it follows"
     )
@@ -157,15 +200,17 @@ class StatusHeartbeat(_Strict):
     online: bool
     sent_at: UtcTime
     software_version: str | None = Field(default=None, max_length=64)
-    uptime_s: float | None = Field(default=None, ge=0)
-    queue_depth: int | None = Field(default=None, ge=0, description="events not yet acknowledged by the broker")
-    oldest_queued_age_s: float | None = Field(default=None, ge=0)
-    shed_count: int | None = Field(default=None, ge=0, description="events dropped because the outbox was full")
-    last_seq: int | None = Field(default=None, ge=0, description="highest seq the kiosk has made")
+    uptime_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    queue_depth: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="events not yet acknowledged by the broker")
+    oldest_queued_age_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    shed_count: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="events dropped because the outbox was full")
+    last_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ, description="highest seq the kiosk has made")
     clock_synced: bool | None = None
-    config_version: int | None = Field(default=None, ge=0)
-    cpu_temp_c: float | None = None
-    disk_free_mb: float | None = Field(default=None, ge=0)
+    config_version: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    cpu_temp_c: float | None = Field(default=None, ge=CPU_TEMP_RANGE_C[0], le=CPU_TEMP_RANGE_C[1])
+    disk_free_mb: float | None = Field(default=None, ge=0, le=MAX_DISK_MB)
     ip: str | None = Field(default=None, max_length=64)
     last_command: CommandAck | None = None
     config_error: str | None = Field(
@@ -239,8 +284,8 @@ class Note(_Strict):
 class BurstRule(_Strict):
     """More than ``max_presses`` presses within ``window_s`` seconds are flagged burst."""
 
-    max_presses: int = Field(default=5, ge=1)
-    window_s: float = Field(default=10.0, gt=0)
+    max_presses: int = Field(default=5, ge=1, le=10_000)
+    window_s: float = Field(default=10.0, gt=0, le=86400)
 
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+!-]{0,63}$"
@@ -299,16 +344,16 @@ class StationConfig(_Strict):
     """Retained on a device's ``config`` topic, server -> kiosk."""
 
     v: Literal[1] = PROTOCOL_VERSION
-    config_version: int = Field(ge=1)
+    config_version: int = Field(ge=1, le=MAX_COUNT)
     station_id: Slug
     station_name: str = Field(default="", max_length=200)
     default_lang: Lang = "fi"
     languages: tuple[Lang, ...] = LANGUAGES
     survey: Survey
-    survey_version: int = Field(default=1, ge=0)
+    survey_version: int = Field(default=1, ge=0, le=MAX_COUNT)
     opening_hours: OpeningHours | None = None
-    idle_timeout_s: float = Field(default=60, gt=0)
-    followup_timeout_s: float = Field(default=15, gt=0)
+    idle_timeout_s: float = Field(default=60, gt=0, le=86400)
+    followup_timeout_s: float = Field(default=15, gt=0, le=3600)
     burst: BurstRule = BurstRule()
     notes: tuple[Note, ...] = ()
     release: ReleaseTarget | None = Field(
@@ -327,7 +372,7 @@ class Command(_Strict):
     v: Literal[1] = PROTOCOL_VERSION
     cmd_id: Slug
     name: Literal["identify", "restart", "resend"]
-    from_seq: int | None = Field(default=None, ge=1, description="resend: events with seq >= this")
+    from_seq: int | None = Field(default=None, ge=1, le=MAX_SEQ, description="resend: events with seq >= this")
     issued_at: UtcTime
 
 
@@ -401,7 +446,7 @@ def decode(topic_name: str, payload: bytes) -> tuple[TopicParts, Payload]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError("oversize", f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
     try:
-        data = json.loads(payload)
+        data = json.loads(payload, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ContractError("bad_json", str(exc)) from None
     if not isinstance(data, dict):
@@ -454,6 +499,11 @@ def batch_payload(
     return payload
 
 
+def _refuse_constant(name: str) -> float:
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259); Python's parser would accept them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _summarise(exc: ValidationError, limit: int = 5) -> str:
     errors = exc.errors()
     lines = [
@@ -465,4 +515,5 @@ def _summarise(exc: ValidationError, limit: int = 5) -> str:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """Now, inside the wire's time window (a kiosk clock at 1970 must not stop it sending)."""
+    return clamp_time(datetime.now(UTC))

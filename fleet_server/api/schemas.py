@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from fleet_server.fleet.status_bounds import BOUNDS, finite_json, sane_value
 
 
 class SmileyCounts(BaseModel):
@@ -68,6 +70,17 @@ class DeviceOut(BaseModel):
     disk_free_mb: float | None
     ip: str | None
     last_status: dict[str, Any] | None
+
+    @field_validator(*BOUNDS, mode="before")
+    @classmethod
+    def _in_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        """A stored value outside the contract's bounds (Infinity, 1e300) is reported as null, not a 500."""
+        return sane_value(info.field_name or "", value)
+
+    @field_validator("last_status", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        return finite_json(value)
 
 
 class DeadLetterOut(BaseModel):

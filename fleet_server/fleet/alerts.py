@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
+from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Alert, Device, Station
 from palaute_wire.contract import OpeningHours
 
@@ -133,22 +134,22 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
                                        f"kiosk {d.id} at {d.station_id} has been offline for {_minutes(away)} "
                                        "while the station is open", "critical"))
             continue
-        if (d.queue_depth or 0) >= settings.alert_backlog_events and (
-            (d.oldest_queued_age_s or 0) >= settings.alert_backlog_age_min * 60
-        ):
+        depth, age = sane(d, "queue_depth"), sane(d, "oldest_queued_age_s")
+        if (depth or 0) >= settings.alert_backlog_events and (age or 0) >= settings.alert_backlog_age_min * 60:
             found.append(Condition("backlog", d.station_id, d.id,
-                                   f"kiosk {d.id}: {d.queue_depth} answers waiting, the oldest for "
-                                   f"{_minutes(timedelta(seconds=d.oldest_queued_age_s or 0))}; "
+                                   f"kiosk {d.id}: {depth} answers waiting, the oldest for "
+                                   f"{_minutes(timedelta(seconds=age or 0))}; "
                                    "it is online but not delivering"))
         if d.clock_synced is False:
             found.append(Condition("clock", d.station_id, d.id,
                                    f"kiosk {d.id}: clock not synchronised (NTP); answer times are unreliable"))
-        if d.disk_free_mb is not None and d.disk_free_mb < settings.alert_disk_low_mb:
+        free, cpu = sane(d, "disk_free_mb"), sane(d, "cpu_temp_c")
+        if free is not None and free < settings.alert_disk_low_mb:
             found.append(Condition("disk", d.station_id, d.id,
-                                   f"kiosk {d.id}: only {d.disk_free_mb:.0f} MB disk free"))
-        if d.cpu_temp_c is not None and d.cpu_temp_c > settings.alert_temp_high_c:
+                                   f"kiosk {d.id}: only {free:.0f} MB disk free"))
+        if cpu is not None and cpu > settings.alert_temp_high_c:
             found.append(Condition("temperature", d.station_id, d.id,
-                                   f"kiosk {d.id}: CPU at {d.cpu_temp_c:.0f} °C"))
+                                   f"kiosk {d.id}: CPU at {cpu:.0f} °C"))
 
     from fleet_server.fleet.gaps import UNRECOVERABLE_ALERT_FOR, describe, open_gaps
 

@@ -20,7 +20,7 @@ from fleet_server.fleet.alerts import device_online, open_alerts
 from fleet_server.fleet.gaps import ago, describe, gap_dict, open_gaps
 from fleet_server.fleet.remote_config import current_versions, recent_commands
 from fleet_server.models import Device, Station
-
+from fleet_server.fleet.status_bounds import sane
 
 @dataclass(frozen=True)
 class Field:
@@ -99,15 +99,16 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         return Field(ago(now - at), "ok") if at else Field("never", "unknown")
 
     reported = device.last_seen_at is not None
-    depth = device.queue_depth
+    depth = sane(device, "queue_depth")
     queue = Field("—", "unknown") if depth is None else Field(
         f"{depth} waiting", "warn" if depth >= settings.alert_backlog_events else "ok")
-    age = device.oldest_queued_age_s
+    age = sane(device, "oldest_queued_age_s")
     oldest = Field("—", "unknown") if age is None else Field(
         _duration(age), "warn" if age >= settings.alert_backlog_age_min * 60 else "ok")
-    shed = Field("—", "unknown") if device.shed_count is None else Field(
-        f"{device.shed_count} dropped", "bad" if device.shed_count else "ok")
-    applied = device.config_version
+    shed_count = sane(device, "shed_count")
+    shed = Field("—", "unknown") if shed_count is None else Field(
+        f"{shed_count} dropped", "bad" if shed_count else "ok")
+    applied = sane(device, "config_version")
     if applied is None:
         config = Field(f"unknown (current {current_version})", "unknown")
     elif applied == current_version:
@@ -121,11 +122,12 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         clock = Field("—", "unknown")
     else:
         clock = Field("synced", "ok") if device.clock_synced else Field("NOT synced", "bad")
-    temp = Field("—", "unknown") if device.cpu_temp_c is None else Field(
-        f"{device.cpu_temp_c:.0f} °C", "bad" if device.cpu_temp_c > settings.alert_temp_high_c else "ok")
-    disk = Field("—", "unknown") if device.disk_free_mb is None else Field(
-        f"{device.disk_free_mb:,.0f} MB free".replace(",", "\u202f"),
-        "bad" if device.disk_free_mb < settings.alert_disk_low_mb else "ok")
+    cpu, free, uptime = sane(device, "cpu_temp_c"), sane(device, "disk_free_mb"), sane(device, "uptime_s")
+    temp = Field("—", "unknown") if cpu is None else Field(
+        f"{cpu:.0f} °C", "bad" if cpu > settings.alert_temp_high_c else "ok")
+    disk = Field("—", "unknown") if free is None else Field(
+        f"{free:,.0f} MB free".replace(",", "\u202f"),
+        "bad" if free < settings.alert_disk_low_mb else "ok")
     return DeviceHealth(
         device_id=device.id,
         station_id=device.station_id,
@@ -143,7 +145,7 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         clock=clock,
         temperature=temp,
         disk=disk,
-        uptime=Field(_duration(device.uptime_s), "ok" if device.uptime_s is not None else "unknown"),
+        uptime=Field(_duration(uptime), "ok" if uptime is not None else "unknown"),
         ip=Field(device.ip or "—", "ok" if device.ip else "unknown"),
         config_version_applied=applied,
         config_version_current=current_version,
@@ -177,4 +179,4 @@ def fleet_health(session: Session, settings: Settings, station_ids: list[str] | 
     return out
 
 
-__all__ = ["DeviceHealth", "Field", "device_health", "fleet_health", "recent_commands"]
+__all__ = ["DeviceHealth", "Field", "device_health", "fleet_health", "recent_commands", "sane"]

@@ -113,3 +113,16 @@ def test_event_survives_kill_before_ack(tmp_path):
     assert proc.returncode == -signal.SIGKILL and "acknowledged" in proc.stdout
     with Outbox(path) as box:
         assert [p.seq for p in box.pending(100)] == list(range(1, 51))
+
+
+def test_a_press_on_a_clock_at_1970_is_stored_at_the_window_floor_as_not_synced(tmp_path):
+    from datetime import UTC, datetime
+
+    from palaute_wire.contract import TIME_MIN
+
+    with Outbox(tmp_path / "o.db") as box:
+        rec = Recorder(box, station_id="kalvia", device_id="kalvia-1", clock_synced=lambda: True,
+                       now=lambda: datetime(1970, 1, 1, 0, 5, tzinfo=UTC))
+        event = rec.record("smiley", 3, question_id="visit", lang="fi")
+        assert event.ts == TIME_MIN and event.clock_synced is False
+        assert box.stats().queue_depth == 1

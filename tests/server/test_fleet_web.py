@@ -173,3 +173,30 @@ def test_config_page_saves_and_publishes(client, app):
     # Nothing from the URL is echoed as a message.
     assert "evil" not in client.get("/stations/kalvia/config?error=evil").text
     assert client.get("/stations/kalvia/config?saved=evil").status_code == 422
+
+
+def test_a_device_row_holding_infinity_or_absurd_values_does_not_break_the_pages(client, app):
+    """Values stored before the contract had bounds (or written by hand): every page still answers."""
+    from fleet_server.api import api_router
+    from fleet_server.fleet.alerts import run_once
+
+    app.include_router(api_router)
+    with app.state.session_factory() as s, s.begin():
+        d = s.get(Device, "kalvia-1")
+        d.uptime_s, d.oldest_queued_age_s = float("inf"), 1e300
+        d.cpu_temp_c, d.disk_free_mb = float("-inf"), float("nan")
+        d.queue_depth, d.last_status = 2**31 + 5, {"uptime_s": float("inf"), "nested": [float("nan"), 1]}
+    run_once(app.state.session_factory, app.state.settings, [])  # the alert loop reads the same row
+    it = bearer(client, "it")
+    make_user(app.state.session_factory, "olli", "coordinator")
+    sign_in(client, "olli")
+    for url in ("/devices", "/devices/kalvia-1"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+    for url in ("/api/v1/fleet/devices", "/api/v1/fleet/devices/kalvia-1", "/api/v1/devices"):
+        answer = client.get(url, headers=it)
+        assert answer.status_code == 200, (url, answer.text[:300])
+    row = next(r for r in client.get("/api/v1/fleet/devices", headers=it).json() if r["device_id"] == "kalvia-1")
+    assert row["uptime"]["level"] == "unknown" and row["temperature"]["level"] == "unknown"
+    raw = next(r for r in client.get("/api/v1/devices", headers=it).json() if r["id"] == "kalvia-1")
+    assert raw["uptime_s"] is None and raw["queue_depth"] is None and raw["last_status"]["uptime_s"] is None

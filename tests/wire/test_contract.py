@@ -90,3 +90,68 @@ def test_topic_builder_refuses_non_slugs():
         c.topic("Kälviä", "k-1", "status")
     with pytest.raises(ValueError):
         c.topic("kalvia", "k-1", "nope")
+
+
+STATUS_TOPIC = "palaute/v1/kalvia/kalvia-1/status"
+
+
+def _status(**over):
+    base = dict(v=1, station_id="kalvia", device_id="kalvia-1", online=True, sent_at="2026-11-27T08:00:01Z")
+    base.update(over)
+    return json.dumps(base).encode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _status(uptime_s=1e300),
+        b'{"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "online": true, '
+        b'"sent_at": "2026-11-27T08:00:01Z", "uptime_s": 1e999}',
+        _status(cpu_temp_c=1e6),
+        _status(cpu_temp_c=-300.0),
+        _status(disk_free_mb=1e12),
+        _status(queue_depth=2**31),
+        _status(shed_count=2**40),
+        _status(oldest_queued_age_s=1e18),
+        _status(last_seq=2**62),
+        _status(config_version=2**40),
+        _status(sent_at="1970-01-01T00:00:00Z"),
+        _status(sent_at="9999-12-31T23:59:59Z"),
+        _batch([_event(seq=2**62)]),
+        _batch([_event(seq=2**63)]),
+        _batch([_event(survey_version=2**40)]),
+        _batch([_event(ts="0001-01-01T00:00:00Z")]),
+        _batch([_event(ts="0001-01-01T00:00:00+02:00")]),
+        _batch([_event(ts="1970-01-01T00:00:00Z")]),
+        _batch([_event(ts="9999-12-31T23:59:59Z")]),
+        _batch([_event()], sent_at="9999-12-31T23:59:59-05:00"),
+    ],
+)
+def test_numbers_and_times_out_of_their_bounds_are_schema_errors(payload):
+    topic = STATUS_TOPIC if b'"online"' in payload else TOPIC
+    with pytest.raises(c.ContractError) as info:
+        c.decode(topic, payload)
+    assert info.value.reason == "schema", info.value
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_tokens_are_not_json(token):
+    payload = _status().replace(b"}", b', "uptime_s": ' + token + b"}")
+    with pytest.raises(c.ContractError) as info:
+        c.decode(STATUS_TOPIC, payload)
+    assert info.value.reason == "bad_json"
+
+
+def test_the_largest_values_in_bounds_are_accepted():
+    _, status = c.decode(STATUS_TOPIC, _status(uptime_s=c.MAX_DURATION_S, last_seq=c.MAX_SEQ, cpu_temp_c=-40.5,
+                                               queue_depth=c.MAX_COUNT, sent_at="2099-12-31T23:59:59Z"))
+    assert status.last_seq == 2**53 - 1
+    _, batch = c.decode(TOPIC, _batch([_event(seq=c.MAX_SEQ, survey_version=c.MAX_COUNT, ts="2020-01-01T00:00:00Z")]))
+    assert batch.events[0].seq == c.MAX_SEQ
+
+
+def test_a_kiosk_clock_outside_the_window_is_clamped_for_the_wire():
+    assert c.clamp_time(datetime(1970, 1, 1, tzinfo=UTC)) == c.TIME_MIN
+    assert c.clamp_time(datetime(9999, 1, 1, tzinfo=UTC)) < c.TIME_MAX
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert c.clamp_time(now) == now
