@@ -96,7 +96,8 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     install_fleet_routes(app)
     app.include_router(pages_router)
 
-    @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state")
+    @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state",
+             responses={503: {"description": "the database is unreachable"}})
     def healthz(request: Request) -> JSONResponse:
         body: dict = {"status": "ok"}
         try:

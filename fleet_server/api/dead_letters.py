@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from fleet_server.api.deps import ItUser, SessionDep
 from fleet_server.api.schemas import DeadLetterOut, DeadLetterPage
@@ -13,6 +13,9 @@ from fleet_server.models import DeadLetter
 from fleet_server.results import queries
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+MAX_OFFSET = 2**31 - 1
+"""Larger offsets are refused (422): the databases cannot take them (SQLite raised OverflowError)."""
 
 DEFAULT_MAX_PAYLOAD_CHARS = 4096
 """Listing pages show this much of each payload; GET /dead-letters/{id} shows it whole."""
@@ -45,7 +48,7 @@ def list_dead_letters(
     session: SessionDep,
     principal: ItUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     reason: Annotated[str | None, Query(description="only this reason code")] = None,
     max_payload_chars: Annotated[int, Query(ge=0, le=1_000_000)] = DEFAULT_MAX_PAYLOAD_CHARS,
 ) -> DeadLetterPage:
@@ -55,8 +58,8 @@ def list_dead_letters(
     )
 
 
-@router.get("/{letter_id}", response_model=DeadLetterOut, summary="One refused message with its whole payload")
-def get_dead_letter(session: SessionDep, principal: ItUser, letter_id: int) -> DeadLetterOut:
+@router.get("/{letter_id}", response_model=DeadLetterOut, responses={404: {"description": "no such dead letter"}}, summary="One refused message with its whole payload")
+def get_dead_letter(session: SessionDep, principal: ItUser, letter_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)]) -> DeadLetterOut:
     letter = session.get(DeadLetter, letter_id)
     if letter is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id}")

@@ -32,6 +32,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Who is asking and what they may do (fleet_server.auth.deps): every route uses one of these.
 from fleet_server.auth.deps import (  # noqa: F401
     Admin,
+    AnswerExporter,
     ApiPrincipal,
     Coordinator,
     CsrfChecked,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from fleet_server.api.deps import SessionDep, SettingsDep
+from fleet_server.api.schemas import FLEET_ERROR_RESPONSES
 from fleet_server.auth.deps import DeviceReader, ItUser, ensure_station_devices
 from fleet_server.fleet import alerts as alert_rules
 from fleet_server.fleet.device_health import fleet_health
@@ -32,7 +33,7 @@ from fleet_server.fleet.remote_config import (
 from fleet_server.fleet.survey_templates import TEMPLATES, template
 from fleet_server.models import Device, Station
 
-router = APIRouter(prefix="/fleet", tags=["fleet"])
+router = APIRouter(prefix="/fleet", tags=["fleet"], responses=FLEET_ERROR_RESPONSES)
 
 
 def publisher(request: Request) -> Publisher:
@@ -186,13 +187,20 @@ def get_station_config(station_id: str, session: SessionDep, principal: DeviceRe
 
 
 def _save_and_publish(request: Request, session, station_id: str | None, body: ConfigChange, by: str) -> dict:
+    changes = _expand(body)
+    if not changes:
+        raise HTTPException(422, "nothing to change: give 'changes' (a setting and its value) or 'survey_template'")
+    current = scope_settings(session, station_id)
+    if set(changes) <= set(SETTING_KEYS) and all(current.get(key) == value for key, value in changes.items()):
+        # The same values again: no new config version, nothing republished to the fleet.
+        return {"saved_version_row": None, "unchanged": True, "published": []}
     try:
-        row = save_settings(session, station_id, _expand(body), by=by, comment=body.comment)
+        row = save_settings(session, station_id, changes, by=by, comment=body.comment)
     except ConfigInvalid as exc:
         session.rollback()
         raise HTTPException(422, {"problems": exc.problems}) from None
     session.commit()
-    result: dict = {"saved_version_row": row.id, "published": []}
+    result: dict = {"saved_version_row": row.id, "unchanged": False, "published": []}
     if body.publish:
         try:
             pubs = (publish_all(session, publisher(request)) if station_id is None

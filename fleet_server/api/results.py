@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from fleet_server.api.deps import Coordinator, ResultsReader, SessionDep, SettingsDep, ensure_station_results
+from fleet_server.api.deps import AnswerExporter, ResultsReader, SessionDep, SettingsDep, ensure_station_results
 from fleet_server.models import Station
 from fleet_server.results import exports
 from fleet_server.results import figures as results
@@ -208,7 +208,7 @@ def export_daily(request: Request, session: SessionDep, settings: SettingsDep, p
 
 @router.get("/exports/events.{fmt}", summary="Individual answers as CSV or XLSX (coordinators only)",
             response_class=StreamingResponse, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
-def export_events(request: Request, session: SessionDep, principal: Coordinator,
+def export_events(request: Request, session: SessionDep, principal: AnswerExporter,
                   fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
                   station: StationsQ = []) -> StreamingResponse:  # noqa: B006
     period = _period(range_, from_, to)

@@ -21,27 +21,15 @@ class SmileyCounts(BaseModel):
     four: int = Field(alias="4", serialization_alias="4")
 
 
-class StationSummary(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    station_id: str
-    from_: datetime | None = Field(alias="from", serialization_alias="from", description="inclusive; null: no lower bound")
-    to: datetime | None = Field(description="exclusive; null: no upper bound")
-    total: int = Field(description="smiley answers in the range")
-    counts: SmileyCounts
-    satisfaction: float | None = Field(
-        description="share of answers 3 and 4 among smiley answers, 0..1, 4 decimals; null when total is 0"
-    )
-
-
 class StationOut(BaseModel):
     station_id: str
     name: str
     created_at: datetime
-    total: int = Field(description="smiley answers, all time")
-    counts: SmileyCounts
+    suppressed: bool = Field(description="true: fewer smiley answers than the minimum; the figures are null")
+    total: int | None = Field(description="smiley answers, all time")
+    counts: SmileyCounts | None
     satisfaction: float | None
-    followups: int = Field(description="follow-up answers, all time")
+    followups: int | None = Field(description="follow-up answers, all time")
     devices: int = Field(description="devices not retired")
     devices_online: int
     last_event_at: datetime | None
@@ -101,3 +89,26 @@ class DeadLetterPage(BaseModel):
     limit: int
     offset: int
     items: list[DeadLetterOut]
+
+
+class ErrorOut(BaseModel):
+    detail: Any = Field(description="what was wrong and what to do")
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"description": text, "model": ErrorOut}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("a parameter that makes no sense (a period that ends before it starts, ...): detail says which"),
+    401: _error("not signed in and no valid API token (WWW-Authenticate: Bearer)"),
+    403: _error("your role may not do this, or not for this station"),
+    404: _error("no such station, device or record"),
+}
+"""Errors every API route may answer; the OpenAPI document lists them (schemathesis checks it)."""
+
+FLEET_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    409: _error("the device is retired"),
+    503: _error("saved but not published, or not sent: the broker is unreachable"),
+}

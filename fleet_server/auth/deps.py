@@ -20,6 +20,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -86,7 +87,22 @@ def _from_cookie(request: Request, db: Session) -> Principal | None:
     return Principal("user", user.id, user.username, Role(user.role), user.station_id, csrf=data.csrf)
 
 
-def optional_principal(request: Request, db: DbSession) -> Principal | None:
+# Declared so the OpenAPI document names both ways in (securitySchemes); neither refuses by
+# itself (auto_error=False): api_principal and page_user decide what a missing one means.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="token", description="an API token: palaute-server token create NAME --role ROLE"
+)
+cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, scheme_name="session", description="the dashboard's sign-in cookie"
+)
+
+
+def optional_principal(
+    request: Request,
+    db: DbSession,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _cookie: Annotated[str | None, Depends(cookie_scheme)],
+) -> Principal | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, credential = header.partition(" ")
@@ -150,6 +166,7 @@ ResultsReader = Annotated[Principal, Depends(_need(_results, "see results", api_
 DeviceReader = Annotated[Principal, Depends(_need(_devices, "see devices", api_principal))]
 ItUser = Annotated[Principal, Depends(_need(_it, "manage devices", api_principal))]
 Coordinator = Annotated[Principal, Depends(_need(_coordinator, "publish notes", api_principal))]
+AnswerExporter = Annotated[Principal, Depends(_need(_coordinator, "download individual answers", api_principal))]
 Admin = Annotated[Principal, Depends(_need(_admin, "manage users", api_principal))]
 
 # ----------------------------------------------------------------- page aliases

@@ -104,7 +104,13 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, principal: CsrfChecked) -> Response:
+def logout(request: Request, db: DbSession, principal: CsrfChecked) -> Response:
+    """Ends the session on the server too: the user's session epoch moves on, so a copied
+    cookie is refused from now on (every session of this user ends, as on a password change)."""
+    user = db.get(User, principal.id)
+    if user is not None:
+        user.session_epoch += 1
+        db.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return response

@@ -6,15 +6,17 @@ import logging
 import secrets
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleet_server.auth.deps import AuthState, LoginRequired, login_url
 from fleet_server.auth.ratelimit import LoginLimiter
 from fleet_server.auth.routes import router
 from fleet_server.auth.sessions import SessionCodec
 from fleet_server.core.settings import Settings, SettingsError
-from fleet_server.web.templating import STATIC_DIR
+from fleet_server.web.templating import STATIC_DIR, templates
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,11 +52,44 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
     async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(login_url(exc.next_url), status_code=303)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        return await error_response(request, exc)
+
     app.include_router(router)
     app.middleware("http")(_security_headers)
     if not any(getattr(r, "path", None) == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _guard_docs(app)
+
+
+ERROR_TITLES = {
+    400: "The request could not be understood",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    422: "The request could not be understood",
+}
+
+
+def wants_html(request: Request) -> bool:
+    """A browser navigating (Accept names text/html); scripts and the API's callers get JSON."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def error_response(request: Request, exc: StarletteHTTPException) -> Response:
+    """An error as a page for a browser (a 403 on the exports link is a page, not raw JSON); JSON otherwise."""
+    if not wants_html(request) or exc.status_code in (401, 503) or not isinstance(exc.detail, str):
+        return await http_exception_handler(request, exc)
+    title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
+    response = templates.TemplateResponse(
+        request, "error.html", {"principal": None, "title": title, "message": exc.detail}, status_code=exc.status_code
+    )
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 CONTENT_SECURITY_POLICY = (

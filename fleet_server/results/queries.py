@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -120,23 +119,6 @@ def list_stations(session: Session, start: datetime | None = None, end: datetime
             rows[sid].devices_online = int(online or 0)
             rows[sid].last_event_at = last_event
     return list(rows.values())
-
-
-def station_summary(
-    session: Session, station_id: str, start: datetime | None = None, end: datetime | None = None
-) -> dict[str, Any]:
-    """The summary JSON the API promises (docs/api.md); raises UnknownStation."""
-    if session.get(Station, station_id) is None:
-        raise UnknownStation(station_id)
-    counts = _smiley_counts(session, start, end, station_id).get(station_id, empty_counts())
-    return {
-        "station_id": station_id,
-        "from": iso_utc(start),
-        "to": iso_utc(end),
-        "total": sum(counts.values()),
-        "counts": counts,
-        "satisfaction": satisfaction(counts),
-    }
 
 
 def list_devices(session: Session, station_id: str | None = None) -> Sequence[Device]:

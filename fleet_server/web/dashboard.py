@@ -7,7 +7,6 @@ fleet_server.api.deps, so anonymous visitors are sent to /login.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -102,7 +101,7 @@ def station(
         "station.html",
         page_context(
             request, principal, nav="overview", page=page, period=period, minimum=settings.min_responses,
-            chart_json=json.dumps(chart), base_path=f"/stations/{station_id}", granularity=granularity,
+            chart=chart, base_path=f"/stations/{station_id}", granularity=granularity,
         ),
     )
 
@@ -149,7 +148,7 @@ def compare(
         "compare.html",
         page_context(
             request, principal, nav="compare", period=period, stations=all_stations, chosen=chosen_ids,
-            rows=data["rows"], chart_json=json.dumps(chart), minimum=settings.min_responses,
+            rows=data["rows"], chart=chart, minimum=settings.min_responses,
             base_path="/compare", granularity=granularity,
             extra_query="".join(f"&station={s}" for s in chosen_ids),
         ),

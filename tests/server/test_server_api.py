@@ -1,4 +1,4 @@
-"""The results API: summary shape and values, ranges, errors, devices, dead letters, OpenAPI, page."""
+"""The station list, devices, dead letters, OpenAPI, the status page and the health check."""
 
 from __future__ import annotations
 
@@ -41,55 +41,6 @@ def seed_kalvia(client):
     )
 
 
-def test_summary_has_the_documented_shape_and_values(client):
-    seed_kalvia(client)
-    body = client.get("/api/v1/stations/kalvia/summary").json()
-    assert body == {
-        "station_id": "kalvia",
-        "from": None,
-        "to": None,
-        "total": 9,
-        "counts": {"1": 2, "2": 1, "3": 2, "4": 4},
-        "satisfaction": round(6 / 9, 4),
-    }
-
-
-def test_summary_range_is_half_open_utc(client):
-    seed_kalvia(client)
-    first_hour = client.get(
-        "/api/v1/stations/kalvia/summary", params={"from": "2026-11-27T08:00:00Z", "to": "2026-11-27T09:00:00Z"}
-    ).json()
-    assert (first_hour["total"], first_hour["counts"]) == (8, {"1": 1, "2": 1, "3": 2, "4": 4})
-    assert first_hour["satisfaction"] == 0.75
-    assert (first_hour["from"], first_hour["to"]) == ("2026-11-27T08:00:00Z", "2026-11-27T09:00:00Z")
-    # the same instant written in Finnish local time, and an hour starting at the exclusive end
-    local = client.get(
-        "/api/v1/stations/kalvia/summary", params={"from": "2026-11-27T10:00:00+02:00", "to": "2026-11-27T11:00:00+02:00"}
-    ).json()
-    assert local["total"] == 8 and local["from"] == "2026-11-27T08:00:00Z"
-    second = client.get("/api/v1/stations/kalvia/summary", params={"from": "2026-11-27T09:00:00"}).json()
-    assert (second["total"], second["counts"]["1"]) == (1, 1)
-
-
-def test_summary_of_a_quiet_range_has_null_satisfaction(client):
-    seed_kalvia(client)
-    body = client.get("/api/v1/stations/kalvia/summary", params={"from": "2030-01-01T00:00:00Z"}).json()
-    assert (body["total"], body["counts"], body["satisfaction"]) == (0, {"1": 0, "2": 0, "3": 0, "4": 0}, None)
-
-
-def test_summary_errors_say_what_was_wrong(client):
-    seed_kalvia(client)
-    unknown = client.get("/api/v1/stations/nowhere/summary")
-    assert unknown.status_code == 404 and "nowhere" in unknown.json()["detail"]
-    bad = client.get("/api/v1/stations/kalvia/summary", params={"from": "last tuesday"})
-    assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["query", "from"]
-    backwards = client.get(
-        "/api/v1/stations/kalvia/summary", params={"from": "2026-11-28T00:00:00Z", "to": "2026-11-27T00:00:00Z"}
-    )
-    assert backwards.status_code == 400 and "must be before" in backwards.json()["detail"]
-
-
 def test_station_list_carries_counts_and_devices(client):
     seed_kalvia(client)
     ingest(client, status_message(software_version="1.0"))
@@ -98,7 +49,7 @@ def test_station_list_carries_counts_and_devices(client):
     kalvia = stations["kalvia"]
     assert (kalvia["total"], kalvia["followups"], kalvia["devices"], kalvia["devices_online"]) == (9, 1, 1, 1)
     assert kalvia["counts"] == {"1": 2, "2": 1, "3": 2, "4": 4}
-    assert stations["lohtaja"]["satisfaction"] == 1.0
+    assert stations["lohtaja"]["suppressed"] is True and stations["lohtaja"]["satisfaction"] is None  # one answer
 
 
 def test_devices_show_status_and_last_will(client):
@@ -138,7 +89,7 @@ def test_dead_letters_list_reason_topic_and_payload(client):
 
 def test_openapi_and_docs_are_served(client):
     spec = client.get("/openapi.json").json()
-    for path in ("/api/v1/stations", "/api/v1/stations/{station_id}/summary", "/api/v1/devices", "/api/v1/dead-letters"):
+    for path in ("/api/v1/stations", "/api/v1/results/stations/{station_id}", "/api/v1/devices", "/api/v1/dead-letters"):
         assert path in spec["paths"]
     assert "satisfaction" in spec["info"]["description"]
     assert client.get("/docs").status_code == 200
