@@ -76,7 +76,7 @@ class DeadLetterOut(BaseModel):
     received_at: datetime
     topic: str
     reason: str = Field(description="bad_topic, oversize, bad_json, unsupported_version, schema, topic_mismatch, "
-                        "unexpected_channel, device_station_mismatch, device_retired or ingest_error")
+                        "unexpected_channel, device_station_mismatch, device_retired, seq_jump or ingest_error")
     detail: str
     size: int = Field(description="payload size as received, bytes")
     payload_encoding: Literal["utf-8", "base64"]

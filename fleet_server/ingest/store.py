@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
+from fleet_server.ingest.seq_jumps import REASON_SEQ_JUMP, seq_ceilings, split_jumps
 from fleet_server.models import (
     MAX_STORED_PAYLOAD,
     DeadLetter,
@@ -260,6 +261,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         senders.setdefault(payload.device_id, payload.station_id)
     known = _register(session, senders, now) if senders else {}
 
+    ceilings = seq_ceilings(session, [p for _, p in decoded])
     event_rows: dict[uuid.UUID, dict[str, Any]] = {}
     last_event_at: dict[str, datetime] = {}
     statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]] = []
@@ -281,7 +283,11 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             statuses.append((message, payload))
             continue
         result.events += len(payload.events)
-        for event in payload.events:
+        events, jumped = split_jumps(payload, ceilings)
+        if jumped:
+            dead.append(_dead_letter_row(message, REASON_SEQ_JUMP, jumped))
+            result.events -= len(payload.events) - len(events)
+        for event in events:
             event_rows.setdefault(event.event_id, _event_row(event, message.received_at))
         previous = last_event_at.get(payload.device_id)
         if previous is None or message.received_at > previous:
