@@ -41,26 +41,56 @@ ensure_venv() {
     echo "$want" > "$stamp"
 }
 
+PG_MARK=palaute-run-sh  # a file in the config dir of the cluster run.sh set up: preferred on later runs
+
+pg_use() {  # the URL of a local cluster over its Unix socket (peer authentication: no password)
+    local version=$1 cluster=$2 port=$3 me; me=$(id -un)
+    export PALAUTE_TEST_DATABASE_URL="postgresql+psycopg://$me@/test?host=/var/run/postgresql&port=$port"
+    say "tests use PostgreSQL $version/$cluster (set up by run.sh) on port $port, database test, role $me"
+}
+
 ensure_postgres() {
-    # The integration tests use PALAUTE_TEST_DATABASE_URL, by default the local server's `test`
-    # database over TCP. On a machine without one, install PostgreSQL and use its socket.
-    if [ -n "${PALAUTE_TEST_DATABASE_URL:-}" ]; then return 0; fi
-    if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+    # The PostgreSQL tests use PALAUTE_TEST_DATABASE_URL. Without it: the cluster an earlier run
+    # set up (marked with $PG_MARK), else a server already answering on 127.0.0.1:5432 without a
+    # password, else Debian's PostgreSQL installed and set up here (role named after this user,
+    # database `test`). Never a password prompt (psql -w).
+    if [ -n "${PALAUTE_TEST_DATABASE_URL:-}" ]; then
+        say "tests use PostgreSQL at PALAUTE_TEST_DATABASE_URL"
+        return 0
+    fi
+    local version cluster port status _rest
+    if command -v pg_lsclusters >/dev/null; then
+        while read -r version cluster port status _rest; do
+            [ -f "/etc/postgresql/$version/$cluster/$PG_MARK" ] || continue
+            [ "$status" = online ] || as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start
+            pg_use "$version" "$cluster" "$port"
+            return 0
+        done < <(pg_lsclusters -h 2>/dev/null)
+    fi
+    if command -v psql >/dev/null &&
+        PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -p 5432 -U postgres -d test -c 'select 1' </dev/null >/dev/null 2>&1; then
         export PALAUTE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        say "tests use the PostgreSQL server already on 127.0.0.1:5432 (database test, role postgres)"
         return 0
     fi
     need_debs postgresql
-    local version
     version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-    if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
-        say "starting PostgreSQL $version"
-        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    cluster=main
+    if ! pg_lsclusters -h 2>/dev/null | awk -v v="$version" '$1 == v && $2 == "main" {found=1} END {exit !found}'; then
+        say "creating PostgreSQL cluster $version/$cluster"
+        as_root pg_createcluster "$version" "$cluster" >/dev/null
+    fi
+    port=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')
+    if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online" {found=1} END {exit !found}'; then
+        say "starting PostgreSQL $version/$cluster on port $port"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start
     fi
     local me; me=$(id -un)
-    as_root runuser -u postgres -- psql -q -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$me') THEN CREATE ROLE \"$me\" LOGIN SUPERUSER; END IF; END\$\$;"
-    as_root runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
-        || as_root runuser -u postgres -- createdb -O "$me" test
-    export PALAUTE_TEST_DATABASE_URL="postgresql+psycopg://$me@/test?host=/var/run/postgresql"
+    pg_admin() { as_root runuser -u postgres -- "$@" -p "$port"; }
+    pg_admin psql -q -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$me') THEN CREATE ROLE \"$me\" LOGIN SUPERUSER; END IF; END\$\$;"
+    pg_admin psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 || pg_admin createdb -O "$me" test
+    as_root touch "/etc/postgresql/$version/$cluster/$PG_MARK"
+    pg_use "$version" "$cluster" "$port"
 }
 
 case "$verb" in
@@ -70,8 +100,11 @@ case "$verb" in
         exec "$VENV/bin/palaute-server" demo "$@"
         ;;
     test)
+        # libatomic1: Playwright's node driver; nginx-light: `nginx -t` of deploy/nginx;
+        # qemu-user-static + debootstrap: the arm64 first-boot test (tests/e2e/test_arm64_first_boot.py).
         need_debs mosquitto mosquitto-clients openssl ca-certificates systemd xvfb xauth libmtdev1 \
-            libgl1 libegl1 chromium chromium-driver espeak-ng sox fonts-dejavu-core
+            libgl1 libegl1 libatomic1 chromium chromium-driver espeak-ng sox fonts-dejavu-core \
+            nginx-light qemu-user-static debootstrap
         ensure_venv
         ensure_postgres
         mkdir -p artifacts

@@ -13,6 +13,7 @@ from sqlalchemy import text as _text
 from sqlalchemy.engine import make_url as _make_url
 
 from fleet_server.devtools.local_broker import Mosquitto
+from tests.support.processes import Processes
 
 
 @pytest.fixture
@@ -20,6 +21,13 @@ def broker(tmp_path):
     """A fresh private Mosquitto (anonymous allowed) on a free loopback port."""
     with Mosquitto(tmp_path / "broker") as b:
         yield b
+
+
+@pytest.fixture
+def processes():
+    """Start processes with ``processes.start(argv, log=path)``; all are stopped after the test, pass or fail."""
+    with Processes() as owned:
+        yield owned
 
 
 @pytest.fixture

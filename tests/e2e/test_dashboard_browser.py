@@ -125,7 +125,7 @@ def _answers(station_index: int, sid: str, rng: random.Random) -> list[c.Feedbac
 
 
 @pytest.fixture
-def server(broker, tmp_path):
+def server(broker, tmp_path, processes):
     db_url = f"sqlite:///{tmp_path / 'palaute.db'}"
     token = _prepare_registry(db_url)
     port = free_port()
@@ -133,26 +133,18 @@ def server(broker, tmp_path):
     env.update(PALAUTE_DATABASE_URL=db_url, PALAUTE_MQTT_URL=broker.url, PALAUTE_HTTP_PORT=str(port),
                PALAUTE_MQTT_CLIENT_ID="e2e-dashboard", PALAUTE_LOG_LEVEL="warning",
                PALAUTE_SESSION_SECRET="e2e-" + "x" * 40)
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "fleet_server.cli", "serve"], env=env, stdout=log, stderr=log)
+    proc = processes.start([sys.executable, "-m", "fleet_server.cli", "serve"], env=env, log=tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy():
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).json().get("mqtt") == "connected"
-            except httpx.HTTPError:
-                return False
 
-        wait_until(healthy, 30, "the fleet server")
-        yield base, token
-    finally:
-        proc.terminate()
+    def healthy():
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            return httpx.get(f"{base}/healthz", timeout=1).json().get("mqtt") == "connected"
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, 30, "the fleet server")
+    return base, token
 
 
 def _send_answers(broker, base: str, token: str) -> dict[str, int]:
@@ -181,7 +173,7 @@ def _send_answers(broker, base: str, token: str) -> dict[str, int]:
     return expected
 
 
-def _start_kiosk(broker, workdir: Path) -> tuple[subprocess.Popen, Path]:
+def _start_kiosk(processes, broker, workdir: Path) -> tuple[subprocess.Popen, Path]:
     """The real kiosk code (palaute-kiosk --simulate) as kalvia-1, pressing now and then."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "kiosk.toml"
@@ -192,18 +184,17 @@ def _start_kiosk(broker, workdir: Path) -> tuple[subprocess.Popen, Path]:
         "[state]", f'dir = "{workdir / "state"}"', "",
         "[simulate]", "presses_per_minute = 2", "",
     ]) + "\n")
-    log = open(workdir / "kiosk.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "--config", str(config), "--simulate"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = processes.start([sys.executable, "-m", "kiosk.cli", "--config", str(config), "--simulate"],
+                           log=workdir / "kiosk.log")
     return proc, workdir / "state" / "station-config.json"
 
 
-def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
+def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path, processes):
     from playwright.sync_api import expect, sync_playwright
 
     base, token = server
     _send_answers(broker, base, token)
-    real_kiosk, kiosk_config_file = _start_kiosk(broker, tmp_path / "kiosk")
+    real_kiosk, kiosk_config_file = _start_kiosk(processes, broker, tmp_path / "kiosk")
     kiosk = Probe(broker.port, client_id="kalvia-1-standin")
     assert kiosk.connect()
     config_topic = c.topic("kalvia", "kalvia-1", "config")
@@ -311,8 +302,3 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path):
         finally:
             browser.close()
             kiosk.close()
-            real_kiosk.terminate()
-            try:
-                real_kiosk.wait(10)
-            except subprocess.TimeoutExpired:
-                real_kiosk.kill()

@@ -68,8 +68,8 @@ def test_status_heartbeat_and_last_will_update_the_devices_api(broker, db_url):
         assert client.get("/healthz").json()["mqtt"] == "connected"
 
 
-def _serve(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+def _serve(processes, env: dict) -> subprocess.Popen:
+    return processes.start(
         [sys.executable, "-m", "fleet_server.cli", "serve"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -85,7 +85,7 @@ def _wait_ingest_connected(proc: subprocess.Popen, port: int) -> None:
     wait_until(ready, 30, "the server to serve and connect to MQTT")
 
 
-def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path):
+def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path, processes):
     port = free_port()
     env = {
         **os.environ,
@@ -111,7 +111,7 @@ def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path
         except Exception:  # noqa: BLE001 - table not created yet
             return 0
 
-    server = _serve(env)
+    server = _serve(processes, env)
     try:
         _wait_ingest_connected(server, port)
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pub")
@@ -135,7 +135,7 @@ def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path
         pub.loop_stop()
         assert rows() < 2000, "the kill came too late to prove anything"
 
-        server = _serve(env)
+        server = _serve(processes, env)
         _wait_ingest_connected(server, port)
         wait_until(lambda: rows() >= 2000, 60, "all 2,000 events after the restart")
         with sessions() as s:
@@ -143,7 +143,4 @@ def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path
         assert stored == {e.event_id for e in events}
         assert rows() == 2000
     finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(10)
         engine.dispose()

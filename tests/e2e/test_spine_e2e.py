@@ -8,7 +8,6 @@ fleet server's Ingestor, and SQLite or PostgreSQL.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def _broker_recv_queue(port: int) -> int:
     return total
 
 
-def test_kiosk_killed_between_commit_and_puback_is_counted_once(tmp_path, broker, server):
+def test_kiosk_killed_between_commit_and_puback_is_counted_once(tmp_path, broker, server, processes):
     """The broker has the events but the kiosk dies before its PUBACK: it resends, the server dedupes."""
     ingestor, factory = server
     raw = kiosk_raw(tmp_path, broker.url, simulate={"presses_per_minute": 0.001})
@@ -99,8 +98,7 @@ def test_kiosk_killed_between_commit_and_puback_is_counted_once(tmp_path, broker
     config_path = write_toml(tmp_path / "kiosk.toml", raw)
     argv = [str(Path(sys.executable).with_name("palaute-kiosk")), "--config", str(config_path), "--simulate",
             "--count", "0"]
-    log = open(tmp_path / "kiosk.log", "ab")
-    kiosk = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    kiosk = processes.start(argv, log=tmp_path / "kiosk.log")
     try:
         def device_online():
             with factory() as session:
@@ -126,14 +124,11 @@ def test_kiosk_killed_between_commit_and_puback_is_counted_once(tmp_path, broker
         wait_until(lambda: _count(factory) == 50, what="the events the broker delivered")
         with Outbox(raw["outbox"]["path"]) as box:
             assert box.stats().queue_depth == 50, "the kiosk never saw a PUBACK, so it still holds them"
-        kiosk = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        kiosk = processes.start(argv, log=tmp_path / "kiosk.log")
         wait_until(lambda: ingestor.counters.snapshot()["duplicates"] >= 50, what="the restarted kiosk's resend")
         with Outbox(raw["outbox"]["path"]) as box:
             wait_until(lambda: box.stats().queue_depth == 0, what="the outbox to empty on PUBACK")
     finally:
-        if kiosk.poll() is None:
-            kiosk.send_signal(signal.SIGTERM)
-            kiosk.wait(15)
-        log.close()
+        processes.stop(kiosk)
     rows = _rows(factory)
     assert len(rows) == 50 and {str(r.event_id) for r in rows} == ids

@@ -23,11 +23,19 @@ _HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY
 os.environ["KIVY_NO_ARGS"] = "1"
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
-os.environ.setdefault("KIVY_HOME", tempfile.mkdtemp(prefix="palaute-kivy-home-"))
+_OWN_KIVY_HOME = None if os.environ.get("KIVY_HOME") else tempfile.mkdtemp(prefix="palaute-kivy-home-")
+if _OWN_KIVY_HOME is not None:
+    os.environ["KIVY_HOME"] = _OWN_KIVY_HOME
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "artifacts" / "screenshots"
 DOCS_SHOTS = REPO / "docs" / "screenshots"
+
+
+def pytest_unconfigure(config):
+    """The throw-away KIVY_HOME made above goes with the run (bash run.sh test names its own)."""
+    if _OWN_KIVY_HOME is not None:
+        shutil.rmtree(_OWN_KIVY_HOME, ignore_errors=True)
 
 
 def pytest_report_header(config):
