@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Self
 from uuid import UUID
 
 from palaute_wire.contract import EventFlag, FeedbackEvent, FollowupQuestion, StationConfig
@@ -223,7 +224,7 @@ class Kiosk:
         self.uplink.stop()
         self.outbox.close()
 
-    def __enter__(self) -> Kiosk:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

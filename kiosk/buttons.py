@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Self
 
 from gpiozero import PWMLED, Button
 
@@ -168,7 +169,7 @@ class ButtonPanel:
         except Exception:  # closing must release the rest
             _LOGGER.exception("closing %r failed", device)
 
-    def __enter__(self) -> ButtonPanel:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -80,7 +80,7 @@ class BrokerSection(_Section):
         if not parts.hostname:
             raise ValueError(f"{url!r} has no host")
         try:
-            parts.port
+            _ = parts.port  # urllib raises ValueError for a port outside 0-65535
         except ValueError:
             raise ValueError(f"{url!r} has a bad port (1-65535)") from None
         if parts.path not in ("", "/") or parts.query or parts.username:

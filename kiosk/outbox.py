@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from palaute_wire.contract import FeedbackEvent
 
@@ -202,7 +203,7 @@ class Outbox:
                 self._db.close()
                 self._closed = True
 
-    def __enter__(self) -> Outbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -71,7 +71,7 @@ def parse_pinmap(raw: dict, *, source: str = "<memory>") -> PinMap:
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise PinMapError(
-            f"{source}: unknown entry {sorted(unknown)[0]!r} (known: {', '.join(sorted(_TOP_KEYS))})"
+            f"{source}: unknown entry {min(unknown)!r} (known: {', '.join(sorted(_TOP_KEYS))})"
         )
     buttons = _smiley_table(raw, "buttons", source)
     leds = _smiley_table(raw, "leds", source)

@@ -95,7 +95,7 @@ def run_selftest(
         if listen is not None:
             buttons = {**buttons, 5: listen}
             named[5] = "the listen button"
-        for value, button in buttons.items():
+        for value in buttons:
             pin = pinmap.buttons.get(value, pinmap.listen_button)
             report.checks.append(
                 _check_button(value, f"{named[value]} (GPIO{pin})", buttons, named, leds.get(value), say,

@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -254,7 +255,7 @@ class Uplink:
 
     close = stop
 
-    def __enter__(self) -> Uplink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -355,7 +356,7 @@ class Uplink:
                 self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
                 clean_start=False, properties=props,
             )
-        except Exception as exc:  # OSError, ssl errors, DNS: all mean "not now"
+        except Exception as exc:  # noqa: BLE001 - OSError, ssl errors, DNS: all mean "not now", never a dead loop
             self._schedule_retry(reason=f"{type(exc).__name__}: {exc}")
             return
         self._state = "connecting"

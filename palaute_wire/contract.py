@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -423,7 +423,7 @@ def parse_topic(name: str) -> TopicParts:
 
 # --------------------------------------------------------------------- decoding
 
-Payload = Union[EventBatch, StatusHeartbeat, StationConfig, Command]
+Payload = EventBatch | StatusHeartbeat | StationConfig | Command
 _MODELS: dict[str, type[BaseModel]] = {
     "events": EventBatch,
     "status": StatusHeartbeat,

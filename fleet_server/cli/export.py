@@ -7,6 +7,7 @@ keep the file inside the county's systems.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -61,13 +62,9 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             rows = lambda s: exports.event_rows(s, ids, period)
         chunks = (exports.stream_csv(factory, header, rows) if fmt == "csv"
                   else exports.stream_xlsx(factory, f"palaute-{kind}", header, rows))
-        out = open(output, "wb") if output else sys.stdout.buffer
-        try:
+        with open(output, "wb") if output else contextlib.nullcontext(sys.stdout.buffer) as out:
             for chunk in chunks:
                 out.write(chunk)
-        finally:
-            if output:
-                out.close()
         if output:
             typer.echo(f"wrote {output} ({kind}, {period.first} – {period.last}, {len(ids)} station(s))", err=True)
     finally:

@@ -200,7 +200,7 @@ class Settings(BaseSettings):
         if not parts.hostname:
             raise ValueError(f"{value!r} names no host (e.g. mqtt://127.0.0.1:1883)")
         try:
-            parts.port
+            _ = parts.port  # urllib raises ValueError for a port outside 0-65535
         except ValueError:
             raise ValueError(f"{value!r} has a bad port") from None
         if parts.path not in ("", "/"):

@@ -254,9 +254,10 @@ class Demo:
 
     @staticmethod
     def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(log_path, "ab")
         # Own process group: Ctrl-C reaches the demo only, which then stops children in order.
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        # The child keeps its own copy of the log's descriptor; ours closes at once.
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     # -- watch ----------------------------------------------------------------
 

@@ -193,7 +193,7 @@ def reload_broker(*, pid_file: Path | None = None, command: str | None = None) -
     neither, nothing is done and the caller is told so. Returns what was done.
     """
     if command:
-        result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
+        result = subprocess.run(shlex.split(command), check=False, capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise BrokerAuthError(
                 f"broker reload command {command!r} failed ({result.returncode}): {result.stderr.strip()}"

@@ -19,8 +19,9 @@ from fleet_server.core.settings import Settings
 from fleet_server.fleet.alerts import device_online, open_alerts
 from fleet_server.fleet.gaps import ago, describe, gap_dict, open_gaps
 from fleet_server.fleet.remote_config import current_versions, recent_commands
-from fleet_server.models import Device, Station
 from fleet_server.fleet.status_bounds import sane
+from fleet_server.models import Device, Station
+
 
 @dataclass(frozen=True)
 class Field:

@@ -16,6 +16,7 @@ import logging
 import ssl
 import threading
 import time
+from typing import Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -109,7 +110,7 @@ class Publisher:
                 self._client.loop_stop()
                 self._started = False
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

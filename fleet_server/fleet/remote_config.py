@@ -286,7 +286,7 @@ def reconcile_acks(session: Session) -> int:
             continue
         for row in rows:
             if row.cmd_id == ack.get("cmd_id"):
-                row.acked_at = datetime.fromisoformat(ack["at"].replace("Z", "+00:00"))
+                row.acked_at = datetime.fromisoformat(ack["at"])
                 row.ok = bool(ack.get("ok"))
                 row.detail = str(ack.get("detail", ""))[:500]
                 changed += 1

@@ -143,7 +143,7 @@ def station_totals(session: Session, station_ids: Sequence[str], start: datetime
     )
     out = {sid: _zero() for sid in station_ids}
     for sid, *values in session.execute(q):
-        out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values)))
+        out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
     return out
 
 
@@ -152,7 +152,7 @@ def station_hours(session: Session, station_id: str, start: datetime, end: datet
     q = select(h.hour, *(getattr(h, c) for c in COUNT_COLUMNS)).where(
         h.station_id == station_id, h.hour >= start, h.hour < end
     )
-    return {hour: dict(zip(COUNT_COLUMNS, values)) for hour, *values in session.execute(q)}
+    return {hour: dict(zip(COUNT_COLUMNS, values, strict=True)) for hour, *values in session.execute(q)}
 
 
 def by_kind(cols: Mapping[str, int], kind: str) -> dict[int, int]:

@@ -166,7 +166,7 @@ def _rref(rows: list[list[Fraction]], width: int) -> dict[int, int]:
         for i in range(len(rows)):
             if i != r and rows[i][col] != 0:
                 factor = rows[i][col]
-                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[r])]
+                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[r], strict=True)]
         pivots[col] = r
         r += 1
         if r == len(rows):

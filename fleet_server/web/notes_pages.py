@@ -123,7 +123,8 @@ def create_note(
     ends: Annotated[str, Form()] = "",
 ) -> Response:
     _coordinator(principal)
-    form = dict(station_id=station_id, text_fi=text_fi, text_sv=text_sv, text_en=text_en, starts=starts, ends=ends)
+    form = {"station_id": station_id, "text_fi": text_fi, "text_sv": text_sv, "text_en": text_en,
+            "starts": starts, "ends": ends}
     if session.get(Station, station_id) is None:
         return _render(request, session, principal, error=f"no station {station_id!r}", form=form, code=400)
     try:

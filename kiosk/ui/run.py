@@ -14,8 +14,12 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .staffinfo import StaffInfo
+
+if TYPE_CHECKING:
+    from ..answers import AnswerDesk
 
 _LOGGER = logging.getLogger(__name__)
 

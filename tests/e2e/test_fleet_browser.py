@@ -37,10 +37,10 @@ def _seed(db_url: str) -> None:
     migrate(engine)
     factory = make_session_factory(engine)
     now = utcnow()
-    healthy = dict(state="active", online=True, last_seen_at=now, status_received_at=now, queue_depth=0,
-                   oldest_queued_age_s=None, shed_count=0, software_version="0.1.0", clock_synced=True,
-                   cpu_temp_c=51.0, disk_free_mb=21_500.0, uptime_s=3 * 86400 + 4000.0,
-                   last_event_at=now - timedelta(minutes=7))
+    healthy = {"state": "active", "online": True, "last_seen_at": now, "status_received_at": now, "queue_depth": 0,
+               "oldest_queued_age_s": None, "shed_count": 0, "software_version": "0.1.0", "clock_synced": True,
+               "cpu_temp_c": 51.0, "disk_free_mb": 21_500.0, "uptime_s": 3 * 86400 + 4000.0,
+               "last_event_at": now - timedelta(minutes=7)}
     with factory() as s, s.begin():
         for sid, name in (("kalvia", "Kälviä health station"), ("lohtaja", "Lohtaja health station"),
                           ("ullava", "Ullava health station")):

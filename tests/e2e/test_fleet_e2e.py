@@ -16,6 +16,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -48,7 +49,7 @@ def wait_until(what: str, check, timeout: float = DEADLINE_S, step: float = 0.1)
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
 
     def do_POST(self):
         type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -70,7 +71,7 @@ def webhook():
 
 
 def palaute_server(env: dict, *args: str) -> str:
-    result = subprocess.run([str(BIN / "palaute-server"), *args], env=env, capture_output=True, text=True,
+    result = subprocess.run([str(BIN / "palaute-server"), *args], env=env, check=False, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, f"palaute-server {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -84,11 +85,11 @@ class Kiosk:
 
     def start(self) -> None:
         env = {**os.environ, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1", "KIVY_NO_FILELOG": "1"}
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [str(BIN / "palaute-kiosk"), "--config", str(self.config), "--simulate", "--rate", "120", "-v"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )
+        with open(self.log_path, "a") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [str(BIN / "palaute-kiosk"), "--config", str(self.config), "--simulate", "--rate", "120", "-v"],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -100,7 +101,6 @@ class Kiosk:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
         code, self.proc = self.proc.returncode, None
         return code
 

@@ -68,7 +68,7 @@ def test_status_led_is_steady_when_connected_and_blinks_when_offline(mock_pins):
 
 
 def test_close_is_idempotent_and_releases_the_pins(mock_pins, outbox):
-    panel, pinmap = _panel(outbox)
+    panel, _pinmap = _panel(outbox)
     panel.close()
     panel.close()
     again, _ = _panel(outbox)  # the same pins can be claimed again

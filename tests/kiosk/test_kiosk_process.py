@@ -30,9 +30,9 @@ class KioskProcess:
         raw = kiosk_raw(tmp_path, url, simulate={"presses_per_minute": 600, "followup_share": 0})
         self.config = write_toml(tmp_path / "kiosk.toml", raw)
         self.outbox = Path(raw["outbox"]["path"])
-        self.log = open(tmp_path / "kiosk.log", "ab")
-        self.proc = subprocess.Popen([CLI, "--config", str(self.config), "--simulate", *args],
-                                     stdout=self.log, stderr=self.log)
+        with open(tmp_path / "kiosk.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([CLI, "--config", str(self.config), "--simulate", *args],
+                                         stdout=log, stderr=log)
 
     def rows(self) -> list[tuple[int, str, bytes, float | None]]:
         """(seq, event_id, payload, acked_at) straight from the outbox file the process writes."""
@@ -54,7 +54,6 @@ class KioskProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture

@@ -58,15 +58,15 @@ def test_same_seed_gives_the_same_presses(tmp_path, mock_pins):
 
 def test_check_config_reports_ok_and_errors_with_exit_codes(tmp_path):
     good = write_toml(tmp_path / "kiosk.toml", kiosk_raw(tmp_path, "mqtt://127.0.0.1:1883"))
-    ok = subprocess.run([CLI, "check-config", str(good)], capture_output=True, text=True, timeout=60)
+    ok = subprocess.run([CLI, "check-config", str(good)], check=False, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "OK" in ok.stdout and "kalvia/kalvia-1" in ok.stdout
     bad = write_toml(tmp_path / "bad.toml", kiosk_raw(tmp_path, "tcp://127.0.0.1:1883"))
-    out = subprocess.run([CLI, "check-config", str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([CLI, "check-config", str(bad)], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"{bad}: [broker] url: must start with mqtt:// or mqtts://" in out.stderr
     pins = tmp_path / "pins.toml"
     pins.write_text("[buttons]\n1 = 17\n2 = 17\n3 = 22\n4 = 23\n[leds]\n1 = 5\n2 = 6\n3 = 16\n4 = 26\n")
     raw = kiosk_raw(tmp_path, "mqtt://127.0.0.1:1883", hardware={"pin_map": str(pins)})
     out = subprocess.run([CLI, "check-config", str(write_toml(tmp_path / "p.toml", raw))],
-                         capture_output=True, text=True, timeout=60)
+                         check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "pin 17 is used twice" in out.stderr

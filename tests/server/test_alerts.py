@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -42,12 +43,12 @@ def settings(**over):
 
 def put_device(sessions, now, **fields):
     """A kiosk installed two days ago, healthy and online at ``now`` unless told otherwise."""
-    base = dict(
-        id="kalvia-1", station_id="kalvia", state="active", online=True,
-        created_at=now - timedelta(days=2), last_seen_at=now, status_received_at=now,
-        last_event_at=now - timedelta(hours=1), queue_depth=0, oldest_queued_age_s=None,
-        clock_synced=True, disk_free_mb=5000.0, cpu_temp_c=50.0,
-    )
+    base = {
+        "id": "kalvia-1", "station_id": "kalvia", "state": "active", "online": True,
+        "created_at": now - timedelta(days=2), "last_seen_at": now, "status_received_at": now,
+        "last_event_at": now - timedelta(hours=1), "queue_depth": 0, "oldest_queued_age_s": None,
+        "clock_synced": True, "disk_free_mb": 5000.0, "cpu_temp_c": 50.0,
+    }
     base.update(fields)
     with sessions() as s, s.begin():
         device = s.get(Device, base["id"])
@@ -126,7 +127,7 @@ def smtp():
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    bodies: list = []
+    bodies: ClassVar[list] = []
     fail_next = 0
 
     def do_POST(self):

@@ -125,7 +125,7 @@ def test_device_cannot_publish_to_another_devices_topic(secure):
             with secure.probe("kalvia-1") as device:
                 assert device.connect()
                 info = device.client.publish(name, b"forged", qos=1)
-                _wait_for(lambda: info.is_published() or device.disconnected.is_set())
+                _wait_for(lambda info=info, device=device: info.is_published() or device.disconnected.is_set())
         with secure.probe("kalvia-1") as device:
             assert device.connect()
             own = topic("kalvia", "kalvia-1", "events")

@@ -216,7 +216,7 @@ def test_every_role_gets_exactly_its_routes(app_client):
     }
     wrong = []
     for path, *expected in ROLE_MATRIX:
-        for (role, headers), want in zip(roles.items(), expected):
+        for (role, headers), want in zip(roles.items(), expected, strict=True):
             got = app_client.get(path, headers=headers).status_code
             if got != want:
                 wrong.append(f"{role} GET {path}: {got}, expected {want}")

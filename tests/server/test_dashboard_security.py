@@ -79,7 +79,7 @@ def test_a_station_name_cannot_end_the_embedded_chart_data(client, path):
         s.commit()
     client.headers.update(bearer(client, "coordinator"))
     html = client.get(path).text
-    (block,) = re.findall(r'<script type="application/json" id="[a-z-]+">(.*?)</script>', html, re.S)
+    (block,) = re.findall(r'<script type="application/json" id="[a-z-]+">(.*?)</script>', html, re.DOTALL)
     assert "<" not in block and ">" not in block and "&" not in block
     data = json.loads(block)
     if path.startswith("/compare"):  # the chart legend carries the name: JSON.parse gives it back whole

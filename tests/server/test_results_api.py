@@ -83,9 +83,10 @@ def test_event_export_is_for_coordinators_and_streams_every_row(client):
     with client.app.state.session_factory() as s:
         base = s.query(FeedbackEvent).first().ts
         s.execute(insert(FeedbackEvent), [
-            dict(event_id=uuid.uuid4(), station_id="kalvia", device_id="kalvia-1", kind="smiley", value=(i % 4) + 1,
-                 question_id="visit", lang="fi", ts=base - timedelta(seconds=i), received_at=base, seq=10_000 + i,
-                 clock_synced=True, survey_version=0, burst=False, out_of_hours=False)
+            {"event_id": uuid.uuid4(), "station_id": "kalvia", "device_id": "kalvia-1", "kind": "smiley",
+             "value": (i % 4) + 1, "question_id": "visit", "lang": "fi", "ts": base - timedelta(seconds=i),
+             "received_at": base, "seq": 10_000 + i, "clock_synced": True, "survey_version": 0, "burst": False,
+             "out_of_hours": False}
             for i in range(12_000)
         ])
         s.commit()

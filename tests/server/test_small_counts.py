@@ -32,7 +32,7 @@ def _rank(rows: list[list[Fraction]]) -> int:
         rows[rank], rows[pivot] = rows[pivot], rows[rank]
         for i in range(rank + 1, len(rows)):
             f = rows[i][col] / rows[rank][col]
-            rows[i] = [a - f * b for a, b in zip(rows[i], rows[rank])]
+            rows[i] = [a - f * b for a, b in zip(rows[i], rows[rank], strict=True)]
         rank += 1
     return rank
 
@@ -114,7 +114,7 @@ def test_grid_with_margins_leaks_no_hidden_cell(n_rows, n_cols, data, minimum):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(counts, counts, counts, counts), min_size=1, max_size=6), st.integers(min_value=1, max_value=10))
 def test_distributions_hide_small_bases_whole_and_no_hidden_total_is_recoverable(rows, minimum):
-    data = {i: dict(zip((1, 2, 3, 4), r)) for i, r in enumerate(rows)}
+    data = {i: dict(zip((1, 2, 3, 4), r, strict=True)) for i, r in enumerate(rows)}
     data["all"] = {v: sum(r[v - 1] for r in rows) for v in (1, 2, 3, 4)}
     shown = distributions(data, minimum, all_key="all")
     totals = {k: sum(d.values()) for k, d in data.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from fleet_server.devtools.local_broker import MOSQUITTO, free_port, wait_for_port
 from tests.support.tls import TlsFiles, make_tls
@@ -77,7 +78,7 @@ class DeployBroker:
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def __enter__(self) -> DeployBroker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

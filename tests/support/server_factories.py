@@ -16,10 +16,10 @@ _seq = count(1)
 
 
 def event(station="kalvia", device="kalvia-1", value=4, ts=T0, seq=None, kind="smiley", **over) -> c.FeedbackEvent:
-    data = dict(
-        event_id=uuid6.uuid7(), station_id=station, device_id=device, kind=kind, value=value,
-        question_id="visit", lang="fi", ts=ts, seq=seq or next(_seq), clock_synced=True,
-    )
+    data = {
+        "event_id": uuid6.uuid7(), "station_id": station, "device_id": device, "kind": kind, "value": value,
+        "question_id": "visit", "lang": "fi", "ts": ts, "seq": seq or next(_seq), "clock_synced": True,
+    }
     data.update(over)
     return c.FeedbackEvent(**data)
 
@@ -43,6 +43,6 @@ def status_message(station="kalvia", device="kalvia-1", online=True, **over) -> 
 def raw_batch(**over) -> bytes:
     """A batch as plain JSON, for building invalid variants."""
     ev = json.loads(c.encode(event()))
-    data = dict(v=1, station_id="kalvia", device_id="kalvia-1", sent_at="2026-11-27T08:00:01Z", events=[ev])
+    data = {"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "sent_at": "2026-11-27T08:00:01Z", "events": [ev]}
     data.update(over)
     return json.dumps(data).encode()

@@ -10,16 +10,16 @@ from palaute_wire import contract as c
 
 
 def _event(**over):
-    base = dict(
-        event_id=str(uuid6.uuid7()), station_id="kalvia", device_id="kalvia-1", kind="smiley", value=4,
-        question_id="visit", lang="fi", ts="2026-11-27T10:00:00+02:00", seq=1, clock_synced=True,
-    )
+    base = {
+        "event_id": str(uuid6.uuid7()), "station_id": "kalvia", "device_id": "kalvia-1", "kind": "smiley", "value": 4,
+        "question_id": "visit", "lang": "fi", "ts": "2026-11-27T10:00:00+02:00", "seq": 1, "clock_synced": True,
+    }
     base.update(over)
     return base
 
 
 def _batch(events, **over):
-    base = dict(v=1, station_id="kalvia", device_id="kalvia-1", sent_at="2026-11-27T08:00:01Z", events=events)
+    base = {"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "sent_at": "2026-11-27T08:00:01Z", "events": events}
     base.update(over)
     return json.dumps(base).encode()
 
@@ -96,7 +96,7 @@ STATUS_TOPIC = "palaute/v1/kalvia/kalvia-1/status"
 
 
 def _status(**over):
-    base = dict(v=1, station_id="kalvia", device_id="kalvia-1", online=True, sent_at="2026-11-27T08:00:01Z")
+    base = {"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "online": True, "sent_at": "2026-11-27T08:00:01Z"}
     base.update(over)
     return json.dumps(base).encode()
 
@@ -105,8 +105,8 @@ def _status(**over):
     "payload",
     [
         _status(uptime_s=1e300),
-        b'{"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "online": true, '
-        b'"sent_at": "2026-11-27T08:00:01Z", "uptime_s": 1e999}',
+        (b'{"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "online": true, '
+        b'"sent_at": "2026-11-27T08:00:01Z", "uptime_s": 1e999}'),
         _status(cpu_temp_c=1e6),
         _status(cpu_temp_c=-300.0),
         _status(disk_free_mb=1e12),

@@ -239,8 +239,8 @@ def test_audio_mode_reads_question_options_and_thanks_in_the_current_language(ma
     assert lang == "sv" and text.startswith("Hur var ditt besök i dag?") and "Mycket dåligt" in text
     k.tap(k.face(1))
     k.wait_screen("followup")
-    assert speaker.said[-1] == ("Vad gick dåligt? Jag väntade för länge, Personalens bemötande, "
-                                "Jag fick inte nog information, Lokalerna, Något annat.", "sv")
+    assert speaker.said[-1] == (("Vad gick dåligt? Jag väntade för länge, Personalens bemötande, "
+                                "Jag fick inte nog information, Lokalerna, Något annat."), "sv")
     k.app.skip_followup()
     assert speaker.said[-1] == ("Tack! Ditt svar har sparats.", "sv")
 
