@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from fleet_server.api import api_router
 from fleet_server.api.fleet import router as fleet_api_router
@@ -22,6 +22,7 @@ from fleet_server.auth.setup import install_auth
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.loop import start_fleet_ops, stop_fleet_ops
+from fleet_server.health import health
 from fleet_server.ingest.consumer import Ingestor
 from fleet_server.models import Alert
 from fleet_server.web.dashboard import router as dashboard_router
@@ -96,28 +97,11 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     install_fleet_routes(app)
     app.include_router(pages_router)
 
-    @app.get("/healthz", tags=["health"], summary="Database reachable; MQTT and ingest state",
-             responses={503: {"description": "the database is unreachable"}})
+    @app.get("/healthz", tags=["health"],
+             summary="Database reachable and writable; MQTT and ingest state (fleet_server.health)",
+             responses={503: {"description": "the database is unreachable or refuses writes, or the ingest is stalled"}})
     def healthz(request: Request) -> JSONResponse:
-        body: dict = {"status": "ok"}
-        try:
-            with request.app.state.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            body["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            _LOGGER.warning("health check: database unreachable: %s", exc)
-            body.update(status="failing", database=f"error: {type(exc).__name__}")
-        loop = getattr(request.app.state, "fleet_loop", None)
-        if loop is not None and loop.leadership is not None:
-            body["fleet_loop"] = "leader" if loop.leading else "standby"
-        ingestor = request.app.state.ingestor
-        if ingestor is None:
-            body["mqtt"] = "disabled"
-        else:
-            body["mqtt"] = "connected" if ingestor.connected else "disconnected"
-            body["ingest"] = {**ingestor.counters.snapshot(), "backlog": ingestor.backlog}
-            if not ingestor.connected and body["status"] == "ok":
-                body["status"] = "degraded"
-        return JSONResponse(body, status_code=503 if body["status"] == "failing" else 200)
+        code, body = health(request.app.state, request.app.state.settings.healthz_stall_s)
+        return JSONResponse(body, status_code=code)
 
     return app

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
     mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
 
+    healthz_stall_s: float = Field(
+        default=30, gt=0, le=3600,
+        description="/healthz says 503 'ingest stalled' when messages wait and nothing was committed this long",
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
 

@@ -142,6 +142,14 @@ class Ingestor:
         self._generation = 0
         self._pending_subs: set[int] = set()
         self._writer: threading.Thread | None = None
+        # For /healthz (fleet_server.core.health): is the writer getting anything committed?
+        self.started_at = time.monotonic()
+        self.last_commit_at: float | None = None
+        self.failing_since: float | None = None
+        self.last_db_error: str | None = None
+        self.writing_since: float | None = None
+        """When the writer took the batch it is trying to commit (None: not holding one)."""
+        self._in_hand = 0
         self._client = self._make_client()
 
     # ---------------------------------------------------------------- lifecycle
@@ -227,9 +235,13 @@ class Ingestor:
         return self._subscribed.wait(timeout)
 
     @property
+    def writer_alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    @property
     def backlog(self) -> int:
-        """Messages received but not yet committed."""
-        return self._queue.qsize()
+        """Messages received but not yet committed (the writer's current batch included)."""
+        return self._queue.qsize() + self._in_hand
 
     # ---------------------------------------------------------------- paho callbacks (network thread)
 
@@ -318,8 +330,10 @@ class Ingestor:
 
     def _write_loop(self) -> None:
         while (batch := self._take_batch()) is not None:
+            self._in_hand, self.writing_since = len(batch), time.monotonic()
             if self._store(batch):
                 self._ack(batch)
+            self._in_hand, self.writing_since = 0, None
 
     def _store(self, batch: list[InboundMessage]) -> bool:
         """Commit the batch, retrying transient database errors; False if told to halt first."""
@@ -327,10 +341,13 @@ class Ingestor:
         while not self._halt.is_set():
             try:
                 self.counters.add_result(store_batch(self._session_factory, batch))
+                self.last_commit_at, self.failing_since = time.monotonic(), None
                 return True
             except (OperationalError, DBAPIError) as exc:
                 if isinstance(exc, OperationalError) or exc.connection_invalidated:
                     self.counters.add(db_errors=1)
+                    self.failing_since = self.failing_since or time.monotonic()
+                    self.last_db_error = f"{type(exc.orig or exc).__name__}: {str(exc.orig or exc).strip()[:200]}"
                     _LOGGER.error("database unavailable (%s); retrying %d message(s) in %.1fs", exc, len(batch), delay)
                     self._halt.wait(delay)
                     delay = min(delay * 2, self.settings.mqtt_reconnect_max_s)

@@ -25,12 +25,13 @@ from fleet_server.models.fleet import (
     SeqGap,
     StationConfigVersion,
 )
+from fleet_server.models.health import HealthProbe
 from fleet_server.models.notes import StationNote
 from fleet_server.models.rollups import FollowupHour, StationHour
 
 __all__ = [
     "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "ApiToken", "Base", "BigId",
     "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
-    "FollowupHour", "SeqGap", "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
+    "FollowupHour", "HealthProbe", "SeqGap", "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
     "UtcDateTime",
 ]

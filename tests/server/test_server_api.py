@@ -105,4 +105,4 @@ def test_status_page_lists_stations_and_devices(client):
 
 def test_healthz_reports_database_and_ingest(client):
     body = client.get("/healthz").json()
-    assert body == {"status": "ok", "database": "ok", "mqtt": "disabled"}
+    assert body == {"status": "ok", "database": "ok", "database_writable": "ok", "mqtt": "disabled"}
