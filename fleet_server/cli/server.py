@@ -20,11 +20,17 @@ def serve(
     import uvicorn
 
     from fleet_server.app import create_app
+    from fleet_server.core.settings import SettingsError
 
     settings = settings_or_exit(config, http_host=host, http_port=port)
     setup_logging(settings.log_level)
+    try:
+        application = create_app(settings, start_ingest=not no_ingest)
+    except SettingsError as exc:  # e.g. no PALAUTE_SESSION_SECRET in production: one line, no traceback
+        typer.echo(f"palaute-server: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings, start_ingest=not no_ingest),
+        application,
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_server.devtools.local_broker import Mosquitto, wait_for_port
+from fleet_server.devtools.local_broker import Mosquitto, free_port, wait_for_port
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class Demo:
 
     def start(self) -> None:
         opts = self.options
+        if not port_is_free(opts.http_port):
+            raise RuntimeError(f"port {opts.http_port} is busy: use --port (e.g. --port {free_port()})")
         workdir = opts.workdir.resolve()
         if opts.fresh and workdir.exists():
             shutil.rmtree(workdir)
@@ -116,6 +119,11 @@ class Demo:
             raise RuntimeError(
                 f"the fleet server did not start; see {workdir / 'logs' / 'server.log'}"
             ) from None
+        time.sleep(0.2)  # a server that lost the port to another process has exited by now
+        if self.server.poll() is not None:  # what answered on the port was someone else
+            raise RuntimeError(
+                f"the fleet server exited at start (port {opts.http_port} taken?); see {workdir / 'logs' / 'server.log'}"
+            )
         for index, (station_id, _name) in enumerate(SAMPLE_STATIONS[: opts.stations]):
             for device_id in self._device_ids(station_id):
                 config = self._write_kiosk_config(workdir, station_id, device_id, _MIXES[index % len(_MIXES)])
@@ -296,6 +304,17 @@ def _script(name: str) -> str:
     """The console script next to this interpreter (the venv's), else from PATH."""
     candidate = Path(sys.executable).with_name(name)
     return str(candidate) if candidate.exists() else name
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the fleet server could listen on ``port`` (the same SO_REUSEADDR bind as uvicorn's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -45,3 +45,20 @@ def test_demo_counts_answers_from_simulated_kiosks_and_stops_everything(tmp_path
     creds = (workdir / "credentials.txt")
     assert oct(creds.stat().st_mode & 0o777) == "0o600"
     assert {line.split("\t")[0] for line in creds.read_text().splitlines()} >= {"coordinator", "it", "admin"}
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line_and_starts_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as other:  # something else already serves on the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        script = Path(sys.executable).with_name("palaute-server")
+        proc = subprocess.run([str(script), "demo", "--duration", "5", "--workdir", str(tmp_path / "demo"),
+                               "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert any(f"port {port} is busy: use --port" in line for line in lines), proc.stderr
+    assert "Dashboard" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "demo" / "broker").exists()

@@ -81,3 +81,22 @@ def test_palaute_variables_that_are_no_setting_are_left_alone_as_in_os_environ()
 
     settings = load_settings(environ={"PALAUTE_TEST_DATABASE_URL": "postgresql://x/y", "PALAUTE_LOG_LEVEL": "DEBUG"})
     assert settings.log_level == "DEBUG"
+
+
+def test_serve_without_a_session_secret_says_so_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fleet_server.devtools.local_broker import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALAUTE_")}
+    env.update(PALAUTE_DATABASE_URL=f"sqlite:///{tmp_path / 'p.db'}", PALAUTE_HTTP_PORT=str(free_port()),
+               COLUMNS="200")
+    proc = subprocess.run([str(Path(sys.executable).with_name("palaute-server")), "serve", "--no-ingest"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("palaute-server: PALAUTE_SESSION_SECRET is not set")
