@@ -78,7 +78,7 @@ class Mosquitto:
             # Deliberate queue limits (see shared FACTS: the default of 1000 drops bursts).
             "max_queued_messages 0",
             "max_inflight_messages 100",
-            "message_size_limit 262144",
+            "max_packet_size 263168",  # MAX_PAYLOAD_BYTES plus 1 KiB for topic and headers
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             f"listener {self.port} 127.0.0.1",
             self.extra_config,
