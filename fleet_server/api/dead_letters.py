@@ -40,6 +40,9 @@ def _out(letter: DeadLetter, max_chars: int | None) -> DeadLetterOut:
         payload_encoding=encoding,
         payload=text,
         payload_truncated=truncated,
+        count=letter.count,
+        last_seen_at=letter.last_seen_at,
+        stored_payload=letter.stored_payload.decode("utf-8", "replace") if letter.stored_payload else None,
     )
 
 

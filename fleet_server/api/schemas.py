@@ -82,6 +82,11 @@ class DeadLetterOut(BaseModel):
     payload_encoding: Literal["utf-8", "base64"]
     payload: str = Field(description="the raw payload: text when it is UTF-8, else base64")
     payload_truncated: bool = Field(description="true when only the first max_payload_chars are shown")
+    count: int = Field(default=1, description="how many times this same message was refused")
+    last_seen_at: datetime | None = Field(default=None, description="when it was last refused")
+    stored_payload: str | None = Field(
+        default=None, description="conflicting_duplicate: the copy stored first under the same event id (JSON)"
+    )
 
 
 class DeadLetterPage(BaseModel):

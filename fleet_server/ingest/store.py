@@ -4,24 +4,38 @@ Everything here works on a SQLAlchemy session and knows nothing of MQTT, so the
 consumer (``consumer.py``), tests and bench/ call it the same way. The caller
 commits; only then may it acknowledge the messages (PUBACK after COMMIT).
 
-- Each event is stored once by its ``event_id`` (ON CONFLICT DO NOTHING); a
-  redelivery adds nothing, to the events or to the rollups.
+- Each event is stored once by its ``event_id``; a redelivery adds nothing, to
+  the events or to the rollups. A second copy of an id with different content
+  is not dropped silently: it is dead-lettered as ``conflicting_duplicate`` with
+  both copies.
 - Nothing invalid is dropped: a message that breaks the contract is stored in
   ``dead_letters`` with its reason and raw payload, and the rest of the batch
-  goes on. Only a database error escapes, and then nothing of the batch may be
+  goes on. The same refused message seen again (paho resends its in-flight
+  window on every reconnect) counts up its row instead of adding one.
+  Only a database error escapes, and then nothing of the batch may be
   acknowledged.
+
+Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
+not per-row SQLAlchemy binds. PostgreSQL: binary COPY into a temp table, then
+``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id``;
+SQLite: the write lock first (``BEGIN IMMEDIATE``), the ids already stored, then
+one ``executemany`` of the new rows. Statuses are one UPDATE per batch, not a
+SELECT and an UPDATE each.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Self
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,9 +60,18 @@ REASON_UNEXPECTED_CHANNEL = "unexpected_channel"  # e.g. a config message on a t
 REASON_DEVICE_STATION_MISMATCH = "device_station_mismatch"  # device known under another station
 REASON_DEVICE_RETIRED = "device_retired"  # the registry retired this device
 REASON_INGEST_ERROR = "ingest_error"  # valid, but storing it failed for a non-transient reason
+REASON_CONFLICTING_DUPLICATE = "conflicting_duplicate"  # an event id already stored with other content
 
 MAX_DETAIL_CHARS = 2000
 """Dead-letter detail texts are cut here; the payload itself is kept."""
+
+TX_MAX_EVENTS = 5000
+"""Most events the consumer commits in one transaction: a commit stays short (tens of
+milliseconds), so a live press never waits behind one long catch-up transaction."""
+
+SQLITE_MAX_PARAMS = 500
+"""Ids per ``IN (...)`` lookup on SQLite (old builds allow 999 parameters)."""
+
 STATUS_FIELDS = (
     "software_version",
     "uptime_s",
@@ -63,6 +86,17 @@ STATUS_FIELDS = (
     "ip",
 )
 """Status fields copied to the device row when present (the Last Will carries none)."""
+
+CONTENT_COLUMNS = (
+    "station_id", "device_id", "kind", "value", "option_id", "question_id", "lang", "ts", "seq",
+    "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours",
+)  # fmt: skip
+"""The columns two copies of one event id must agree on (received_at is the server's, not the event's)."""
+
+
+def count_events(payload: bytes) -> int:
+    """How many events a message carries, without parsing it (for bounding transactions)."""
+    return payload.count(b'"event_id"')
 
 
 @dataclass(frozen=True)
@@ -95,7 +129,7 @@ class BatchResult:
         return self
 
 
-# --------------------------------------------------------------------- core
+# --------------------------------------------------------------------- rows
 
 
 def _dialect_insert(session: Session, table: Any) -> Any:
@@ -107,14 +141,21 @@ def _dialect_insert(session: Session, table: Any) -> Any:
     raise RuntimeError(f"unsupported database dialect {name!r} (use sqlite or postgresql)")
 
 
-def _dead_letter_row(message: InboundMessage, reason: str, detail: str) -> dict[str, Any]:
+def _dead_letter_row(
+    message: InboundMessage, reason: str, detail: str, *, payload: bytes | None = None, stored: bytes | None = None
+) -> dict[str, Any]:
+    raw = message.payload if payload is None else payload
     return {
         "received_at": message.received_at,
+        "last_seen_at": message.received_at,
         "topic": message.topic,
         "reason": reason,
         "detail": detail[:MAX_DETAIL_CHARS],
-        "payload": bytes(message.payload[:MAX_STORED_PAYLOAD]),
-        "size": len(message.payload),
+        "payload": bytes(raw[:MAX_STORED_PAYLOAD]),
+        "size": len(raw),
+        "digest": hashlib.sha256(b"\0".join((reason.encode(), message.topic.encode(), bytes(raw)))).hexdigest(),
+        "count": 1,
+        "stored_payload": stored,
     }
 
 
@@ -140,24 +181,43 @@ def _event_row(event: contract.FeedbackEvent, received_at: datetime) -> dict[str
     }
 
 
-def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[str, tuple[str, str]]:
-    """Create stations and devices seen for the first time; return {device: (station, state)}.
+def _content_json(row: Any) -> bytes:
+    return json.dumps({c: row[c] for c in CONTENT_COLUMNS}, default=str, sort_keys=True).encode()
+
+
+def _differences(stored: Any, new: Any) -> list[str]:
+    return [c for c in CONTENT_COLUMNS if stored[c] != new[c]]
+
+
+# --------------------------------------------------------------------- devices
+
+
+@dataclass
+class _Known:
+    station_id: str
+    state: str
+    online: bool
+
+
+def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[str, _Known]:
+    """Create stations and devices seen for the first time; return what the batch needs of each.
 
     Until the device registry exists, the first valid message registers its
     sender; ON CONFLICT DO NOTHING keeps concurrent ingest workers from colliding.
     """
     known = {
-        row.id: (row.station_id, row.state)
+        row.id: _Known(row.station_id, row.state, bool(row.online))
         for row in session.execute(
-            select(Device.id, Device.station_id, Device.state).where(Device.id.in_(list(senders)))
+            select(Device.id, Device.station_id, Device.state, Device.online).where(Device.id.in_(list(senders)))
         )
     }
-    first_words = [d for d, (_s, state) in known.items() if state == "provisioned"]
+    first_words = [d for d, k in known.items() if k.state == "provisioned"]
     if first_words:  # a provisioned kiosk that speaks is in service from this message on
         session.execute(
             update(Device).where(Device.id.in_(first_words), Device.state == "provisioned").values(state="active")
         )
-        known.update({d: (known[d][0], "active") for d in first_words})
+        for d in first_words:
+            known[d].state = "active"
     new = {device: station for device, station in senders.items() if device not in known}
     if new:
         stations = sorted(set(new.values()))
@@ -173,59 +233,222 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
             ],
         )
         _LOGGER.info("registered %d new device(s): %s", len(new), ", ".join(sorted(new)))
-        known.update({d: (s, "active") for d, s in new.items()})
+        known.update({d: _Known(s, "active", False) for d, s in new.items()})
     return known
 
 
-def _apply_status(session: Session, message: InboundMessage, status: contract.StatusHeartbeat) -> None:
-    device = session.get(Device, status.device_id)
-    assert device is not None  # registered just before
-    was_online = device.online
-    device.online = status.online
-    device.status_sent_at = status.sent_at
-    device.status_received_at = message.received_at
-    device.last_status = status.model_dump(mode="json", exclude_none=True)
+def _status_update_statement() -> Any:
+    """One UPDATE for every status of a batch: fields a status leaves out keep their value."""
+    t = Device.__table__
+    seen = bindparam("b_seen", type_=t.c.last_seen_at.type)
+    values: dict[str, Any] = {
+        "online": bindparam("b_online", type_=t.c.online.type),
+        "status_sent_at": bindparam("b_sent_at", type_=t.c.status_sent_at.type),
+        "status_received_at": bindparam("b_received_at", type_=t.c.status_received_at.type),
+        "last_status": bindparam("b_last_status", type_=t.c.last_status.type),
+        # Only ever forward: an older retained status must not move last_seen_at back.
+        "last_seen_at": case(
+            (and_(seen.is_not(None), or_(t.c.last_seen_at.is_(None), seen > t.c.last_seen_at)), seen),
+            else_=t.c.last_seen_at,
+        ),
+    }
     for name in STATUS_FIELDS:
-        value = getattr(status, name)
-        if value is not None:
-            setattr(device, name, value)
-    if status.online:
-        # A retained status replayed at subscribe time may be old: count it as seen when it was sent.
-        seen = min(status.sent_at, message.received_at) if message.retained else message.received_at
-        if device.last_seen_at is None or seen > device.last_seen_at:
-            device.last_seen_at = seen
-    if was_online != status.online:
-        session.add(DevicePresence(device_id=device.id, at=message.received_at, online=status.online))
+        values[name] = func.coalesce(bindparam(f"b_{name}", type_=t.c[name].type), t.c[name])
+    return update(t).where(t.c.id == bindparam("b_id")).values(**values)
 
 
-def _insert_events_statement(session: Session, rows: list[dict[str, Any]]) -> Any:
-    """INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id, for this session's database.
+_STATUS_UPDATE = _status_update_statement()
 
-    Execute it with ``rows`` as parameters; it returns the ids really inserted. On
-    PostgreSQL the rows travel as one array per column through ``unnest``: one short
-    statement instead of a thousand-row VALUES list, which psycopg would otherwise
-    re-parse on every batch (measured: about 10x faster per event).
-    """
+
+def _apply_statuses(
+    session: Session, statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]], known: dict[str, _Known]
+) -> None:
+    """Fold the batch's statuses per device in arrival order, then write them set-based."""
+    params: dict[str, dict[str, Any]] = {}
+    presence: list[dict[str, Any]] = []
+    for message, status in statuses:
+        device = known[status.device_id]
+        p = params.get(status.device_id)
+        if p is None:
+            p = params[status.device_id] = {"b_id": status.device_id, "b_seen": None}
+            p.update({f"b_{name}": None for name in STATUS_FIELDS})
+        p["b_online"] = status.online
+        p["b_sent_at"] = status.sent_at
+        p["b_received_at"] = message.received_at
+        p["b_status"] = status
+        for name in STATUS_FIELDS:
+            value = getattr(status, name)
+            if value is not None:
+                p[f"b_{name}"] = value
+        if status.online:
+            # A retained status replayed at subscribe time may be old: count it as seen when it was sent.
+            seen = min(status.sent_at, message.received_at) if message.retained else message.received_at
+            if p["b_seen"] is None or seen > p["b_seen"]:
+                p["b_seen"] = seen
+        if device.online != status.online:
+            presence.append({"device_id": status.device_id, "at": message.received_at, "online": status.online})
+            device.online = status.online
+    for p in params.values():
+        p["b_last_status"] = p.pop("b_status").model_dump(mode="json", exclude_none=True)
+    session.execute(_STATUS_UPDATE, list(params.values()))
+    if presence:
+        session.execute(DevicePresence.__table__.insert(), presence)
+
+
+# --------------------------------------------------------------------- events, per database
+
+
+_PG_TYPES = {
+    "UUID": "uuid",
+    "VARCHAR": "text",
+    "TEXT": "text",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "SMALLINT": "int2",
+    "BOOLEAN": "bool",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "FLOAT": "float8",
+    "DOUBLE PRECISION": "float8",
+}
+
+
+def _pg_copy_types(session: Session, columns: Sequence[str]) -> list[str]:
     table = FeedbackEvent.__table__
     dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        return (
-            _dialect_insert(session, table)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(table.c.event_id)
-        )
+    return [_PG_TYPES[table.c[c].type.compile(dialect).split("(")[0]] for c in columns]
+
+
+def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Binary COPY into a temp table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING."""
     columns = list(rows[0])
-    arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect)}[])" for c in columns)
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-    ).columns(table.c.event_id)
+    names = ", ".join(columns)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    getter = itemgetter(*columns)
+    with raw.cursor(binary=True) as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
+        )
+        with cur.copy(f"COPY ingest_events_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_pg_copy_types(session, columns))
+            for row in rows:
+                copy.write_row(getter(row))
+        cur.execute(
+            f"INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        inserted = {r[0] for r in cur.fetchall()}
+        cur.execute("TRUNCATE ingest_events_in")  # two batches in one transaction must not meet here
+    return inserted
 
 
-def _execute_insert(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Any:
+def _sqlite_converters(session: Session, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    """Per column: the value as SQLAlchemy stores it on SQLite (hex uuid, naive UTC text), or None."""
+    table = FeedbackEvent.__table__
+    out: list[Callable[[Any], Any] | None] = []
+    for c in columns:
+        python_type = table.c[c].type.python_type
+        if python_type is uuid.UUID:
+            out.append(lambda v: None if v is None else v.hex)
+        elif python_type is datetime:
+            # contract times are UTC already; the same text as SQLAlchemy's SQLite DATETIME
+            out.append(lambda v: None if v is None else v.replace(tzinfo=None).isoformat(" ", "microseconds"))
+        else:
+            out.append(None)
+    return out
+
+
+def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Under the write lock: look up the ids already stored, then executemany the new rows."""
+    columns = list(rows[0])
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")  # the lookup and the insert see the same database
+    table = FeedbackEvent.__tablename__
+    by_hex = {row["event_id"].hex: row["event_id"] for row in rows}
+    hexes = list(by_hex)
+    stored: set[str] = set()
+    for i in range(0, len(hexes), SQLITE_MAX_PARAMS):
+        chunk = hexes[i : i + SQLITE_MAX_PARAMS]
+        marks = ", ".join("?" * len(chunk))
+        stored.update(r[0] for r in raw.execute(f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", chunk))
+    converters = list(enumerate(_sqlite_converters(session, columns)))
+    getter = itemgetter(*columns)
+    values = []
+    for row in rows:
+        if row["event_id"].hex in stored:
+            continue
+        v = list(getter(row))
+        for i, convert in converters:
+            if convert is not None:
+                v[i] = convert(v[i])
+        values.append(v)
+    if values:
+        raw.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+        )
+    return {uid for h, uid in by_hex.items() if h not in stored}
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the rows whose event_id is new; return those ids."""
+    session.flush()
     if session.get_bind().dialect.name == "postgresql":
-        return session.execute(stmt, {c: [r[c] for r in rows] for c in rows[0]})
-    return session.execute(stmt, rows)
+        return _insert_events_postgresql(session, rows)
+    return _insert_events_sqlite(session, rows)
+
+
+def _stored_copies(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    e = FeedbackEvent.__table__
+    out: dict[uuid.UUID, Any] = {}
+    for i in range(0, len(event_ids), SQLITE_MAX_PARAMS):
+        chunk = event_ids[i : i + SQLITE_MAX_PARAMS]
+        for row in session.execute(
+            select(e.c.event_id, *(e.c[c] for c in CONTENT_COLUMNS)).where(e.c.event_id.in_(chunk))
+        ).mappings():
+            out[row["event_id"]] = row
+    return out
+
+
+def _conflict_letter(
+    message: InboundMessage, event_id: uuid.UUID, stored: Any, new: Any, where: str
+) -> dict[str, Any]:
+    diffs = _differences(stored, new)
+    detail = f"event {event_id} {where} with different content ({', '.join(diffs)}); the first copy is kept: " + (
+        "; ".join(f"{c} {stored[c]!r} stored, {new[c]!r} now" for c in diffs)
+    )
+    return _dead_letter_row(
+        message, REASON_CONFLICTING_DUPLICATE, detail, payload=_content_json(new), stored=_content_json(stored)
+    )
+
+
+# --------------------------------------------------------------------- dead letters
+
+
+def _store_dead_letters(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One row per distinct refused message: a repeat counts up and moves last_seen_at."""
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first = merged.get(row["digest"])
+        if first is None:
+            merged[row["digest"]] = dict(row)
+        else:
+            first["count"] += 1
+            first["last_seen_at"] = max(first["last_seen_at"], row["last_seen_at"])
+    table = DeadLetter.__table__
+    stmt = _dialect_insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["digest"],
+        set_={"count": table.c["count"] + stmt.excluded["count"], "last_seen_at": stmt.excluded.last_seen_at},
+    )
+    session.execute(stmt, list(merged.values()))
+    for row in rows:
+        _LOGGER.warning("dead letter from %s: %s: %s", row["topic"], row["reason"], row["detail"])
+
+
+# --------------------------------------------------------------------- the batch
 
 
 def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
@@ -243,9 +466,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             channel = contract.parse_topic(message.topic).channel
             if channel not in ("events", "status"):
                 dead.append(
-                    _dead_letter_row(
-                        message, REASON_UNEXPECTED_CHANNEL, f"the ingest reads events and status, not {channel}"
-                    )
+                    _dead_letter_row(message, REASON_UNEXPECTED_CHANNEL, f"the ingest reads events and status, not {channel}")
                 )
                 continue
             _, payload = contract.decode(message.topic, message.payload)
@@ -263,20 +484,21 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
 
     ceilings = seq_ceilings(session, [p for _, p in decoded])
     event_rows: dict[uuid.UUID, dict[str, Any]] = {}
+    came_in: dict[uuid.UUID, InboundMessage] = {}
     last_event_at: dict[str, datetime] = {}
     statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]] = []
     for message, payload in decoded:
-        station_id, state = known[payload.device_id]
-        if station_id != payload.station_id:
+        device = known[payload.device_id]
+        if device.station_id != payload.station_id:
             dead.append(
                 _dead_letter_row(
                     message,
                     REASON_DEVICE_STATION_MISMATCH,
-                    f"device {payload.device_id} belongs to station {station_id}, not {payload.station_id}",
+                    f"device {payload.device_id} belongs to station {device.station_id}, not {payload.station_id}",
                 )
             )
             continue
-        if state == "retired":
+        if device.state == "retired":
             dead.append(_dead_letter_row(message, REASON_DEVICE_RETIRED, f"device {payload.device_id} is retired"))
             continue
         if isinstance(payload, contract.StatusHeartbeat):
@@ -288,18 +510,31 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             dead.append(_dead_letter_row(message, REASON_SEQ_JUMP, jumped))
             result.events -= len(payload.events) - len(events)
         for event in events:
-            event_rows.setdefault(event.event_id, _event_row(event, message.received_at))
+            row = _event_row(event, message.received_at)
+            first = event_rows.get(event.event_id)
+            if first is None:
+                event_rows[event.event_id] = row
+                came_in[event.event_id] = message
+            elif _differences(first, row):
+                dead.append(_conflict_letter(message, event.event_id, first, row, "came twice in one batch"))
         previous = last_event_at.get(payload.device_id)
         if previous is None or message.received_at > previous:
             last_event_at[payload.device_id] = message.received_at
 
     if event_rows:
-        stmt = _insert_events_statement(session, list(event_rows.values()))
-        inserted = _execute_insert(session, stmt, list(event_rows.values())).scalars().all()
+        rows = list(event_rows.values())
+        inserted = _insert_events(session, rows)
         result.inserted = len(inserted)
         # Only the rows really inserted reach the rollups: a redelivery adds nothing.
-        rollups.add_events(session, [event_rows[event_id] for event_id in inserted])
+        rollups.add_events(session, [r for r in rows if r["event_id"] in inserted])
         result.duplicates = result.events - result.inserted
+        repeated = [event_id for event_id in event_rows if event_id not in inserted]
+        if repeated:
+            for event_id, stored in _stored_copies(session, repeated).items():
+                if _differences(stored, event_rows[event_id]):
+                    dead.append(
+                        _conflict_letter(came_in[event_id], event_id, stored, event_rows[event_id], "was stored before")
+                    )
         table = Device.__table__
         session.execute(
             update(table)
@@ -307,14 +542,12 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             .values(last_event_at=bindparam("b_at"), last_seen_at=bindparam("b_at")),
             [{"b_id": d, "b_at": at} for d, at in last_event_at.items()],
         )
-    for message, status in statuses:
-        _apply_status(session, message, status)
-        result.statuses += 1
+    if statuses:
+        _apply_statuses(session, statuses, known)
+        result.statuses = len(statuses)
     if dead:
-        session.execute(insert(DeadLetter.__table__), dead)
+        _store_dead_letters(session, dead)
         result.dead_lettered = len(dead)
-        for row in dead:
-            _LOGGER.warning("dead letter from %s: %s: %s", row["topic"], row["reason"], row["detail"])
     session.flush()
     return result
 
@@ -332,5 +565,5 @@ def store_dead_letter(
 ) -> None:
     """Dead-letter one message in its own transaction (a message that could not be stored otherwise)."""
     with session_factory() as session:
-        session.execute(insert(DeadLetter.__table__), [_dead_letter_row(message, reason, detail)])
+        _store_dead_letters(session, [_dead_letter_row(message, reason, detail)])
         session.commit()

@@ -149,6 +149,14 @@ class DeadLetter(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[bytes] = mapped_column(LargeBinary, doc="the raw payload (truncated past MAX_STORED_PAYLOAD)")
     size: Mapped[int] = mapped_column(doc="the payload's size as received, in bytes")
+    digest: Mapped[str | None] = mapped_column(
+        String(64), unique=True, doc="sha256 of reason, topic and payload: one row per distinct refused message"
+    )
+    count: Mapped[int] = mapped_column(default=1, server_default="1", doc="times this same message was refused")
+    last_seen_at: Mapped[datetime | None] = mapped_column(doc="when it was last refused (received_at: the first)")
+    stored_payload: Mapped[bytes | None] = mapped_column(
+        LargeBinary, doc="conflicting_duplicate: the copy already stored under the same event id"
+    )
 
 
 MAX_STORED_PAYLOAD = 1024 * 1024
