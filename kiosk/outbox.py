@@ -53,6 +53,8 @@ class OutboxStats:
     last_seq: int
     retained: int
     """Acknowledged events still kept for resend requests."""
+    held_from_seq: int = 0
+    """Lowest seq still stored (pending or retained); nothing below it can be resent. last_seq + 1 when empty."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,10 @@ class Outbox:
                 "SELECT count(*), min(created_at) FROM events WHERE acked_at IS NULL"
             ).fetchone()
             (retained,) = db.execute("SELECT count(*) FROM events WHERE acked_at IS NOT NULL").fetchone()
+            (lowest,) = db.execute("SELECT min(seq) FROM events").fetchone()
             counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-        return OutboxStats(depth, oldest, counters["shed"], counters["last_seq"], retained)
+        held_from = lowest if lowest is not None else counters["last_seq"] + 1
+        return OutboxStats(depth, oldest, counters["shed"], counters["last_seq"], retained, held_from)
 
     # -- lifecycle ----------------------------------------------------------
 

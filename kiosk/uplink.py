@@ -526,6 +526,7 @@ class Uplink:
             oldest_queued_age_s=None if oldest is None else _bounded(round(oldest, 1), 0, MAX_DURATION_S),
             shed_count=stats.shed_count,
             last_seq=stats.last_seq,
+            held_from_seq=stats.held_from_seq,
             clock_synced=h.clock_synced(),
             config_version=self._station_config.config_version,
             cpu_temp_c=_bounded(h.cpu_temp_c(), *CPU_TEMP_RANGE_C),

@@ -207,6 +207,11 @@ class StatusHeartbeat(_Strict):
     shed_count: int | None = Field(
         default=None, ge=0, le=MAX_COUNT, description="events dropped because the outbox was full")
     last_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ, description="highest seq the kiosk has made")
+    held_from_seq: int | None = Field(
+        default=None, ge=0, le=MAX_SEQ + 1,
+        description="lowest seq the kiosk still holds (queued or kept for resends): nothing below it can be "
+        "resent; last_seq + 1 when it holds none",
+    )
     clock_synced: bool | None = None
     config_version: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     cpu_temp_c: float | None = Field(default=None, ge=CPU_TEMP_RANGE_C[0], le=CPU_TEMP_RANGE_C[1])

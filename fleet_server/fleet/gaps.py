@@ -26,11 +26,19 @@ What the fleet loop does with them (``track_gaps``, every pass): each gap is a
 ``seq_gaps`` row while it lasts. A gap younger than ``gap_grace_s`` may still be
 in flight and is left alone. For an online kiosk with an older gap the loop sends
 ONE resend from the lowest missing seq (a resend covers every gap above it), at
-most every ``gap_resend_interval_s`` per kiosk, recorded like any other command.
-Once the kiosk acknowledged it and the gap is still there ``gap_grace_s`` later,
-the kiosk no longer holds those events (past its retention, or shed): the gap is
-marked unrecoverable, no longer asked for, and still shown. A gap that fills is
-resolved (``resolved_at``) and kept as history.
+most every ``gap_resend_interval_s`` per kiosk, recorded like any other command,
+and again after that interval while the gap lasts (a resend can itself be lost, e.g.
+queued for a server process that died). A gap is unrecoverable only when the
+kiosk's own status says so: its ``held_from_seq`` (the lowest seq it still holds) is
+above the gap, i.e. those answers are past its retention or were shed. Then it is no
+longer asked for, and still shown. A gap that fills is resolved (``resolved_at``) and
+kept as history.
+
+Several passes at once (two server processes, a pass and the CLI) never track the
+same gap twice: each pass first claims the kiosks it works on by locking their
+``gap_checks`` rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a kiosk another pass
+holds is skipped this time; on SQLite the first write serialises whole passes), and
+a partial unique index allows one open row per (device, first seq).
 """
 
 from __future__ import annotations
@@ -40,12 +48,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleet_server import models as fleet_models
 from fleet_server.core.clock import utcnow
-from fleet_server.models import Device, FeedbackEvent, SeqGap
+from fleet_server.models import Device, FeedbackEvent, GapCheck, SeqGap
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -205,6 +214,36 @@ def open_gaps(session: Session, device_ids: Iterable[str] | None = None) -> dict
     return out
 
 
+def merge_ranges(ranges: Iterable[SeqRange]) -> list[SeqRange]:
+    """Sorted ranges with overlaps merged: a seq is in at most one range (the first one's kind)."""
+    out: list[SeqRange] = []
+    for rng in sorted(ranges, key=lambda r: (r.first, -r.last)):
+        if out and rng.first <= out[-1].last:
+            if rng.last > out[-1].last:
+                out[-1] = SeqRange(out[-1].first, rng.last, out[-1].kind)
+            continue
+        out.append(rng)
+    return out
+
+
+def claim_devices(session: Session, now: datetime) -> list[str]:
+    """The kiosks this pass may work on: their ``gap_checks`` rows, locked until it commits.
+
+    PostgreSQL: rows another pass holds are skipped (it is working on them). SQLite: the
+    first statement is a write, so a second pass waits for the first to commit.
+    """
+    table = GapCheck.__table__
+    missing = select(Device.id).where(~select(table.c.device_id).where(table.c.device_id == Device.id).exists())
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(dialect_insert(table).from_select(["device_id"], missing)
+                    .on_conflict_do_nothing(index_elements=["device_id"]))
+    claimed = list(session.scalars(
+        select(GapCheck.device_id).order_by(GapCheck.device_id).with_for_update(skip_locked=True)))
+    if claimed:
+        session.execute(update(GapCheck).where(GapCheck.device_id.in_(claimed)).values(checked_at=now))
+    return claimed
+
+
 def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: list[SeqGap],
                now: datetime, result: GapPass) -> list[SeqGap]:
     """Match today's ranges to the open rows. Each row keeps the part of its old range
@@ -225,9 +264,9 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
     for rng in found[:MAX_TRACKED_GAPS]:
         cursor = rng.first
         for first, last, row in old:
-            lo, hi = max(rng.first, first), min(rng.last, last)
+            lo, hi = max(rng.first, first, cursor), min(rng.last, last)
             if lo > hi:
-                continue
+                continue  # no overlap, or a copy of a row already matched here: resolved below
             if lo > cursor:
                 new_row(cursor, lo - 1, rng.kind)
             if id(row) not in used:
@@ -253,7 +292,9 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
 
 
 def _why_gone(device: Device, command) -> str:
-    said = f"kiosk answered: {command.detail}" if command is not None and command.detail else "kiosk resent nothing"
+    said = f"the kiosk holds answers from seq {device.held_from_seq} on"
+    if command is not None and command.detail:
+        said += f"; it answered: {command.detail}"
     if device.shed_count:
         return (f"{said}; it has shed {device.shed_count} answers when its store was full, "
                 "or they are past its retention window")
@@ -282,13 +323,16 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
     grace = timedelta(seconds=settings.gap_grace_s)
     interval = timedelta(seconds=settings.gap_resend_interval_s)
     result = GapPass()
+    claimed = claim_devices(session, now)
+    if not claimed:
+        return result
     reconcile_acks(session)
-    rows_by_device = open_gaps(session)
+    rows_by_device = open_gaps(session, claimed)
     if watermarks is None:
-        found = find_gaps(session)
+        found = find_gaps(session, claimed)
         below: dict[str, list[SeqRange]] = {}
     else:
-        since = {d: watermarks.get(d, 0) for d in session.scalars(select(Device.id))}
+        since = {d: watermarks.get(d, 0) for d in claimed}
         seen: dict[str, int] = {}
         found = find_gaps(session, since=since, seen=seen)
         watermarks.update(seen)
@@ -301,8 +345,7 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
         device = session.get(Device, device_id)
         if device is None:
             continue
-        ranges = below.get(device_id, []) + (found[device_id].ranges if device_id in found else [])
-        ranges.sort(key=lambda r: r.first)
+        ranges = merge_ranges(below.get(device_id, []) + (found[device_id].ranges if device_id in found else []))
         if watermarks is not None and len(ranges) > MAX_TRACKED_GAPS:
             # Ranges past the tracked ones must be scanned again next time, not forgotten.
             watermarks[device_id] = min(watermarks.get(device_id, 0), ranges[MAX_TRACKED_GAPS].first - 1)
@@ -316,7 +359,8 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
             command = commands.get(row.resend_cmd_id or "")
             if command is not None and command.acked_at is not None and row.ack_seen_at is None:
                 row.ack_seen_at = now
-            if row.unrecoverable_at is None and row.ack_seen_at is not None and now - row.ack_seen_at >= grace:
+            if (row.unrecoverable_at is None and device.held_from_seq is not None
+                    and row.last_seq < device.held_from_seq and now - row.detected_at >= grace):
                 row.unrecoverable_at = now
                 row.reason = _why_gone(device, command)[:500]
                 result.unrecoverable.append(row)
@@ -328,8 +372,9 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
                 return False
             if row.resend_cmd_id is None:
                 return True
-            # Asked, never acknowledged (kiosk away too long, session expired): ask again later.
-            return row.ack_seen_at is None and row.resend_at is not None and now - row.resend_at >= interval
+            # Asked and still missing although the kiosk holds it (the resend went astray, or was
+            # never acknowledged): ask again after the interval.
+            return row.resend_at is not None and now - row.resend_at >= interval
 
         due = [r for r in rows if wanted(r)]
         if not due or not online(device):

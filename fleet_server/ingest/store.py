@@ -79,6 +79,7 @@ STATUS_FIELDS = (
     "oldest_queued_age_s",
     "shed_count",
     "last_seq",
+    "held_from_seq",
     "clock_synced",
     "config_version",
     "cpu_temp_c",

@@ -22,6 +22,7 @@ from fleet_server.models.fleet import (
     Alert,
     DeviceCommand,
     DeviceCredential,
+    GapCheck,
     SeqGap,
     StationConfigVersion,
 )
@@ -32,6 +33,7 @@ from fleet_server.models.rollups import FollowupHour, StationHour
 __all__ = [
     "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "ApiToken", "Base", "BigId",
     "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
-    "FollowupHour", "HealthProbe", "SeqGap", "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
+    "FollowupHour", "GapCheck", "HealthProbe", "SeqGap", "Station", "StationConfigVersion", "StationHour",
+    "StationNote", "User",
     "UtcDateTime",
 ]

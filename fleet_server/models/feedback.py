@@ -87,6 +87,8 @@ class Device(Base):
     oldest_queued_age_s: Mapped[float | None] = mapped_column(Float)
     shed_count: Mapped[int | None]
     last_seq: Mapped[int | None] = mapped_column(BigInteger, doc="highest seq the kiosk says it has made")
+    held_from_seq: Mapped[int | None] = mapped_column(
+        BigInteger, doc="lowest seq the kiosk says it still holds: gaps below it are unrecoverable")
     clock_synced: Mapped[bool | None]
     config_version: Mapped[int | None]
     cpu_temp_c: Mapped[float | None] = mapped_column(Float)

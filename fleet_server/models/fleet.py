@@ -107,7 +107,18 @@ class SeqGap(Base):
     """One range of a kiosk's seqs the server has not stored, while it lasts and after."""
 
     __tablename__ = "seq_gaps"
-    __table_args__ = (Index(None, "device_id", "resolved_at"),)
+    __table_args__ = (
+        Index(None, "device_id", "resolved_at"),
+        # One open row per start of a range: concurrent passes cannot track the same gap twice.
+        Index(
+            "uq_seq_gaps_open_first_seq",
+            "device_id",
+            "first_seq",
+            unique=True,
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
@@ -125,3 +136,13 @@ class SeqGap(Base):
     @property
     def missing(self) -> int:
         return self.last_seq - self.first_seq + 1
+
+
+class GapCheck(Base):
+    """One row per kiosk that the gap pass locks (``FOR UPDATE SKIP LOCKED``) while it works on
+    that kiosk's gaps, so two passes running at once split the kiosks instead of both writing."""
+
+    __tablename__ = "gap_checks"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    checked_at: Mapped[datetime | None] = mapped_column(doc="when a pass last worked on this kiosk")

@@ -76,6 +76,25 @@ def test_full_outbox_keeps_newest_and_counts_what_it_shed(tmp_path):
         stats = box.stats()
         assert [p.seq for p in box.pending(10)] == [3, 4, 5]
         assert stats.shed_count == 1 and stats.retained == 0 and stats.last_seq == 5
+        assert stats.held_from_seq == 3  # 1 purged, 2 shed: nothing below 3 can be resent
+
+
+def test_the_lowest_seq_held_follows_retention_and_is_past_the_last_when_empty(tmp_path):
+    now = [1000.0]
+    with Outbox(tmp_path / "o.db", retention_s=60, clock=lambda: now[0]) as box:
+        rec = _recorder(box)
+        assert box.stats().held_from_seq == 1  # nothing made yet: nothing is missing either
+        _press(rec), _press(rec)
+        assert box.stats().held_from_seq == 1
+        box.mark_acked([1])
+        now[0] += 61
+        box.mark_acked([2])  # 1 is past retention and purged
+        assert box.stats().held_from_seq == 2
+        now[0] += 61
+        box.mark_acked([2])
+        _press(rec)
+        box.mark_acked([3])  # purges 2
+        assert box.stats().held_from_seq == 3
 
 
 def test_pending_skips_events_in_flight(tmp_path):
