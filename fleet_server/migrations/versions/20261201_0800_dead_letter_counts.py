@@ -1,7 +1,7 @@
 """dead letters: one row per distinct refused message (digest, count, last seen); the stored copy of a conflicting duplicate
 
-Revision ID: 0600_dead_letter_counts
-Revises: 0500_seq_gaps
+Revision ID: 0800_dead_letter_counts
+Revises: 0700_gaps_unique
 Create Date: 2026-12-01 15:40:00
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0600_dead_letter_counts"
-down_revision: str | None = "0500_seq_gaps"
+revision: str = "0800_dead_letter_counts"
+down_revision: str | None = "0700_gaps_unique"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
