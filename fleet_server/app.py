@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from fleet_server.api import api_router
 from fleet_server.api.fleet import router as fleet_api_router
+from fleet_server.api.releases import router as kiosk_releases_router
 from fleet_server.auth.setup import install_auth
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import Settings
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(notes_router)
     app.include_router(users_router)
     install_fleet_routes(app)
+    app.include_router(kiosk_releases_router)  # release files for kiosks (device credentials)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"],

@@ -315,7 +315,9 @@ class ReleaseManifest(_Strict):
 
     v: Literal[1] = PROTOCOL_VERSION
     version: ReleaseVersion
-    requirement: str = Field(min_length=1, max_length=200, description="what pip installs, e.g. palaute[kiosk]==0.2.0")
+    requirements: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = Field(
+        min_length=1, max_length=50, description="what pip installs from the files, e.g. palaute[kiosk]==0.2.0"
+    )
     files: tuple[ReleaseFile, ...] = Field(min_length=1, max_length=500)
     outbox_schema: int = Field(default=1, ge=1, le=1000, description="the outbox schema this release writes")
     stations: tuple[Slug, ...] = ()

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     )
     kiosk_ca_file: Path | None = Field(default=None, description="CA certificate put into bundles (else mqtt_ca_file)")
     kiosk_package: str = Field(default="palaute[kiosk]", description="what pip installs on a new Pi")
+    # ---- kiosk software updates (fleet_server.fleet.releases, .rollouts)
+    release_store_dir: Path = Field(default=Path("var/releases"), description="where release files are kept")
+    release_public_key: str | None = Field(
+        default=None, description="base64 ed25519 public key of the operator's release key; release add checks it"
+    )
+    kiosk_release_url: str | None = Field(
+        default=None, description="how kiosks reach this server's /kiosk/v1/releases/, e.g. https://fleet.example.fi"
+    )
     alert_check_interval_s: float = Field(default=30, gt=0, description="how often the alert rules run")
     leader_poll_s: float = Field(
         default=2, gt=0, le=60, description="how often a standby process asks for the fleet-loop lock "

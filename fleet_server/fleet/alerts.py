@@ -13,6 +13,8 @@ Rules (thresholds are settings, PALAUTE_ALERT_*):
   than ``gap_grace_s``; fleet_server.fleet.gaps asks the kiosk for them and says when
   they cannot come back). A gap found unrecoverable keeps the alert open for a
   day (``UNRECOVERABLE_ALERT_FOR``), then only the device page shows it.
+- ``rollout_halted``: a software rollout stopped itself because kiosks failed
+  their update (fleet_server.fleet.rollouts); cleared when it is resumed or aborted.
 - ``no_feedback``: a station with an installed kiosk has received no feedback at
   all for ``alert_no_feedback_hours`` although it was open (a broken button or a
   covered screen looks exactly like this).
@@ -176,6 +178,9 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             found.append(Condition("no_feedback", station_id, None,
                                    f"station {station_id}: no feedback {since} although it was open; "
                                    "check the kiosk's buttons and screen"))
+    from fleet_server.fleet.rollouts import alert_conditions as rollout_alerts
+
+    found.extend(rollout_alerts(session))  # a halted rollout (fleet_server.fleet.rollouts)
     return found
 
 

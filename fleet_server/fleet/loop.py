@@ -79,6 +79,7 @@ class FleetLoop:
         else:
             self._repair_drift()
         self._clear_retired()
+        self.advance_rollouts()
         run_once(self.session_factory, self.settings, self.channels)
         if time.monotonic() - self._gaps_checked >= self.settings.gap_check_interval_s:
             self._gaps_checked = time.monotonic()
@@ -104,6 +105,20 @@ class FleetLoop:
         except Exception as exc:  # noqa: BLE001 - retried next pass
             _LOGGER.warning("sequence gap check failed (%s); retrying next pass", exc)
             return None
+
+    def advance_rollouts(self, now=None) -> list[str]:
+        """Software rollouts: target the next wave, count failures (fleet_server.fleet.rollouts)."""
+        from fleet_server.fleet.rollouts import advance
+
+        try:
+            with self.session_factory() as session, session.begin():
+                happened = advance(session, self.settings, self.publisher, now)
+            for line in happened:
+                _LOGGER.info("%s", line)
+            return happened
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("rollout pass failed (%s); retrying next pass", exc)
+            return []
 
     def _repair_drift(self) -> None:
         from fleet_server.core.clock import utcnow

@@ -193,12 +193,28 @@ class Published:
 def publish_station(session: Session, publisher: Publisher, station_id: str) -> Published:
     """Publish the station's config, retained, on each live device's config topic."""
     config = build_station_config(session, station_id)
-    payload = encode(config)
     devices = tuple(d.id for d in live_devices(session, station_id))
     for device_id in devices:
-        publisher.publish(topic(station_id, device_id, "config"), payload, retain=True)
+        publisher.publish(topic(station_id, device_id, "config"), with_release(session, publisher, config, device_id),
+                          retain=True)
     _LOGGER.info("published config %d of %s to %d device(s)", config.config_version, station_id, len(devices))
     return Published(station_id, config.config_version, devices)
+
+
+def with_release(session: Session, publisher: Publisher, config: StationConfig, device_id: str) -> bytes:
+    """The config payload for one kiosk: the station's, plus the release target a rollout
+    gave this kiosk (fleet_server.fleet.rollouts), if any."""
+    from fleet_server.fleet.rollouts import release_target_for
+
+    target = release_target_for(session, publisher.settings, device_id)
+    return encode(config if target is None else config.model_copy(update={"release": target}))
+
+
+def publish_device_config(session: Session, settings: object, publisher: Publisher, device: Device) -> None:
+    """Publish one kiosk's config again (a rollout targeted it or took its target away)."""
+    config = build_station_config(session, device.station_id)
+    publisher.publish(topic(device.station_id, device.id, "config"), with_release(session, publisher, config, device.id),
+                      retain=True)
 
 
 DRIFT_RETRY_S = 600
@@ -223,7 +239,8 @@ def repair_drift(session: Session, publisher: Publisher, attempts: dict[str, tup
         if last is not None and last[0] == current and now_s - last[1] < DRIFT_RETRY_S:
             continue
         config = build_station_config(session, device.station_id)
-        publisher.publish(topic(device.station_id, device.id, "config"), encode(config), retain=True)
+        publisher.publish(topic(device.station_id, device.id, "config"),
+                          with_release(session, publisher, config, device.id), retain=True)
         attempts[device.id] = (current, now_s)
         repaired.append(device.id)
     return repaired

@@ -28,12 +28,13 @@ from fleet_server.models.fleet import (
 )
 from fleet_server.models.health import HealthProbe
 from fleet_server.models.notes import StationNote
+from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
 from fleet_server.models.rollups import FollowupHour, StationHour
 
 __all__ = [
     "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "ApiToken", "Base", "BigId",
     "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
-    "FollowupHour", "GapCheck", "HealthProbe", "SeqGap", "Station", "StationConfigVersion", "StationHour",
-    "StationNote", "User",
+    "FollowupHour", "GapCheck", "HealthProbe", "Release", "ReleaseFile", "Rollout", "RolloutDevice", "SeqGap",
+    "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
     "UtcDateTime",
 ]

@@ -12,7 +12,7 @@ from palaute_wire.surveys import default_station_config
 
 def _manifest(**over) -> c.ReleaseManifest:
     base = {
-        "version": "0.2.0", "requirement": "palaute==0.2.0", "created_at": datetime(2026, 12, 1, tzinfo=UTC),
+        "version": "0.2.0", "requirements": ("palaute==0.2.0",), "created_at": datetime(2026, 12, 1, tzinfo=UTC),
         "files": [c.ReleaseFile(name="palaute-0.2.0-py3-none-any.whl", sha256="ab" * 32, size=1234)],
     }
     base.update(over)

@@ -1,0 +1,251 @@
+"""``palaute-server release|rollout``: kiosk software releases and their rollouts.
+
+    palaute-server release keygen --out ~/palaute-release.key   # once, on the operator's machine
+    palaute-server release build --out dist/0.2.0 --version 0.2.0 [--platform manylinux2014_aarch64 --python 3.11]
+    palaute-server release sign dist/0.2.0 --key ~/palaute-release.key      # off the server
+    palaute-server release add dist/0.2.0                                   # on the server
+    palaute-server release list | withdraw 0.2.0 --reason "..."
+    palaute-server rollout start 0.2.0 --all --waves 1,10%,50%,100% --healthy-for 3600 --max-failures 0
+    palaute-server rollout status | pause ID | resume ID | abort ID
+
+The private key never needs to be on the fleet server: ``sign`` runs where the key
+file is, ``add`` checks the signature with PALAUTE_RELEASE_PUBLIC_KEY.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleet_server.cli.common import ConfigOption, settings_or_exit
+from fleet_server.cli.fleet import _fail, _sessions
+
+release_app = typer.Typer(help="Kiosk software releases: build, sign, add, list, withdraw.", no_args_is_help=True)
+rollout_app = typer.Typer(help="Send a release to kiosks in waves; pause, resume, abort.", no_args_is_help=True)
+console = Console()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+@release_app.command("keygen")
+def keygen(out: Annotated[Path, typer.Option("--out", help="private key file to create (mode 600)")]) -> None:
+    """Make a release signing key; prints the public key for PALAUTE_RELEASE_PUBLIC_KEY and kiosk.toml."""
+    from palaute_wire import signing
+
+    key = signing.new_private_key()
+    try:
+        signing.write_private_key(out, key)
+    except FileExistsError:
+        _fail(f"{out} exists already; a release key is never overwritten")
+    console.print(f"private key written to {out}: keep it off the fleet server")
+    console.print(f"public key: {signing.public_key_text(key)}", highlight=False, soft_wrap=True)
+
+
+@release_app.command("build")
+def build(
+    out: Annotated[Path, typer.Option("--out", help="empty directory for the wheels")],
+    version: Annotated[str | None, typer.Option(help="set this version in the built wheel")] = None,
+    source: Annotated[Path, typer.Option(help="the repository to build from")] = Path("."),
+    platform: Annotated[str | None, typer.Option(help="e.g. manylinux2014_aarch64 (a Pi); else this machine")] = None,
+    python: Annotated[str | None, typer.Option("--python", help="the kiosk's Python, e.g. 3.11")] = None,
+    extra: Annotated[list[str] | None, typer.Option(help="extras of palaute to install (default: kiosk)")] = None,
+) -> None:
+    """Build the kiosk wheel and download its dependencies as wheels (pip)."""
+    from fleet_server.fleet.releases import ReleaseError, build_release
+
+    try:
+        built = build_release(source, out, version=version, extras=tuple(e for e in (extra if extra is not None else ["kiosk"]) if e),
+                              platform=platform, python_version=python)
+    except ReleaseError as exc:
+        _fail(str(exc))
+        raise
+    total = sum((out / f).stat().st_size for f in built.files)
+    console.print(f"release {built.version}: {len(built.files)} wheels, {_size(total)} in {out}")
+    console.print(f"next: palaute-server release sign {out} --key KEYFILE")
+
+
+@release_app.command("sign")
+def sign(
+    directory: Annotated[Path, typer.Argument(help="a built release directory")],
+    key: Annotated[Path, typer.Option("--key", help="the operator's private key file")],
+    station: Annotated[list[str] | None, typer.Option(help="only for these stations (default: the fleet)")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="only for these kiosks (default: the fleet)")] = None,
+) -> None:
+    """Write manifest.json (sha256 of every file) and its ed25519 signature."""
+    from fleet_server.fleet.releases import ReleaseError, sign_release
+
+    try:
+        manifest = sign_release(directory, key, stations=station or (), devices=device or ())
+    except ReleaseError as exc:
+        _fail(str(exc))
+        raise
+    console.print(f"signed release {manifest.version} ({len(manifest.files)} files)")
+
+
+@release_app.command("add")
+def add(directory: Annotated[Path, typer.Argument(help="a signed release directory")],
+        config: ConfigOption = None) -> None:
+    """Check a signed release and put it in the server's release store."""
+    from fleet_server.fleet.releases import ReleaseError, add_release
+
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as s, s.begin():
+                release = add_release(s, settings.release_store_dir, settings.release_public_key, directory)
+                version, total = release.version, release.total_bytes
+        except ReleaseError as exc:
+            _fail(str(exc))
+            raise
+    console.print(f"release {version} added ({_size(total)})")
+
+
+@release_app.command("list")
+def list_(config: ConfigOption = None,
+          files: Annotated[bool, typer.Option("--files", help="every file with its size")] = True) -> None:
+    """Releases with their files and sizes."""
+    from fleet_server.fleet.releases import list_releases, release_files
+
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions, sessions() as s:
+        releases = list_releases(s)
+        if not releases:
+            console.print("no releases yet (palaute-server release build / sign / add)")
+            return
+        for release in releases:
+            state = f"withdrawn {release.withdrawn_at:%Y-%m-%d}: {release.withdrawn_reason}" if release.withdrawn_at \
+                else "available"
+            console.print(f"[bold]{release.version}[/]  {_size(release.total_bytes)}  added "
+                          f"{release.added_at:%Y-%m-%d %H:%M}  {state}", highlight=False)
+            if files:
+                table = Table("file", "size", "sha256", box=None, padding=(0, 2))
+                for f in release_files(s, release.version):
+                    table.add_row(f.name, _size(f.size), f.sha256[:16] + "…")
+                console.print(table)
+
+
+@release_app.command("withdraw")
+def withdraw(version: str, reason: Annotated[str, typer.Option(help="why, for the record")] = "",
+             config: ConfigOption = None) -> None:
+    """Stop serving a release; its active rollouts are aborted."""
+    from fleet_server.fleet.releases import withdraw_release
+
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as s, s.begin():
+                withdraw_release(s, version, reason)
+        except KeyError:
+            _fail(f"no release {version}")
+    console.print(f"release {version} withdrawn")
+
+
+# ----------------------------------------------------------------- rollouts
+
+
+@rollout_app.command("start")
+def start(
+    version: str,
+    all_: Annotated[bool, typer.Option("--all", help="the whole fleet")] = False,
+    station: Annotated[list[str] | None, typer.Option(help="these stations' kiosks")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="these kiosks (a canary group)")] = None,
+    percent: Annotated[float | None, typer.Option(help="this share of the fleet")] = None,
+    canary: Annotated[list[str] | None, typer.Option(help="kiosks that go first")] = None,
+    waves: Annotated[str, typer.Option(help="cumulative wave sizes")] = "1,10%,50%,100%",
+    healthy_for: Annotated[float, typer.Option(help="seconds a wave stays healthy before the next")] = 3600,
+    max_failures: Annotated[int, typer.Option(help="more failed kiosks than this halt the rollout")] = 0,
+    any_time: Annotated[bool, typer.Option("--any-time", help="also while stations are open")] = False,
+    health_timeout: Annotated[float, typer.Option(help="seconds a kiosk has to prove the release healthy")] = 300,
+    config: ConfigOption = None,
+) -> None:
+    """Start a rollout; the fleet loop sends the first wave within one pass."""
+    from fleet_server.fleet.rollouts import RolloutError, create_rollout
+
+    chosen = [k for k, v in (("all", all_), ("station", station), ("devices", device), ("percent", percent)) if v]
+    if len(chosen) != 1:
+        _fail("choose one target: --all, --station, --device or --percent")
+    kind = chosen[0]
+    target = {"kind": kind, "stations": station or [], "devices": device or [], "percent": percent}
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as s, s.begin():
+                rollout = create_rollout(
+                    s, version, target, waves=waves, canary=canary or (), wave_healthy_s=healthy_for,
+                    max_failures=max_failures, install_window="any" if any_time else "closed",
+                    health_timeout_s=health_timeout,
+                )
+                rollout_id = rollout.id
+        except RolloutError as exc:
+            _fail(str(exc))
+            raise
+    console.print(f"rollout {rollout_id} of {version} started")
+
+
+@rollout_app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Recent rollouts: progress per wave, failures with their reasons."""
+    from fleet_server.fleet.rollouts import recent_rollouts, view
+
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions, sessions() as s:
+        rollouts = recent_rollouts(s)
+        if not rollouts:
+            console.print("no rollouts")
+        for rollout in rollouts:
+            v = view(s, rollout)
+            console.print(f"[bold]rollout {rollout.id}[/] {rollout.release_version} {rollout.state}"
+                          + (f": {rollout.reason}" if rollout.reason else ""), highlight=False)
+            for w in v.waves:
+                console.print(f"  wave {w.number}: {w.healthy}/{w.size} healthy, {w.targeted} updating, "
+                              f"{w.failed} failed, {w.skipped} skipped, {w.pending} waiting", highlight=False)
+            for m in v.failures:
+                console.print(f"  failed {m.device_id}: {m.reason}", highlight=False)
+
+
+def _control(action: str, rollout_id: int, config: Path | None) -> None:
+    from fleet_server.fleet import rollouts
+
+    settings = settings_or_exit(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as s, s.begin():
+                if action == "abort":
+                    from fleet_server.fleet.publisher import Publisher
+
+                    publisher = Publisher(settings)
+                    try:
+                        rollouts.abort(s, rollout_id, settings=settings, publisher=publisher)
+                    finally:
+                        publisher.close()
+                else:
+                    getattr(rollouts, action)(s, rollout_id)
+        except KeyError:
+            _fail(f"no rollout {rollout_id}")
+        except rollouts.RolloutError as exc:
+            _fail(str(exc))
+    console.print(f"rollout {rollout_id}: {action} done")
+
+
+@rollout_app.command("pause")
+def pause_cmd(rollout_id: int, config: ConfigOption = None) -> None:
+    """No new waves until resumed (kiosks already updating finish)."""
+    _control("pause", rollout_id, config)
+
+
+@rollout_app.command("resume")
+def resume_cmd(rollout_id: int, config: ConfigOption = None) -> None:
+    """Go on with a paused or halted rollout (the failures so far are accepted)."""
+    _control("resume", rollout_id, config)
+
+
+@rollout_app.command("abort")
+def abort_cmd(rollout_id: int, config: ConfigOption = None) -> None:
+    """Stop for good; kiosks not yet updated stay on their version."""
+    _control("abort", rollout_id, config)

@@ -1,0 +1,249 @@
+"""Kiosk releases: build the wheelhouse, sign its manifest (off the server), store, list, withdraw.
+
+The life of a release:
+
+1. ``build_release`` (``palaute-server release build``): the kiosk wheel from this
+   repository (``pip wheel --no-deps``) and a wheelhouse of its dependencies
+   (``pip download --only-binary=:all:``, for the Pi with ``--platform
+   manylinux2014_aarch64 --python-version 3.11``), plus ``release.json`` (version,
+   what pip installs, the outbox schema).
+2. ``sign_release`` (``release sign``, on the operator's machine with the key file):
+   ``manifest.json`` with the sha256 and size of every wheel, and ``manifest.sig``.
+3. ``add_release`` (``release add``, on the server): checks the signature against
+   ``settings.release_public_key`` and every file against the manifest, copies the
+   files into the store (``release_store_dir/<sha256>``, shared between releases,
+   so an update that changes only the kiosk wheel stores and serves one new file)
+   and records it.
+
+The server never holds the private key: it can refuse, withdraw and serve
+releases, never make one a kiosk would install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.core.clock import utcnow
+from fleet_server.models import Release, ReleaseFile
+from palaute_wire import contract as c
+from palaute_wire import signing
+
+_LOGGER = logging.getLogger(__name__)
+
+RELEASE_INFO = "release.json"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+
+_IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build", "dist", "*.egg-info",
+                                  "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "node_modules")
+
+
+class ReleaseError(ValueError):
+    """A release that cannot be built, signed, added or withdrawn; the message says why."""
+
+
+@dataclass(frozen=True)
+class BuiltRelease:
+    version: str
+    directory: Path
+    files: tuple[str, ...]
+    requirements: tuple[str, ...]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise ReleaseError(f"pip {args[0]} failed:\n{tail}")
+
+
+def _outbox_schema(source: Path) -> int:
+    match = re.search(r"^SCHEMA_VERSION\s*=\s*(\d+)", (source / "kiosk" / "outbox.py").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else 1
+
+
+def build_release(
+    source: Path,
+    out: Path,
+    *,
+    version: str | None = None,
+    extras: Sequence[str] = ("kiosk",),
+    extra_requirements: Sequence[str] = (),
+    platform: str | None = None,
+    python_version: str | None = None,
+) -> BuiltRelease:
+    """Build the kiosk wheel from ``source`` (a copy, so ``version`` can be set) and
+    download its dependencies as wheels into ``out``.
+
+    ``platform``/``python_version`` select the kiosk's platform (e.g.
+    ``manylinux2014_aarch64`` and ``3.11``); without them, this machine's."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.glob("*.whl")):
+        raise ReleaseError(f"{out} already holds wheels: build into an empty directory")
+    with tempfile.TemporaryDirectory(prefix="palaute-build-") as tmp:
+        tree = Path(tmp) / "src"
+        shutil.copytree(source, tree, ignore=_IGNORED, symlinks=True)
+        if version is not None:
+            if not re.fullmatch(c.VERSION_PATTERN, version):
+                raise ReleaseError(f"{version!r} is not a release version (e.g. 0.2.0)")
+            pyproject = tree / "pyproject.toml"
+            text, n = re.subn(r'(?m)^version = "[^"]*"', f'version = "{version}"', pyproject.read_text(), count=1)
+            if n != 1:
+                raise ReleaseError(f"{source}/pyproject.toml has no version line to set")
+            pyproject.write_text(text)
+        _pip("wheel", "--no-deps", "-q", "-w", str(out), str(tree))
+        wheels = list(out.glob("palaute-*.whl"))
+        if len(wheels) != 1:
+            raise ReleaseError(f"expected one palaute wheel in {out}, found {len(wheels)}")
+        wheel = wheels[0]
+        built_version = wheel.name.split("-")[1]
+        schema = _outbox_schema(tree)
+    extra = f"[{','.join(extras)}]" if extras else ""
+    requirements = (f"palaute{extra}=={built_version}", *extra_requirements)
+    target = ["--only-binary=:all:"]
+    if platform:
+        target += ["--platform", platform, "--implementation", "cp"]
+    if python_version:
+        target += ["--python-version", python_version]
+    with tempfile.TemporaryDirectory(prefix="palaute-deps-") as tmp:
+        # Resolve against the wheel just built; pip copies that wheel too: drop the copy.
+        _pip("download", "-q", "-d", tmp, *target, f"palaute{extra} @ {wheel.resolve().as_uri()}",
+             *extra_requirements)
+        for path in Path(tmp).glob("*.whl"):
+            if path.name != wheel.name:
+                shutil.move(str(path), out / path.name)
+        sdists = [p.name for p in Path(tmp).iterdir() if not p.name.endswith(".whl")]
+        if sdists:
+            raise ReleaseError(f"dependencies without wheels: {', '.join(sdists)}")
+    info = {"version": built_version, "requirements": list(requirements), "outbox_schema": schema}
+    (out / RELEASE_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    files = tuple(sorted(p.name for p in out.glob("*.whl")))
+    _LOGGER.info("built release %s: %d wheels in %s", built_version, len(files), out)
+    return BuiltRelease(built_version, out, files, requirements)
+
+
+def sign_release(
+    directory: Path, key_file: Path, *, stations: Sequence[str] = (), devices: Sequence[str] = ()
+) -> c.ReleaseManifest:
+    """Write ``manifest.json`` (every wheel's sha256 and size) and ``manifest.sig`` into a
+    built release directory, signed with the operator's key file."""
+    directory = Path(directory)
+    try:
+        info = json.loads((directory / RELEASE_INFO).read_text())
+    except FileNotFoundError:
+        raise ReleaseError(f"{directory} has no {RELEASE_INFO}: build it with `palaute-server release build`") from None
+    try:
+        key = signing.load_private_key(key_file)
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"cannot read the signing key {key_file}: {exc}") from None
+    files = [
+        c.ReleaseFile(name=p.name, sha256=sha256_file(p), size=p.stat().st_size)
+        for p in sorted(directory.glob("*.whl"))
+    ]
+    manifest = c.ReleaseManifest(
+        version=info["version"], requirements=tuple(info["requirements"]), files=tuple(files),
+        outbox_schema=info.get("outbox_schema", 1), stations=tuple(stations), devices=tuple(devices),
+        created_at=utcnow(),
+    )
+    text = signing.manifest_text(manifest)
+    (directory / MANIFEST).write_text(text)
+    (directory / SIGNATURE).write_text(signing.sign(key, text) + "\n")
+    return manifest
+
+
+def store_path(store: Path, sha256: str) -> Path:
+    return Path(store) / sha256[:2] / sha256
+
+
+def add_release(session: Session, store: Path, public_key: str | None, directory: Path,
+                *, by: str | None = None) -> Release:
+    """Verify a signed release directory and put it in the store and the database."""
+    if not public_key:
+        raise ReleaseError("no release public key is configured (PALAUTE_RELEASE_PUBLIC_KEY): "
+                           "the server cannot check who signed the release")
+    directory = Path(directory)
+    try:
+        text = (directory / MANIFEST).read_text()
+        signature = (directory / SIGNATURE).read_text().strip()
+    except FileNotFoundError as exc:
+        raise ReleaseError(f"{exc.filename} is missing: sign the release first (`palaute-server release sign`)") from None
+    try:
+        manifest = signing.verify(public_key, text, signature)
+    except signing.ManifestRefused as exc:
+        raise ReleaseError(f"refused: {exc}") from None
+    if session.get(Release, manifest.version) is not None:
+        raise ReleaseError(f"release {manifest.version} exists already (releases are never replaced)")
+    for f in manifest.files:
+        path = directory / f.name
+        if not path.is_file():
+            raise ReleaseError(f"{f.name} is in the manifest but not in {directory}")
+        if path.stat().st_size != f.size or sha256_file(path) != f.sha256:
+            raise ReleaseError(f"{f.name} does not match its hash in the manifest")
+    for f in manifest.files:
+        dest = store_path(store, f.sha256)
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(".tmp")
+            shutil.copyfile(directory / f.name, tmp)
+            os.replace(tmp, dest)
+    release = Release(version=manifest.version, manifest=text, signature=signature,
+                      total_bytes=sum(f.size for f in manifest.files), added_by=by)
+    session.add(release)
+    session.add_all(ReleaseFile(release_version=manifest.version, name=f.name, sha256=f.sha256, size=f.size)
+                    for f in manifest.files)
+    session.flush()
+    return release
+
+
+def list_releases(session: Session, *, include_withdrawn: bool = True) -> list[Release]:
+    query = select(Release).order_by(Release.added_at.desc(), Release.version.desc())
+    if not include_withdrawn:
+        query = query.where(Release.withdrawn_at.is_(None))
+    return list(session.scalars(query))
+
+
+def release_files(session: Session, version: str) -> list[ReleaseFile]:
+    return list(session.scalars(select(ReleaseFile).where(ReleaseFile.release_version == version)
+                                .order_by(ReleaseFile.name)))
+
+
+def withdraw_release(session: Session, version: str, reason: str = "") -> Release:
+    """Stop offering a release: its files are no longer served and rollouts of it stop."""
+    from fleet_server.fleet.rollouts import abort_rollouts_of
+
+    release = session.get(Release, version)
+    if release is None:
+        raise KeyError(version)
+    if release.withdrawn_at is None:
+        release.withdrawn_at = utcnow()
+        release.withdrawn_reason = reason
+        abort_rollouts_of(session, version, f"release {version} withdrawn" + (f": {reason}" if reason else ""))
+    return release
+
+
+def manifest_of(release: Release) -> c.ReleaseManifest:
+    return c.ReleaseManifest.model_validate_json(release.manifest)
