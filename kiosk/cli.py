@@ -93,6 +93,17 @@ MODES: dict[str, Callable] = {"headless": run_headless, "simulate": run_simulate
 """Front ends by name. A UI adds ``"ui"`` here (and a ``--ui`` flag below)."""
 
 
+def _with_updates(kiosk) -> None:
+    """Report the updater's state in status, and the health the updater waits for (kiosk.updater)."""
+    if not kiosk.config.updates.release_public_key:
+        return
+    from .updater import HealthReporter, status_fields
+
+    kiosk.uplink.status_extra = lambda: status_fields(kiosk.config)
+    reporter = HealthReporter(kiosk)
+    kiosk.tick_hooks.append(reporter)
+
+
 def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
     """Build the kiosk for ``mode``, run it until a signal or a restart command, close it."""
     from .app import Kiosk
@@ -114,6 +125,7 @@ def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:
         return 2
     notifier = SystemdNotifier.from_environ(os.environ)  # palaute-kiosk.service: Type=notify + WatchdogSec
     kiosk.tick_hooks.append(notifier.tick)
+    _with_updates(kiosk)
     with kiosk:
         def on_signal(signum, _frame):
             _LOGGER.info("got %s; stopping", signal.Signals(signum).name)

@@ -156,6 +156,21 @@ class UISection(_Section):
     """How long each "you said, we did" note stays on the idle screen."""
 
 
+class UpdatesSection(_Section):
+    """Software updates from the fleet server (kiosk.updater, a service of its own)."""
+
+    release_public_key: str | None = None
+    """base64 ed25519 public key of the operator's release key; no key: no updates."""
+    releases_root: Path = Path("/opt/palaute/releases")
+    """<root>/<version> are the installed versions, <root>/current the one that runs."""
+    restart_command: tuple[str, ...] = ("systemctl", "restart", "palaute-kiosk.service")
+    check_interval_s: float = Field(default=30, gt=0, le=3600)
+    ca_file: Path | None = None
+    """CA bundle for an https release URL; the system's CAs when unset."""
+    exit_after_commit: bool = True
+    """After a successful update the updater exits so systemd starts it again from the new version."""
+
+
 class SimulateSection(_Section):
     """Only used by ``--simulate``: how the simulated patients press."""
 
@@ -183,6 +198,7 @@ class KioskConfig(_Section):
     hardware: HardwareSection = HardwareSection()
     ui: UISection = UISection()
     simulate: SimulateSection = SimulateSection()
+    updates: UpdatesSection = UpdatesSection()
     source: str = Field(default="<memory>", exclude=True)
     """Where the config came from, for messages."""
 
@@ -192,6 +208,7 @@ _PATH_FIELDS = {
     "outbox": ("path",),
     "state": ("dir",),
     "hardware": ("pin_map",),
+    "updates": ("releases_root", "ca_file"),
 }
 
 

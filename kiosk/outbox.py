@@ -26,6 +26,16 @@ from typing import Self
 
 from palaute_wire.contract import FeedbackEvent
 
+SCHEMA_VERSION = 1
+"""The outbox file's layout, kept in ``PRAGMA user_version``. A release that changes the
+layout raises it, and its manifest says so (``outbox_schema``): the updater never
+switches back to a version that cannot read the file (kiosk.updater)."""
+
+
+class OutboxSchemaError(RuntimeError):
+    """The outbox file was written by a newer release with another layout."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq        INTEGER PRIMARY KEY,
@@ -85,7 +95,14 @@ class Outbox:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        (found,) = self._db.execute("PRAGMA user_version").fetchone()
+        if found > SCHEMA_VERSION:
+            self._db.close()
+            raise OutboxSchemaError(f"{self.path} has outbox schema {found}; this release reads up to "
+                                    f"{SCHEMA_VERSION}: run the release that wrote it (kiosk.updater)")
         self._db.executescript(_SCHEMA)
+        if found < SCHEMA_VERSION:
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._closed = False
 
     # -- writing ------------------------------------------------------------

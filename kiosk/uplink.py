@@ -189,6 +189,8 @@ class Uplink:
         self._last_command: CommandAck | None = None
         self._recent_cmds: list[str] = []
         self._restart_requested = False
+        self.status_extra: Callable[[], dict] | None = None
+        """More status fields, e.g. the updater's state (kiosk.updater.status_fields)."""
 
         # Connection state, owned by the uplink thread.
         self._state = "disconnected"  # disconnected | connecting | connected
@@ -534,7 +536,15 @@ class Uplink:
             ip=h.local_ip(),
             last_command=self._last_command,
             config_error=self._config_error,
+            **self._extra_status(),
         )
+
+    def _extra_status(self) -> dict:
+        try:
+            return self.status_extra() if self.status_extra is not None else {}
+        except Exception:  # a status without the extras beats no status
+            _LOGGER.exception("extra status fields failed")
+            return {}
 
     def _publish_status(self, *, online: bool = True) -> mqtt.MQTTMessageInfo | None:
         self._next_heartbeat = time.monotonic() + self.broker.heartbeat_s

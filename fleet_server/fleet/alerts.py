@@ -178,9 +178,10 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             found.append(Condition("no_feedback", station_id, None,
                                    f"station {station_id}: no feedback {since} although it was open; "
                                    "check the kiosk's buttons and screen"))
-    from fleet_server.fleet.rollouts import alert_conditions as rollout_alerts
+    from fleet_server.fleet.rollouts import halted
 
-    found.extend(rollout_alerts(session))  # a halted rollout (fleet_server.fleet.rollouts)
+    found.extend(Condition("rollout_halted", station_id, None, message, "critical")
+                 for station_id, message in halted(session))
     return found
 
 

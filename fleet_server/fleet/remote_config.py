@@ -204,7 +204,7 @@ def publish_station(session: Session, publisher: Publisher, station_id: str) -> 
 def with_release(session: Session, publisher: Publisher, config: StationConfig, device_id: str) -> bytes:
     """The config payload for one kiosk: the station's, plus the release target a rollout
     gave this kiosk (fleet_server.fleet.rollouts), if any."""
-    from fleet_server.fleet.rollouts import release_target_for
+    from fleet_server.fleet.release_targets import release_target_for
 
     target = release_target_for(session, publisher.settings, device_id)
     return encode(config if target is None else config.model_copy(update={"release": target}))

@@ -38,7 +38,6 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, Release, Rollout, RolloutDevice
-from palaute_wire.contract import ReleaseTarget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -158,32 +157,7 @@ def create_rollout(
     return rollout
 
 
-# ----------------------------------------------------------------- the target a kiosk gets
-
-
-def release_url(settings: Settings, version: str) -> str:
-    base = settings.kiosk_release_url or f"http://{settings.http_host}:{settings.http_port}"
-    return f"{base.rstrip('/')}/kiosk/v1/releases/{version}/"
-
-
-def release_target_for(session: Session, settings: Settings, device_id: str) -> ReleaseTarget | None:
-    """The release target in this kiosk's config: from the newest rollout that sent it one
-    (not aborted, release not withdrawn); None = stay on the version it runs."""
-    row = session.execute(
-        select(RolloutDevice, Rollout, Release)
-        .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
-        .join(Release, Release.version == Rollout.release_version)
-        .where(RolloutDevice.device_id == device_id, RolloutDevice.state.in_(("targeted", "healthy", "failed")),
-               Rollout.state != "aborted", Release.withdrawn_at.is_(None))
-        .order_by(Rollout.id.desc()).limit(1)
-    ).first()
-    if row is None:
-        return None
-    _, rollout, release = row
-    return ReleaseTarget(device_id=device_id, version=release.version, url=release_url(settings, release.version),
-                         manifest=release.manifest, signature=release.signature,
-                         install_window=rollout.install_window,  # type: ignore[arg-type]
-                         health_timeout_s=rollout.health_timeout_s, rollout_id=rollout.id)
+# ----------------------------------------------------------------- publishing a kiosk's target
 
 
 def _publish_device(session: Session, settings: Settings, publisher: Publisher, device: Device) -> None:
@@ -372,10 +346,8 @@ def recent_rollouts(session: Session, limit: int = 5) -> list[Rollout]:
     return list(session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(limit)))
 
 
-def alert_conditions(session: Session) -> list[Any]:
-    """One alert per halted rollout (fleet_server.fleet.alerts reconciles them)."""
-    from fleet_server.fleet.alerts import Condition
-
+def halted(session: Session) -> list[tuple[str, str]]:
+    """(station, message) per halted rollout, for the ``rollout_halted`` alert (fleet_server.fleet.alerts)."""
     found = []
     for rollout in session.scalars(select(Rollout).where(Rollout.state == "halted")):
         failed = session.scalars(select(RolloutDevice).where(RolloutDevice.rollout_id == rollout.id,
@@ -383,7 +355,6 @@ def alert_conditions(session: Session) -> list[Any]:
         device = session.get(Device, failed.device_id) if failed is not None else None
         if device is None:
             continue
-        found.append(Condition("rollout_halted", device.station_id, None,
-                               f"rollout {rollout.id} of release {rollout.release_version} halted: {rollout.reason}",
-                               "critical"))
+        found.append((device.station_id,
+                      f"rollout {rollout.id} of release {rollout.release_version} halted: {rollout.reason}"))
     return found

@@ -31,6 +31,7 @@ from fleet_server.fleet.remote_config import (
 )
 from fleet_server.fleet.survey_templates import TEMPLATES, template
 from fleet_server.models import Device, Station
+from fleet_server.web.rollouts_pages import rollout_views
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -63,6 +64,7 @@ def devices_page(request: Request, session: SessionDep, settings: SettingsDep, p
             devices=fleet_health(session, settings, stations),
             alerts=alert_rules.open_alerts(session, stations),
             refresh_s=REFRESH_S,
+            rollouts=rollout_views(session) if principal.sees_all_devices else [],
         ),
     )
 

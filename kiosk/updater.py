@@ -1,0 +1,562 @@
+"""The kiosk's software updater: a service of its own beside palaute-kiosk.
+
+    palaute-kiosk-updater --config /etc/palaute/kiosk.toml      (runs from <root>/stable)
+
+Where the target comes from: the kiosk's own authenticated config topic. The kiosk
+process stores every config it applies in its state directory
+(kiosk.state.save_station_config); the updater reads the ``release`` field there.
+Nothing else can give it a target.
+
+What it refuses (``update_state: failed`` with the reason, never retried for that
+manifest): a target for another device, a manifest that is unsigned or signed by
+another key than ``[updates] release_public_key``, one limited to other stations or
+devices, one whose version differs from the target's, a release whose outbox
+schema is older than the outbox file's, and any file whose sha256 differs.
+
+The steps, each recorded in ``<state>/update-state.json`` before it starts, so a
+power cut anywhere resumes or undoes it on the next boot:
+
+1. download every file not already in the cache (``<root>/.files/<sha256>``), with
+   HTTP Range resume of a ``.part`` file, and verify its sha256;
+2. wait for the install window (by default: while the station is closed);
+3. install into ``<root>/<version>``, a new venv beside the running one
+   (``pip install --no-index --find-links``: only the verified files), check that it
+   imports, then write its marker file; a directory without the marker is removed;
+4. switch ``current`` atomically (kiosk.release_switch) and restart the kiosk
+   through systemd (``[updates] restart_command``);
+5. trial: the new version must prove itself healthy within ``health_timeout_s``:
+   its kiosk process reports (``<state>/health.json``, written every few seconds
+   by :class:`HealthReporter`) that it runs this version, is online, its outbox
+   opens and its self-check passes. Then ``stable`` is switched too (committed).
+   Otherwise ``current`` goes back to the previous version, the kiosk restarts, and
+   the status says why (``rolled_back``).
+
+The kiosk process publishes the state in its status (``update_state``,
+``update_version``, ``update_error``): :func:`status_fields`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import shutil
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from palaute_wire.contract import ReleaseManifest, ReleaseTarget, StationConfig
+
+from . import release_switch as rs
+from .config import KioskConfig
+from .state import station_config_path
+
+_LOGGER = logging.getLogger(__name__)
+
+STATE_FILE = "update-state.json"
+HEALTH_FILE = "health.json"
+FILES_DIR = ".files"
+CRASH_POINTS = ("download", "install", "switch", "trial", "commit", "rollback")
+CRASH_EXIT_CODE = 86
+DOWNLOAD_CHUNK = 256 * 1024
+DOWNLOAD_TIMEOUT_S = 60
+HEALTH_FRESH_S = 30.0
+"""A health report older than this does not count as "running"."""
+NIGHT_WINDOW = (2, 5)
+"""A station without opening hours counts as always open; its kiosk installs between 02 and 05 local time."""
+
+
+class UpdateRefused(ValueError):
+    """This target must not be installed; the message goes into status."""
+
+
+# ----------------------------------------------------------------- state shared with the kiosk process
+
+
+def state_path(config: KioskConfig) -> Path:
+    return config.state.dir / STATE_FILE
+
+
+def health_path(config: KioskConfig) -> Path:
+    return config.state.dir / HEALTH_FILE
+
+
+def status_fields(config: KioskConfig) -> dict[str, Any]:
+    """``update_state``/``update_version``/``update_error`` for the kiosk's status."""
+    if not config.updates.release_public_key:
+        return {}
+    state = rs.read_json(state_path(config)) or {}
+    phase = state.get("phase", "idle")
+    return {
+        "update_state": phase,
+        "update_version": state.get("version"),
+        "update_error": (state.get("error") or None) and str(state["error"])[:500],
+    }
+
+
+def outbox_check(path: Path) -> tuple[bool, str]:
+    """Does the outbox open, pass SQLite's quick check and have a schema this code reads?"""
+    from .outbox import SCHEMA_VERSION
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            (result,) = db.execute("PRAGMA quick_check").fetchone()
+            (schema,) = db.execute("PRAGMA user_version").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return False, f"outbox does not open: {exc}"
+    if result != "ok":
+        return False, f"outbox check: {result}"
+    if schema > SCHEMA_VERSION:
+        return False, f"outbox schema {schema} is newer than this release's {SCHEMA_VERSION}"
+    return True, "ok"
+
+
+class HealthReporter:
+    """In the kiosk process: writes ``health.json`` each tick, the proof the updater waits for."""
+
+    def __init__(self, kiosk: Any) -> None:
+        self.kiosk = kiosk
+        self.path = health_path(kiosk.config)
+        self.version = kiosk.health.software_version()
+        self.outbox_ok, detail = outbox_check(kiosk.config.outbox.path)
+        self.selftest_ok, self.selftest_detail = self._selftest(self.outbox_ok, detail)
+
+    def _selftest(self, outbox_ok: bool, detail: str) -> tuple[bool, str]:
+        if not outbox_ok:
+            return False, detail
+        if not self.kiosk.pinmap.all_pins():
+            return False, "the pin map has no pins"
+        return True, "ok"
+
+    def __call__(self) -> None:
+        snapshot = self.kiosk.uplink.snapshot()
+        rs.write_json(self.path, {
+            "version": self.version, "pid": os.getpid(), "at": time.time(),
+            "online": snapshot.connected, "outbox_ok": self.outbox_ok, "selftest_ok": self.selftest_ok,
+            "detail": self.selftest_detail,
+        })
+
+
+# ----------------------------------------------------------------- checks
+
+
+def check_target(config: KioskConfig, target: ReleaseTarget) -> ReleaseManifest:
+    """The verified manifest of a target meant for this kiosk; UpdateRefused otherwise."""
+    from palaute_wire import signing
+
+    device = config.device
+    if target.device_id != device.device_id:
+        raise UpdateRefused(f"the release target is for {target.device_id}, this kiosk is {device.device_id}")
+    key = config.updates.release_public_key
+    if not key:
+        raise UpdateRefused("this kiosk has no release_public_key in [updates]: it installs nothing")
+    try:
+        manifest = signing.verify(key, target.manifest, target.signature)
+    except signing.ManifestRefused as exc:
+        raise UpdateRefused(str(exc)) from None
+    if manifest.version != target.version:
+        raise UpdateRefused(f"the target says {target.version} but the signed manifest is {manifest.version}")
+    if not manifest.allows(device.station_id, device.device_id):
+        raise UpdateRefused(f"release {manifest.version} is signed for other kiosks, not "
+                            f"{device.station_id}/{device.device_id}")
+    return manifest
+
+
+def in_install_window(config: StationConfig, window: str, now: datetime | None = None) -> bool:
+    """``any``: always; ``closed``: while the station is closed (no hours: at night)."""
+    if window == "any":
+        return True
+    from zoneinfo import ZoneInfo
+
+    from .answers import is_open
+
+    now = now or datetime.now(UTC)
+    hours = config.opening_hours
+    if hours is None:
+        local = now.astimezone(ZoneInfo("Europe/Helsinki"))
+        return NIGHT_WINDOW[0] <= local.hour < NIGHT_WINDOW[1]
+    return not is_open(hours, now) and not is_open(hours, now + timedelta(minutes=10))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------- the updater
+
+
+@dataclass
+class Counters:
+    downloaded_bytes: int = 0
+    reused_files: int = 0
+    download_s: float = 0.0
+    install_s: float = 0.0
+
+
+class Updater:
+    """One kiosk's updater. ``step()`` does whatever is due now and returns; ``run()`` loops."""
+
+    def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
+                 python: str = sys.executable, crash_at: str | None = None) -> None:
+        self.config = config
+        self.crash_at = crash_at
+        self.root = config.updates.releases_root
+        self.clock = clock
+        self.python = python
+        self.counters = Counters()
+        self.state: dict[str, Any] = rs.read_json(state_path(config)) or {"phase": "idle"}
+        self._booted = False
+
+    # -- state ------------------------------------------------------------------
+
+    def _crash_point(self, name: str) -> None:
+        """``--crash-at NAME`` ends the process here at once, as a power cut would (the tests)."""
+        if self.crash_at == name:
+            _LOGGER.warning("crash point %s: exiting without cleanup", name)
+            os._exit(CRASH_EXIT_CODE)
+
+    def _save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        rs.write_json(state_path(self.config), self.state)
+
+    @property
+    def phase(self) -> str:
+        return self.state.get("phase", "idle")
+
+    def _target(self) -> tuple[StationConfig, ReleaseTarget] | None:
+        try:
+            config = StationConfig.model_validate_json(station_config_path(self.config.state.dir).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return (config, config.release) if config.release is not None else None
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> int:
+        while not stop():
+            try:
+                if self.step() == "exit":
+                    return 0
+            except Exception:  # an updater that dies leaves the kiosk on its version; keep trying
+                _LOGGER.exception("update step failed; trying again later")
+            time.sleep(self.config.updates.check_interval_s)
+        return 0
+
+    def step(self) -> str:
+        """Do what is due; returns the phase afterwards (or "exit" after a commit, when configured)."""
+        if not self._booted:
+            self._booted = True
+            self._recover()
+        if self.phase == "trial":
+            return self._supervise()
+        found = self._target()
+        if found is None:
+            return self.phase
+        station_config, target = found
+        running = rs.linked(self.root, rs.CURRENT)
+        if target.version == running:
+            if self.phase in ("idle", "waiting"):
+                self._save(phase="committed" if self.state.get("version") == running else "idle")
+            return self.phase
+        fingerprint = hashlib.sha256(f"{target.manifest}\n{target.signature}".encode()).hexdigest()
+        if fingerprint in self.state.get("refused", []):
+            return self.phase  # this exact target failed or was refused before: not again
+        try:
+            manifest = check_target(self.config, target)
+            self._check_outbox_schema(manifest)
+        except UpdateRefused as exc:
+            return self._refuse(target, fingerprint, str(exc))
+        if self.phase not in ("downloading", "waiting", "installing") or self.state.get("version") != target.version:
+            self._save(phase="downloading", version=target.version, error=None, fingerprint=fingerprint,
+                       rollout_id=target.rollout_id)
+        try:
+            staging = self._download(target, manifest)
+        except UpdateRefused as exc:
+            return self._refuse(target, fingerprint, str(exc))
+        except (OSError, urllib.error.URLError) as exc:
+            _LOGGER.warning("download of %s interrupted (%s); resuming later", target.version, exc)
+            return self.phase
+        if not in_install_window(station_config, target.install_window, datetime.fromtimestamp(self.clock(), UTC)):
+            if self.phase != "waiting":
+                self._save(phase="waiting")
+            return self.phase
+        self._save(phase="installing")
+        try:
+            self._install(target.version, manifest, staging)
+        except UpdateRefused as exc:
+            return self._refuse(target, fingerprint, str(exc))
+        return self._switch(target)
+
+    # -- steps ------------------------------------------------------------------
+
+    def _refuse(self, target: ReleaseTarget, fingerprint: str, reason: str) -> str:
+        _LOGGER.error("update to %s refused: %s", target.version, reason)
+        refused = (self.state.get("refused", []) + [fingerprint])[-20:]
+        self._save(phase="failed", version=target.version, error=reason, refused=refused)
+        return self.phase
+
+    def _check_outbox_schema(self, manifest: ReleaseManifest) -> None:
+        path = self.config.outbox.path
+        if not path.exists():
+            return
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                (schema,) = db.execute("PRAGMA user_version").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return
+        if manifest.outbox_schema < schema:
+            raise UpdateRefused(f"release {manifest.version} reads outbox schema {manifest.outbox_schema}, "
+                                f"the outbox is at {schema}: it would not read the stored answers")
+
+    def _download(self, target: ReleaseTarget, manifest: ReleaseManifest) -> Path:
+        """Every file into the cache by hash (resuming .part files), then a staging directory of links."""
+        cache = self.root / FILES_DIR
+        cache.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        for f in manifest.files:
+            dest = cache / f.sha256
+            if dest.is_file():
+                self.counters.reused_files += 1
+                continue
+            part = cache / f"{f.sha256}.part"
+            self._fetch(target.url + f.name, part, f.size)
+            if sha256_file(part) != f.sha256:
+                part.unlink()
+                raise UpdateRefused(f"{f.name}: the downloaded file does not match its sha256 in the manifest")
+            os.replace(part, dest)
+        self.counters.download_s += time.monotonic() - started
+        staging = self.root / ".staging" / manifest.version
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        for f in manifest.files:
+            os.link(cache / f.sha256, staging / f.name)
+        return staging
+
+    def _fetch(self, url: str, part: Path, size: int) -> None:
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:
+            part.unlink()
+            have = 0
+        if have == size:
+            return
+        request = urllib.request.Request(url)
+        secret = self.config.broker.secret() or ""
+        token = base64.b64encode(f"{self.config.device.device_id}:{secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if have:
+            request.add_header("Range", f"bytes={have}-")
+        context = None
+        if url.startswith("https://"):
+            ca = self.config.updates.ca_file
+            context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S, context=context) as response:
+            mode = "ab" if have and response.status == 206 else "wb"
+            with open(part, mode) as out:
+                while chunk := response.read(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    self.counters.downloaded_bytes += len(chunk)
+                    if self.crash_at == "download":
+                        out.flush()
+                        os.fsync(out.fileno())
+                        self._crash_point("download")
+                out.flush()
+                os.fsync(out.fileno())
+
+    def _install(self, version: str, manifest: ReleaseManifest, staging: Path) -> None:
+        target = self.root / version
+        if rs.is_installed(self.root, version):
+            return
+        if target.is_symlink():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)  # a half-made venv from before a power cut
+        started = time.monotonic()
+        self._run([self.python, "-m", "venv", "--without-pip", str(target)], "create the venv")
+        self._crash_point("install")
+        python = str(target / "bin" / "python")
+        self._run([self.python, "-m", "pip", "--python", python, "install", "--no-index", "--no-cache-dir",
+                   "--disable-pip-version-check", "-q", "--find-links", str(staging), *manifest.requirements],
+                  "install the release")
+        self._run([python, "-c", "import kiosk.app, kiosk.updater"], "import the new version")
+        from palaute_wire.signing import manifest_text
+
+        rs.mark_installed(self.root, version, manifest_text(manifest))
+        self.counters.install_s += time.monotonic() - started
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _run(self, cmd: list[str], what: str) -> None:
+        # Only the verified files: no pip config (extra indexes, find-links) may add any.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+        env["PIP_CONFIG_FILE"] = os.devnull
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-2:])[:300]
+            raise UpdateRefused(f"could not {what}: {tail}")
+
+    def _switch(self, target: ReleaseTarget) -> str:
+        previous = rs.linked(self.root, rs.CURRENT)
+        self._save(phase="switching", previous=previous)
+        rs.switch(self.root, target.version, rs.CURRENT)
+        self._crash_point("switch")
+        self._begin_trial(target.health_timeout_s)
+        self._crash_point("trial")
+        self._restart()
+        _LOGGER.info("switched %s -> %s; on trial for %.0f s", previous, target.version, target.health_timeout_s)
+        return self.phase
+
+    def _begin_trial(self, timeout_s: float) -> None:
+        now = self.clock()
+        self._save(phase="trial", trial_started=now, deadline=now + timeout_s, timeout_s=timeout_s)
+
+    def _restart(self) -> None:
+        command = list(self.config.updates.restart_command)
+        try:
+            subprocess.run(command, check=False, timeout=60, capture_output=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _LOGGER.error("restart command %s failed: %s", command, exc)
+
+    def _health_problem(self, version: str) -> str | None:
+        """None when the new version proved itself healthy; otherwise what is missing."""
+        report = rs.read_json(health_path(self.config))
+        started = self.state.get("trial_started", 0)
+        if report is None or report.get("version") != version or report.get("at", 0) < started:
+            return "it never reported running (it did not start, or crashed at start)"
+        if self.clock() - report.get("at", 0) > HEALTH_FRESH_S:
+            return "it stopped reporting (not running)"
+        if not report.get("outbox_ok"):
+            return f"its outbox did not open ({report.get('detail')})"
+        if not report.get("selftest_ok"):
+            return f"its self-check failed ({report.get('detail')})"
+        if not report.get("online"):
+            return "it did not get online (no broker connection)"
+        return None
+
+    def _supervise(self) -> str:
+        version = self.state["version"]
+        problem = self._health_problem(version)
+        if problem is None:
+            return self._commit(version)
+        if self.clock() < self.state.get("deadline", 0):
+            return self.phase
+        timeout = self.state.get("timeout_s", 0)
+        return self._rollback(f"{version} did not prove itself healthy within {timeout:.0f} s: {problem}")
+
+    def _commit(self, version: str) -> str:
+        rs.switch(self.root, version, rs.STABLE)
+        self._crash_point("commit")
+        self._save(phase="committed", error=None)
+        _LOGGER.info("release %s is healthy: committed", version)
+        self._prune()
+        return "exit" if self.config.updates.exit_after_commit else self.phase
+
+    def _rollback(self, reason: str) -> str:
+        previous = self.state.get("previous") or rs.linked(self.root, rs.STABLE)
+        _LOGGER.error("rolling back to %s: %s", previous, reason)
+        self._save(rollback_reason=reason)
+        if previous and rs.is_installed(self.root, previous):
+            rs.switch(self.root, previous, rs.CURRENT)
+        self._crash_point("rollback")
+        refused = (self.state.get("refused", []) + [self.state.get("fingerprint", "")])[-20:]
+        self._save(phase="rolled_back", error=reason, refused=refused, rollback_reason=None)
+        self._restart()
+        return self.phase
+
+    def _recover(self) -> None:
+        """After a start (a boot, a crash, a power cut): finish or undo what was under way."""
+        phase = self.phase
+        version = self.state.get("version")
+        if phase == "switching":
+            # Cut between recording the switch and starting the trial: the link names
+            # either version, both are installed; start the trial of the new one again.
+            if version and rs.is_installed(self.root, version):
+                rs.switch(self.root, version, rs.CURRENT)
+                self._begin_trial(self.state.get("timeout_s") or 300)
+                self._restart()
+            else:
+                self._save(phase="failed", error="interrupted before the switch")
+        elif phase == "trial" and (self.state.get("rollback_reason") or rs.linked(self.root, rs.CURRENT) != version):
+            self._rollback(self.state.get("rollback_reason") or f"interrupted while switching back from {version}")
+        elif phase == "trial":
+            # The trial starts again from now (the time without power does not count), and the
+            # kiosk is restarted: if only the updater died, the old version may still be running.
+            self._begin_trial(self.state.get("timeout_s") or 300)
+            self._restart()
+        elif phase == "installing" and version and not rs.is_installed(self.root, version):
+            path = self.root / version
+            if path.exists() and not path.is_symlink() and version != rs.linked(self.root, rs.CURRENT):
+                shutil.rmtree(path, ignore_errors=True)
+        if rs.linked(self.root, rs.CURRENT) is None and rs.linked(self.root, rs.STABLE):
+            rs.switch(self.root, rs.linked(self.root, rs.STABLE) or "", rs.CURRENT)
+
+    def _prune(self) -> None:
+        """Keep the running and the previous version; drop older ones and unused cached files."""
+        keep = {rs.linked(self.root, rs.CURRENT), rs.linked(self.root, rs.STABLE), self.state.get("previous")}
+        for version in rs.installed_versions(self.root):
+            if version not in keep and not (self.root / version).is_symlink():
+                rs.remove_version(self.root, version)
+        wanted: set[str] = set()
+        for version in keep:
+            if version:
+                text = (self.root / version / rs.INSTALLED_MARKER)
+                try:
+                    manifest = ReleaseManifest.model_validate_json(text.read_text())
+                except (OSError, ValueError):
+                    continue
+                wanted.update(f.sha256 for f in manifest.files)
+        cache = self.root / FILES_DIR
+        if cache.is_dir() and wanted:
+            for path in cache.iterdir():
+                if path.name not in wanted and not path.name.endswith(".part"):
+                    path.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .config import ConfigError, load_config
+
+    parser = argparse.ArgumentParser(prog="palaute-kiosk-updater", description="Palaute kiosk software updater")
+    parser.add_argument("--config", "-c", default="/etc/palaute/kiosk.toml")
+    parser.add_argument("--once", action="store_true", help="one step, then exit")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--crash-at", choices=CRASH_POINTS, help=argparse.SUPPRESS)  # power-cut tests
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not config.updates.release_public_key:
+        _LOGGER.warning("no [updates] release_public_key: this kiosk installs no updates")
+    updater = Updater(config, crash_at=args.crash_at)
+    if args.once:
+        updater.step()
+        return 0
+    return updater.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
