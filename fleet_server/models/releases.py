@@ -1,4 +1,4 @@
-"""Kiosk software releases and their rollouts (migration 0800_releases).
+"""Kiosk software releases and their rollouts (migration 0900_releases).
 
 - ``releases``: one row per signed release: the manifest's exact text and its
   ed25519 signature (the server cannot make either: the key is the operator's),

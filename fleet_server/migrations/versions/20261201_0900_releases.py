@@ -1,7 +1,7 @@
 """releases and rollouts: signed kiosk releases, their files, rollouts in waves and each kiosk's part
 
-Revision ID: 0800_releases
-Revises: 0600_dead_letter_counts, 0700_gaps_unique
+Revision ID: 0900_releases
+Revises: 0800_dead_letter_counts
 Create Date: 2026-12-01 15:30:00
 """
 from __future__ import annotations
@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0800_releases'
-# Also the merge point of the two heads main had (0600_dead_letter_counts, 0700_gaps_unique).
-down_revision: str | tuple[str, ...] | None = ('0600_dead_letter_counts', '0700_gaps_unique')
+revision: str = '0900_releases'
+down_revision: str | None = '0800_dead_letter_counts'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
