@@ -5,7 +5,7 @@ resolved here, keeping the oldest of each (device_id, first_seq), before the par
 unique index makes new copies impossible.
 
 Revision ID: 0700_gaps_unique
-Revises: 0600_health_probes, 0600_dead_letter_counts (merges the two)
+Revises: 0600_health_probes
 Create Date: 2026-12-01 15:40:00
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0700_gaps_unique"
-down_revision: str | tuple[str, ...] | None = ("0600_health_probes", "0600_dead_letter_counts")
+down_revision: str | tuple[str, ...] | None = "0600_health_probes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
