@@ -77,7 +77,7 @@ class Mosquitto:
             "connection_messages true",
             # Deliberate queue limits (see shared FACTS: the default of 1000 drops bursts).
             "max_queued_messages 0",
-            "max_inflight_messages 100",
+            "max_inflight_messages 4000",  # the ingest's Receive Maximum (ingest/consumer.INFLIGHT_MESSAGES)
             "max_packet_size 263168",  # MAX_PAYLOAD_BYTES plus 1 KiB for topic and headers
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             f"listener {self.port} 127.0.0.1",

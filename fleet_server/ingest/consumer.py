@@ -18,7 +18,6 @@ MQTT); ``Ingestor`` here wraps it with the paho-mqtt client and a writer thread.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -33,8 +32,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.settings import Settings
+from fleet_server.ingest.lanes import IngestLanes
 from fleet_server.ingest.store import (
     REASON_INGEST_ERROR,
+    TX_MAX_EVENTS,
     BatchResult,
     InboundMessage,
     handle_batch,
@@ -61,6 +62,11 @@ RETRY_DELAY_MIN_S = 0.1
 
 POLL_S = 0.2
 """How often an idle writer thread checks whether it should stop."""
+
+INFLIGHT_MESSAGES = 4000
+"""Receive Maximum: how many un-acknowledged messages the broker may push to us (about 40 MB of
+full batches). Large, so a backlog comes into the lanes (where live presses overtake it) instead
+of waiting in the broker's FIFO queue; the broker's own max_inflight_messages must allow it."""
 
 BAD_CREDENTIALS = (0x86, 0x87)
 """CONNACK reason codes (bad user name or password, not authorised) that stop reconnecting."""
@@ -133,7 +139,7 @@ class Ingestor:
         self.counters = IngestCounters()
         self.fatal_error: str | None = None
         self._session_factory = session_factory
-        self._queue: queue.Queue[InboundMessage] = queue.Queue()
+        self._queue = IngestLanes()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._stopping = threading.Event()  # drain the queue, then stop
@@ -179,7 +185,7 @@ class Ingestor:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.mqtt_session_expiry_s
         # Let the broker keep about two batches in flight: one being committed, one arriving.
-        props.ReceiveMaximum = min(65535, max(20, 2 * s.ingest_batch_size))
+        props.ReceiveMaximum = INFLIGHT_MESSAGES
         self._writer = threading.Thread(target=self._write_loop, name=f"ingest-writer-{self.client_id}", daemon=True)
         self._writer.start()
         _LOGGER.info("ingest %s connecting to %s:%s", self.client_id, s.mqtt_host, s.mqtt_port)
@@ -301,32 +307,19 @@ class Ingestor:
     # ---------------------------------------------------------------- writer thread
 
     def _take_batch(self) -> list[InboundMessage] | None:
-        """Wait for a first message, then gather more up to the batch size or the flush interval."""
-        while True:
-            if self._halt.is_set():
+        """The next transaction: live lane first, at most the batch size and TX_MAX_EVENTS events."""
+        while not self._halt.is_set():
+            batch = self._queue.take(
+                self.settings.ingest_batch_size,
+                TX_MAX_EVENTS,
+                wait_s=POLL_S,
+                linger_s=self.settings.ingest_flush_interval_s,
+            )
+            if batch:
+                return batch
+            if self._stopping.is_set():
                 return None
-            try:
-                first = self._queue.get(timeout=POLL_S)
-                break
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return None
-        batch = [first]
-        deadline = time.monotonic() + self.settings.ingest_flush_interval_s
-        while len(batch) < self.settings.ingest_batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        return None
 
     def _write_loop(self) -> None:
         while (batch := self._take_batch()) is not None:
