@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(default=None, description="comma-separated recipients of alert e-mails")
     alert_email_from: str = "palaute@localhost"
     alert_webhook_url: str | None = Field(default=None, description="alerts are POSTed here as JSON")
+    alert_retry_min_s: float = Field(
+        default=60, gt=0, description="first wait before a channel that failed is tried again (doubles)"
+    )
+    alert_retry_max_s: float = Field(default=3600, gt=0, description="longest wait between a channel's retries")
     gap_grace_s: float = Field(
         default=120, ge=0, description="a seq gap younger than this may still be in flight: not asked for yet; "
         "also how long after a resend's acknowledgement a gap still there counts as unrecoverable"

@@ -23,8 +23,15 @@ A station without opening hours in its config counts as always open.
 State: an open ``alerts`` row per condition key (``rule:station[/device]``); the
 same condition on the next run finds it and does nothing, so each firing is one
 row and one notification. When the condition is gone the row is cleared (and the
-clearing is notified once). Delivery failures are retried on the next run: a
-row is marked notified only after a channel accepted it.
+clearing is notified once).
+
+Delivery: each firing and each clearing becomes one ``alert_deliveries`` row per
+channel (e-mail, webhook; unique per alert x event x channel). A pass claims one
+due row at a time (``FOR UPDATE SKIP LOCKED``), sends it and commits, so several
+server processes never send the same row twice, and a failing channel is retried
+on its own backoff (``alert_retry_min_s`` doubling up to ``alert_retry_max_s``)
+while the others are done: a webhook that is down does not send the e-mail again.
+A clearing waits for its firing on the same channel.
 """
 
 from __future__ import annotations
@@ -39,13 +46,14 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
-from fleet_server.models import Alert, Device, Station
+from fleet_server.models import Alert, AlertDelivery, Device, Station
 from palaute_wire.contract import OpeningHours
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,6 +63,8 @@ OPEN_SAMPLE_STEP = timedelta(minutes=15)
 """Resolution of "was the station open at some point in this window"."""
 WEBHOOK_TIMEOUT_S = 10
 SMTP_TIMEOUT_S = 10
+MAX_DELIVERIES_PER_PASS = 200
+"""A pass sends at most this many; the rest wait for the next pass (a flood after an outage)."""
 
 
 # ----------------------------------------------------------------- opening hours
@@ -249,8 +259,15 @@ def alert_payload(alert: Alert, event: str) -> dict:
     }
 
 
-Channel = Callable[[dict], None]
-"""Delivers one alert payload or raises."""
+@dataclass(frozen=True)
+class Channel:
+    """One way alerts go out; ``send`` delivers one payload or raises."""
+
+    name: str  # email | webhook: the channel column of alert_deliveries
+    send: Callable[[dict], None]
+
+    def __call__(self, payload: dict) -> None:
+        self.send(payload)
 
 
 def email_channel(settings: Settings) -> Channel | None:
@@ -277,7 +294,7 @@ def email_channel(settings: Settings) -> Channel | None:
                 smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
             smtp.send_message(msg)
 
-    return send
+    return Channel("email", send)
 
 
 def webhook_channel(settings: Settings) -> Channel | None:
@@ -293,49 +310,85 @@ def webhook_channel(settings: Settings) -> Channel | None:
             if response.status >= 300:
                 raise OSError(f"webhook answered {response.status}")
 
-    return send
+    return Channel("webhook", send)
 
 
 def channels_from(settings: Settings) -> list[Channel]:
     return [c for c in (email_channel(settings), webhook_channel(settings)) if c is not None]
 
 
-def deliver(session: Session, channels: Sequence[Channel], now: datetime | None = None) -> int:
-    """Send each firing and each clearing that has not been sent yet; returns how many.
+def enqueue(session: Session, channels: Sequence[Channel], now: datetime) -> int:
+    """A delivery row per channel for each firing and clearing not handed over yet; how many.
 
     With no channel configured, alerts are only shown on the dashboard and are
-    marked delivered so enabling a channel later does not flood it with history.
+    marked handed over so enabling a channel later does not flood it with history.
+    Concurrent passes insert the same rows at most once (unique key, ON CONFLICT DO NOTHING).
     """
-    now = now or utcnow()
-
-    def send(alert: Alert, event: str) -> bool:
-        try:
-            for channel in channels:
-                channel(alert_payload(alert, event))
-        except Exception as exc:  # noqa: BLE001 - any channel failure: retry on the next run
-            _LOGGER.warning("alert %s (%s) not delivered, will retry: %s", alert.key, event, exc)
-            return False
-        return True
-
-    sent = 0
-    pending = session.scalars(
-        select(Alert)
-        .where(or_(Alert.notified_at.is_(None),
-                   and_(Alert.cleared_at.is_not(None), Alert.cleared_notified_at.is_(None))))
-        .order_by(Alert.id)
-    ).all()
-    for alert in pending:
-        if alert.notified_at is None:  # the firing first, even if it has cleared since
-            if not send(alert, "firing"):
-                continue
-            alert.notified_at = now
-            sent += 1
-        if alert.cleared_at is not None and alert.cleared_notified_at is None:
-            if not send(alert, "cleared"):
-                continue
-            alert.cleared_notified_at = now
-            sent += 1
+    rows: list[dict] = []
+    firing = session.scalars(select(Alert).where(Alert.notified_at.is_(None))).all()
+    cleared = session.scalars(
+        select(Alert).where(Alert.cleared_at.is_not(None), Alert.cleared_notified_at.is_(None))).all()
+    for event, alerts in (("firing", firing), ("cleared", cleared)):
+        for alert in alerts:
+            rows += [{"alert_id": alert.id, "event": event, "channel": c.name, "created_at": now, "attempts": 0,
+                      "next_attempt_at": now, "last_error": ""} for c in channels]
+    if rows:
+        dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(dialect_insert(AlertDelivery.__table__).on_conflict_do_nothing(
+            index_elements=["alert_id", "event", "channel"]), rows)
+    for alert in firing:
+        alert.notified_at = now
+    for alert in cleared:
+        alert.cleared_notified_at = now
     session.flush()
+    return len(rows)
+
+
+def retry_delay(settings: Settings, attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: doubling from the minimum, capped."""
+    return timedelta(seconds=min(settings.alert_retry_max_s, settings.alert_retry_min_s * 2 ** (attempts - 1)))
+
+
+def _claim_one(session: Session, names: Sequence[str], now: datetime) -> AlertDelivery | None:
+    earlier = aliased(AlertDelivery)
+    firing_pending = select(earlier.id).where(
+        earlier.alert_id == AlertDelivery.alert_id, earlier.channel == AlertDelivery.channel,
+        earlier.event == "firing", earlier.delivered_at.is_(None)).exists()
+    return session.scalars(
+        select(AlertDelivery)
+        .where(AlertDelivery.delivered_at.is_(None), AlertDelivery.next_attempt_at <= now,
+               AlertDelivery.channel.in_(list(names)),
+               ~and_(AlertDelivery.event == "cleared", firing_pending))
+        .order_by(AlertDelivery.id).limit(1)
+        .with_for_update(skip_locked=True, of=AlertDelivery)
+    ).first()
+
+
+def deliver(session_factory: sessionmaker[Session], settings: Settings, channels: Sequence[Channel],
+            now: datetime | None = None) -> int:
+    """Send the due deliveries, each in its own transaction; returns how many went out."""
+    now = now or utcnow()
+    by_name = {c.name: c for c in channels}
+    sent = 0
+    for _ in range(MAX_DELIVERIES_PER_PASS):
+        with session_factory() as session, session.begin():
+            row = _claim_one(session, list(by_name), now)
+            if row is None:
+                break
+            alert = session.get(Alert, row.alert_id)
+            assert alert is not None
+            try:
+                by_name[row.channel](alert_payload(alert, row.event))
+            except Exception as exc:  # noqa: BLE001 - any channel failure: this row waits and is retried
+                row.attempts += 1
+                row.next_attempt_at = now + retry_delay(settings, row.attempts)
+                row.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                _LOGGER.warning("alert %s (%s) not delivered by %s (attempt %d), retrying at %s: %s", alert.key,
+                                row.event, row.channel, row.attempts, row.next_attempt_at.isoformat(), exc)
+                continue
+            session.execute(update(AlertDelivery).where(AlertDelivery.id == row.id)
+                            .values(delivered_at=now, attempts=row.attempts + 1, last_error=""))
+            sent += 1
     return sent
 
 
@@ -351,8 +404,8 @@ def run_once(session_factory: sessionmaker[Session], settings: Settings, channel
     with session_factory() as session, session.begin():
         reconcile_acks(session)
         changes = reconcile(session, evaluate(session, settings, now), now)
-    with session_factory() as session, session.begin():
-        deliver(session, channels, now)
+        enqueue(session, channels, now)
+    deliver(session_factory, settings, channels, now)
     for alert in changes.fired:
         _LOGGER.warning("alert: %s", alert.message)
     for alert in changes.cleared:

@@ -20,6 +20,7 @@ from fleet_server.models.feedback import (
 from fleet_server.models.fleet import (
     COMMAND_NAMES,
     Alert,
+    AlertDelivery,
     DeviceCommand,
     DeviceCredential,
     GapCheck,
@@ -32,7 +33,7 @@ from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutD
 from fleet_server.models.rollups import FollowupHour, StationHour
 
 __all__ = [
-    "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "ApiToken", "Base", "BigId",
+    "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "AlertDelivery", "ApiToken", "Base", "BigId",
     "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
     "FollowupHour", "GapCheck", "HealthProbe", "Release", "ReleaseFile", "Rollout", "RolloutDevice", "SeqGap",
     "Station", "StationConfigVersion", "StationHour", "StationNote", "User",

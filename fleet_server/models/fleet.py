@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet_server.core.clock import utcnow
@@ -99,8 +99,34 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     cleared_at: Mapped[datetime | None]
-    notified_at: Mapped[datetime | None] = mapped_column(doc="when the firing was delivered")
-    cleared_notified_at: Mapped[datetime | None] = mapped_column(doc="when the clearing was delivered")
+    notified_at: Mapped[datetime | None] = mapped_column(
+        doc="when the firing was handed to the channels (one alert_deliveries row each)")
+    cleared_notified_at: Mapped[datetime | None] = mapped_column(doc="the same for the clearing")
+
+
+class AlertDelivery(Base):
+    """One firing or clearing of an alert on one channel: sent once, retried on its own backoff.
+
+    A pass claims a due row with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), sends it and commits,
+    so two passes never send the same row, and a channel that is down delays only its own rows.
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "event", "channel"),
+        Index("ix_alert_deliveries_due", "next_attempt_at", sqlite_where=text("delivered_at IS NULL"),
+              postgresql_where=text("delivered_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    event: Mapped[str] = mapped_column(String(16), doc="firing | cleared")
+    channel: Mapped[str] = mapped_column(String(16), doc="email | webhook")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
 
 
 class SeqGap(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,13 +12,13 @@ from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fleet_server.core.settings import load_settings
 from fleet_server.devtools.local_broker import free_port
 from fleet_server.fleet.alerts import channels_from, evaluate, is_open, run_once
 from fleet_server.fleet.remote_config import save_settings
-from fleet_server.models import Alert, Device, Station
+from fleet_server.models import Alert, AlertDelivery, Device, Station
 from palaute_wire.contract import OpeningHours
 
 # Wednesday 2026-11-25, 10:00 in Helsinki (UTC+2).
@@ -129,10 +130,15 @@ def smtp():
 class _Receiver(BaseHTTPRequestHandler):
     bodies: ClassVar[list] = []
     fail_next = 0
+    calls = 0
+    delay_s = 0.0
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         cls = type(self)
+        cls.calls += 1
+        if cls.delay_s:
+            time.sleep(cls.delay_s)
         if cls.fail_next:
             cls.fail_next -= 1
             self.send_response(500)
@@ -147,7 +153,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook():
-    handler = type("Receiver", (_Receiver,), {"bodies": [], "fail_next": 0})
+    handler = type("Receiver", (_Receiver,), {"bodies": [], "fail_next": 0, "calls": 0, "delay_s": 0.0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -191,3 +197,61 @@ def test_a_failed_delivery_is_retried_and_then_sent_once(sessions, webhook):
     run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=1))
     run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=2))
     assert [(b["event"], b["rule"]) for b in receiver.bodies] == [("firing", "clock")]
+
+
+def test_a_webhook_that_is_down_neither_resends_the_email_nor_is_tried_every_pass(sessions, smtp, webhook):
+    controller, box = smtp
+    url, receiver = webhook
+    receiver.fail_next = 3
+    s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
+                 alert_webhook_url=url, alert_retry_min_s=60, alert_retry_max_s=600)
+    channels = channels_from(s)
+    for minute in range(0, 10):  # ten passes, one a minute, the kiosk's clock still not synchronised
+        put_device(sessions, WED_10 + timedelta(minutes=minute), clock_synced=False)
+        run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=minute))
+    assert len(box.messages) == 1  # the e-mail went out once, at the first pass
+    # The webhook failed at 0, was retried at 1 (+1 min) and 3 (+2 min), sent at 7 (+4 min).
+    assert receiver.calls == 4
+    assert [(b["event"], b["rule"]) for b in receiver.bodies] == [("firing", "clock")]
+    with sessions() as session:
+        rows = {r.channel: (r.attempts, r.delivered_at) for r in session.scalars(select(AlertDelivery))}
+    assert rows == {"email": (1, WED_10), "webhook": (4, WED_10 + timedelta(minutes=7))}
+
+
+@pytest.mark.postgres
+def test_concurrent_delivery_passes_send_each_firing_once_per_channel(postgres_url, smtp, webhook):
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+    from fleet_server.fleet.alerts import deliver, enqueue
+
+    controller, box = smtp
+    url, receiver = webhook
+    receiver.delay_s = 0.2  # a slow receiver: passes overlap while one is sending
+    s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
+                 alert_webhook_url=url)
+    channels = channels_from(s)
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    factory = make_session_factory(engine)
+    try:
+        with factory() as session, session.begin():
+            session.add(Station(id="kalvia", name="Kälviä"))
+            session.flush()
+            session.add_all([Alert(key=f"clock:kalvia/k{i}", rule="clock", station_id="kalvia",
+                                   message=f"alert {i}", started_at=WED_10) for i in range(6)])
+        passes = []
+        for _ in range(4):  # four server processes' passes at once, each enqueueing too
+            def one_pass():
+                with factory() as session, session.begin():
+                    enqueue(session, channels, WED_10)
+                deliver(factory, s, channels, WED_10)
+            passes.append(threading.Thread(target=one_pass))
+        for t in passes:
+            t.start()
+        for t in passes:
+            t.join(60)
+        assert sorted(b["message"] for b in receiver.bodies) == [f"alert {i}" for i in range(6)]
+        assert sorted(m.get_content().splitlines()[0] for m in box.messages) == [f"alert {i}" for i in range(6)]
+        with factory() as session:
+            assert session.scalar(select(func.count()).select_from(AlertDelivery)) == 12
+    finally:
+        engine.dispose()
