@@ -70,7 +70,9 @@ class Settings(BaseSettings):
         description="how long the broker keeps queueing for the ingest while it is away",
     )
     mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
-    mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
+    mqtt_reconnect_max_s: int = Field(
+        default=5, ge=1, le=3600,
+        description="cap of the reconnect backoff (broker and database): low, the broker is on the same host")
 
     healthz_stall_s: float = Field(
         default=30, gt=0, le=3600,
@@ -143,6 +145,10 @@ class Settings(BaseSettings):
     gap_check_interval_s: float = Field(
         default=300, ge=0, description="how often the fleet loop looks for seq gaps (the first check after "
         "a start scans the (device_id, seq) index, ~1 s per million events; later ones ~1 ms per kiosk)"
+    )
+    gap_check_soon_s: float = Field(
+        default=15, gt=0, description="a gap check this soon after the server starts or the broker connection "
+        "comes back, and this often while open gaps wait (fleet_server.fleet.loop.GapSchedule)"
     )
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

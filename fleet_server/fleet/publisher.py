@@ -64,6 +64,8 @@ class Publisher:
         self._client = client
         self._started = False
         self._lock = threading.Lock()
+        self.connections = 0
+        """Successful connects so far (a change means the broker connection came back)."""
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -71,6 +73,7 @@ class Publisher:
             _LOGGER.error("broker refused the publisher: %s", reason_code)
             return
         self._refused = None
+        self.connections += 1  # the fleet loop checks for seq gaps soon after the broker came back
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
