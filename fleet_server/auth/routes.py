@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from fleet_server.auth.deps import CsrfChecked, DbSession, auth_state
+from fleet_server.auth.deps import CsrfChecked, DbSession, auth_state, optional_principal
+from fleet_server.auth.roles import Principal
 from fleet_server.auth.passwords import hash_password, needs_rehash, verify_password
-from fleet_server.auth.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from fleet_server.auth.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, same
+from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
 from fleet_server.models import User
 from fleet_server.web.templating import templates
@@ -99,7 +101,43 @@ def login(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    if user.language in i18n.LANGUAGES:
+        set_language_cookie(request, response, user.language)
     _LOGGER.info("%s signed in from %s", user.username, client)
+    return response
+
+
+def set_language_cookie(request: Request, response: Response, lang: str) -> None:
+    response.set_cookie(i18n.LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True, samesite="lax",
+                        secure=_secure(request), path="/")
+
+
+LANG_COOKIE_MAX_AGE_S = 400 * 24 * 3600
+"""The browser keeps the choice about a year (signed-in users also have it on their account)."""
+
+
+@router.post("/language")
+def choose_language(
+    request: Request,
+    db: DbSession,
+    lang: Annotated[str, Form(max_length=5)],
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    """Pick the dashboard's language; kept with the user (users.language) and in a cookie."""
+    if lang not in i18n.LANGUAGES:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"language {lang!r}: use one of {', '.join(i18n.LANGUAGES)}")
+    if principal is not None and principal.kind == "user":
+        if not same(principal.csrf, csrf_token):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext(
+                "the form has expired or did not come from this site; reload the page and try again"))
+        user = db.get(User, principal.id)
+        if user is not None:
+            user.language = lang
+            db.commit()
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_language_cookie(request, response, lang)
     return response
 
 

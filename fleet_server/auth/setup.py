@@ -15,6 +15,7 @@ from fleet_server.auth.deps import AuthState, LoginRequired, login_url
 from fleet_server.auth.ratelimit import LoginLimiter
 from fleet_server.auth.routes import router
 from fleet_server.auth.sessions import SessionCodec
+from fleet_server.core import i18n
 from fleet_server.core.settings import Settings, SettingsError
 from fleet_server.web.templating import STATIC_DIR, templates
 
@@ -58,6 +59,7 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 
     app.include_router(router)
     app.middleware("http")(_security_headers)
+    app.middleware("http")(_language)
     if not any(getattr(r, "path", None) == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _guard_docs(app)
@@ -97,6 +99,21 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 """Scripts only from this server (the vendored Chart.js, dashboard.js); inline styles for bar widths."""
+
+
+async def _language(request: Request, call_next):
+    """The reader's language for this request (fleet_server.core.i18n): the cookie, else Accept-Language."""
+    lang = i18n.pick(request.cookies.get(i18n.LANG_COOKIE), request.headers.get("accept-language"))
+    token = i18n.current_lang.set(lang)
+    try:
+        response = await call_next(request)
+    finally:
+        i18n.current_lang.reset(token)
+    response.headers.setdefault("Content-Language", lang)
+    vary = response.headers.get("Vary")
+    if not vary or "accept-language" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+    return response
 
 
 async def _security_headers(request: Request, call_next):

@@ -33,6 +33,9 @@ class User(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(
+        String(5), doc="the dashboard language the user picked (fi, sv, en); None: from the browser"
+    )
 
 
 class ApiToken(Base):

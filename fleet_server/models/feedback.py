@@ -51,7 +51,14 @@ class Station(Base):
 
     id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_fi: Mapped[str | None] = mapped_column(String(200), doc="the name in Finnish (None: ``name``)")
+    name_sv: Mapped[str | None] = mapped_column(String(200), doc="the name in Swedish (None: ``name``)")
+    name_en: Mapped[str | None] = mapped_column(String(200), doc="the name in English (None: ``name``)")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def name_in(self, lang: str) -> str:
+        """The name in ``lang`` (fi, sv, en), else the one name every station has."""
+        return getattr(self, f"name_{lang}", None) or self.name
 
     devices: Mapped[list[Device]] = relationship(back_populates="station", order_by="Device.id")
 

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fleet_server.core import i18n
+from fleet_server.core.i18n import N_
 from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
 from fleet_server.results.small_counts import Group, distributions, masked, series_table, share, suppress
@@ -43,7 +45,8 @@ from palaute_wire.contract import OpeningHours
 
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
-PRESET_LABELS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
+PRESET_LABELS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days")}
+"""Translated where shown (fleet_server.core.i18n)."""
 MAX_PERIOD_DAYS = 731
 ONLINE_SHARE = 0.5
 """An hour counts as online when a kiosk of the station was online at least this share of it."""
@@ -80,8 +83,8 @@ class Period:
     @property
     def label(self) -> str:
         if self.preset:
-            return PRESET_LABELS[self.preset]
-        return f"{self.first:%d.%m.%Y} – {self.last:%d.%m.%Y}"
+            return i18n.gettext(PRESET_LABELS[self.preset])
+        return f"{i18n.day(self.first)} – {i18n.day(self.last)}"
 
     def query(self) -> str:
         """The query-string that selects this period again."""
@@ -479,7 +482,8 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         {
             "first": a,
             "last": b,
-            "label": a.strftime("%a %d.%m.") if granularity == "day" else f"wk {a.isocalendar().week} ({a:%d.%m.})",
+            "label": i18n.day_month(a) if granularity == "day"
+            else i18n.gettext("wk {week} ({day})").format(week=a.isocalendar().week, day=i18n.day_month(a)),
             "dist": dists[i],
             "hours": bucket_hours[i],
         }
@@ -508,7 +512,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
             else:
                 state = "off" if st["offline"] > st["online"] else "on"
             cells.append({"hour": hr, "n": shown_cells[d * 24 + hr], "state": state, **st})
-        heatmap.append({"day": WEEKDAYS[d], "cells": cells})
+        heatmap.append({"day": i18n.weekday_names()[d], "cells": cells})
 
     return StationPage(
         station=station,
@@ -562,7 +566,7 @@ def followup_tables(session: Session, station_id: str, period: Period, minimum: 
         .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
         .group_by(f.question_id, f.smiley, f.option_id)
     )
-    labels = followup_labels(session, station_id)
+    labels = followup_labels(session, station_id, i18n.lang())
     data: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for question_id, smiley, option_id, n in session.execute(q):
         data[question_id][smiley][option_id] = int(n)
@@ -612,7 +616,8 @@ def comparison(
         data: dict[Any, dict[int, int]] = {i: c for i, c in enumerate(per_bucket)}
         data["period"] = {v: sum(c[v] for c in per_bucket) for v in SMILEYS}
         series[s.id] = distributions(data, minimum, all_key="period")
-    labels = [a.strftime("%d.%m.") if granularity == "day" else f"wk {a.isocalendar().week}" for a, _ in buckets]
+    labels = [i18n.day_month(a) if granularity == "day"
+              else i18n.gettext("wk {week}").format(week=a.isocalendar().week) for a, _ in buckets]
     return {"rows": rows, "labels": labels, "series": series, "buckets": len(buckets)}
 
 

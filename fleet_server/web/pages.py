@@ -6,17 +6,14 @@ auto-refreshing, reading through fleet_server.results.queries like the API does.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from fleet_server.api.deps import PageResultsReader, SessionDep, SettingsDep
+from fleet_server.core import i18n
 from fleet_server.results import queries
 from fleet_server.results.small_counts import TOO_FEW
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+from fleet_server.web.templating import templates as TEMPLATES
 
 REFRESH_S = 5
 """How often the page reloads itself."""
@@ -47,6 +44,6 @@ def _small_counts_hidden(rows: list[queries.StationRow], minimum: int) -> list[q
     """The small-count rule (fleet_server.results.small_counts): a station's counts below the minimum are not shown."""
     for row in rows:
         if row.total < minimum:
-            row.total, row.satisfaction = TOO_FEW, None  # type: ignore[assignment]
+            row.total, row.satisfaction = i18n.gettext(TOO_FEW), None  # type: ignore[assignment]
             row.counts = {v: "–" for v in row.counts}
     return rows

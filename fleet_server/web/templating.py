@@ -1,61 +1,84 @@
-"""The dashboard's Jinja2 environment and the filters that print figures.
+"""The dashboard's Jinja2 environment: gettext (Jinja's i18n extension) and the filters that print figures.
 
-Hidden figures (small-count rule, ``None``) print as "too few responses" here
-and nowhere else decides how they look.
+Texts come from the catalogues in fleet_server/locale (fleet_server.core.i18n); the
+language is the request's (``current_lang``). Hidden figures (small-count rule,
+``None``) print as "too few responses" here and nowhere else decides how they look;
+numbers, shares and dates print in the reader's language's one format.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from fleet_server.core import i18n
+from fleet_server.core.i18n import LOCAL_TZ  # noqa: F401 - re-exported for the pages
 from fleet_server.results.small_counts import TOO_FEW
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+
+
+def _too_few() -> Markup:
+    return Markup('<span class="too-few" title="%s">%s</span>') % (
+        i18n.gettext("fewer responses than the minimum"), i18n.gettext(TOO_FEW))
 
 
 def fig(value: float | None) -> Markup:
     if value is None:
-        return Markup('<span class="too-few" title="fewer responses than the minimum">%s</span>') % TOO_FEW
+        return _too_few()
     if isinstance(value, float):
-        return Markup("%s") % f"{value:,.1f}".replace(",", "\u202f")
-    return Markup("%s") % f"{value:,}".replace(",", "\u202f")
+        return Markup("%s") % i18n.number(value, 1)
+    return Markup("%s") % i18n.number(value)
 
 
 def pct(value: float | None) -> Markup:
     if value is None:
-        return Markup('<span class="too-few" title="fewer responses than the minimum">%s</span>') % TOO_FEW
-    return Markup("%s") % f"{value * 100:.0f}\u00a0%"
+        return _too_few()
+    return Markup("%s") % i18n.percent(value)
 
 
 def change_pp(value: float | None) -> Markup:
     """A change of a share, in percentage points, with an arrow and words (not colour alone)."""
     if value is None:
-        return Markup('<span class="muted">no comparison</span>')
+        return Markup('<span class="muted">%s</span>') % i18n.gettext("no comparison")
     points = value * 100
     if abs(points) < 0.5:
-        return Markup('<span class="chg flat">= no change</span>')
-    arrow, cls, word = ("▲", "up", "up") if points > 0 else ("▼", "down", "down")
-    return Markup('<span class="chg %s">%s %s %.0f pp</span>') % (cls, arrow, word, abs(points))
+        return Markup('<span class="chg flat">= %s</span>') % i18n.gettext("no change")
+    if points > 0:
+        arrow, cls, text = "▲", "up", i18n.gettext("up {points} pp")
+    else:
+        arrow, cls, text = "▼", "down", i18n.gettext("down {points} pp")
+    return Markup('<span class="chg %s">%s %s</span>') % (cls, arrow, text.format(points=i18n.number(abs(points), 0)))
 
 
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if value is None:
-        return "—"
-    return value.astimezone(LOCAL_TZ).strftime(fmt)
+def local_time(value: datetime | None, fmt: str | None = None) -> str:
+    """A local date and time in the reader's format (``fmt`` is kept for old callers and ignored)."""
+    return i18n.moment(value)
+
+
+def local_day(value: date | None) -> str:
+    return i18n.day(value)
 
 
 def iso_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.filters.update(fig=fig, pct=pct, change_pp=change_pp, local_time=local_time, iso_date=iso_date)
-templates.env.globals["TOO_FEW"] = TOO_FEW
+def station_name(station) -> str:
+    """A station's name in the reader's language (its own name when none is given)."""
+    own = getattr(station, f"name_{i18n.lang()}", None)
+    return own or station.name
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR), extensions=["jinja2.ext.i18n"])
+templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+templates.env.filters.update(fig=fig, pct=pct, change_pp=change_pp, local_time=local_time, local_day=local_day,
+                             iso_date=iso_date, number=i18n.number, station_name=station_name)
+templates.env.globals.update(
+    TOO_FEW=TOO_FEW, lang=i18n.lang, LANGUAGES=i18n.LANGUAGES, LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
+)

@@ -1,0 +1,144 @@
+"""The dashboard in Finnish, Swedish and English: gettext catalogues and Babel formats.
+
+Catalogues: fleet_server/locale/<lang>/LC_MESSAGES/dashboard.po (edited by people) and
+dashboard.mo (compiled, committed, loaded here); message ids are the English texts.
+``python -m fleet_server.devtools.catalog update|compile|check`` keeps them in step with the
+templates and modules; tests/server/test_dashboard_i18n.py fails on a missing or stale one.
+
+The language of one request is in a context variable (``current_lang``), set by the
+middleware from, in order: the ``palaute_lang`` cookie (written when a person picks a
+language on the page, and at sign-in from their saved choice, ``users.language``), then
+the browser's Accept-Language, then Finnish. Jinja's i18n extension and the format
+helpers below read it, so a template or a module never passes the language around.
+
+Formats: one per language, everywhere (pages, exports, e-mails): Babel's short date
+(fi and sv 1.12.2026, as in Finland; en 01/12/2026, British English, day first), 24-hour
+times, the locale's decimal sign and grouping.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_decimal
+from babel.support import Translations
+
+DOMAIN = "dashboard"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGES = ("fi", "sv", "en")
+DEFAULT_LANG = "fi"
+LANG_COOKIE = "palaute_lang"
+LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
+"""Each language named in itself, so a reader finds their own: never translated."""
+
+BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
+"""Formats: Finland's Swedish, and British English (day before month, 24-hour clock)."""
+LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+
+current_lang: ContextVar[str] = ContextVar("current_lang", default=DEFAULT_LANG)
+
+
+def N_(message: str) -> str:
+    """Mark a text for extraction where it is defined; translate it where it is shown (``_()``)."""
+    return message
+
+
+@cache
+def translations(lang: str) -> Translations:
+    """The compiled catalogue; a missing one is an error, not English in disguise."""
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    if not path.exists():
+        raise FileNotFoundError(f"no compiled catalogue {path}: run `python -m fleet_server.devtools.catalog compile`")
+    with path.open("rb") as handle:
+        return Translations(handle, domain=DOMAIN)
+
+
+def lang() -> str:
+    return current_lang.get()
+
+
+def gettext(message: str) -> str:
+    return translations(lang()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(lang()).ngettext(singular, plural, n)
+
+
+_ = gettext
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The best of our languages for an Accept-Language header (q-values honoured)."""
+    choices: list[tuple[float, int, str]] = []
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _sep, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and q > 0:
+            choices.append((-q, i, primary))
+    return sorted(choices)[0][2] if choices else DEFAULT_LANG
+
+
+def pick(cookie: str | None, accept_language: str | None) -> str:
+    return cookie if cookie in LANGUAGES else negotiate(accept_language)
+
+
+# ----------------------------------------------------------------- formats
+
+
+def babel_locale() -> Locale:
+    return Locale.parse(BABEL_LOCALES[lang()])
+
+
+def number(value: float | int, decimals: int | None = None) -> str:
+    if decimals is not None:
+        return format_decimal(value, format="#,##0." + "0" * decimals if decimals else "#,##0",
+                              locale=babel_locale())
+    return format_decimal(value, locale=babel_locale())
+
+
+def percent(share: float) -> str:
+    """A share 0..1 as whole per cent with the locale's sign spacing (fi/sv "75 %", en "75%")."""
+    return format_decimal(round(share * 100), format="#,##0", locale=babel_locale()) + (
+        "%" if lang() == "en" else "\u00a0%"
+    )
+
+
+def day(value: date | None) -> str:
+    return format_date(value, format="short", locale=babel_locale()) if value else ""
+
+
+def day_month(value: date) -> str:
+    """A short label for a chart axis: weekday and day (fi "ma 2.11.", sv "mån 2/11", en "Mon 2 Nov")."""
+    pattern = {"fi": "EEE d.M.", "sv": "EEE d/M", "en": "EEE d MMM"}[lang()]
+    return format_date(value, format=pattern, locale=babel_locale())
+
+
+def weekday_names() -> list[str]:
+    """Monday first, abbreviated, in the reader's language."""
+    names = babel_locale().days["format"]["abbreviated"]
+    return [names[i] for i in range(7)]
+
+
+def moment(value: datetime | None) -> str:
+    """A local date and time, one format per language."""
+    if value is None:
+        return "—"
+    local = value.astimezone(LOCAL_TZ)
+    return f"{day(local.date())} {format_time(local, format='HH:mm', locale=babel_locale())}"
+
+
+def moment_long(value: datetime) -> str:
+    return format_datetime(value.astimezone(LOCAL_TZ), format="medium", locale=babel_locale())
