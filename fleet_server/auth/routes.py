@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from fleet_server.auth.deps import CsrfChecked, DbSession, auth_state, optional_principal
-from fleet_server.auth.roles import Principal
 from fleet_server.auth.passwords import hash_password, needs_rehash, verify_password
+from fleet_server.auth.roles import Principal
 from fleet_server.auth.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, same
 from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow

@@ -66,13 +66,14 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 
 
 ERROR_TITLES = {
-    400: "The request could not be understood",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    409: "Conflict",
-    422: "The request could not be understood",
+    400: i18n.N_("The request could not be understood"),
+    403: i18n.N_("Not allowed"),
+    404: i18n.N_("Not found"),
+    405: i18n.N_("Not allowed"),
+    409: i18n.N_("Conflict"),
+    422: i18n.N_("The request could not be understood"),
 }
+OTHER_ERROR_TITLE = i18n.N_("Something went wrong")
 
 
 def wants_html(request: Request) -> bool:
@@ -84,7 +85,7 @@ async def error_response(request: Request, exc: StarletteHTTPException) -> Respo
     """An error as a page for a browser (a 403 on the exports link is a page, not raw JSON); JSON otherwise."""
     if not wants_html(request) or exc.status_code in (401, 503) or not isinstance(exc.detail, str):
         return await http_exception_handler(request, exc)
-    title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
+    title = i18n.gettext(ERROR_TITLES.get(exc.status_code, OTHER_ERROR_TITLE))
     response = templates.TemplateResponse(
         request, "error.html", {"principal": None, "title": title, "message": exc.detail}, status_code=exc.status_code
     )

@@ -8,7 +8,7 @@ templates and modules; tests/server/test_dashboard_i18n.py fails on a missing or
 The language of one request is in a context variable (``current_lang``), set by the
 middleware from, in order: the ``palaute_lang`` cookie (written when a person picks a
 language on the page, and at sign-in from their saved choice, ``users.language``), then
-the browser's Accept-Language, then Finnish. Jinja's i18n extension and the format
+the browser's Accept-Language, then English. Jinja's i18n extension and the format
 helpers below read it, so a template or a module never passes the language around.
 
 Formats: one per language, everywhere (pages, exports, e-mails): Babel's short date
@@ -32,7 +32,8 @@ from babel.support import Translations
 DOMAIN = "dashboard"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = ("fi", "sv", "en")
-DEFAULT_LANG = "fi"
+DEFAULT_LANG = "en"
+"""When the browser names none of our languages (real browsers always send Accept-Language)."""
 LANG_COOKIE = "palaute_lang"
 LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
 """Each language named in itself, so a reader finds their own: never translated."""
@@ -102,7 +103,7 @@ def babel_locale() -> Locale:
     return Locale.parse(BABEL_LOCALES[lang()])
 
 
-def number(value: float | int, decimals: int | None = None) -> str:
+def number(value: float, decimals: int | None = None) -> str:
     if decimals is not None:
         return format_decimal(value, format="#,##0." + "0" * decimals if decimals else "#,##0",
                               locale=babel_locale())
@@ -110,10 +111,8 @@ def number(value: float | int, decimals: int | None = None) -> str:
 
 
 def percent(share: float) -> str:
-    """A share 0..1 as whole per cent with the locale's sign spacing (fi/sv "75 %", en "75%")."""
-    return format_decimal(round(share * 100), format="#,##0", locale=babel_locale()) + (
-        "%" if lang() == "en" else "\u00a0%"
-    )
+    """A share 0..1 as whole per cent ("75 %", a no-break space before the sign in every language)."""
+    return format_decimal(round(share * 100), format="#,##0", locale=babel_locale()) + "\u00a0%"
 
 
 def day(value: date | None) -> str:

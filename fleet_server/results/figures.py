@@ -356,7 +356,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
         rows.append(
             OverviewRow(
                 station_id=s.id,
-                name=s.name,
+                name=s.name_in(i18n.lang()),
                 dist=cur,
                 previous=before,
                 presses=presses if presses >= minimum else None,

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, SettingsDep, ensure_station_results
 from fleet_server.auth.setup import iter_routes
+from fleet_server.core import i18n
 from fleet_server.models import Station
 from fleet_server.results import figures as results
 from fleet_server.web.templating import templates
@@ -128,7 +129,7 @@ def compare(
         "series": [
             {
                 "id": s.id,
-                "name": s.name,
+                "name": s.name_in(i18n.lang()),
                 "satisfaction": [
                     None if data["series"][s.id][i]["satisfaction"] is None
                     else round(data["series"][s.id][i]["satisfaction"] * 100, 1)

@@ -15,8 +15,12 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from fleet_server.core import i18n
-from fleet_server.core.i18n import LOCAL_TZ  # noqa: F401 - re-exported for the pages
+from fleet_server.core.i18n import LOCAL_TZ, N_  # noqa: F401 - LOCAL_TZ re-exported for the pages
 from fleet_server.results.small_counts import TOO_FEW
+
+ROLE_NAMES = (N_("coordinator"), N_("staff"), N_("it"), N_("admin"))
+"""Role names as the pages print them (``_(principal.role.value)``)."""
+_TOO_FEW_TEXT = N_("too few responses")  # TOO_FEW, translated where printed
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -75,7 +79,8 @@ def station_name(station) -> str:
     return own or station.name
 
 
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR), extensions=["jinja2.ext.i18n"])
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
 templates.env.filters.update(fig=fig, pct=pct, change_pp=change_pp, local_time=local_time, local_day=local_day,
                              iso_date=iso_date, number=i18n.number, station_name=station_name)
