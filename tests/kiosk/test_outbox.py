@@ -1,6 +1,7 @@
 """The kiosk outbox keeps every acknowledged answer until the broker has it."""
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,76 @@ def test_a_press_on_a_clock_at_1970_is_stored_at_the_window_floor_as_not_synced(
         event = rec.record("smiley", 3, question_id="visit", lang="fi")
         assert event.ts == TIME_MIN and event.clock_synced is False
         assert box.stats().queue_depth == 1
+
+# -- storage errors: a full disk, a corrupt file -----------------------------------------
+
+
+def test_full_disk_keeps_answers_in_memory_and_writes_them_when_space_returns(small_disk):
+    with Outbox(small_disk.path / "outbox.db", low_space_bytes=0) as box:
+        rec = _recorder(box)
+        _press(rec)
+        small_disk.fill()
+        for _ in range(200):  # the WAL may still take a few; then the disk refuses
+            _press(rec)
+            if box.stats().held:
+                break
+        stats = box.stats()
+        assert stats.held >= 1 and stats.storage_error.startswith("disk_full:")
+        assert stats.queue_depth == stats.last_seq, "held answers count as queued"
+        for _ in range(3):
+            _press(rec)  # no exception reaches the caller
+        small_disk.free()
+        stats = box.stats()
+        assert (stats.held, stats.storage_error, stats.shed_count) == (0, None, 0)
+        assert [p.seq for p in box.pending(10_000)] == list(range(1, stats.last_seq + 1))
+    with Outbox(small_disk.path / "outbox.db") as box:
+        assert box.stats().queue_depth == stats.last_seq, "written durably once the disk had room"
+
+
+def test_held_answers_are_bounded_and_the_overflow_is_counted_as_shed(small_disk):
+    with Outbox(small_disk.path / "outbox.db", low_space_bytes=0, max_held=5) as box:
+        rec = _recorder(box)
+        _press(rec)
+        small_disk.fill()
+        while not box.stats().held:
+            _press(rec)
+        before = box.stats()
+        for _ in range(10):
+            _press(rec)
+        assert box.stats().held == 5
+        small_disk.free()
+        stats = box.stats()
+        assert stats.held == 0 and stats.shed_count == before.held + 10 - 5
+        assert stats.storage_error is None
+
+
+def test_acked_rows_give_way_when_space_runs_low_before_any_answer_waits(small_disk):
+    """7 days of retained rows would fill a small disk; they are deleted first, oldest first."""
+    with Outbox(small_disk.path / "outbox.db", low_space_bytes=200 * 1024) as box:
+        rec = _recorder(box)
+        for _ in range(3000):
+            box.mark_acked([_press(rec).seq])
+            assert box.stats().held == 0, "an answer had to wait although acked rows could give way"
+        stats = box.stats()
+        assert stats.storage_error is None and stats.queue_depth == 0 and 0 < stats.retained < 3000
+        assert stats.shed_count == 0
+        with sqlite3.connect(small_disk.path / "outbox.db") as db:
+            (oldest,) = db.execute("SELECT min(seq) FROM events").fetchone()
+        assert oldest == 3000 - stats.retained + 1, "the oldest retained rows were the ones deleted"
+
+
+def test_corrupt_outbox_is_moved_aside_and_a_new_one_continues_the_seq(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path) as box:
+        rec = _recorder(box)
+        for _ in range(3):
+            _press(rec)
+    path.write_bytes(b"this is not a database" * 200)
+    (tmp_path / "outbox.db-wal").unlink(missing_ok=True)
+    with Outbox(path) as box:
+        stats = box.stats()
+        assert stats.storage_error.startswith("corrupt_replaced:")
+        assert [p.name for p in tmp_path.glob("outbox.db.corrupt-*")]
+        assert _press(_recorder(box)).seq == 1, "nothing readable was left to carry the seq on"
+        assert box.pending(10)[0].seq == 1
+
