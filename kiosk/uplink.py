@@ -537,6 +537,7 @@ class Uplink:
             last_command=self._last_command,
             config_error=self._config_error,
             **self._extra_status(),
+            storage_error=stats.storage_error,
         )
 
     def _extra_status(self) -> dict:

@@ -226,6 +226,11 @@ class StatusHeartbeat(_Strict):
     update_state: UpdateState | None = Field(default=None, description="where the kiosk's updater is")
     update_version: str | None = Field(default=None, max_length=64, description="the release it is applying or left")
     update_error: str | None = Field(default=None, max_length=500, description="why the last update failed or was rolled back")
+    storage_error: str | None = Field(
+        default=None, max_length=500,
+        description="the kiosk cannot store answers on its disk right now (disk_full, write_failed) "
+        "or replaced a corrupt outbox (corrupt_replaced), with details; absent when storage is fine",
+    )
 
 
 class CommandAck(_Strict):

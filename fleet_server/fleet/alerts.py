@@ -8,6 +8,9 @@ Rules (thresholds are settings, PALAUTE_ALERT_*):
   ``alert_backlog_events`` queued and the oldest waiting ``alert_backlog_age_min``.
 - ``clock``: online and its clock is not NTP-synchronised (event times are guesses).
 - ``disk``: free disk below ``alert_disk_low_mb``.
+- ``storage``: the kiosk says it cannot store answers (``storage_error`` in its
+  status: disk full, a SQLite error, or a corrupt outbox it replaced); critical,
+  since answers then wait in the kiosk's memory or are lost.
 - ``temperature``: CPU above ``alert_temp_high_c``.
 - ``events_missing``: the server lacks some of a kiosk's answers (seq gaps older
   than ``gap_grace_s``; fleet_server.fleet.gaps asks the kiosk for them and says when
@@ -159,6 +162,10 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
         if free is not None and free < settings.alert_disk_low_mb:
             found.append(Condition("disk", d.station_id, d.id,
                                    f"kiosk {d.id}: only {free:.0f} MB disk free"))
+        storage = (d.last_status or {}).get("storage_error")
+        if storage:
+            found.append(Condition("storage", d.station_id, d.id,
+                                   f"kiosk {d.id} cannot store answers normally: {storage}", "critical"))
         if cpu is not None and cpu > settings.alert_temp_high_c:
             found.append(Condition("temperature", d.station_id, d.id,
                                    f"kiosk {d.id}: CPU at {cpu:.0f} °C"))

@@ -97,6 +97,17 @@ def test_health_rules_fire_on_their_thresholds(sessions):
     assert rules(sessions, WED_10) == []
 
 
+def test_a_kiosk_that_cannot_store_answers_raises_a_critical_storage_alert(sessions):
+    full = "disk_full: 3 answers kept in memory until the disk has room, 0 lost; database or disk is full"
+    put_device(sessions, WED_10, last_status={"online": True, "storage_error": full})
+    with sessions() as s:
+        (alert,) = evaluate(s, settings(), WED_10)
+    assert (alert.rule, alert.device_id, alert.severity) == ("storage", "kalvia-1", "critical")
+    assert "disk_full" in alert.message
+    put_device(sessions, WED_10, last_status={"online": True})  # space came back: the kiosk stops saying it
+    assert rules(sessions, WED_10) == []
+
+
 def test_no_feedback_for_a_day_at_an_open_station(sessions):
     put_device(sessions, WED_10, last_event_at=WED_10 - timedelta(hours=30))
     assert rules(sessions, WED_10) == [("no_feedback", None)]
