@@ -122,6 +122,9 @@ class AnswerDesk:
         self.listeners: list[AnswerListener] = []
         self.config_listeners: list[Callable[[StationConfig], None]] = []
         """Told after a new station config is applied (the UI redraws texts and notes)."""
+        self.unrecorded_listeners: list[Callable[[int, str], None]] = []
+        """Told (value, source) when a press could not be recorded at all: the UI still thanks the
+        patient (a storage problem is staff's business, shown on the staff screen and in status)."""
         self.divert: Callable[[int, str], None] | None = None
         """While set (the staff screen's button test), smiley presses go here and are NOT stored."""
         recorder.survey_version = config.survey_version
@@ -164,7 +167,8 @@ class AnswerDesk:
     def smiley(self, value: int, *, source: str = "touch") -> Answer | None:
         """Store one smiley press (1..4) with its flags and tell the listeners.
 
-        Returns None only while the staff button test diverts presses.
+        Returns None while the staff button test diverts presses, or when the
+        press could not be recorded (``unrecorded_listeners`` are told then).
         """
         divert = self.divert
         if divert is not None:
@@ -175,21 +179,36 @@ class AnswerDesk:
             flags.append("burst")
         if not self.is_open():
             flags.append("out_of_hours")
-        event = self.recorder.record(
-            "smiley", value, question_id=self._config.survey.question_id, lang=self.lang, flags=flags
-        )
+        try:
+            event = self.recorder.record(
+                "smiley", value, question_id=self._config.survey.question_id, lang=self.lang, flags=flags
+            )
+        except Exception:
+            # The outbox holds answers in memory through disk errors, so this is a bug or a bad
+            # value; either way it must not reach Kivy's touch handler or gpiozero's thread.
+            _LOGGER.exception("smiley %s from %s was not recorded", value, source)
+            for listener in list(self.unrecorded_listeners):
+                try:
+                    listener(value, source)
+                except Exception:
+                    _LOGGER.exception("unrecorded listener failed")
+            return None
         if flags:
             _LOGGER.info("smiley %s stored with flags %s (seq=%s)", value, ",".join(flags), event.seq)
         answer = Answer(event, source, self.followup_for(value))
         self._tell(answer)
         return answer
 
-    def followup(self, question_id: str, option_id: str, *, answer_to: UUID) -> FeedbackEvent:
-        """Store the follow-up option chosen after the smiley ``answer_to``."""
+    def followup(self, question_id: str, option_id: str, *, answer_to: UUID) -> FeedbackEvent | None:
+        """Store the follow-up option chosen after the smiley ``answer_to``; None if it could not be."""
         flags: tuple[EventFlag, ...] = () if self.is_open() else ("out_of_hours",)
-        return self.recorder.record(
-            "followup", option_id, question_id=question_id, lang=self.lang, answer_to=answer_to, flags=flags
-        )
+        try:
+            return self.recorder.record(
+                "followup", option_id, question_id=question_id, lang=self.lang, answer_to=answer_to, flags=flags
+            )
+        except Exception:
+            _LOGGER.exception("follow-up %s/%s was not recorded", question_id, option_id)
+            return None
 
     def _tell(self, answer: Answer) -> None:
         for listener in list(self.listeners):

@@ -167,8 +167,19 @@ def main_command(
     if not simulate and (rate is not None or count is not None or seed is not None):
         typer.echo("error: --rate/--count/--seed only apply with --simulate", err=True)
         raise typer.Exit(2)
-    code = run(_load(config), mode, {"rate": rate, "count": count, "seed": seed,
-                                     "mock_pins": mock_pins, "windowed": windowed})
+    if mode == "ui":
+        try:
+            loaded = load_config(config)
+        except ConfigError as exc:
+            # No black screen: say on the display what is wrong, until the file is fixed.
+            typer.echo(f"error: {exc}", err=True)
+            from .ui.service import run_service_screen
+
+            raise typer.Exit(run_service_screen(config, str(exc), fullscreen=not windowed)) from None
+    else:
+        loaded = _load(config)
+    code = run(loaded, mode, {"rate": rate, "count": count, "seed": seed,
+                              "mock_pins": mock_pins, "windowed": windowed})
     raise typer.Exit(code)
 
 

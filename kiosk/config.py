@@ -148,8 +148,8 @@ class UISection(_Section):
     staff_pin: Annotated[str, StringConstraints(pattern=r"^\d{4,12}$")] | None = None
     audio: bool = False
     """Speak the question, the options and the thank-you with espeak-ng (needs a speaker)."""
-    thanks_s: float = Field(default=2.0, gt=0, le=30)
-    """How long the thank-you screen stays before Home comes back."""
+    thanks_s: float = Field(default=4.0, gt=0, le=30)
+    """How long the thank-you screen stays before Home comes back (slow readers need at least 3 s)."""
     staff_hold_s: float = Field(default=3.0, gt=0, le=30)
     """How long staff hold the top-left corner to get the PIN pad."""
     note_rotate_s: float = Field(default=8.0, gt=0, le=600)

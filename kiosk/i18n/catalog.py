@@ -11,6 +11,7 @@ work; the .kv files get a small regex because Babel has no kv extractor.
 
 from __future__ import annotations
 
+import ast
 import io
 import logging
 import re
@@ -57,6 +58,59 @@ def extract(root: Path = KIOSK_DIR) -> Catalog:
                 if isinstance(message, str) and message:
                     template.add(message, locations=[(rel, lineno)])
     return template
+
+
+_KV_LITERAL_TEXT = re.compile(r"""^\s*text:\s*(?P<q>["'])(?P<text>[^"']*)(?P=q)\s*$""")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+_MARKERS = {"_", "N_", "tr", "gettext"}
+_QUIET_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "getLogger"}
+"""Log lines are for the journal (English by design), not for patients or staff."""
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def stray_texts(root: Path = KIOSK_DIR) -> list[str]:
+    """Texts a person could see or hear that the catalogue cannot translate.
+
+    - a ``_()``/``N_()``/``tr()`` text that extraction never saw (inside an f-string,
+      where Babel does not look);
+    - words in an f-string's own text (outside the catalogue by construction);
+    - a literal ``text: "words"`` in a .kv file.
+    Log messages and exceptions are for the journal and are skipped.
+    """
+    known = {m.id for m in extract(root) if m.id}
+    found: list[str] = []
+    for path in source_files(root):
+        rel = path.relative_to(root).as_posix()
+        source = path.read_text(encoding="utf-8")
+        if path.suffix == ".kv":
+            for lineno, line in enumerate(source.splitlines(), 1):
+                match = _KV_LITERAL_TEXT.match(line)
+                if match and _WORD.search(match.group("text")):
+                    found.append(f"{rel}:{lineno}: text {match.group('text')!r} is not from the catalogue; use _()")
+            continue
+        tree = ast.parse(source)
+        quiet: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _call_name(node) in _QUIET_CALLS or isinstance(node, ast.Raise):
+                quiet.update(id(n) for n in ast.walk(node))
+        for node in ast.walk(tree):
+            if id(node) in quiet:
+                continue
+            if isinstance(node, ast.Call) and _call_name(node) in _MARKERS and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value not in known:
+                    found.append(f"{rel}:{node.lineno}: {arg.value!r} is marked but extraction never finds it "
+                                 "(inside an f-string?); mark it in a plain call")
+            elif isinstance(node, ast.JoinedStr):
+                words = [v.value for v in node.values if isinstance(v, ast.Constant) and _WORD.search(v.value)]
+                if words:
+                    found.append(f"{rel}:{node.lineno}: f-string text {words[0]!r} is not from the catalogue; "
+                                 "put the words in a catalogue text with {placeholders}")
+    return found
 
 
 def po_path(lang: str, locale_dir: Path = LOCALE_DIR) -> Path:
@@ -107,7 +161,7 @@ def compile_all(locale_dir: Path = LOCALE_DIR) -> None:
 
 def problems(locale_dir: Path = LOCALE_DIR) -> list[str]:
     """Everything that would make a patient see an untranslated or outdated text."""
-    found: list[str] = []
+    found: list[str] = stray_texts()
     wanted = {m.id for m in extract() if m.id}
     for lang in LANGUAGES:
         path = po_path(lang, locale_dir)

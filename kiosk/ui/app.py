@@ -2,7 +2,7 @@
 
 Flow (timeouts from the station config and [ui] in kiosk.toml):
 
-    home --smiley--> follow-up (if the survey has one) --option/skip--> thank-you --2 s--> home
+    home --smiley--> follow-up (if the survey has one) --option/skip--> thank-you --[ui] thanks_s (4 s)--> home
                      follow-up --no touch for followup_timeout_s--> home (the smiley already counts)
     home --no touch for idle_timeout_s--> idle ("you said, we did"), language back to default
     idle --touch--> home;  any physical button --> its answer, as on home
@@ -48,7 +48,7 @@ from .screens import (
     ThanksScreen,
     pick,
 )
-from .staffinfo import StaffInfo, StaffInfoSource, ago
+from .staffinfo import StaffInfo, StaffInfoSource, staff_rows, station_line
 from .texts import N_, _, use_translator
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ KV_FILES = ("widgets.kv", "home.kv", "followup.kv", "thanks.kv", "idle.kv", "clo
 
 REFERENCE_SIZE = (800, 480)
 """The official 7" display; every size in the .kv files is in these pixels times ``app.u``."""
+PORTRAIT_REFERENCE = (480, 800)
+"""A window taller than wide (the Touch Display 2 as delivered, 720x1280) uses the portrait
+layout, scaled from this size; so a face is never smaller than on the 800x480 display."""
 
 DEFAULT_NOTE = N_("We read every answer. Your feedback helps us make the health station better.")
 HOURS_CHECK_S = 20.0
@@ -86,7 +89,9 @@ class KioskApp(App):
     lang = StringProperty("fi")
     languages = ListProperty(["fi", "sv", "en"])
     u = NumericProperty(1.0)
-    """Scale of the reference 800x480 layout to the current window."""
+    """Scale of the reference 800x480 (or portrait 480x800) layout to the current window."""
+    portrait = BooleanProperty(False)
+    """The window is taller than wide: the .kv files stack what sits side by side in landscape."""
     question = StringProperty("")
     station_name = StringProperty("")
     audio = BooleanProperty(False)
@@ -114,6 +119,8 @@ class KioskApp(App):
         self.audio = bool(self.ui.audio and speaker is not None)
         self.staff_hold_s = self.ui.staff_hold_s
         self._followup_answer: Answer | None = None
+        self._listening = False
+        """Listen was pressed in this patient's visit (see ``_speaking``)."""
         self._timers: dict[str, object] = {}
         self._closed_override = False
         self._notes: list[str] = []
@@ -146,13 +153,15 @@ class KioskApp(App):
         self._rescale(Window, Window.size)
         self.desk.listeners.append(self._heard)
         self.desk.config_listeners.append(self._config_heard)
+        self.desk.unrecorded_listeners.append(self._unrecorded)
         self._apply_config(self.desk.config)
         self.set_lang(self.desk.config.default_lang)
         self._timers["hours"] = Clock.schedule_interval(lambda _dt: self._check_hours(), HOURS_CHECK_S)
         self.go_home()
 
     def on_stop(self) -> None:
-        for listener, registry in ((self._heard, self.desk.listeners), (self._config_heard, self.desk.config_listeners)):
+        for listener, registry in ((self._heard, self.desk.listeners), (self._config_heard, self.desk.config_listeners),
+                                   (self._unrecorded, self.desk.unrecorded_listeners)):
             if listener in registry:
                 registry.remove(listener)
         self.desk.divert = None
@@ -161,7 +170,10 @@ class KioskApp(App):
         Window.unbind(size=self._rescale, on_touch_down=self._touched)
 
     def _rescale(self, _window, size) -> None:
-        self.u = max(0.5, min(size[0] / REFERENCE_SIZE[0], size[1] / REFERENCE_SIZE[1]))
+        portrait = size[1] > size[0]
+        ref = PORTRAIT_REFERENCE if portrait else REFERENCE_SIZE
+        self.u = max(0.5, min(size[0] / ref[0], size[1] / ref[1]))
+        self.portrait = portrait
 
     # -- texts and config ------------------------------------------------------------
 
@@ -231,6 +243,8 @@ class KioskApp(App):
 
     def go_home(self, *_args) -> None:
         """Home, or the closed note when the station is closed (unless a patient asked to answer)."""
+        if self.root.current in ("followup", "thanks", "idle"):
+            self._listening = False  # this patient's visit is over: the next one must ask for speech
         for name in ("followup", "thanks", "rotate"):
             self._cancel(name)
         self._followup_answer = None
@@ -259,12 +273,17 @@ class KioskApp(App):
 
     def press_smiley(self, value: int) -> None:
         """An on-screen face was touched: the same path as a physical button."""
-        self.desk.smiley(int(value), source="touch")
+        if self.desk.smiley(int(value), source="touch") is None:
+            return  # the staff button test, or not recorded (then _unrecorded thanks the patient)
         if self.lights is not None:
             try:
                 self.lights.confirm(int(value))
             except Exception:
                 _LOGGER.exception("could not light LED %s", value)
+
+    def _unrecorded(self, value: int, _source: str) -> None:
+        """A press that could not be recorded: the patient still sees a thank-you, staff see the cause."""
+        self._on_kivy_thread(self.show_thanks, int(value))
 
     def _heard(self, answer: Answer) -> None:
         self._on_kivy_thread(self._show_answer, answer)
@@ -279,7 +298,7 @@ class KioskApp(App):
             screen.show(answer.followup, self.lang, config.default_lang, config.followup_timeout_s)
             self._show("followup")
             self._schedule("followup", self._followup_timed_out, config.followup_timeout_s)
-            if self.audio:
+            if self._speaking:
                 self._say_followup()
         else:
             self.show_thanks(int(answer.event.value))
@@ -305,8 +324,8 @@ class KioskApp(App):
         self.root.get_screen("thanks").value = value
         self._show("thanks")
         self._schedule("thanks", self.go_home, self.ui.thanks_s)
-        if self.audio:
-            self.speaker.say(self.tr(N_("Thank you! Your answer was saved.")), self.lang)
+        if self._speaking:
+            self._say_thanks()
 
     # -- idle and "you said, we did" -----------------------------------------------------
 
@@ -328,6 +347,7 @@ class KioskApp(App):
     def go_idle(self) -> None:
         """Rotate the notes; the next patient starts in the station's default language."""
         self._closed_override = False
+        self._listening = False
         self.desk.reset_lang()
         self.set_lang(self.desk.config.default_lang)
         idle: IdleScreen = self.root.get_screen("idle")
@@ -348,21 +368,40 @@ class KioskApp(App):
 
     # -- audio -------------------------------------------------------------------------
 
+    @property
+    def _speaking(self) -> bool:
+        """Speech only after this patient pressed Listen: never announce an answer to the waiting room."""
+        return self.audio and self._listening and self.speaker is not None
+
     def listen(self) -> None:
-        """Read the current screen aloud (the on-screen or the fifth physical button)."""
+        """Read the current screen aloud (the on-screen or the fifth physical button).
+
+        From then on, until this patient's visit ends (thank-you, time-out or
+        idle), the follow-up question and the thank-you are read too.
+        """
         if self.speaker is None:
             return
-        self._on_kivy_thread(self._say_current)
+        self._on_kivy_thread(self._listen_pressed)
+
+    def _listen_pressed(self) -> None:
+        self._listening = True
+        self._restart_idle()
+        self._say_current()
 
     def _say_current(self) -> None:
         if self.screen == "followup":
             self._say_followup()
         elif self.screen == "thanks":
-            self.speaker.say(self.tr(N_("Thank you! Your answer was saved.")), self.lang)
+            self._say_thanks()
         else:
-            labels = ", ".join(self.smiley_label(v, self.lang) for v in (1, 2, 3, 4))
-            text = f"{self.question} {self.tr(N_('The buttons from left to right are:'))} {labels}."
+            answers = ", ".join(self.smiley_label(v, self.lang) for v in (1, 2, 3, 4))
+            text = self.tr(N_("{question} The faces from left to right: {answers}.")).format(
+                question=self.question, answers=answers)
             self.speaker.say(text, self.lang)
+
+    def _say_thanks(self) -> None:
+        screen: ThanksScreen = self.root.get_screen("thanks")
+        self.speaker.say(f"{screen.ids.title.text} {screen.ids.detail.text}", self.lang)
 
     def _say_followup(self) -> None:
         screen: FollowupScreen = self.root.get_screen("followup")
@@ -371,7 +410,9 @@ class KioskApp(App):
             return
         default = self.desk.config.default_lang
         options = ", ".join(pick(o.text, self.lang, default) for o in question.options)
-        self.speaker.say(f"{pick(question.text, self.lang, default)} {options}.", self.lang)
+        text = self.tr(N_("{question} Choices: {options}.")).format(
+            question=pick(question.text, self.lang, default), options=options)
+        self.speaker.say(text, self.lang)
 
     # -- staff ---------------------------------------------------------------------------
 
@@ -417,21 +458,11 @@ class KioskApp(App):
         except Exception:
             _LOGGER.exception("staff info unavailable")
             info = _offline_info()
-        tr = self.tr
-        yes_no = lambda ok, yes, no: tr(yes) if ok else tr(no)
-        last = ago(info.last_send)
-        rows = [
-            (tr(N_("Device")), info.device_id),
-            (tr(N_("Station")), f"{info.station_name} ({info.station_id})" if info.station_name else info.station_id),
-            (tr(N_("Server connection")), yes_no(info.connected, N_("Connected"), N_("Not connected"))),
-            (tr(N_("Broker")), info.broker or "-"),
-            (tr(N_("Unsent answers")), str(info.queue_depth)),
-            (tr(N_("Last send")), tr(N_("{time} ago")).format(time=last) if last else tr(N_("Never"))),
-            (tr(N_("Version")), info.version or "-"),
-            (tr(N_("Clock")), yes_no(info.clock_synced, N_("In sync"), N_("Not in sync"))),
-            (tr(N_("Settings")), str(info.config_version)),
-        ]
-        self.root.get_screen("staff").rows = rows
+        staff: StaffScreen = self.root.get_screen("staff")
+        staff.station = station_line(info)
+        rows = staff_rows(info, self.tr)
+        if rows != staff.rows:  # rebuilt only on change: the screen refreshes every second
+            staff.rows = rows
 
     def _button_tested(self, value: int, source: str) -> None:
         """While the staff screen is open, a physical press lights its face here, and is not stored."""

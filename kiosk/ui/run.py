@@ -54,6 +54,11 @@ def staff_info_source(kiosk, desk: AnswerDesk):
             version=snap.software_version or "",
             clock_synced=bool(snap.clock_synced),
             config_version=snap.uplink.config_version,
+            config_error=snap.uplink.config_error,
+            refused=snap.uplink.refused,
+            next_retry_in_s=snap.uplink.next_retry_in_s,
+            storage_error=snap.outbox.storage_error,
+            held=snap.outbox.held,
         )
 
     return info

@@ -14,8 +14,9 @@ import math
 
 from kivy.clock import Clock
 from kivy.graphics import Color, Ellipse, Line, Mesh
-from kivy.properties import BooleanProperty, ColorProperty, NumericProperty
+from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
@@ -110,6 +111,15 @@ class PillButton(ButtonBehavior, Label):
     border = ColorProperty(theme.WHITE)
     radius = NumericProperty(18)
     selected = BooleanProperty(False)
+
+
+class StaffRow(BoxLayout):
+    """One row of the staff status table: a state mark, the label, the value (wrapped, never cut)."""
+
+    mark = StringProperty("")
+    label = StringProperty("")
+    value = StringProperty("")
+    colour = ColorProperty(theme.WHITE)
 
 
 class CornerHold(Widget):

@@ -129,7 +129,7 @@ def test_event_survives_kill_before_ack(tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == -signal.SIGKILL and "acknowledged" in proc.stdout
     with Outbox(path) as box:
         assert [p.seq for p in box.pending(100)] == list(range(1, 51))

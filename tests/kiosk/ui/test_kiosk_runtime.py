@@ -25,7 +25,8 @@ def test_button_press_on_the_runtime_shows_followup_and_reaches_the_broker(make_
         assert kiosk.buttons.leds[4].value == 1, "the pressed answer's light confirms it"
         k.app.skip_followup()
         k.wait_screen("thanks")
-        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 20, "the press acknowledged by the broker")
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0 and kiosk.uplink.snapshot().last_ack_at, 20,
+                   "the press acknowledged by the broker")
         info = staff_info_source(kiosk, kiosk.desk)()
         assert info.connected and info.queue_depth == 0 and info.last_send is not None
         assert k.stored() == [], "acknowledged events are no longer pending"
