@@ -30,6 +30,11 @@ alerts_app = typer.Typer(help="Fleet alerts: list them, test the delivery channe
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="write the provisioning bundle under this directory")
 ]
+WheelhouseOption = Annotated[
+    Path | None,
+    typer.Option("--wheelhouse", help="the kiosk wheelhouse to put into the bundle (PALAUTE_KIOSK_WHEELHOUSE; "
+                 "build it with: palaute-server device wheelhouse DIR)"),
+]
 SshKeyOption = Annotated[
     Path | None, typer.Option("--ssh-key", help="public key file for the Pi's IT admin account (else no SSH)")
 ]
@@ -91,7 +96,8 @@ def sync(settings: Settings, sessions: sessionmaker[Session]) -> str:
         raise  # unreachable
 
 
-def bundle_options(settings: Settings, ssh_key: Path | None = None):
+def bundle_options(settings: Settings, ssh_key: Path | None = None, wheelhouse: Path | None = None,
+                   writes_bundle: bool = True):
     from fleet_server.fleet.provisioning import BundleOptions
 
     keys: tuple[str, ...] = ()
@@ -103,7 +109,13 @@ def bundle_options(settings: Settings, ssh_key: Path | None = None):
     ca = settings.kiosk_ca_file or settings.mqtt_ca_file
     if url.startswith("mqtts://") and ca is not None and not Path(ca).is_file():
         _fail(f"the broker CA certificate {ca} does not exist (PALAUTE_KIOSK_CA_FILE / PALAUTE_MQTT_CA_FILE)")
-    return BundleOptions(broker_url=url, ca_file=ca, kiosk_package=settings.kiosk_package, ssh_authorized_keys=keys)
+    wheelhouse = wheelhouse or settings.kiosk_wheelhouse
+    if wheelhouse is not None and not any(Path(wheelhouse).glob("requirements-cp*.txt")):
+        _fail(f"{wheelhouse} is not a kiosk wheelhouse; build one with: palaute-server device wheelhouse {wheelhouse}")
+    if wheelhouse is None and writes_bundle:
+        err_console.print("[yellow]warning:[/] no --wheelhouse: the bundle's install-kiosk.sh will stop until a "
+                          "wheelhouse is copied beside it (palaute-server device wheelhouse DIR)", highlight=False)
+    return BundleOptions(broker_url=url, ca_file=ca, wheelhouse=wheelhouse, ssh_authorized_keys=keys)
 
 
 def _show_secret(device_id: str, secret: str, bundle: Path | None) -> None:
@@ -162,13 +174,14 @@ def device_provision(
     name: Annotated[str | None, typer.Option(help="where it stands, e.g. 'lobby'")] = None,
     out: OutOption = None,
     ssh_key: SshKeyOption = None,
+    wheelhouse: WheelhouseOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Register a kiosk, make its broker credentials and write its provisioning bundle."""
     from fleet_server.fleet.provisioning import ProvisioningError, provision_device, write_bundle
 
     settings = _settings(config)
-    options = bundle_options(settings, ssh_key)
+    options = bundle_options(settings, ssh_key, wheelhouse, writes_bundle=out is not None)
     with _sessions(settings) as sessions:
         try:
             with sessions() as s, s.begin():
@@ -185,6 +198,7 @@ def device_rotate(
     device_id: str,
     out: OutOption = None,
     ssh_key: SshKeyOption = None,
+    wheelhouse: WheelhouseOption = None,
     config: ConfigOption = None,
 ) -> None:
     """New broker secret (and bundle) for a kiosk; the old secret stops working now.
@@ -194,7 +208,7 @@ def device_rotate(
     from fleet_server.fleet.provisioning import ProvisioningError, rotate_secret, write_bundle
 
     settings = _settings(config)
-    options = bundle_options(settings, ssh_key)
+    options = bundle_options(settings, ssh_key, wheelhouse, writes_bundle=out is not None)
     with _sessions(settings) as sessions:
         try:
             with sessions() as s, s.begin():
@@ -243,18 +257,43 @@ def device_list(
     console.print(table)
 
 
+@device_app.command("wheelhouse")
+def device_wheelhouse(
+    out: Annotated[Path, typer.Argument(help="directory to write the wheelhouse into")],
+    source: Annotated[Path, typer.Option(help="this repository (the kiosk wheel is built from it)")] = Path("."),
+    python: Annotated[list[str] | None, typer.Option(
+        "--python", help="Python versions of the Pis (default: 3.11 Bookworm and 3.13 Trixie)")] = None,
+) -> None:
+    """Build the kiosk wheelhouse: the kiosk wheel and its aarch64 dependencies, hash-pinned per Python."""
+    from fleet_server.fleet.wheelhouse import PI_PYTHONS, WheelhouseError, build_wheelhouse
+
+    if not (source / "pyproject.toml").is_file():
+        _fail(f"--source {source}: no pyproject.toml there (give the Palaute repository)")
+    try:
+        with console.status("building the kiosk wheel and downloading its aarch64 dependencies..."):
+            built = build_wheelhouse(source, out, python or list(PI_PYTHONS))
+    except WheelhouseError as exc:
+        _fail(str(exc))
+    for tag, path in built.requirements.items():
+        console.print(f"{tag}: {path}")
+    for tag, why in built.missing.items():
+        err_console.print(f"[yellow]{tag} left out:[/] {why}", highlight=False)
+    console.print(f"wheelhouse in {out}: pass --wheelhouse {out} to device provision (or PALAUTE_KIOSK_WHEELHOUSE)")
+
+
 @device_app.command("provision-csv")
 def device_provision_csv(
     csv_file: Annotated[Path, typer.Argument(help="header device_id,station_id[,name][,station_name]")],
     out: Annotated[Path, typer.Option("--out", "-o", help="bundles are written under this directory")],
     ssh_key: SshKeyOption = None,
+    wheelhouse: WheelhouseOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Provision many kiosks from a CSV file, with a progress bar; bad rows are listed at the end."""
     from fleet_server.fleet.provisioning import ProvisioningError, provision_many, read_device_csv
 
     settings = _settings(config)
-    options = bundle_options(settings, ssh_key)
+    options = bundle_options(settings, ssh_key, wheelhouse)
     try:
         rows = read_device_csv(csv_file)
     except (ProvisioningError, OSError) as exc:

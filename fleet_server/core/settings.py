@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         default=None, description="broker URL written into kiosk bundles, e.g. mqtts://mqtt.example.fi:8883"
     )
     kiosk_ca_file: Path | None = Field(default=None, description="CA certificate put into bundles (else mqtt_ca_file)")
-    kiosk_package: str = Field(default="palaute[kiosk]", description="what pip installs on a new Pi")
+    kiosk_wheelhouse: Path | None = Field(
+        default=None, description="the kiosk wheelhouse put into bundles (palaute-server device wheelhouse DIR)"
+    )
     # ---- kiosk software updates (fleet_server.fleet.releases, .rollouts)
     release_store_dir: Path = Field(default=Path("var/releases"), description="where release files are kept")
     release_public_key: str | None = Field(

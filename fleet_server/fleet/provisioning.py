@@ -20,13 +20,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import shlex
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -218,8 +219,9 @@ class BundleOptions:
     """What the kiosk connects to, e.g. mqtts://mqtt.palaute.example.fi:8883."""
     ca_file: Path | None
     """The broker's CA certificate, copied into the bundle (mqtts only)."""
-    kiosk_package: str = "palaute[kiosk]"
-    """What pip installs on the Pi: a requirement or a wheel URL on the county's server."""
+    wheelhouse: Path | None = None
+    """The kiosk's wheelhouse (fleet_server.fleet.wheelhouse, ``palaute-server device wheelhouse``),
+    copied into every bundle as wheelhouse/ (hard links where it can): the Pi installs only from it."""
     ssh_authorized_keys: tuple[str, ...] = ()
     """IT's public keys for the admin account the first boot creates (none: no SSH login)."""
     admin_user: str = "palaute-admin"
@@ -260,71 +262,83 @@ def render_kiosk_toml(device: Device, options: BundleOptions) -> str:
     return "\n".join(lines)
 
 
-def _yaml_block(text: str, indent: int) -> str:
-    """``text`` as the body of a YAML literal block scalar (``|``)."""
-    pad = " " * indent
-    return "\n".join(pad + line if line else "" for line in text.rstrip("\n").split("\n"))
+def debian_packages() -> list[str]:
+    """The Debian packages a kiosk needs (bundle/debian-packages.txt, the one list):
+    cloud-init's ``packages:`` and install-kiosk.sh both install these."""
+    lines = (line.split("#", 1)[0].strip() for line in _bundle_file("debian-packages.txt").splitlines())
+    return [line for line in lines if line]
+
+
+class _CloudConfigDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, writing multi-line strings (file contents) as literal blocks.
+
+    Only safe YAML comes out (plain strings, lists, mappings, booleans); every value is
+    quoted or escaped as YAML needs, so an SSH key comment with ``: `` or `` #`` stays a string.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CloudConfigDumper.add_representer(str, _represent_str)
 
 
 def render_user_data(device: Device, options: BundleOptions, files: dict[str, tuple[str, str, str]]) -> str:
     """cloud-init user-data for Raspberry Pi OS images that ship cloud-init (Trixie, 2025-10 on).
 
     ``files`` maps a target path to (content, owner, octal permissions). Files owned
-    by the kiosk user are written ``defer: true`` (after the user exists).
+    by the kiosk user are written ``defer: true`` (after the user exists). Checked
+    against cloud-init's own JSON schema in tests/server/test_provisioning.py.
     """
-    hostname = f"palaute-{device.id}"[:63]
-    out = [
-        "#cloud-config",
-        f"# Palaute kiosk {device.id} at station {device.station_id}.",
-        "# Copy this file (and network-config, meta-data) onto the SD card's boot partition.",
-        "# It holds the device's broker secret: treat the card like a key.",
-        f"hostname: {hostname}",
-        f"timezone: {options.timezone}",
-        "ssh_pwauth: false",
-        "users:",
-        f"  - name: {KIOSK_USER}",
-        "    gecos: Palaute kiosk",
-        "    shell: /usr/sbin/nologin",
-        "    lock_passwd: true",
-        "    groups: [video, render, input, gpio, audio]",
-        "    no_create_home: false",
-    ]
+    users: list[dict[str, object]] = [{
+        "name": KIOSK_USER,
+        "gecos": "Palaute kiosk",
+        "shell": "/usr/sbin/nologin",
+        "lock_passwd": True,
+        "groups": ["video", "render", "input", "gpio", "audio"],
+        "no_create_home": False,
+    }]
     if options.ssh_authorized_keys:
-        out += [
-            f"  - name: {options.admin_user}",
-            "    gecos: Palaute IT",
-            "    shell: /bin/bash",
-            "    lock_passwd: true",
-            "    sudo: ALL=(ALL) NOPASSWD:ALL",
-            "    ssh_authorized_keys:",
-        ]
-        out += [f"      - {key}" for key in options.ssh_authorized_keys]
-    out += [
-        "package_update: true",
-        "packages:",
-        "  - python3-venv",
-        "  - libgl1",
-        "  - libegl1",
-        "  - libgles2",
-        "  - libgbm1",
-        "  - libmtdev1",
-        "  - fonts-dejavu-core",
-        "write_files:",
-    ]
+        users.append({
+            "name": options.admin_user,
+            "gecos": "Palaute IT",
+            "shell": "/bin/bash",
+            "lock_passwd": True,
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "ssh_authorized_keys": list(options.ssh_authorized_keys),
+        })
+    write_files = []
     for path, (content, owner, mode) in files.items():
-        out += [
-            f"  - path: {path}",
-            f"    owner: {owner}",
-            f"    permissions: '{mode}'",
-        ]
+        entry: dict[str, object] = {"path": path, "owner": owner, "permissions": mode}
         if owner != "root:root":
-            out.append("    defer: true")
-        out += ["    content: |", _yaml_block(content, 6)]
-    out.append("runcmd:")
+            entry["defer"] = True
+        entry["content"] = content
+        write_files.append(entry)
+    runcmd: list[list[str]] = []
     if options.ssh_authorized_keys:
-        out.append("  - [systemctl, enable, --now, ssh]")  # key-only: ssh_pwauth is off
-    out += ["  - [/usr/local/sbin/palaute-install]", ""]
-    return "\n".join(out)
+        runcmd.append(["systemctl", "enable", "--now", "ssh"])  # key-only: ssh_pwauth is off
+    runcmd.append(["/usr/local/sbin/palaute-install"])
+    doc = {
+        "hostname": f"palaute-{device.id}"[:63],
+        "timezone": options.timezone,
+        "ssh_pwauth": False,
+        "users": users,
+        "package_update": True,
+        "packages": debian_packages(),
+        "write_files": write_files,
+        "runcmd": runcmd,
+    }
+    header = (
+        "#cloud-config\n"
+        f"# Palaute kiosk {device.id} at station {device.station_id}.\n"
+        "# Copy this file (and network-config, meta-data, and the folder wheelhouse/) onto the SD card's\n"
+        "# boot partition. It holds the device's broker secret: treat the card like a key.\n"
+    )
+    body = yaml.dump(doc, Dumper=_CloudConfigDumper, sort_keys=False, allow_unicode=True, width=1000,
+                     default_flow_style=False)
+    return header + body
 
 
 NETWORK_CONFIG = """\
@@ -346,12 +360,30 @@ network:
 """
 
 
+def _copy_wheelhouse(source: Path, target: Path) -> None:
+    if not any(source.glob("requirements-cp*.txt")):
+        raise ProvisioningError(
+            f"{source} is not a kiosk wheelhouse (no requirements-cp*.txt); build one with: "
+            "palaute-server device wheelhouse <dir>"
+        )
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link_or_copy)
+
+
 def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOptions) -> Path:
     """Write the provisioning bundle for one device into ``out_dir/<device_id>/``.
 
     Contents: kiosk.toml, broker-password (0600), ca.crt (mqtts), install-kiosk.sh,
-    palaute-kiosk.service, and the cloud-init trio user-data / network-config /
-    meta-data. The kiosk.toml loads as is from the bundle directory (relative
+    palaute-kiosk.service, wheelhouse/ (with ``options.wheelhouse``), and the cloud-init
+    trio user-data / network-config / meta-data. The kiosk.toml loads as is from the bundle directory (relative
     paths), and again from /etc/palaute on the Pi.
     """
     bundle = Path(out_dir) / device.id
@@ -360,9 +392,7 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
     kiosk_toml = render_kiosk_toml(device, options)
     ca_text = options.ca_file.read_text() if (options.ca_file and options.broker_url.startswith("mqtts://")) else None
     service = _bundle_file("palaute-kiosk.service")
-    install = _bundle_file("install-kiosk.sh").replace(
-        "@KIOSK_PACKAGE@", shlex.quote(options.kiosk_package)
-    )
+    install = _bundle_file("install-kiosk.sh").replace("@DEBIAN_PACKAGES@", " ".join(debian_packages()))
 
     def put(name: str, text: str, mode: int) -> None:
         path = bundle / name
@@ -375,6 +405,8 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
         put("ca.crt", ca_text, 0o644)
     put("palaute-kiosk.service", service, 0o644)
     put("install-kiosk.sh", install, 0o755)
+    if options.wheelhouse is not None:
+        _copy_wheelhouse(Path(options.wheelhouse), bundle / "wheelhouse")
 
     owner = f"root:{KIOSK_USER}"
     files: dict[str, tuple[str, str, str]] = {

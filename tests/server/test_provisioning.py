@@ -115,13 +115,15 @@ def test_install_script_is_valid_shell(sessions, options, tmp_path):
     device, secret = _provisioned(sessions)
     bundle = write_bundle(tmp_path / "out", device, secret, options)
     subprocess.run(["sh", "-n", str(bundle / "install-kiosk.sh")], check=True)
-    assert "KIOSK_PACKAGE='palaute[kiosk]'" in (bundle / "install-kiosk.sh").read_text()
 
 
 def test_kiosk_unit_passes_systemd_analyze_verify(tmp_path):
     tool = require("systemd-analyze")
     unit = (ROOT / "deploy/systemd/palaute-kiosk.service").read_text()
     assert "WatchdogSec=" in unit and "Type=notify" in unit and "SDL_VIDEODRIVER=kmsdrm" in unit
+    # ProtectSystem=strict leaves / read-only; lgpio makes its notification pipe in the working directory.
+    assert "ProtectSystem=strict" in unit
+    assert "StateDirectory=palaute\n" in unit and "WorkingDirectory=/var/lib/palaute\n" in unit
     # verify insists the ExecStart binary exists; everything else is checked as shipped.
     (tmp_path / "palaute-kiosk.service").write_text(
         unit.replace("/opt/palaute/venv/bin/palaute-kiosk", "/bin/true")
@@ -208,3 +210,84 @@ def test_csv_without_the_needed_columns_says_which(tmp_path):
     path.write_text("device,station\nkalvia-1,kalvia\n")
     with pytest.raises(ProvisioningError, match="missing device_id, station_id"):
         read_device_csv(path)
+
+
+# ----------------------------------------------------------------- cloud-init and the installer
+
+CLOUD_INIT = ROOT / "tests" / "vendor" / "cloud-init"
+
+
+def _validate(document: object, schema_file: str) -> None:
+    import json
+
+    from jsonschema.validators import validator_for
+
+    schema = json.loads((CLOUD_INIT / schema_file).read_text())
+    validator = validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    assert not errors, "; ".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+KEYS_WITH_AWKWARD_COMMENTS = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0lY4 IT: Maija's laptop",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK9pQ2 helpdesk #2 (spare)",
+)
+
+
+@pytest.mark.parametrize("variant", ["mqtts-with-ssh", "mqtt-without-ssh"])
+def test_every_user_data_and_network_config_passes_cloud_inits_schema(sessions, tmp_path, variant):
+    ca, _ = make_ca(tmp_path / "ca")
+    options = (BundleOptions(broker_url="mqtts://mqtt.palaute.example.fi:8883", ca_file=ca,
+                             ssh_authorized_keys=KEYS_WITH_AWKWARD_COMMENTS)
+               if variant == "mqtts-with-ssh" else BundleOptions(broker_url="mqtt://10.0.0.5:1883", ca_file=None))
+    device, secret = _provisioned(sessions)
+    bundle = write_bundle(tmp_path / "out", device, secret, options)
+    _validate(yaml.safe_load((bundle / "user-data").read_text()), "schema-cloud-config-v1.json")
+    network = yaml.safe_load((bundle / "network-config").read_text())
+    _validate(network["network"], "schema-network-config-v2.json")
+
+
+def test_ssh_key_comments_with_colon_or_hash_survive_in_user_data(sessions, tmp_path):
+    options = BundleOptions(broker_url="mqtt://10.0.0.5:1883", ca_file=None,
+                            ssh_authorized_keys=KEYS_WITH_AWKWARD_COMMENTS)
+    device, secret = _provisioned(sessions)
+    doc = yaml.safe_load((write_bundle(tmp_path / "out", device, secret, options) / "user-data").read_text())
+    admin = next(u for u in doc["users"] if u["name"] == "palaute-admin")
+    assert admin["ssh_authorized_keys"] == list(KEYS_WITH_AWKWARD_COMMENTS)
+
+
+def test_cloud_init_and_the_install_script_install_one_package_list(sessions, options, tmp_path):
+    from fleet_server.fleet.provisioning import debian_packages
+
+    packages = debian_packages()
+    assert {"python3-venv", "espeak-ng", "libgl1", "libegl1", "libgbm1", "libmtdev1"} <= set(packages)
+    device, secret = _provisioned(sessions)
+    bundle = write_bundle(tmp_path / "out", device, secret, options)
+    assert yaml.safe_load((bundle / "user-data").read_text())["packages"] == packages
+    script = (bundle / "install-kiosk.sh").read_text()
+    assert f'DEBIAN_PACKAGES="{" ".join(packages)}"' in script
+
+
+def test_install_script_installs_only_from_the_bundles_wheelhouse_pinned_by_hash(sessions, options, tmp_path):
+    device, secret = _provisioned(sessions)
+    script = (write_bundle(tmp_path / "out", device, secret, options) / "install-kiosk.sh").read_text()
+    pip_lines = [line for line in script.replace("\\\n", " ").splitlines() if "/bin/pip\" install" in line]
+    assert pip_lines, "the installer no longer installs the kiosk with the venv's pip"
+    for line in pip_lines:
+        assert "--no-index" in line and "--require-hashes" in line and "--find-links" in line, line
+    assert "palaute[kiosk]" not in script
+
+
+def test_a_bundle_carries_the_wheelhouse_it_is_given(sessions, tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    (wheelhouse / "requirements-cp311.txt").write_text("palaute[kiosk]==0.1.0 --hash=sha256:00\n")
+    (wheelhouse / "palaute-0.1.0-py3-none-any.whl").write_bytes(b"PK")
+    options = BundleOptions(broker_url="mqtt://10.0.0.5:1883", ca_file=None, wheelhouse=wheelhouse)
+    device, secret = _provisioned(sessions)
+    bundle = write_bundle(tmp_path / "out", device, secret, options)
+    assert sorted(p.name for p in (bundle / "wheelhouse").iterdir()) == [
+        "palaute-0.1.0-py3-none-any.whl", "requirements-cp311.txt"]
+    with pytest.raises(ProvisioningError, match="not a kiosk wheelhouse"):
+        write_bundle(tmp_path / "out2", device, secret,
+                     BundleOptions(broker_url="mqtt://10.0.0.5:1883", ca_file=None, wheelhouse=tmp_path / "ca"))
