@@ -1,7 +1,7 @@
 """languages: the dashboard language a user picked; a station's name in Finnish, Swedish and English
 
-Revision ID: 0800_languages
-Revises: 0700_gaps_unique, 0600_dead_letter_counts (also joins the two heads main had)
+Revision ID: 1100_languages
+Revises: 1000_alert_deliveries
 Create Date: 2026-12-01 17:00:00
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0800_languages"
-down_revision: str | tuple[str, ...] | None = ("0700_gaps_unique", "0600_dead_letter_counts")
+revision: str = "1100_languages"
+down_revision: str | None = "1000_alert_deliveries"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
