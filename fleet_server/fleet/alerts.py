@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
-from fleet_server.models import Alert, AlertDelivery, Device, Station
+from fleet_server.models import Alert, AlertDelivery, Device
 from palaute_wire.contract import OpeningHours
 
 _LOGGER = logging.getLogger(__name__)
@@ -116,15 +116,9 @@ class Condition:
 
 
 def _station_hours(session: Session) -> dict[str, OpeningHours | None]:
-    from fleet_server.fleet.remote_config import ConfigInvalid, build_station_config
+    from fleet_server.fleet.remote_config import opening_hours_by_station
 
-    hours: dict[str, OpeningHours | None] = {}
-    for sid in session.scalars(select(Station.id)):
-        try:
-            hours[sid] = build_station_config(session, sid).opening_hours
-        except (ConfigInvalid, KeyError):
-            hours[sid] = None
-    return hours
+    return opening_hours_by_station(session)  # rebuilt only for stations whose config changed
 
 
 def _minutes(delta: timedelta) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -37,7 +38,7 @@ from fleet_server.core.clock import utcnow
 from fleet_server.fleet.notes import active_notes
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, DeviceCommand, Station, StationConfigVersion
-from palaute_wire.contract import Command, StationConfig, encode, topic
+from palaute_wire.contract import Command, OpeningHours, StationConfig, encode, topic
 from palaute_wire.surveys import default_survey
 
 _LOGGER = logging.getLogger(__name__)
@@ -335,3 +336,42 @@ def current_versions(session: Session) -> dict[str, int]:
         sid: 1 + max(fleet or 0, own.get(sid) or 0)
         for sid in session.scalars(select(Station.id))
     }
+
+
+_HOURS_CACHE: WeakKeyDictionary[Any, dict[tuple[str, int | None, int | None], OpeningHours | None]] = (
+    WeakKeyDictionary()
+)
+"""Per database (engine): opening hours by (station, fleet layer id, station layer id)."""
+
+
+def opening_hours_by_station(session: Session) -> dict[str, OpeningHours | None]:
+    """Each station's effective opening hours (None: its config does not validate).
+
+    The alert pass asks every 30 s for every station; building 500 configs each time
+    was most of the fleet loop's CPU at rest. Config layers are append-only rows, so
+    the newest row id of the fleet layer and of the station's layer identify the
+    hours: a station is rebuilt only when one of them changed (one GROUP BY a pass).
+    """
+    latest = dict(
+        session.execute(
+            select(StationConfigVersion.station_id, func.max(StationConfigVersion.id)).group_by(
+                StationConfigVersion.station_id
+            )
+        ).all()
+    )
+    bind = session.get_bind()
+    cached = _HOURS_CACHE.get(bind, {})
+    fresh: dict[tuple[str, int | None, int | None], OpeningHours | None] = {}
+    hours: dict[str, OpeningHours | None] = {}
+    for sid in session.scalars(select(Station.id)):
+        key = (sid, latest.get(None), latest.get(sid))
+        if key in cached:
+            fresh[key] = cached[key]
+        else:
+            try:
+                fresh[key] = build_station_config(session, sid).opening_hours
+            except (ConfigInvalid, KeyError):
+                fresh[key] = None
+        hours[sid] = fresh[key]
+    _HOURS_CACHE[bind] = fresh
+    return hours
