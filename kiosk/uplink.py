@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 
@@ -187,6 +188,7 @@ class Uplink:
         self._station_config = station_config
         self._config_error: str | None = None
         self._last_command: CommandAck | None = None
+        self._connected_at: datetime | None = None  # start of the current broker connection
         self._recent_cmds: list[str] = []
         self._restart_requested = False
         self.status_extra: Callable[[], dict] | None = None
@@ -343,10 +345,12 @@ class Uplink:
             _LOGGER.error("cannot read [broker] password_file: %s", exc.strerror)
             self._schedule_retry(auth=True)
             return
+        self._connected_at = now_utc()  # this connection's start: every status of it says so (ordering)
         self._client.will_set(
             self.topics["status"],
             encode(StatusHeartbeat(
-                station_id=self.station_id, device_id=self.device_id, online=False, sent_at=now_utc()
+                station_id=self.station_id, device_id=self.device_id, online=False, sent_at=self._connected_at,
+                connected_at=self._connected_at,
             )),
             qos=1,
             retain=True,
@@ -529,6 +533,7 @@ class Uplink:
             shed_count=stats.shed_count,
             last_seq=stats.last_seq,
             held_from_seq=stats.held_from_seq,
+            connected_at=self._connected_at,
             clock_synced=h.clock_synced(),
             config_version=self._station_config.config_version,
             cpu_temp_c=_bounded(h.cpu_temp_c(), *CPU_TEMP_RANGE_C),

@@ -207,6 +207,11 @@ class StatusHeartbeat(_Strict):
     shed_count: int | None = Field(
         default=None, ge=0, le=MAX_COUNT, description="events dropped because the outbox was full")
     last_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ, description="highest seq the kiosk has made")
+    connected_at: UtcTime | None = Field(
+        default=None,
+        description="start of the broker connection this status belongs to; the Last Will carries the same "
+        "time as its sent_at. Statuses are applied in (connected_at, offline last, sent_at) order",
+    )
     held_from_seq: int | None = Field(
         default=None, ge=0, le=MAX_SEQ + 1,
         description="lowest seq the kiosk still holds (queued or kept for resends): nothing below it can be "

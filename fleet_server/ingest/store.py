@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Self
 
@@ -198,6 +198,24 @@ class _Known:
     station_id: str
     state: str
     online: bool
+    status_order: tuple | None = None  # status_order() of the status last applied
+    status_received_at: datetime | None = None
+
+
+STATUS_REORDER_WINDOW = timedelta(minutes=5)
+"""An older status is ignored only this soon after the newer one arrived: reordering between
+connections takes seconds, and a kiosk whose clock was set back must not be ignored for good."""
+
+
+def status_order(connected_at: datetime | None, online: bool, sent_at: datetime) -> tuple:
+    """The kiosk's own order of its statuses: by connection, within one connection an offline
+    (the Last Will, or the goodbye at shutdown) after every online, then by ``sent_at``. A Last
+    Will's ``sent_at`` is its connection's start, so it is older than that connection's heartbeats
+    and must not be compared by ``sent_at`` alone. Kiosks that send no ``connected_at``: None
+    (applied in arrival order, as before)."""
+    if connected_at is None:
+        return ()
+    return (connected_at, not online, sent_at)
 
 
 def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[str, _Known]:
@@ -207,9 +225,12 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
     sender; ON CONFLICT DO NOTHING keeps concurrent ingest workers from colliding.
     """
     known = {
-        row.id: _Known(row.station_id, row.state, bool(row.online))
+        row.id: _Known(row.station_id, row.state, bool(row.online),
+                       status_order(row.status_connected_at, bool(row.online), row.status_sent_at)
+                       if row.status_sent_at is not None else None, row.status_received_at)
         for row in session.execute(
-            select(Device.id, Device.station_id, Device.state, Device.online).where(Device.id.in_(list(senders)))
+            select(Device.id, Device.station_id, Device.state, Device.online, Device.status_connected_at,
+                   Device.status_sent_at, Device.status_received_at).where(Device.id.in_(list(senders)))
         )
     }
     first_words = [d for d, k in known.items() if k.state == "provisioned"]
@@ -245,6 +266,7 @@ def _status_update_statement() -> Any:
     values: dict[str, Any] = {
         "online": bindparam("b_online", type_=t.c.online.type),
         "status_sent_at": bindparam("b_sent_at", type_=t.c.status_sent_at.type),
+        "status_connected_at": bindparam("b_connected_at", type_=t.c.status_connected_at.type),
         "status_received_at": bindparam("b_received_at", type_=t.c.status_received_at.type),
         "last_status": bindparam("b_last_status", type_=t.c.last_status.type),
         # Only ever forward: an older retained status must not move last_seen_at back.
@@ -264,17 +286,30 @@ _STATUS_UPDATE = _status_update_statement()
 def _apply_statuses(
     session: Session, statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]], known: dict[str, _Known]
 ) -> None:
-    """Fold the batch's statuses per device in arrival order, then write them set-based."""
+    """Fold the batch's statuses per device in the kiosk's own order (``status_order``), skipping
+    any older than the one already applied, then write them set-based."""
     params: dict[str, dict[str, Any]] = {}
     presence: list[dict[str, Any]] = []
-    for message, status in statuses:
+    ordered = sorted(enumerate(statuses), key=lambda item: (
+        item[1][1].device_id, status_order(item[1][1].connected_at, item[1][1].online, item[1][1].sent_at),
+        item[0]))  # stable: statuses without connected_at keep their arrival order
+    for _, (message, status) in ordered:
         device = known[status.device_id]
+        order = status_order(status.connected_at, status.online, status.sent_at)
+        if (order and device.status_order and order <= device.status_order
+                and device.status_received_at is not None
+                and message.received_at - device.status_received_at < STATUS_REORDER_WINDOW):
+            _LOGGER.info("status of %s sent %s is older than the one applied; ignored", status.device_id,
+                         status.sent_at.isoformat())
+            continue
+        device.status_order, device.status_received_at = order or None, message.received_at
         p = params.get(status.device_id)
         if p is None:
             p = params[status.device_id] = {"b_id": status.device_id, "b_seen": None}
             p.update({f"b_{name}": None for name in STATUS_FIELDS})
         p["b_online"] = status.online
         p["b_sent_at"] = status.sent_at
+        p["b_connected_at"] = status.connected_at
         p["b_received_at"] = message.received_at
         p["b_status"] = status
         for name in STATUS_FIELDS:
@@ -291,7 +326,8 @@ def _apply_statuses(
             device.online = status.online
     for p in params.values():
         p["b_last_status"] = p.pop("b_status").model_dump(mode="json", exclude_none=True)
-    session.execute(_STATUS_UPDATE, list(params.values()))
+    if params:
+        session.execute(_STATUS_UPDATE, list(params.values()))
     if presence:
         session.execute(DevicePresence.__table__.insert(), presence)
 

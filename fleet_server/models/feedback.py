@@ -85,6 +85,8 @@ class Device(Base):
     )
     last_event_at: Mapped[datetime | None] = mapped_column(doc="when the server last received an event batch")
     status_sent_at: Mapped[datetime | None] = mapped_column(doc="sent_at of the status applied last")
+    status_connected_at: Mapped[datetime | None] = mapped_column(
+        doc="connected_at of the status applied last (the kiosk's connection it came over)")
     status_received_at: Mapped[datetime | None]
     last_status: Mapped[dict[str, Any] | None] = mapped_column(doc="the last status payload, as received")
 

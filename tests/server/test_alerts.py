@@ -217,7 +217,7 @@ def test_a_webhook_that_is_down_neither_resends_the_email_nor_is_tried_every_pas
     s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
                  alert_webhook_url=url, alert_retry_min_s=60, alert_retry_max_s=600)
     channels = channels_from(s)
-    for minute in range(0, 10):  # ten passes, one a minute, the kiosk's clock still not synchronised
+    for minute in range(10):  # ten passes, one a minute, the kiosk's clock still not synchronised
         put_device(sessions, WED_10 + timedelta(minutes=minute), clock_synced=False)
         run_once(sessions, s, channels, now=WED_10 + timedelta(minutes=minute))
     assert len(box.messages) == 1  # the e-mail went out once, at the first pass

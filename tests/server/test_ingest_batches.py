@@ -118,6 +118,40 @@ def test_statuses_apply_in_arrival_order_within_a_batch(sessions):
         assert len(s.scalars(select(DevicePresence)).all()) == 3
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["separate batches", "one batch"])
+def test_statuses_apply_in_the_kiosks_own_order_not_in_arrival_order(sessions, together):
+    from datetime import timedelta
+
+    from tests.support.server_factories import T0
+
+    ms = timedelta(milliseconds=1)
+    c1, c2 = T0, T0 + timedelta(seconds=100)  # two connections of the kiosk
+
+    def store(*messages):
+        if together:
+            store_batch(sessions, list(messages))
+        else:
+            for m in messages:
+                store_batch(sessions, [m])
+
+    def online():
+        with sessions() as s:
+            return s.get(Device, "kalvia-1").online
+
+    store(status_message(online=True, connected_at=c1, sent_at=c1 + timedelta(seconds=30)))
+    # "offline" (goodbye of connection 1) then "online" (connection 2) 1 ms apart, arriving the other way round.
+    store(status_message(online=True, connected_at=c2, sent_at=c2 + ms),
+          status_message(online=False, connected_at=c1, sent_at=c2))
+    assert online() is True
+    # The Last Will of connection 1, late: its sent_at is connection 1's start. Still online.
+    store(status_message(online=False, connected_at=c1, sent_at=c1))
+    assert online() is True
+    # Connection 2's own Last Will is newer than its heartbeats in the kiosk's order: offline.
+    store(status_message(online=True, connected_at=c2, sent_at=c2 + timedelta(seconds=30)),
+          status_message(online=False, connected_at=c2, sent_at=c2))
+    assert online() is False
+
+
 def test_handle_batch_leaves_the_commit_to_the_caller(sessions):
     with sessions() as s:
         handle_batch(s, [events_message([event()])])
