@@ -49,6 +49,7 @@ from fleet_server.models import (
     FeedbackEvent,
     Station,
 )
+from fleet_server.models.base import UtcDateTime
 from fleet_server.results import rollups
 from palaute_wire import contract
 
@@ -385,10 +386,10 @@ def _sqlite_converters(session: Session, columns: Sequence[str]) -> list[Callabl
     table = FeedbackEvent.__table__
     out: list[Callable[[Any], Any] | None] = []
     for c in columns:
-        python_type = table.c[c].type.python_type
-        if python_type is uuid.UUID:
+        column_type = table.c[c].type
+        if column_type.python_type is uuid.UUID:
             out.append(lambda v: None if v is None else v.hex)
-        elif python_type is datetime:
+        elif isinstance(column_type, UtcDateTime):
             # contract times are UTC already; the same text as SQLAlchemy's SQLite DATETIME
             out.append(lambda v: None if v is None else v.replace(tzinfo=None).isoformat(" ", "microseconds"))
         else:
