@@ -21,6 +21,8 @@ from fleet_server.results.small_counts import TOO_FEW
 ROLE_NAMES = (N_("coordinator"), N_("staff"), N_("it"), N_("admin"))
 """Role names as the pages print them (``_(principal.role.value)``)."""
 _TOO_FEW_TEXT = N_("too few responses")  # TOO_FEW, translated where printed
+STATE_NAMES = (N_("provisioned"), N_("active"), N_("retired"), N_("acknowledged"), N_("asked"), N_("waiting"))
+"""Device registry and sequence-gap states as the device page prints them (``_(d.state)``)."""
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"

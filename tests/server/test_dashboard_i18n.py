@@ -99,3 +99,29 @@ def test_one_format_per_language():
                                               ("", "en"), ("sv;q=0,fi;q=0.1", "fi")])
 def test_accept_language_negotiation(header, lang):
     assert i18n.negotiate(header) == lang
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("fi", ("Yleiskuva", "Kirjaudu ulos", "Tyytyväisyys")),
+    ("sv", ("Översikt", "Logga ut", "Nöjdhet")),
+])
+def test_every_page_speaks_the_chosen_language(client, lang, words):
+    make_user(client.app.state.session_factory, "it-person", "it")
+    make_user(client.app.state.session_factory, "boss", "admin")
+    pages = {"coord": ["/?range=7d", "/stations/kalvia?range=7d", "/compare?station=kalvia", "/exports", "/notes",
+                       "/devices", "/status"],
+             "it-person": ["/", "/devices", "/devices/kalvia-1", "/stations/kalvia/config"],
+             "boss": ["/users"]}
+    english = ("Sign out", "Overview", "Satisfaction", "Devices", "Last seen", "Users and API tokens")
+    for user, paths in pages.items():
+        client.cookies.clear()
+        sign_in(client, user)
+        client.post("/language", data={"lang": lang, "csrf_token": page_csrf(client.get("/").text)})
+        for path in paths:
+            page = client.get(path)
+            assert page.status_code == 200, (user, path, page.status_code)
+            assert f'<html lang="{lang}">' in page.text, (user, path)
+            shown = re.sub(r"<[^>]+>", " ", page.text)
+            assert not [w for w in english if re.search(rf"\b{w}\b", shown)], (user, path)
+        if user == "coord":
+            assert all(w in client.get("/?range=7d").text for w in words)
