@@ -32,10 +32,12 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from palaute_wire.contract import (
+    WEEKDAYS,
     BurstRule,
     EventFlag,
     FeedbackEvent,
     FollowupQuestion,
+    Lang,
     OpeningHours,
     StationConfig,
 )
@@ -43,8 +45,6 @@ from palaute_wire.contract import (
 from .feedback import Recorder
 
 _LOGGER = logging.getLogger(__name__)
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def is_open(hours: OpeningHours | None, when: datetime) -> bool:
@@ -56,7 +56,7 @@ def is_open(hours: OpeningHours | None, when: datetime) -> bool:
     if hours is None:
         return True
     local = when.astimezone(ZoneInfo(hours.timezone))
-    span = hours.days.get(_WEEKDAYS[local.weekday()])
+    span = hours.days.get(WEEKDAYS[local.weekday()])
     if span is None:
         return False
     hhmm = local.strftime("%H:%M")
@@ -118,7 +118,7 @@ class AnswerDesk:
         self._now = now
         self._config = config
         self._burst = BurstDetector(config.burst, clock)
-        self.lang: str = config.default_lang
+        self.lang: Lang = config.default_lang
         self.listeners: list[AnswerListener] = []
         self.config_listeners: list[Callable[[StationConfig], None]] = []
         """Told after a new station config is applied (the UI redraws texts and notes)."""

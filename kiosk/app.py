@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Self
 from uuid import UUID
 
-from palaute_wire.contract import EventFlag, FeedbackEvent, FollowupQuestion, StationConfig
+from palaute_wire.contract import EventFlag, FeedbackEvent, FollowupQuestion, Lang, StationConfig
 from palaute_wire.surveys import default_station_config, followup_for
 
 from .answers import AnswerDesk
@@ -140,13 +140,13 @@ class Kiosk:
         return self._station_config
 
     @property
-    def default_lang(self) -> str:
+    def default_lang(self) -> Lang:
         """The station's language; the kiosk's [ui] default_lang until the server says otherwise."""
         if not self._from_server:
             return self.config.ui.default_lang
         return self._station_config.default_lang
 
-    def press_smiley(self, value: int, *, lang: str | None = None, flags: Iterable[EventFlag] = ()) -> FeedbackEvent:
+    def press_smiley(self, value: int, *, lang: Lang | None = None, flags: Iterable[EventFlag] = ()) -> FeedbackEvent:
         """Store one smiley answer durably and return it."""
         return self.recorder.record(
             "smiley", value,
@@ -159,7 +159,7 @@ class Kiosk:
         return followup_for(self._station_config, value)
 
     def answer_followup(
-        self, question_id: str, option_id: str, answer_to: UUID, *, lang: str | None = None,
+        self, question_id: str, option_id: str, answer_to: UUID, *, lang: Lang | None = None,
         flags: Iterable[EventFlag] = (),
     ) -> FeedbackEvent:
         """Store the follow-up choice for the smiley event ``answer_to``."""

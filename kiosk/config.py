@@ -34,6 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from palaute_wire.contract import SLUG_PATTERN, Lang
 
@@ -256,7 +257,7 @@ def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _describe(source: str, err: dict[str, Any]) -> str:
+def _describe(source: str, err: ErrorDetails) -> str:
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":

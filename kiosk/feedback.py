@@ -16,7 +16,7 @@ from uuid import UUID
 
 import uuid6
 
-from palaute_wire.contract import EventFlag, FeedbackEvent, clamp_time
+from palaute_wire.contract import EventFlag, EventKind, FeedbackEvent, Lang, clamp_time
 
 from .outbox import Outbox
 
@@ -43,11 +43,11 @@ class Recorder:
 
     def record(
         self,
-        kind: str,
+        kind: EventKind,
         value: int | str,
         *,
         question_id: str,
-        lang: str,
+        lang: Lang,
         answer_to: UUID | None = None,
         flags: Iterable[EventFlag] = (),
     ) -> FeedbackEvent:

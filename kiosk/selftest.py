@@ -122,8 +122,12 @@ def _check_led(part: str, led: PWMLED, ask: Callable[[str], str]) -> Check:
 def _check_button(value, part, buttons, named, led, say, timeout_s) -> Check:
     pressed: list[int] = []
     event = threading.Event()
+    def heard(value: int) -> None:
+        pressed.append(value)
+        event.set()
+
     for other, button in buttons.items():
-        button.when_pressed = lambda _d, v=other: (pressed.append(v), event.set())
+        button.when_pressed = lambda _d, v=other: heard(v)
     say(f"Press {named[value]} now.")
     event.wait(timeout_s)
     for button in buttons.values():

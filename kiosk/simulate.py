@@ -22,7 +22,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-from palaute_wire.contract import FeedbackEvent
+from palaute_wire.contract import FeedbackEvent, Lang
 
 from .app import Kiosk
 from .config import SimulateSection
@@ -94,7 +94,7 @@ class Simulator:
         """One simulated patient: a smiley, and maybe the follow-up."""
         config = self.kiosk.station_config
         value = self.rng.choices((1, 2, 3, 4), weights=self.settings.mix)[0]
-        lang = self.kiosk.default_lang
+        lang: Lang = self.kiosk.default_lang
         if len(config.languages) > 1 and self.rng.random() < OTHER_LANG_SHARE:
             lang = self.rng.choice([lng for lng in config.languages if lng != lang] or [lang])
         # A button has no language of its own: it answers in the one chosen on screen

@@ -516,9 +516,9 @@ class Updater:
             if version not in keep and not (self.root / version).is_symlink():
                 rs.remove_version(self.root, version)
         wanted: set[str] = set()
-        for version in keep:
-            if version:
-                text = (self.root / version / rs.INSTALLED_MARKER)
+        for kept in keep:
+            if kept:
+                text = (self.root / kept / rs.INSTALLED_MARKER)
                 try:
                     manifest = ReleaseManifest.model_validate_json(text.read_text())
                 except (OSError, ValueError):

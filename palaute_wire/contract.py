@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 """The one schema version this code speaks, for every payload kind."""
 
 TOPIC_ROOT = "palaute/v1"
@@ -75,12 +75,17 @@ outside it (a Pi without RTC that never saved a time reads 1970) sends
 
 SLUG_PATTERN = r"^[a-z0-9-]{1,64}$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
-LANGUAGES = ("fi", "sv", "en")
 
 SMILEY_VALUES = {1: "very unhappy", 2: "unhappy", 3: "happy", 4: "very happy"}
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Lang = Literal["fi", "sv", "en"]
+LANGUAGES: tuple[Lang, ...] = ("fi", "sv", "en")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Monday first, as ``datetime.weekday()`` counts."""
+CommandName = Literal["identify", "restart", "resend"]
+EventKind = Literal["smiley", "followup"]
 EventFlag = Literal["burst", "out_of_hours"]
 """Flags a kiosk may put on an event; the event is stored and counted either way.
 
@@ -132,7 +137,7 @@ class FeedbackEvent(_Strict):
     event_id: UUID = Field(description="UUIDv7 made on the kiosk; unique forever")
     station_id: Slug
     device_id: Slug
-    kind: Literal["smiley", "followup"]
+    kind: EventKind
     value: StrictInt | Slug = Field(description="smiley: 1..4 (very unhappy..very happy); followup: option id")
     question_id: Slug
     lang: Lang
@@ -273,11 +278,11 @@ class OpeningHours(_Strict):
     """Local opening hours per weekday (mon..sun); a missing day is closed."""
 
     timezone: str = "Europe/Helsinki"
-    days: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, str]] = {}
+    days: dict[Weekday, tuple[str, str]] = {}
 
     @field_validator("days")
     @classmethod
-    def _hhmm(cls, days: dict) -> dict:
+    def _hhmm(cls, days: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
         for day, (start, end) in days.items():
             for value in (start, end):
                 if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
@@ -388,7 +393,7 @@ class Command(_Strict):
 
     v: Literal[1] = PROTOCOL_VERSION
     cmd_id: Slug
-    name: Literal["identify", "restart", "resend"]
+    name: CommandName
     from_seq: int | None = Field(default=None, ge=1, le=MAX_SEQ, description="resend: events with seq >= this")
     issued_at: UtcTime
 
@@ -441,12 +446,17 @@ def parse_topic(name: str) -> TopicParts:
 # --------------------------------------------------------------------- decoding
 
 Payload = EventBatch | StatusHeartbeat | StationConfig | Command
-_MODELS: dict[str, type[BaseModel]] = {
+_MODELS: dict[str, type[Payload]] = {
     "events": EventBatch,
     "status": StatusHeartbeat,
     "config": StationConfig,
     "cmd": Command,
 }
+
+
+def text_in(texts: Mapping[Lang, str], lang: str) -> str | None:
+    """A config text (question, option, note) in ``lang``; None when it has none in that language."""
+    return next((text for key, text in texts.items() if key == lang), None)
 
 
 def encode(message: BaseModel) -> bytes:

@@ -12,7 +12,7 @@ the server sends replaces it.
 
 from __future__ import annotations
 
-from palaute_wire.contract import FollowupOption, FollowupQuestion, StationConfig, Survey
+from palaute_wire.contract import FollowupOption, FollowupQuestion, Lang, StationConfig, Survey
 
 DEFAULT_CONFIG_VERSION = 1
 DEFAULT_SURVEY_VERSION = 0
@@ -20,19 +20,19 @@ VISIT_QUESTION_ID = "visit"
 WENT_WRONG_ID = "what-went-wrong"
 WENT_WELL_ID = "what-went-well"
 
-VISIT_QUESTION = {
+VISIT_QUESTION: dict[Lang, str] = {
     "fi": "Millainen käyntisi oli tänään?",
     "sv": "Hur var ditt besök i dag?",
     "en": "How was your visit today?",
 }
 
-_WENT_WRONG = {
+_WENT_WRONG: dict[Lang, str] = {
     "fi": "Mikä meni huonosti?",
     "sv": "Vad gick dåligt?",
     "en": "What went wrong?",
 }
 
-_WRONG_OPTIONS = (
+_WRONG_OPTIONS: tuple[tuple[str, dict[Lang, str]], ...] = (
     ("waiting-time", {"fi": "Odotin liian kauan", "sv": "Jag väntade för länge", "en": "I waited too long"}),
     ("staff-attitude", {"fi": "Henkilökunnan käytös", "sv": "Personalens bemötande", "en": "How staff treated me"}),
     ("information", {"fi": "En saanut tarpeeksi tietoa", "sv": "Jag fick inte nog information",
@@ -41,13 +41,13 @@ _WRONG_OPTIONS = (
     ("something-else", {"fi": "Jokin muu", "sv": "Något annat", "en": "Something else"}),
 )
 
-_WENT_WELL = {
+_WENT_WELL: dict[Lang, str] = {
     "fi": "Mikä meni hyvin?",
     "sv": "Vad gick bra?",
     "en": "What went well?",
 }
 
-_WELL_OPTIONS = (
+_WELL_OPTIONS: tuple[tuple[str, dict[Lang, str]], ...] = (
     ("waiting-time", {"fi": "Pääsin nopeasti", "sv": "Jag kom in snabbt", "en": "I did not wait long"}),
     ("staff-attitude", {"fi": "Ystävällinen henkilökunta", "sv": "Vänlig personal", "en": "Kind staff"}),
     ("information", {"fi": "Sain hyvin tietoa", "sv": "Jag fick bra information", "en": "I got good information"}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
@@ -23,6 +23,7 @@ DEFAULT_MAX_PAYLOAD_CHARS = 4096
 
 def _out(letter: DeadLetter, max_chars: int | None) -> DeadLetterOut:
     raw = letter.payload
+    encoding: Literal["utf-8", "base64"]
     try:
         text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

@@ -183,7 +183,7 @@ def ensure_station_results(principal: Principal, station_id: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see the results of station {station_id!r}")
 
 
-def ensure_station_devices(principal: Principal, station_id: str) -> None:
+def ensure_station_devices(principal: Principal, station_id: str | None) -> None:
     if not principal.may_view_devices(station_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see the devices of station {station_id!r}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +17,7 @@ ConfigOption = Annotated[
 ]
 
 
-def settings_or_exit(config: Path | None = None, **overrides: object) -> Settings:
+def settings_or_exit(config: Path | None = None, **overrides: Any) -> Settings:
     """Load settings; on a bad value print which setting is wrong and exit 2."""
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -54,6 +54,7 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             typer.echo(f"error: no station {', '.join(unknown)} (known: {', '.join(known)})", err=True)
             raise typer.Exit(1)
         ids = list(station or known)
+        header: tuple[str, ...]
         if kind == "daily":
             header = exports.DAILY_COLUMNS
             rows = lambda s: exports.daily_table(s, ids, period, settings.min_responses)

@@ -89,7 +89,7 @@ def negotiate(accept_language: str | None) -> str:
         primary = tag.strip().lower().split("-")[0]
         if primary in LANGUAGES and q > 0:
             choices.append((-q, i, primary))
-    return sorted(choices)[0][2] if choices else DEFAULT_LANG
+    return min(choices)[2] if choices else DEFAULT_LANG
 
 
 def pick(cookie: str | None, accept_language: str | None) -> str:

@@ -53,7 +53,8 @@ def extract(root: Path = SERVER_DIR) -> Catalog:
         for path in sorted(root.glob(pattern)):
             rel = path.relative_to(root).as_posix()
             for lineno, message, _comments, _context in extract_from_file(
-                babel_extract, str(path), keywords=_KEYWORDS, options={"extensions": "jinja2.ext.i18n"}
+                babel_extract,  # type: ignore[arg-type]  # jinja2's extractor, typed before babel's stubs
+                str(path), keywords=_KEYWORDS, options={"extensions": "jinja2.ext.i18n"},
             ):
                 _add(template, message, (rel, lineno))
     for pattern in SOURCES:
@@ -93,7 +94,7 @@ def update(locale_dir: Path = LOCALE_DIR) -> None:
         catalog.obsolete.clear()
         if lang == "en":
             for message in catalog:
-                if message.id and not message.string or message.id and isinstance(message.id, tuple) and not any(message.string):
+                if message.id and not message.string or message.id and isinstance(message.id, tuple) and not any(message.string or ()):
                     message.string = message.id
         catalog.project, catalog.version = "palaute", "1"
         catalog.revision_date = _FIXED_DATE
@@ -128,7 +129,7 @@ def problems(locale_dir: Path = LOCALE_DIR) -> list[str]:
         for msgid in sorted(wanted, key=str):
             key = msgid[0] if isinstance(msgid, tuple) else msgid
             message = catalog.get(key)
-            singular = msgid[0] if isinstance(msgid, tuple) else msgid
+            singular = msgid[0] if isinstance(msgid, (tuple, list)) else msgid
             if message is None:
                 found.append(f"{lang}: {singular!r} is not in {path.name}; run `... catalog update`")
             elif not all(_strings(message)) or message.fuzzy:

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from fleet_server.devtools.local_broker import Mosquitto, free_port, wait_for_port
 
@@ -205,6 +206,12 @@ class Demo:
         creds.write_text("".join(f"{u}\t{p}\n" for u, p in self.passwords.items()))
         creds.chmod(0o600)
 
+    @property
+    def _broker_url(self) -> str:
+        if self.broker is None:
+            raise RuntimeError("the demo's broker is not started")
+        return self.broker.url
+
     def _server_env(self, workdir: Path) -> dict[str, str]:
         env = dict(os.environ)
         secret_file = workdir / "session-secret"
@@ -214,7 +221,7 @@ class Demo:
         env.update(
             PALAUTE_DATABASE_URL=self.database_url,
             PALAUTE_MODE="demo",
-            PALAUTE_MQTT_URL=self.broker.url,
+            PALAUTE_MQTT_URL=self._broker_url,
             PALAUTE_MQTT_USERNAME=SERVER_MQTT_USER,
             PALAUTE_MQTT_PASSWORD=self.server_mqtt_password,
             PALAUTE_HTTP_HOST="127.0.0.1",
@@ -239,7 +246,7 @@ class Demo:
                     f'device_id = "{device_id}"',
                     "",
                     "[broker]",
-                    f'url = "{self.broker.url}"',
+                    f'url = "{self._broker_url}"',
                     f'username = "{device_id}"',
                     f'password_file = "{password_file}"',
                     "heartbeat_s = 10",
@@ -282,7 +289,8 @@ class Demo:
         for proc in [self.server, *self.kiosks]:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(
-                    f"{' '.join(proc.args)} exited with {proc.returncode}; see {self.options.workdir / 'logs'}"
+                    f"{' '.join(cast(list[str], proc.args))} exited with {proc.returncode}; "
+                    f"see {self.options.workdir / 'logs'}"
                 )
 
     # -- stop -----------------------------------------------------------------

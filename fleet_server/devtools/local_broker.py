@@ -88,7 +88,7 @@ class Mosquitto:
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
 
-    def start(self) -> Mosquitto:
+    def start(self) -> Self:
         self.write_config()
         self.proc = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.config_path)],

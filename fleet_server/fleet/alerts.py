@@ -57,11 +57,10 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Alert, AlertDelivery, Device
-from palaute_wire.contract import OpeningHours
+from palaute_wire.contract import WEEKDAYS, OpeningHours
 
 _LOGGER = logging.getLogger(__name__)
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OPEN_SAMPLE_STEP = timedelta(minutes=15)
 """Resolution of "was the station open at some point in this window"."""
 WEBHOOK_TIMEOUT_S = 10
@@ -77,7 +76,7 @@ def is_open(hours: OpeningHours | None, at: datetime) -> bool:
     if hours is None:
         return True
     local = at.astimezone(ZoneInfo(hours.timezone))
-    span = hours.days.get(DAYS[local.weekday()])
+    span = hours.days.get(WEEKDAYS[local.weekday()])
     if span is None:
         return False
     return span[0] <= local.strftime("%H:%M") < span[1]
@@ -169,25 +168,26 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
     gaps = open_gaps(session, [d.id for d in devices])
     for d in devices:
         # Unrecoverable gaps stay on the device page for good, but alert only for a day.
-        rows = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
-                and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
-        if rows:
-            found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(rows, now)[0]}"))
+        missing = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
+                   and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
+        if missing:
+            found.append(Condition("events_missing", d.station_id, d.id,
+                                   f"kiosk {d.id}: {describe(missing, now)[0]}"))
 
     window = timedelta(hours=settings.alert_no_feedback_hours)
-    rows = session.execute(
+    stations = session.execute(
         select(Device.station_id, func.max(Device.last_event_at), func.min(Device.created_at))
         .where(Device.state != "retired", Device.last_seen_at.is_not(None))
         .group_by(Device.station_id)
     ).all()
-    for station_id, last_event, since in rows:
+    for station_id, last_event, since in stations:
         # Installed for at least the whole window, and nothing in it although open.
         if since is None or now - since < window:
             continue
         if (last_event is None or now - last_event > window) and open_within(hours.get(station_id), now - window, now):
-            since = "ever" if last_event is None else f"for {_minutes(now - last_event)}"
+            quiet = "ever" if last_event is None else f"for {_minutes(now - last_event)}"
             found.append(Condition("no_feedback", station_id, None,
-                                   f"station {station_id}: no feedback {since} although it was open; "
+                                   f"station {station_id}: no feedback {quiet} although it was open; "
                                    "check the kiosk's buttons and screen"))
     from fleet_server.fleet.rollouts import halted
 
@@ -275,6 +275,7 @@ def email_channel(settings: Settings) -> Channel | None:
     if not settings.smtp_host or not settings.alert_email_to:
         return None
     recipients = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
+    host = settings.smtp_host
 
     def send(payload: dict) -> None:
         msg = EmailMessage()
@@ -288,7 +289,7 @@ def email_channel(settings: Settings) -> Channel | None:
             lines.append(f"cleared: {payload['cleared_at']}")
         lines += ["", f"alert {payload['key']} (#{payload['id']})"]
         msg.set_content("\n".join(lines))
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+        with smtplib.SMTP(host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls()
             if settings.smtp_username and settings.smtp_password:

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -105,6 +105,7 @@ def find_gaps(session: Session, device_ids: Sequence[str] | None = None, *,
     ``last_seq`` and ``queue_depth``.
     """
     ev = FeedbackEvent
+    scans: list[list[ColumnElement[bool]]]
     if since is None:
         scans = [[ev.device_id.in_(list(device_ids))] if device_ids is not None else []]
     else:
@@ -156,6 +157,8 @@ def find_gaps(session: Session, device_ids: Sequence[str] | None = None, *,
     if since is not None or device_ids is not None:
         status = status.where(Device.id.in_(list(since) if since is not None else list(device_ids or ())))
     for device_id, last_seq, queue_depth in session.execute(status):
+        if last_seq is None or queue_depth is None:  # the query leaves these out
+            continue
         left_queue = last_seq - queue_depth  # every seq up to here left the kiosk's queue
         hi = bounds.get(device_id, (None, None, 0))[1] or start(device_id) - 1
         if left_queue > hi:

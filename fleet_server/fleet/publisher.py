@@ -58,7 +58,7 @@ class Publisher:
                 ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]  # typed int, takes any number
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
@@ -79,7 +79,7 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
 
-    def start(self) -> Publisher:
+    def start(self) -> Self:
         with self._lock:
             if not self._started:
                 s = self.settings

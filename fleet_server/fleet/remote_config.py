@@ -38,7 +38,7 @@ from fleet_server.core.clock import utcnow
 from fleet_server.fleet.notes import active_notes
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, DeviceCommand, Station, StationConfigVersion
-from palaute_wire.contract import Command, OpeningHours, StationConfig, encode, topic
+from palaute_wire.contract import Command, CommandName, OpeningHours, StationConfig, encode, topic
 from palaute_wire.surveys import default_survey
 
 _LOGGER = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def send_command(
     session: Session,
     publisher: Publisher,
     device_id: str,
-    name: str,
+    name: CommandName,
     *,
     from_seq: int | None = None,
     by: str | None = None,

@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -335,9 +336,9 @@ def view(session: Session, rollout: Rollout) -> RolloutView:
     waves = []
     for number in sorted({m.wave for m in members}):
         ms = [m for m in members if m.wave == number]
-        count: Callable[[str], int] = lambda s, ms=ms: sum(1 for m in ms if m.state == s)
-        waves.append(WaveProgress(number + 1, len(ms), count("healthy"), count("targeted"), count("failed"),
-                                  count("skipped"), count("pending")))
+        count = Counter(m.state for m in ms)
+        waves.append(WaveProgress(number + 1, len(ms), count["healthy"], count["targeted"], count["failed"],
+                                  count["skipped"], count["pending"]))
     return RolloutView(rollout, tuple(waves), tuple(m for m in members if m.state == "failed"),
                        tuple(m for m in members if m.state == "skipped"))
 

@@ -14,19 +14,19 @@
 
 from __future__ import annotations
 
-from palaute_wire.contract import FollowupOption, FollowupQuestion, Survey
+from palaute_wire.contract import FollowupOption, FollowupQuestion, Lang, Survey
 from palaute_wire.surveys import default_survey
 
 NATIONAL_QUESTION_ID = "overall"
 
-_NATIONAL_QUESTION = {
+_NATIONAL_QUESTION: dict[Lang, str] = {
     "fi": "Kuinka tyytyväinen olit palveluun tänään?",
     "sv": "Hur nöjd var du med servicen i dag?",
     "en": "How satisfied were you with the service today?",
 }
 
 # (option id, texts): the five national themes, worded as short kiosk buttons.
-_THEMES_IMPROVE = (
+_THEMES_IMPROVE: tuple[tuple[str, dict[Lang, str]], ...] = (
     ("access", {"fi": "Hoitoon pääsy", "sv": "Att få vård", "en": "Getting care"}),
     ("met", {"fi": "Miten minut kohdattiin", "sv": "Hur jag blev bemött", "en": "How I was treated"}),
     ("safety", {"fi": "Turvallisuus", "sv": "Trygghet", "en": "Feeling safe"}),
@@ -34,12 +34,12 @@ _THEMES_IMPROVE = (
     ("usefulness", {"fi": "Palvelun hyöty minulle", "sv": "Nyttan för mig", "en": "How useful it was"}),
 )
 
-_IMPROVE_QUESTION = {
+_IMPROVE_QUESTION: dict[Lang, str] = {
     "fi": "Missä meidän pitäisi parantaa eniten?",
     "sv": "Var borde vi bli bättre?",
     "en": "What should we improve most?",
 }
-_BEST_QUESTION = {
+_BEST_QUESTION: dict[Lang, str] = {
     "fi": "Mikä onnistui parhaiten?",
     "sv": "Vad var bäst?",
     "en": "What went best?",

@@ -180,7 +180,7 @@ class Ingestor:
         client.on_message = self._on_message
         return client
 
-    def start(self) -> Ingestor:
+    def start(self) -> Self:
         s = self.settings
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.mqtt_session_expiry_s
@@ -268,7 +268,7 @@ class Ingestor:
         # statuses only when the subscription is new, not replayed on every reconnect.
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         result, mid = client.subscribe([(f, options) for f in subscriptions(self.settings)])
-        if result == mqtt.MQTT_ERR_SUCCESS:
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
             self._pending_subs.add(mid)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_codes: list, _props: Any) -> None:
@@ -295,7 +295,7 @@ class Ingestor:
         self._queue.put(
             InboundMessage(
                 topic=topic,
-                payload=message.payload,
+                payload=bytes(message.payload),
                 retained=bool(message.retain),
                 mid=message.mid,
                 qos=message.qos,

@@ -40,6 +40,8 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: pass database_url or set sqlalchemy.url")
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

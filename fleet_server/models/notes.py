@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet_server.core.clock import utcnow
 from fleet_server.models.base import Base
-from palaute_wire.contract import Note
+from palaute_wire.contract import Lang, Note
 
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 
@@ -53,8 +53,9 @@ class StationNote(Base):
         return datetime.combine(self.ends + timedelta(days=1), time(), LOCAL_TZ).astimezone(UTC)
 
     @property
-    def texts(self) -> dict[str, str]:
-        return {lang: text for lang, text in (("fi", self.text_fi), ("sv", self.text_sv), ("en", self.text_en)) if text}
+    def texts(self) -> dict[Lang, str]:
+        given: tuple[tuple[Lang, str], ...] = (("fi", self.text_fi), ("sv", self.text_sv), ("en", self.text_en))
+        return {lang: text for lang, text in given if text}
 
     @property
     def pending(self) -> bool:

@@ -41,7 +41,8 @@ from fleet_server.core.i18n import N_
 from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
 from fleet_server.results.small_counts import Group, distributions, masked, series_table, share, suppress
-from palaute_wire.contract import OpeningHours
+from palaute_wire.contract import WEEKDAYS as _DAY_KEYS
+from palaute_wire.contract import OpeningHours, text_in
 
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
@@ -51,7 +52,6 @@ MAX_PERIOD_DAYS = 731
 ONLINE_SHARE = 0.5
 """An hour counts as online when a kiosk of the station was online at least this share of it."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 # --------------------------------------------------------------------- periods
@@ -466,7 +466,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         if i is not None:
             for v in SMILEYS:
                 per_bucket[i][v] += cols[f"c{v}"]
-    rows = {i: c for i, c in enumerate(per_bucket)}
+    rows: dict[int | str, dict[int, int]] = dict(enumerate(per_bucket))
     rows["period"] = by_kind(totals, "c")
     dists = distributions(rows, minimum, all_key="period")
     bucket_hours: list[dict[str, int]] = [{"open": 0, "online": 0, "offline": 0, "closed": 0} for _ in buckets]
@@ -547,9 +547,9 @@ def followup_labels(session: Session, station_id: str, lang: str = "en") -> dict
     labels: dict[str, str] = {}
     for survey in surveys:
         for question in survey.followups:
-            labels[question.id] = question.text.get(lang) or question.id
+            labels[question.id] = text_in(question.text, lang) or question.id
             for option in question.options:
-                labels[f"{question.id}/{option.id}"] = option.text.get(lang) or option.id
+                labels[f"{question.id}/{option.id}"] = text_in(option.text, lang) or option.id
     return labels
 
 

@@ -54,7 +54,7 @@ def _insert(session: Session, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def add_events(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+def add_events(session: Session, rows: Iterable[Mapping[Any, Any]]) -> None:
     """Add freshly inserted event rows (dicts with the feedback_events columns) to the rollups."""
     smiley_cells: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
     followups: list[Mapping[str, Any]] = []
@@ -83,10 +83,12 @@ def add_events(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
             for event_id, value in session.execute(
                 select(e.event_id, e.value).where(e.event_id.in_(list(missing)), e.kind == "smiley")
             ):
-                smiley_of[event_id] = value
+                if value is not None:  # a smiley always has one
+                    smiley_of[event_id] = value
         cells: dict[tuple, int] = defaultdict(int)
         for r in followups:
-            smiley = smiley_of.get(r.get("answer_to"), UNKNOWN_SMILEY) if r.get("answer_to") else UNKNOWN_SMILEY
+            answer_to = r.get("answer_to")
+            smiley = smiley_of.get(answer_to, UNKNOWN_SMILEY) if answer_to else UNKNOWN_SMILEY
             cells[(r["station_id"], hour_of(r["ts"]), smiley, r["question_id"], r["option_id"])] += 1
         table = FollowupHour.__table__
         stmt = _insert(session, table)

@@ -76,7 +76,7 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int) -> 
     if not hidden:
         return frozenset()
 
-    def rank(key: Hashable) -> tuple[int, int]:
+    def rank(key: K) -> tuple[int, int]:
         return (values[key], order[key])
 
     while True:

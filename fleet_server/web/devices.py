@@ -7,7 +7,7 @@ config form (which post with the session's CSRF token).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -33,6 +33,7 @@ from fleet_server.fleet.survey_templates import TEMPLATES, template
 from fleet_server.models import Device, Station
 from fleet_server.web.rollouts_pages import rollout_views
 from fleet_server.web.templating import templates
+from palaute_wire.contract import CommandName
 
 router = APIRouter(include_in_schema=False)
 
@@ -115,7 +116,8 @@ def device_command(
         return _device_response(request, session, settings, principal, device,
                                 error="resend needs a sequence number (1 or more)", status_code=422)
     try:
-        row = send_command(session, publisher(request), device_id, name, from_seq=seq, by=principal.name)
+        command = cast(CommandName, name)  # checked against the three names above
+        row = send_command(session, publisher(request), device_id, command, from_seq=seq, by=principal.name)
     except PublishError as exc:
         session.rollback()
         return _device_response(request, session, settings, principal, device,

@@ -98,6 +98,7 @@ def _checked_note(text_fi: str, text_sv: str, text_en: str, starts: str, ends: s
     """The note's (first, last) day; raises notes.NoteInvalid saying what is wrong."""
     first = _parse_day(starts, "first day", True)
     last = _parse_day(ends, "last day", False)
+    assert first is not None  # required: _parse_day raised for an empty one
     notes.validate(text_fi, text_sv, text_en, first, last)
     return first, last
 

@@ -45,5 +45,5 @@ def _small_counts_hidden(rows: list[queries.StationRow], minimum: int) -> list[q
     for row in rows:
         if row.total < minimum:
             row.total, row.satisfaction = i18n.gettext(TOO_FEW), None  # type: ignore[assignment]
-            row.counts = {v: "–" for v in row.counts}
+            row.counts = {v: "–" for v in row.counts}  # type: ignore[misc]  # shown as is, like total
     return rows

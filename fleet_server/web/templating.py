@@ -83,7 +83,8 @@ def station_name(station) -> str:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.add_extension("jinja2.ext.i18n")
-templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
+    i18n.gettext, i18n.ngettext, newstyle=True)
 templates.env.filters.update(fig=fig, pct=pct, change_pp=change_pp, local_time=local_time, local_day=local_day,
                              iso_date=iso_date, number=i18n.number, station_name=station_name)
 templates.env.globals.update(

@@ -106,7 +106,7 @@ def stray_texts(root: Path = KIOSK_DIR) -> list[str]:
                     found.append(f"{rel}:{node.lineno}: {arg.value!r} is marked but extraction never finds it "
                                  "(inside an f-string?); mark it in a plain call")
             elif isinstance(node, ast.JoinedStr):
-                words = [v.value for v in node.values if isinstance(v, ast.Constant) and _WORD.search(v.value)]
+                words = [v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str) and _WORD.search(v.value)]
                 if words:
                     found.append(f"{rel}:{node.lineno}: f-string text {words[0]!r} is not from the catalogue; "
                                  "put the words in a catalogue text with {placeholders}")
@@ -159,6 +159,11 @@ def compile_all(locale_dir: Path = LOCALE_DIR) -> None:
         _LOGGER.info("compiled %s", mo)
 
 
+def _text(string: str | tuple[str, ...] | list[str]) -> str:
+    """A message id or translation as one text; a plural's forms joined."""
+    return string if isinstance(string, str) else " ".join(string)
+
+
 def problems(locale_dir: Path = LOCALE_DIR) -> list[str]:
     """Everything that would make a patient see an untranslated or outdated text."""
     found: list[str] = stray_texts()
@@ -175,7 +180,7 @@ def problems(locale_dir: Path = LOCALE_DIR) -> list[str]:
                 found.append(f"{lang}: {msgid!r} is not in {path.name}; run `... catalog update`")
             elif not message.string or message.fuzzy:
                 found.append(f"{lang}: {msgid!r} has no (or only a fuzzy) translation")
-            elif set(re.findall(r"{\w*}", msgid)) != set(re.findall(r"{\w*}", message.string)):
+            elif set(re.findall(r"{\w*}", _text(msgid))) != set(re.findall(r"{\w*}", _text(message.string))):
                 found.append(f"{lang}: {msgid!r} translation changes the {{placeholders}}")
         mo = path.with_suffix(".mo")
         if not mo.exists() or mo.read_bytes() != compiled(catalog):

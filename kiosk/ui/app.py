@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from kivy.app import App
 from kivy.clock import Clock
@@ -121,7 +121,7 @@ class KioskApp(App):
         self._followup_answer: Answer | None = None
         self._listening = False
         """Listen was pressed in this patient's visit (see ``_speaking``)."""
-        self._timers: dict[str, object] = {}
+        self._timers: dict[str, Any] = {}  # Kivy ClockEvents
         self._closed_override = False
         self._notes: list[str] = []
         self._main_thread = threading.current_thread()
@@ -160,8 +160,10 @@ class KioskApp(App):
         self.go_home()
 
     def on_stop(self) -> None:
-        for listener, registry in ((self._heard, self.desk.listeners), (self._config_heard, self.desk.config_listeners),
-                                   (self._unrecorded, self.desk.unrecorded_listeners)):
+        registries: tuple[tuple[object, list[Any]], ...] = (
+            (self._heard, self.desk.listeners), (self._config_heard, self.desk.config_listeners),
+            (self._unrecorded, self.desk.unrecorded_listeners))
+        for listener, registry in registries:
             if listener in registry:
                 registry.remove(listener)
         self.desk.divert = None
@@ -397,11 +399,15 @@ class KioskApp(App):
             answers = ", ".join(self.smiley_label(v, self.lang) for v in (1, 2, 3, 4))
             text = self.tr(N_("{question} The faces from left to right: {answers}.")).format(
                 question=self.question, answers=answers)
+            self._say(text)
+
+    def _say(self, text: str) -> None:
+        if self.speaker is not None:
             self.speaker.say(text, self.lang)
 
     def _say_thanks(self) -> None:
         screen: ThanksScreen = self.root.get_screen("thanks")
-        self.speaker.say(f"{screen.ids.title.text} {screen.ids.detail.text}", self.lang)
+        self._say(f"{screen.ids.title.text} {screen.ids.detail.text}")
 
     def _say_followup(self) -> None:
         screen: FollowupScreen = self.root.get_screen("followup")
@@ -412,7 +418,7 @@ class KioskApp(App):
         options = ", ".join(pick(o.text, self.lang, default) for o in question.options)
         text = self.tr(N_("{question} Choices: {options}.")).format(
             question=pick(question.text, self.lang, default), options=options)
-        self.speaker.say(text, self.lang)
+        self._say(text)
 
     # -- staff ---------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ The flow between screens is in kiosk.ui.app; screens call back into the app
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import cast
 
 from babel.dates import get_day_names
 from kivy.app import App
@@ -15,7 +17,7 @@ from kivy.clock import Clock
 from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import Screen
 
-from palaute_wire.contract import FollowupQuestion, OpeningHours
+from palaute_wire.contract import WEEKDAYS, FollowupQuestion, Lang, OpeningHours
 
 from . import theme
 from .texts import N_, _
@@ -29,7 +31,6 @@ SMILEY_LABELS = {1: N_("Very bad"), 2: N_("Bad"), 3: N_("Good"), 4: N_("Very goo
 CLOSED_DAY = N_("closed")
 """After a weekday without opening hours in the closed note's table."""
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def clock_time(hhmm: str, lang: str) -> str:
@@ -40,9 +41,10 @@ def clock_time(hhmm: str, lang: str) -> str:
     return hhmm
 
 
-def pick(texts: dict[str, str], lang: str, fallback: str) -> str:
+def pick(texts: Mapping[Lang, str], lang: str, fallback: str) -> str:
     """A config text in ``lang``, else the station default, else any; never a KeyError."""
-    return texts.get(lang) or texts.get(fallback) or next(iter(texts.values()), "")
+    by_lang = cast("Mapping[str, str]", texts)  # any other key only misses
+    return by_lang.get(lang) or by_lang.get(fallback) or next(iter(texts.values()), "")
 
 
 class HomeScreen(Screen):
@@ -140,7 +142,7 @@ class ClosedScreen(Screen):
             return
         names = get_day_names("abbreviated", locale=lang)
         lines = []
-        for index, day in enumerate(_DAYS):
+        for index, day in enumerate(WEEKDAYS):
             span = hours.days.get(day)
             name = names[index].capitalize()
             hours_text = f"{clock_time(span[0], lang)}–{clock_time(span[1], lang)}" if span else _(CLOSED_DAY, lang)

@@ -34,7 +34,7 @@ def _session(port: int, on_message=None) -> mqtt.Client:
 
 
 def test_the_deploy_broker_config_saves_every_second():
-    lines = dict(re.findall(r"^(\w+) (.+)$", DEPLOY_CONF.read_text(), re.M))
+    lines = dict(re.findall(r"^(\w+) (.+)$", DEPLOY_CONF.read_text(), re.MULTILINE))
     assert lines["persistence"] == "true"
     assert float(lines["autosave_interval"]) <= 1
     assert lines.get("autosave_on_changes", "false") == "false"

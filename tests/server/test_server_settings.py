@@ -95,7 +95,7 @@ def test_serve_without_a_session_secret_says_so_in_one_line(tmp_path):
     env.update(PALAUTE_DATABASE_URL=f"sqlite:///{tmp_path / 'p.db'}", PALAUTE_HTTP_PORT=str(free_port()),
                COLUMNS="200")
     proc = subprocess.run([str(Path(sys.executable).with_name("palaute-server")), "serve", "--no-ingest"],
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=env, check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -92,12 +92,11 @@ class SystemdStandIn:
     def _start(self, unit: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.update(KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1")
-        log = open(self.base / f"{unit}.log", "a")
-        log.write(f"--- start {self.starts[unit] + 1}: {' '.join(self._command(unit))}\n")
-        log.flush()
-        self.procs[unit] = subprocess.Popen(self._command(unit), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            cwd=self.base, start_new_session=True)
-        log.close()
+        with open(self.base / f"{unit}.log", "a") as log:  # the child keeps its own descriptor
+            log.write(f"--- start {self.starts[unit] + 1}: {' '.join(self._command(unit))}\n")
+            log.flush()
+            self.procs[unit] = subprocess.Popen(self._command(unit), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                cwd=self.base, start_new_session=True)
         self.starts[unit] += 1
 
     def _kill(self, unit: str, sig: int = signal.SIGTERM) -> None:
