@@ -263,6 +263,8 @@ def device_wheelhouse(
     source: Annotated[Path, typer.Option(help="this repository (the kiosk wheel is built from it)")] = Path("."),
     python: Annotated[list[str] | None, typer.Option(
         "--python", help="Python versions of the Pis (default: 3.11 Bookworm and 3.13 Trixie)")] = None,
+    download_cache: Annotated[Path | None, typer.Option(
+        help="keep the downloaded dependency wheels here and reuse them while the requirements are unchanged")] = None,
 ) -> None:
     """Build the kiosk wheelhouse: the kiosk wheel and its aarch64 dependencies, hash-pinned per Python."""
     from fleet_server.fleet.wheelhouse import PI_PYTHONS, WheelhouseError, build_wheelhouse
@@ -271,7 +273,7 @@ def device_wheelhouse(
         _fail(f"--source {source}: no pyproject.toml there (give the Palaute repository)")
     try:
         with console.status("building the kiosk wheel and downloading its aarch64 dependencies..."):
-            built = build_wheelhouse(source, out, python or list(PI_PYTHONS))
+            built = build_wheelhouse(source, out, python or list(PI_PYTHONS), download_cache=download_cache)
     except WheelhouseError as exc:
         _fail(str(exc))
     for tag, path in built.requirements.items():
