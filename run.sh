@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point that sets up what a fresh Debian / Raspberry Pi OS machine lacks, then
 #   bash run.sh demo   - fleet server + private Mosquitto + simulated kiosks, dashboard on localhost
-#   bash run.sh test   - the whole test suite (what .ci/run calls)
+#   bash run.sh test   - ruff, mypy, then the whole test suite (what .ci/run calls)
 # Anything after the verb goes to the demo (palaute-server demo --help) or to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -106,6 +106,16 @@ case "$verb" in
             libgl1 libegl1 libatomic1 chromium chromium-driver espeak-ng sox fonts-dejavu-core \
             nginx-light qemu-user-static debootstrap
         ensure_venv
+        # Linters first: a finding fails the run before any test starts (config in pyproject.toml).
+        say "checking the code: ruff check . and mypy"
+        if ! "$VENV/bin/ruff" check .; then
+            echo "run.sh test: FAILED at ruff (findings above); fix them, then run again" >&2
+            exit 1
+        fi
+        if ! "$VENV/bin/mypy"; then
+            echo "run.sh test: FAILED at mypy (type errors above); fix them, then run again" >&2
+            exit 1
+        fi
         ensure_postgres
         mkdir -p artifacts
         export KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_NO_FILELOG=1
