@@ -135,7 +135,7 @@ class StateSection(_Section):
 
 class HardwareSection(_Section):
     pin_map: Path | None = None
-    """None: the pin map packaged with the kiosk (hardware/pinmap.toml in the repository)."""
+    """None: the pin map packaged with the kiosk (kiosk/pinmap.toml)."""
     bounce_time_s: float | None = Field(default=0.05, ge=0, le=1)
     confirm_s: float = Field(default=1.5, gt=0, le=30)
     """How long the pressed answer's LED stays lit."""

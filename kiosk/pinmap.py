@@ -5,10 +5,10 @@ and sometimes has to move a wire; they edit a TOML file, not code. A wrong map
 must fail at start with a message that names the file and the entry, because a
 kiosk whose "very happy" button records "unhappy" is worse than one that is off.
 
-The map that ships with the kiosk is hardware/pinmap.toml in the repository;
-an identical copy is packaged as ``kiosk/pinmap.toml`` (package data) so an
-installed kiosk finds it without the repository. ``[hardware] pin_map`` in
-kiosk.toml points to another file when a kiosk is wired differently.
+The map that ships with the kiosk is ``kiosk/pinmap.toml`` (package data, so an
+installed kiosk finds it without the repository; hardware/README.md shows the
+same pins as a wiring table). ``[hardware] pin_map`` in kiosk.toml points to
+another file when a kiosk is wired differently.
 """
 
 from __future__ import annotations
