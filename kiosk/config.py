@@ -22,7 +22,6 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -37,8 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from palaute_wire.contract import SLUG_PATTERN, Lang
-
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+from palaute_wire.mqtt_url import parse_mqtt_url
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
@@ -75,17 +73,7 @@ class BrokerSection(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in DEFAULT_PORTS:
-            raise ValueError("must start with mqtt:// or mqtts://, e.g. mqtts://broker.example.fi:8883")
-        if not parts.hostname:
-            raise ValueError(f"{url!r} has no host")
-        try:
-            _ = parts.port  # urllib raises ValueError for a port outside 0-65535
-        except ValueError:
-            raise ValueError(f"{url!r} has a bad port (1-65535)") from None
-        if parts.path not in ("", "/") or parts.query or parts.username:
-            raise ValueError("is scheme://host:port only; put credentials in username/password")
+        parse_mqtt_url(url)  # credentials have their own keys here
         return url
 
     @model_validator(mode="after")
@@ -102,16 +90,15 @@ class BrokerSection(_Section):
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        return parse_mqtt_url(self.url).tls
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return parse_mqtt_url(self.url).host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or DEFAULT_PORTS[parts.scheme]
+        return parse_mqtt_url(self.url).port
 
     def secret(self) -> str | None:
         """The password, read from ``password_file`` at call time (so rotation needs no edit here)."""

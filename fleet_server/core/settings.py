@@ -17,7 +17,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -27,9 +26,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from palaute_wire.mqtt_url import parse_mqtt_url
+
 ENV_PREFIX = "PALAUTE_"
 CONFIG_FILE_ENV = "PALAUTE_CONFIG_FILE"
-MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
 
 class SettingsError(ValueError):
@@ -219,43 +219,32 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in MQTT_SCHEMES:
-            raise ValueError(f"{value!r} must start with mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError(f"{value!r} names no host (e.g. mqtt://127.0.0.1:1883)")
-        try:
-            _ = parts.port  # urllib raises ValueError for a port outside 0-65535
-        except ValueError:
-            raise ValueError(f"{value!r} has a bad port") from None
-        if parts.path not in ("", "/"):
-            raise ValueError(f"{value!r}: an MQTT URL has no path")
+        parse_mqtt_url(value, credentials=True)
         return value
 
     # ---------------------------------------------------------------- derived
 
     @property
     def mqtt_host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or ""
+        return parse_mqtt_url(self.mqtt_url, credentials=True).host
 
     @property
     def mqtt_port(self) -> int:
-        parts = urlsplit(self.mqtt_url)
-        return parts.port or MQTT_SCHEMES[parts.scheme]
+        return parse_mqtt_url(self.mqtt_url, credentials=True).port
 
     @property
     def mqtt_tls(self) -> bool:
-        return urlsplit(self.mqtt_url).scheme == "mqtts"
+        return parse_mqtt_url(self.mqtt_url, credentials=True).tls
 
     @property
     def mqtt_credentials(self) -> tuple[str | None, str | None]:
         """Username and password: the explicit settings win over ``user:pass@`` in the URL."""
-        parts = urlsplit(self.mqtt_url)
-        username = self.mqtt_username or (unquote(parts.username) if parts.username else None)
+        url = parse_mqtt_url(self.mqtt_url, credentials=True)
+        username = self.mqtt_username or url.username
         if self.mqtt_password is not None:
             password: str | None = self.mqtt_password.get_secret_value()
         else:
-            password = unquote(parts.password) if parts.password else None
+            password = url.password
         return username, password
 
 
