@@ -133,7 +133,7 @@ class _Presses:
     def __init__(self, port: int, url: str) -> None:
         self.client = _client(port, "live-kiosk")
         self.engine = make_engine(url)
-        self.sent: dict[str, float] = {}
+        self.sent: list[float] = []
         self.latency: list[float] = []
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -177,7 +177,9 @@ class _Presses:
                     for value in found:
                         key = value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "")
                         if key in self._pending:
-                            self.latency.append(now - self._pending.pop(key))
+                            sent = self._pending.pop(key)
+                            self.latency.append(now - sent)
+                            self.sent.append(sent)
             if self._stop.is_set() and time.perf_counter() > self._deadline:
                 break
             time.sleep(POLL_S)
@@ -225,6 +227,9 @@ def _scenario(name: str, url: str, workdir: Path, load, load_args: tuple, until)
     if not presses.latency:
         raise RuntimeError(f"{name}: no press was committed")
     lat = presses.latency
+    worst = sorted(zip(lat, presses.sent, strict=True), reverse=True)[:5]
+    print(f"  {name}: slowest presses (latency ms @ seconds after the start): "
+          + ", ".join(f"{w * 1000:.0f} @ {t - started:.1f}" for w, t in worst), flush=True)
     return {"presses": len(lat), "lost": len(presses._pending), "p50": statistics.median(lat),
             "p99": _percentile(lat, 0.99), "max": max(lat), "seconds": elapsed, "inserted": inserted}
 
@@ -235,6 +240,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=100_000, help="queued answers draining from other kiosks")
     parser.add_argument("--kiosks", type=int, default=1000, help="kiosks sending a status every 3 s")
     parser.add_argument("--status-seconds", type=float, default=20, help="how long the heartbeat scenario runs")
+    parser.add_argument("--only", choices=("backlog", "status"), help="run one scenario")
     args = parser.parse_args()
     if args.db == "postgres":
         args.db = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -262,8 +268,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="palaute-bench-lat-") as tmp:
         workdir = Path(tmp)
         try:
-            backlog = _scenario("backlog", fresh("backlog"), workdir, _backlog_load, (args.backlog,), backlog_drained)
-            beats = _scenario("status", fresh("status"), workdir, _status_load, (args.kiosks,), status_window)
+            backlog = beats = None
+            if args.only != "status":
+                backlog = _scenario("backlog", fresh("backlog"), workdir, _backlog_load, (args.backlog,), backlog_drained)
+            if args.only != "backlog":
+                beats = _scenario("status", fresh("status"), workdir, _status_load, (args.kiosks,), status_window)
         finally:
             for name in created:
                 admin = create_engine(make_url(args.db), isolation_level="AUTOCOMMIT")
@@ -276,10 +285,13 @@ def main() -> None:
         (f"while {args.backlog:,} queued answers drain", backlog, 1.0),
         (f"while {args.kiosks:,} kiosks send a status every {STATUS_PERIOD_S:.0f} s", beats, 0.25),
     ):
+        if r is None:
+            continue
         print(f"  {label}: {r['presses']} presses, p50 {r['p50'] * 1000:.0f} ms, p99 {r['p99'] * 1000:.0f} ms, "
               f"max {r['max'] * 1000:.0f} ms (goal p99 < {goal * 1000:.0f} ms); not committed: {r['lost']}")
-    print(f"  backlog drained in {backlog['seconds']:.1f} s ({backlog['inserted'] / backlog['seconds']:,.0f} events/s "
-          "with the presses)")
+    if backlog is not None:
+        print(f"  backlog drained in {backlog['seconds']:.1f} s ({backlog['inserted'] / backlog['seconds']:,.0f} events/s "
+              "with the presses)")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ message) while other kiosks keep sending single presses. With one FIFO queue a
 live press waited behind the whole backlog (p99 6.5-10 s while 100k answers
 drained). Here a message with few events (a press or two, a status) goes in the
 live lane and every transaction takes the live lane first, then fills up with
-catch-up; a transaction holds at most ``store.TX_MAX_EVENTS`` events, so a live
-press waits at most for the one commit in progress. Catch-up is never starved:
-every transaction that has room takes from it.
+catch-up; a transaction holds at most ``store.TX_MAX_EVENTS`` events, and one with
+live messages at most ``LIVE_TX_EVENTS``, so a live press waits for the commit in
+progress and one short commit of its own. Catch-up is never starved: every
+transaction that has room takes from it.
 
 Order within a lane is arrival order (statuses are all live, so a device's
 statuses stay in order); events need no order (each is stored once by its id).
@@ -23,6 +24,10 @@ from fleet_server.ingest.store import InboundMessage, count_events
 
 LIVE_MAX_EVENTS = 10
 """A message with at most this many events is live (a kiosk's backlog goes out 100 a message)."""
+
+LIVE_TX_EVENTS = 1000
+"""A transaction carrying live messages takes at most this many events in all, so the press
+is committed within one short transaction (catch-up goes on in full transactions after it)."""
 
 
 class IngestLanes:
@@ -67,6 +72,8 @@ class IngestLanes:
                     break
             batch: list[InboundMessage] = []
             events = 0
+            if self._live:
+                max_events = min(max_events, LIVE_TX_EVENTS)
             for lane in (self._live, self._bulk):
                 while lane and len(batch) < max_messages:
                     message, n = lane[0]

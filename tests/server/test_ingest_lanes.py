@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from fleet_server.ingest.lanes import IngestLanes
+from fleet_server.ingest.lanes import LIVE_TX_EVENTS, IngestLanes
 from fleet_server.ingest.store import TX_MAX_EVENTS, count_events
 from tests.support.server_factories import event, events_message, status_message
 
@@ -49,12 +49,25 @@ def test_catch_up_keeps_moving_while_presses_keep_coming():
     for m in backlog:
         lanes.put(m)
     drained = []
-    for _ in range(4):
+    while lanes.qsize():
         lanes.put(events_message([event()]))
         batch = _take(lanes)
         drained.append(sum(1 for m in batch if m in backlog))
-    assert min(drained[:3]) >= TX_MAX_EVENTS // 100 - 1  # each transaction fills up with catch-up
+        assert len(drained) <= len(backlog)
     assert sum(drained) == len(backlog)
+    assert min(drained[:-2]) >= LIVE_TX_EVENTS // 100 - 1  # each transaction fills up with catch-up
+
+
+def test_a_transaction_with_a_live_press_stays_short():
+    lanes = IngestLanes()
+    for m in _backlog(TX_MAX_EVENTS // 100):
+        lanes.put(m)
+    press = events_message([event()])
+    lanes.put(press)
+    batch = _take(lanes)
+    assert batch[0] == press
+    assert sum(count_events(m.payload) for m in batch) <= LIVE_TX_EVENTS
+    assert sum(count_events(m.payload) for m in _take(lanes)) == TX_MAX_EVENTS - 100 * (len(batch) - 1)  # the rest
 
 
 def test_the_writer_waits_for_a_first_message_then_lingers_for_more():
