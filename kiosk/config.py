@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -142,6 +142,9 @@ class UISection(_Section):
     """How long staff hold the top-left corner to get the PIN pad."""
     note_rotate_s: float = Field(default=8.0, gt=0, le=600)
     """How long each "you said, we did" note stays on the idle screen."""
+    rotation: Literal[0, 90, 180, 270] = 0
+    """Turn the picture and the touch input together, clockwise (hardware/README.md "Turning the
+    display"): e.g. 90 for a Touch Display 2 (720x1280 portrait as delivered) mounted landscape."""
 
 
 class UpdatesSection(_Section):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 
-def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None) -> None:
+def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None, rotation: int = 0) -> None:
     """Kivy's process-wide settings; must run before anything imports kivy."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
@@ -34,6 +34,8 @@ def configure_kivy(*, fullscreen: bool, size: tuple[int, int] | None = None) -> 
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     Config.set("graphics", "show_cursor", "0" if fullscreen else "1")
+    # Kivy turns the picture and maps touches with it, whatever the video driver (KMS/DRM too).
+    Config.set("graphics", "rotation", str(rotation))
     if size is not None:
         Config.set("graphics", "width", str(size[0]))
         Config.set("graphics", "height", str(size[1]))
@@ -67,7 +69,8 @@ def staff_info_source(kiosk, desk: AnswerDesk):
 def run_ui(kiosk, options: dict) -> int:
     """Run the Kivy UI until it is closed or the kiosk is asked to stop; returns the exit code."""
     ui = kiosk.config.ui
-    configure_kivy(fullscreen=ui.fullscreen and not options.get("windowed"), size=options.get("size"))
+    configure_kivy(fullscreen=ui.fullscreen and not options.get("windowed"), size=options.get("size"),
+                   rotation=ui.rotation)
     from kivy.clock import Clock
 
     from .app import KioskApp

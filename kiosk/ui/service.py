@@ -19,7 +19,7 @@ from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang import Builder
-from kivy.properties import NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from ..i18n import LANGUAGES, Translator, default_translator
 from .texts import N_
@@ -84,6 +84,7 @@ class ServiceApp(App):
     """Shows ``error`` until ``still_wrong()`` returns None (the file was fixed)."""
 
     u = NumericProperty(1.0)
+    portrait = BooleanProperty(False)
     error = StringProperty("")
     headline = StringProperty("")
     staff_text = StringProperty("")
@@ -113,7 +114,8 @@ class ServiceApp(App):
         Window.unbind(size=self._rescale)
 
     def _rescale(self, _window, size) -> None:
-        ref = (480, 800) if size[1] > size[0] else (800, 480)
+        self.portrait = size[1] > size[0]
+        ref = (480, 800) if self.portrait else (800, 480)
         self.u = max(0.5, min(size[0] / ref[0], size[1] / ref[1]))
 
     def recheck(self) -> bool:

@@ -208,13 +208,23 @@ def test_smiley_targets_are_at_least_2cm(make_kiosk, size, px_per_mm):
         k.shot("home-fi-1280x720")
 
 
-def test_followup_and_thanks_screenshots(make_kiosk):
-    k = make_kiosk(fast_config(), ui=FAST_UI)
+def test_followup_and_thanks_screenshots_and_no_cheerful_thanks_after_a_sad_face(make_kiosk):
+    k = make_kiosk(fast_config(), ui=UISection(staff_pin="2468", thanks_s=30))
     k.tap(k.face(2))
     k.wait_screen("followup")
     k.shot("followup")
     k.tap(k.screen("followup").ids.skip)
     k.wait_screen("thanks")
+    thanks = k.screen("thanks")
+    assert (thanks.ids.title.text, thanks.ids.detail.text) == (
+        "Kiitos, että kerroit.", "Saimme vastauksesi. Käytämme sitä palvelun parantamiseen.")
+    k.shot("thanks-sad")
+    k.app.go_home()
+    k.tap(k.face(4))
+    k.wait_screen("followup")
+    k.tap(k.screen("followup").ids.skip)
+    k.wait_screen("thanks")
+    assert (thanks.ids.title.text, thanks.ids.detail.text) == ("Kiitos!", "Saimme vastauksesi.")
     k.shot("thanks")
 
 
@@ -459,3 +469,37 @@ def test_followup_countdown_steps_once_a_second_instead_of_redrawing_every_frame
     screen.bind(remaining=lambda _w, v: changes.append(v))
     k.frames(20)  # at 60 fps an animation changes the bar on each of these frames
     assert len(changes) <= 2, f"the bar changed {len(changes)} times in 20 frames"
+
+
+def test_rotation_turns_picture_and_touch_together_for_a_landscape_mounted_touch_display_2(make_kiosk):
+    """[ui] rotation = 90 on the 720x1280 panel: the landscape layout, and a touch where the face is seen hits it."""
+    from kivy.base import EventLoop
+    from kivy.core.window import Window
+    from kivy.input.motionevent import MotionEvent
+    from kivy.tests.common import UnitTestTouch
+
+    class PanelTouch(UnitTestTouch):
+        """A touch as the panel reports it: normalised to its own 720x1280, before any rotation."""
+
+        def __init__(self, nx: float, ny: float) -> None:
+            MotionEvent.__init__(self, "PanelTouch", 98, {"x": nx, "y": ny}, is_touch=True, type_id="touch")
+            self.eventloop = EventLoop
+            self.profile = ["pos"]
+
+    k = make_kiosk(fast_config(), ui=FAST_UI, size=(720, 1280))
+    Window.rotation = 90
+    try:
+        k.wait_until(lambda: tuple(k.app.root.size) == (1280, 720), what="the rotated window")
+        k.frames(3)
+        assert not k.app.portrait
+        face = k.face(1)
+        x, y = face.to_window(*face.center)
+        # Kivy at 90 degrees: content (x, y) = (ny * 1279, (1 - nx) * 719) on the panel
+        touch = PanelTouch(1 - y / 719, x / 1279)
+        touch.touch_down()
+        k.frames(1)
+        touch.touch_up()
+        k.wait_screen("followup")
+        assert k.stored()[0]["value"] == 1
+    finally:
+        Window.rotation = 0
