@@ -24,10 +24,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from fleet_server.models import DeadLetter, Device, FeedbackEvent, Station
+from fleet_server.results.small_counts import satisfaction
 from palaute_wire.contract import SMILEY_VALUES
-
-SATISFIED_VALUES = (3, 4)
-"""Smiley values counted as satisfied: happy and very happy."""
 
 
 class UnknownStation(LookupError):
@@ -40,13 +38,6 @@ class UnknownStation(LookupError):
 
 def empty_counts() -> dict[str, int]:
     return {str(v): 0 for v in SMILEY_VALUES}
-
-
-def satisfaction(counts: dict[str, int]) -> float | None:
-    total = sum(counts.values())
-    if total == 0:
-        return None
-    return round(sum(counts[str(v)] for v in SATISFIED_VALUES) / total, 4)
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -99,7 +90,8 @@ def list_stations(session: Session, start: datetime | None = None, end: datetime
         if sid in rows:
             rows[sid].counts = counts
             rows[sid].total = sum(counts.values())
-            rows[sid].satisfaction = satisfaction(counts)
+            score = satisfaction({int(v): n for v, n in counts.items()})
+            rows[sid].satisfaction = None if score is None else round(score, 4)
     e = FeedbackEvent
     followups = select(e.station_id, func.count()).where(e.kind == "followup")
     if start is not None:

@@ -190,6 +190,14 @@ def share(part: int | None, base: int | None, minimum: int) -> float | None:
 
 
 SMILEYS = (1, 2, 3, 4)
+SATISFIED = (3, 4)
+"""The two happy faces: satisfaction is their share of the counted answers."""
+
+
+def satisfaction(counts: Mapping[int, int], minimum: int = 1) -> float | None:
+    """The one satisfaction figure: (3 + 4) / all four, None below ``minimum`` answers (or with none)."""
+    total = sum(int(counts.get(v, 0)) for v in SMILEYS)
+    return share(sum(int(counts.get(v, 0)) for v in SATISFIED), total, minimum)
 
 
 def distributions(
@@ -231,7 +239,7 @@ def distributions(
             "counts": c,
             "total": total,
             "shares": {v: share(n, total, minimum) for v, n in c.items()},
-            "satisfaction": share(c["3"] + c["4"], total, minimum),
+            "satisfaction": satisfaction(counts, minimum),
             "hidden": False,
         }
     return out

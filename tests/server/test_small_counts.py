@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleet_server.results import queries
 from fleet_server.results.small_counts import (
     TOO_FEW,
     Group,
@@ -15,6 +16,7 @@ from fleet_server.results.small_counts import (
     distributions,
     grid_table,
     render,
+    satisfaction,
     series_table,
     suppress,
 )
@@ -160,3 +162,17 @@ def test_suppression_is_deterministic_with_ties():
 def test_hidden_figures_render_as_too_few_responses():
     assert render(None) == TOO_FEW == "too few responses"
     assert render(0.5, "{:.0%}") == "50%"
+
+
+def test_satisfaction_is_the_share_of_the_two_happy_faces_and_none_below_the_minimum():
+    assert satisfaction({1: 1, 2: 1, 3: 1, 4: 5}) == 0.75
+    assert satisfaction({}) is None
+    assert satisfaction({4: 4}, minimum=5) is None and satisfaction({4: 5}, minimum=5) == 1.0
+
+
+@given(st.tuples(counts, counts, counts, counts), st.integers(min_value=1, max_value=10))
+def test_a_distribution_and_the_station_list_give_the_same_satisfaction(row, minimum):
+    """The dashboard's distributions and the raw-count station list use one function."""
+    shown = distribution(dict(zip((1, 2, 3, 4), row, strict=True)), minimum)["satisfaction"]
+    assert shown == satisfaction(dict(zip((1, 2, 3, 4), row, strict=True)), minimum)
+    assert queries.satisfaction is satisfaction
