@@ -52,3 +52,30 @@ def test_invalid_config_shows_the_field_on_screen_and_restarts_once_fixed(tmp_pa
         for child in list(Window.children):
             Window.remove_widget(child)
         App._running_app = None
+
+
+def test_the_kiosk_process_stays_on_the_service_screen_until_the_config_is_fixed(tmp_path):
+    """`palaute-kiosk` (UI mode) with a bad kiosk.toml: no exit to a black screen; exit 75 (restart) once fixed."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("palaute-kiosk"))
+    path = write_toml(tmp_path / "kiosk.toml", kiosk_raw(tmp_path, "tcp://127.0.0.1:1883"))
+    with (tmp_path / "kiosk.log").open("wb") as log:
+        proc = subprocess.Popen([cli, "--config", str(path), "--windowed"], stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while b"must start with mqtt://" not in (tmp_path / "kiosk.log").read_bytes():
+                assert proc.poll() is None, (tmp_path / "kiosk.log").read_text()
+                assert time.monotonic() < deadline, "no error message"
+                time.sleep(0.2)
+            time.sleep(1.5)  # the old CLI exited right after the message
+            assert proc.poll() is None, "the process left the screen black"
+            write_toml(path, kiosk_raw(tmp_path, "mqtt://127.0.0.1:1883"))
+            assert proc.wait(timeout=30) == 75
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
