@@ -51,7 +51,7 @@ def fleet_alert_count(request, principal) -> int:
         return 0
     query = select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
     if not principal.sees_all_devices:
-        query = query.where(Alert.station_id == principal.station_id)
+        query = query.where(Alert.station_id.in_(principal.own_stations))
     with factory() as session:
         return session.scalar(query) or 0
 

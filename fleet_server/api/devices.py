@@ -19,7 +19,9 @@ def list_devices(
     principal: DeviceReader,
     station_id: Annotated[str | None, Query(description="only this station's devices")] = None,
 ) -> list[DeviceOut]:
-    if not principal.sees_all_devices:  # staff: their own station's kiosks only
-        station_id = station_id or principal.station_id
-        ensure_station_devices(principal, station_id)
+    if not principal.sees_all_devices:  # staff: their own station's (or group's) kiosks only
+        if station_id is not None:
+            ensure_station_devices(principal, station_id)
+        wanted = [station_id] if station_id is not None else principal.own_stations
+        return [DeviceOut.model_validate(d) for sid in wanted for d in queries.list_devices(session, sid)]
     return [DeviceOut.model_validate(d) for d in queries.list_devices(session, station_id)]

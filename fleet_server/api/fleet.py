@@ -46,7 +46,7 @@ def publisher(request: Request) -> Publisher:
 def _visible_stations(principal, session) -> list[str] | None:
     if principal.sees_all_devices:
         return None
-    return [principal.station_id] if principal.station_id else []
+    return principal.own_stations
 
 
 def _device(session, principal, device_id: str) -> Device:

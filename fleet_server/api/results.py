@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from fleet_server.api.deps import AnswerExporter, ResultsReader, SessionDep, SettingsDep, ensure_station_results
 from fleet_server.models import Station
-from fleet_server.results import exports
+from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
 
 router = APIRouter(tags=["results"])
@@ -60,6 +60,10 @@ class StationResult(BaseModel):
     responses_per_open_online_hour: float | None
     previous: Distribution = Field(description="the same number of days just before")
     satisfaction_change: float | None = Field(description="satisfaction minus the previous period's, -1..1")
+    satisfaction_interval: list[float] | None = Field(None, description="95 % Wilson interval of satisfaction [low, high]")
+    compared_with_others: str | None = Field(
+        None, description="lower | higher | similar: satisfaction against the other stations listed (two-proportion "
+        "z-test, 5 %); 'not compared' when the figures are hidden")
 
 
 class DailyRow(BaseModel):
@@ -135,6 +139,7 @@ def results_overview(session: SessionDep, settings: SettingsDep, principal: Resu
                      station: StationsQ = []) -> list[StationResult]:  # noqa: B006
     period = _period(range_, from_, to)
     rows = results.overview(session, _stations(session, principal, station), period, settings.min_responses)
+    groups.apply_to_overview(rows, groups.load_tree(session), settings.min_responses)  # the rule through the groups
     return [
         StationResult(
             station_id=r.station_id, name=r.name, period=_p(period), counted=_dist(r.dist), all_presses=r.presses,
@@ -142,6 +147,8 @@ def results_overview(session: SessionDep, settings: SettingsDep, principal: Resu
             responses_per_open_online_hour=None if r.per_hour is None else round(r.per_hour, 3),
             previous=_dist(r.previous),
             satisfaction_change=None if r.satisfaction_change is None else round(r.satisfaction_change, 4),
+            satisfaction_interval=None if r.interval is None else [round(x, 4) for x in r.interval],
+            compared_with_others=r.versus,
         )
         for r in rows
     ]

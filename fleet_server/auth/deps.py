@@ -84,7 +84,13 @@ def _from_cookie(request: Request, db: Session) -> Principal | None:
     user = db.get(User, data.user_id)
     if user is None or not user.active or user.session_epoch != data.epoch:
         return None
-    return Principal("user", user.id, user.username, Role(user.role), user.station_id, csrf=data.csrf)
+    group_stations = None
+    if user.group_id is not None:
+        from fleet_server.results.groups import stations_under
+
+        group_stations = frozenset(stations_under(db, user.group_id))
+    return Principal("user", user.id, user.username, Role(user.role), user.station_id, csrf=data.csrf,
+                     group_stations=group_stations)
 
 
 # Declared so the OpenAPI document names both ways in (securitySchemes); neither refuses by

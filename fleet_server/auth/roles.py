@@ -34,6 +34,20 @@ class Principal:
     station_id: str | None = None
     csrf: str | None = None
     """The session's CSRF token (users signed in with a cookie); None for bearer tokens."""
+    group_stations: frozenset[str] | None = None
+    """Staff given a group (``users.group_id``): every station under it, instead of one ``station_id``."""
+
+    @property
+    def own_stations(self) -> list[str]:
+        """The stations staff belong to (one, or every station of their group); [] for other roles."""
+        if self.role is not Role.STAFF:
+            return []
+        if self.group_stations is not None:
+            return sorted(self.group_stations)
+        return [self.station_id] if self.station_id else []
+
+    def _own(self, station_id: str) -> bool:
+        return self.role is Role.STAFF and station_id in self.own_stations
 
     # ------------------------------------------------------------------ results
 
@@ -44,7 +58,7 @@ class Principal:
     def may_view_results(self, station_id: str) -> bool:
         if self.role is Role.COORDINATOR:
             return True
-        return self.role is Role.STAFF and self.station_id == station_id
+        return self._own(station_id)
 
     @property
     def may_view_any_results(self) -> bool:
@@ -59,7 +73,7 @@ class Principal:
     def may_view_devices(self, station_id: str | None = None) -> bool:
         if self.role in (Role.IT, Role.COORDINATOR):
             return True
-        return self.role is Role.STAFF and (station_id is None or station_id == self.station_id)
+        return self.role is Role.STAFF and (station_id is None or self._own(station_id))
 
     @property
     def sees_all_devices(self) -> bool:

@@ -12,7 +12,7 @@ from fleet_server.auth.passwords import check_strength, hash_password
 from fleet_server.auth.roles import ROLES, Role
 from fleet_server.auth.tokens import new_token, token_hash
 from fleet_server.core.clock import utcnow
-from fleet_server.models import ApiToken, Station, User
+from fleet_server.models import ApiToken, Station, StationGroup, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
@@ -21,12 +21,19 @@ class AuthSetupError(ValueError):
     """A user or token that cannot be created as asked; the message says why and what to do."""
 
 
-def _check_role_station(session: Session, role: str, station_id: str | None) -> Role:
+def _check_role_station(session: Session, role: str, station_id: str | None, group_id: str | None = None) -> Role:
     if role not in ROLES:
         raise AuthSetupError(f"role {role!r} is not one of: {', '.join(ROLES)}")
     r = Role(role)
+    if group_id is not None:
+        if r is not Role.STAFF or station_id:
+            raise AuthSetupError("a group is for staff, instead of a station: give one of them")
+        if session.get(StationGroup, group_id) is None:
+            known = ", ".join(session.scalars(select(StationGroup.id).order_by(StationGroup.id))) or "none yet"
+            raise AuthSetupError(f"group {group_id!r} does not exist (known: {known})")
+        return r
     if r is Role.STAFF and not station_id:
-        raise AuthSetupError("staff see one station's results: give --station STATION_ID")
+        raise AuthSetupError("staff see one station's results: give --station STATION_ID (or a group)")
     if r is not Role.STAFF and station_id:
         raise AuthSetupError(f"--station is only for staff; a {role} is not tied to a station")
     if station_id and session.get(Station, station_id) is None:
@@ -35,14 +42,17 @@ def _check_role_station(session: Session, role: str, station_id: str | None) -> 
     return r
 
 
-def add_user(session: Session, username: str, role: str, password: str, station_id: str | None = None) -> User:
+def add_user(session: Session, username: str, role: str, password: str, station_id: str | None = None,
+             group_id: str | None = None) -> User:
+    """A new user; staff get one station or a group (every station under it)."""
     if not USERNAME_RE.match(username):
         raise AuthSetupError(f"user name {username!r}: use 1-64 letters, digits, . _ @ -")
-    _check_role_station(session, role, station_id)
+    _check_role_station(session, role, station_id, group_id)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise AuthSetupError(f"user {username!r} already exists")
     check_strength(password)
-    user = User(username=username, role=role, station_id=station_id, password_hash=hash_password(password))
+    user = User(username=username, role=role, station_id=station_id, group_id=group_id,
+                password_hash=hash_password(password))
     session.add(user)
     session.flush()
     return user

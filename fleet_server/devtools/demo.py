@@ -45,6 +45,27 @@ SAMPLE_STATIONS: tuple[tuple[str, str], ...] = (
     ("teerijarvi", "Teerijärvi health station"),
 )
 
+SAMPLE_NAMES: dict[str, tuple[str, str, str]] = {
+    # station: (Finnish, Swedish, municipality group)
+    "kokkola": ("Kokkolan pääterveysasema", "Karleby huvudhälsostation", "kokkola-city"),
+    "koivuhaka": ("Koivuhaan terveysasema", "Koivuhaka hälsostation", "kokkola-city"),
+    "kalvia": ("Kälviän terveysasema", "Kelviå hälsostation", "kokkola-city"),
+    "lohtaja": ("Lohtajan terveysasema", "Lochteå hälsostation", "kokkola-city"),
+    "ullava": ("Ullavan terveysasema", "Ullava hälsostation", "kokkola-city"),
+    "kruunupyy": ("Kruunupyyn terveysasema", "Kronoby hälsostation", "kruunupyy-municipality"),
+    "alaveteli": ("Alavetelin terveysasema", "Nedervetil hälsostation", "kruunupyy-municipality"),
+    "teerijarvi": ("Teerijärven terveysasema", "Terjärv hälsostation", "kruunupyy-municipality"),
+}
+"""The demo's stations in Finnish and Swedish, and the municipality each belongs to."""
+
+SAMPLE_GROUPS: tuple[tuple[str, str | None, str, str, str, str], ...] = (
+    # id, parent, kind, Finnish, Swedish, English
+    ("soite", None, "county", "Keski-Pohjanmaan hyvinvointialue", "Välfärdsområdet i Mellersta Österbotten",
+     "Central Ostrobothnia wellbeing services county"),
+    ("kokkola-city", "soite", "municipality", "Kokkola", "Karleby", "Kokkola"),
+    ("kruunupyy-municipality", "soite", "municipality", "Kruunupyy", "Kronoby", "Kruunupyy"),
+)
+
 # A different answer mix per station, so the comparison has something to show.
 _MIXES = (
     (0.05, 0.10, 0.40, 0.45),
@@ -171,15 +192,24 @@ class Demo:
         from fleet_server.auth.service import add_user, create_token, set_password
         from fleet_server.core.db import make_engine, make_session_factory, migrate
         from fleet_server.fleet.provisioning import add_station, provision_device, rotate_secret
-        from fleet_server.models import ApiToken, Device, Station, User
+        from fleet_server.models import ApiToken, Device, Station, StationGroup, User
 
         migrate(self.database_url)
         engine = make_engine(self.database_url)
         try:
             with make_session_factory(engine)() as session:
+                for group_id, parent, kind, name_fi, name_sv, name_en in SAMPLE_GROUPS:
+                    if session.get(StationGroup, group_id) is None:
+                        session.add(StationGroup(id=group_id, parent_id=parent, kind=kind, name=name_fi,
+                                                 name_fi=name_fi, name_sv=name_sv, name_en=name_en))
+                        session.flush()
                 for station_id, name in SAMPLE_STATIONS[: self.options.stations]:
                     if session.get(Station, station_id) is None:
                         add_station(session, station_id, name)
+                    station = session.get(Station, station_id)
+                    if station_id in SAMPLE_NAMES:
+                        station.name_fi, station.name_sv, station.group_id = SAMPLE_NAMES[station_id]
+                        station.name_en = name
                     for device_id in self._device_ids(station_id):
                         # A fresh secret every run, as IT would rotate it; only hashes are stored.
                         if session.get(Device, device_id) is None:
@@ -381,12 +411,13 @@ def run(options: DemoOptions) -> int:
             for d in devices:
                 online[d["station_id"]] = online.get(d["station_id"], 0) + (1 if d.get("online") else 0)
             for s in stations:
-                sat = s.get("satisfaction")
+                # The server applies the small-count rule (suppressed: too few answers to show).
+                sat, total = s.get("satisfaction"), s.get("total")
                 t.add_row(
                     s.get("name") or s["station_id"],
                     str(online.get(s["station_id"], 0)),
-                    str(s.get("total", 0)),
-                    "-" if sat is None else f"{sat:.0%}",
+                    "too few" if s.get("suppressed") or total is None else str(total),
+                    "-" if sat is None or s.get("suppressed") else f"{sat:.0%}",
                 )
             return t
 

@@ -27,6 +27,7 @@ from fleet_server.models.fleet import (
     SeqGap,
     StationConfigVersion,
 )
+from fleet_server.models.groups import GROUP_KINDS, StationGroup
 from fleet_server.models.health import HealthProbe
 from fleet_server.models.notes import StationNote
 from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
@@ -36,6 +37,6 @@ __all__ = [
     "COMMAND_NAMES", "DEVICE_STATES", "MAX_STORED_PAYLOAD", "SLUG_LEN", "Alert", "AlertDelivery", "ApiToken", "Base", "BigId",
     "DeadLetter", "Device", "DeviceCommand", "DeviceCredential", "DevicePresence", "FeedbackEvent",
     "FollowupHour", "GapCheck", "HealthProbe", "Release", "ReleaseFile", "Rollout", "RolloutDevice", "SeqGap",
-    "Station", "StationConfigVersion", "StationHour", "StationNote", "User",
+    "GROUP_KINDS", "Station", "StationConfigVersion", "StationGroup", "StationHour", "StationNote", "User",
     "UtcDateTime",
 ]

@@ -19,13 +19,16 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(ROLE_CHECK, name="role"),
-        CheckConstraint("role != 'staff' OR station_id IS NOT NULL", name="staff_station"),
+        CheckConstraint("role != 'staff' OR station_id IS NOT NULL OR group_id IS NOT NULL", name="staff_station"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("station_groups.id"), doc="staff of a group: every station under it (instead of station_id)"
+    )
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     session_epoch: Mapped[int] = mapped_column(

@@ -54,6 +54,9 @@ class Station(Base):
     name_fi: Mapped[str | None] = mapped_column(String(200), doc="the name in Finnish (None: ``name``)")
     name_sv: Mapped[str | None] = mapped_column(String(200), doc="the name in Swedish (None: ``name``)")
     name_en: Mapped[str | None] = mapped_column(String(200), doc="the name in English (None: ``name``)")
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("station_groups.id"), doc="the municipality or service area it belongs to"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def name_in(self, lang: str) -> str:

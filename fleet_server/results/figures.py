@@ -320,6 +320,12 @@ class OverviewRow:
     per_hour: float | None
     satisfaction_change: float | None
     total_change: float | None
+    counted_raw: dict[int, int] = field(default_factory=dict)
+    """The counted answers before the rule, for the group cascade (never shown)."""
+    interval: tuple[float, float] | None = None
+    """95 % Wilson interval of satisfaction (fleet_server.results.groups), None when hidden."""
+    versus: str | None = None
+    """lower / higher / similar than the other stations shown, or "not compared"."""
 
 
 def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> list[Station]:
@@ -364,6 +370,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
                 per_hour=per_hour,
                 satisfaction_change=sat_change,
                 total_change=total_change,
+                counted_raw=by_kind(now_totals[s.id], "c"),
             )
         )
     return rows

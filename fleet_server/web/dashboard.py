@@ -17,6 +17,7 @@ from fleet_server.auth.setup import iter_routes
 from fleet_server.core import i18n
 from fleet_server.models import Station
 from fleet_server.results import figures as results
+from fleet_server.results import groups
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -51,19 +52,29 @@ def overview(
     to: ToQ = None,
     sort: str = "name",
     dir: str = "asc",
+    group: Annotated[str, Query(max_length=64, description="only the stations of this group")] = "",
 ) -> Response:
     if not principal.may_view_any_results:
         return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
     period = _period(range_, from_, to)
     stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
+    tree = groups.load_tree(session)
+    choices = groups.group_choices(tree, [s.id for s in stations])
+    if group and group not in {g for g, _name, _depth in choices}:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no such group"))
+    if group:
+        inside = set(tree.under(group))
+        stations = [s for s in stations if s.id in inside]
     rows = results.overview(session, stations, period, settings.min_responses)
+    group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)
     rows = results.sort_rows(rows, sort, dir == "desc")
     return templates.TemplateResponse(
         request,
         "overview.html",
         page_context(
             request, principal, nav="overview", period=period, rows=rows, sort=sort, dir=dir,
-            minimum=settings.min_responses, base_path="/",
+            minimum=settings.min_responses, base_path="/", group_rows=group_rows, group_choices=choices,
+            group=group, extra_query=f"&group={group}" if group else "",
         ),
     )
 

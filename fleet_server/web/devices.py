@@ -46,7 +46,7 @@ def _context(request: Request, principal, **extra) -> dict:
 
 
 def _stations_for(principal) -> list[str] | None:
-    return None if principal.sees_all_devices else ([principal.station_id] if principal.station_id else [])
+    return None if principal.sees_all_devices else principal.own_stations
 
 
 def _require_it(principal) -> None:

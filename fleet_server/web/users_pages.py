@@ -7,6 +7,7 @@ the secret is printed once to the person who will store it.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,7 +17,8 @@ from fleet_server.api.deps import CsrfChecked, PageAdmin, SessionDep
 from fleet_server.auth.passwords import WeakPasswordError
 from fleet_server.auth.roles import ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, disable_user, revoke_token
-from fleet_server.models import ApiToken, Station, User
+from fleet_server.core import i18n
+from fleet_server.models import ApiToken, Station, StationGroup, User
 from fleet_server.web.dashboard import page_context
 from fleet_server.web.templating import templates
 
@@ -32,6 +34,7 @@ def _page(request, session, principal, *, message=None, error=None, code=200) ->
             users=list(session.scalars(select(User).order_by(User.username))),
             tokens=list(session.scalars(select(ApiToken).order_by(ApiToken.name))),
             stations=list(session.scalars(select(Station).order_by(Station.name))),
+            groups=list(session.scalars(select(StationGroup).order_by(StationGroup.name))),
         ),
         status_code=code,
     )
@@ -56,28 +59,31 @@ def create_user(
     role: Annotated[str, Form()],
     password: Annotated[str, Form()],
     station_id: Annotated[str, Form()] = "",
+    group_id: Annotated[str, Form()] = "",
 ) -> Response:
     _admin(principal)
     try:
-        add_user(session, username, role, password, station_id or None)
+        add_user(session, username, role, password, station_id or None, group_id or None)
         session.commit()
     except (AuthSetupError, WeakPasswordError) as exc:
         session.rollback()
         return _page(request, session, principal, error=str(exc), code=400)
-    return RedirectResponse(f"/users?done=user {username} added", status_code=303)
+    return RedirectResponse("/users?" + urlencode({"done": i18n.gettext("user {name} added").format(name=username)}),
+                            status_code=303)
 
 
 @router.post("/users/{username}/disable", response_class=HTMLResponse)
 def disable(request: Request, session: SessionDep, principal: CsrfChecked, username: str) -> Response:
     _admin(principal)
     if username == principal.name:
-        return _page(request, session, principal, error="you cannot disable yourself", code=400)
+        return _page(request, session, principal, error=i18n.gettext("you cannot disable yourself"), code=400)
     try:
         disable_user(session, username)
         session.commit()
     except AuthSetupError as exc:
         return _page(request, session, principal, error=str(exc), code=404)
-    return RedirectResponse(f"/users?done=user {username} disabled and signed out", status_code=303)
+    return RedirectResponse("/users?" + urlencode(
+        {"done": i18n.gettext("user {name} disabled and signed out").format(name=username)}), status_code=303)
 
 
 @router.post("/tokens/{name}/revoke", response_class=HTMLResponse)
@@ -88,4 +94,5 @@ def revoke(request: Request, session: SessionDep, principal: CsrfChecked, name: 
         session.commit()
     except AuthSetupError as exc:
         return _page(request, session, principal, error=str(exc), code=404)
-    return RedirectResponse(f"/users?done=token {name} revoked", status_code=303)
+    return RedirectResponse("/users?" + urlencode({"done": i18n.gettext("token {name} revoked").format(name=name)}),
+                            status_code=303)
