@@ -155,3 +155,15 @@ def test_a_kiosk_clock_outside_the_window_is_clamped_for_the_wire():
     assert c.clamp_time(datetime(9999, 1, 1, tzinfo=UTC)) < c.TIME_MAX
     now = datetime(2026, 12, 1, tzinfo=UTC)
     assert c.clamp_time(now) == now
+
+
+def test_status_storage_error_is_optional_and_round_trips():
+    """Old kiosks never send storage_error (it defaults to None); new ones say why answers wait in memory."""
+    from palaute_wire import contract as c
+
+    old = c.StatusHeartbeat.model_validate_json(
+        '{"v": 1, "station_id": "kalvia", "device_id": "kalvia-1", "online": true, "sent_at": "2026-12-01T10:00:00Z"}')
+    assert old.storage_error is None
+    new = old.model_copy(update={"storage_error": "disk_full: 3 answers kept in memory until the disk has room"})
+    assert c.decode(c.topic("kalvia", "kalvia-1", "status"), c.encode(new))[1] == new
+    assert "storage_error" not in c.encode(old).decode(), "an old server never sees the field from a healthy kiosk"
