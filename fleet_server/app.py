@@ -24,7 +24,7 @@ from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.loop import start_fleet_ops, stop_fleet_ops
 from fleet_server.health import health
-from fleet_server.ingest.consumer import Ingestor
+from fleet_server.ingest.active import ActiveIngest
 from fleet_server.models import Alert
 from fleet_server.web.dashboard import router as dashboard_router
 from fleet_server.web.devices import router as devices_router
@@ -74,7 +74,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.ingestor = None
         if start_ingest:
-            app.state.ingestor = Ingestor(settings, app.state.session_factory).start()
+            app.state.ingestor = ActiveIngest(settings, app.state.session_factory, engine).start()
         start_fleet_ops(app, loop=start_ingest)  # config publisher; alert loop alongside the ingest
         try:
             yield

@@ -90,14 +90,17 @@ def health(state: Any, stall_s: float) -> tuple[int, dict[str, Any]]:
     if ingestor is None:
         body["mqtt"] = "disabled"
     else:
-        body["mqtt"] = "connected" if ingestor.connected else "disconnected"
+        standby = getattr(ingestor, "role", "active") == "standby"
+        body["mqtt"] = "standby" if standby else ("connected" if ingestor.connected else "disconnected")
         body["ingest"] = ingest_state(ingestor, stall_s)
+        if getattr(ingestor, "fatal_error", None):
+            problems.append(ingestor.fatal_error)
         if body["ingest"]["state"] == "stalled":
             problems.append(f"ingest stalled: {body['ingest']['backlog']} messages waiting, "
                             f"nothing committed for over {stall_s:.0f} s")
     if problems:
         body["status"] = "failing"
         body["problems"] = problems
-    elif ingestor is not None and not ingestor.connected:
+    elif ingestor is not None and not ingestor.connected and body["mqtt"] != "standby":
         body["status"] = "degraded"
     return (503 if problems else 200), body

@@ -52,17 +52,20 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://; system CAs when unset")
-    mqtt_client_id: str = Field(
-        default="palaute-ingest",
+    mqtt_client_id: str | None = Field(
+        default=None,
         min_length=1,
-        max_length=64,
-        description="fixed, so the broker keeps the persistent session across restarts; "
-        "give each ingest worker its own id when several share a subscription",
+        max_length=48,
+        description="the ingest's persistent session on the broker; every server process of one deployment "
+        "uses the same id, and only the one holding the ingest lock connects (the others stand by). "
+        "Unset: palaute-ingest-<8 hex digits derived from the database>, so two deployments on one broker "
+        "never share a session by accident",
     )
     mqtt_shared_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="subscribe as $share/<group>/... so several ingest workers split the load",
+        description="not recommended (docs/operations.md 'Several server processes'): subscribe as "
+        "$share/<group>/... with a non-persistent session, each process with its own client id",
     )
     mqtt_session_expiry_s: int = Field(
         default=7 * 24 * 3600,
@@ -223,6 +226,26 @@ class Settings(BaseSettings):
         return value
 
     # ---------------------------------------------------------------- derived
+
+    @property
+    def ingest_client_id(self) -> str:
+        """``mqtt_client_id``, or one derived from the database (same database, same id)."""
+        return self.mqtt_client_id or f"palaute-ingest-{self.deployment_id}"
+
+    @property
+    def deployment_id(self) -> str:
+        """8 hex digits naming the database: server processes sharing one are one deployment."""
+        import hashlib
+
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite":
+            where = str(Path(url.database or ":memory:").resolve()) if url.database not in (None, "", ":memory:") \
+                else ":memory:"
+        else:
+            where = f"{url.host or url.query.get('host', '')}:{url.port or 5432}/{url.database}"
+        return hashlib.sha256(where.encode()).hexdigest()[:8]
 
     @property
     def mqtt_host(self) -> str:

@@ -135,6 +135,7 @@ def render_acl_file(devices: Iterable[DeviceAccount], server: ServerAccount) -> 
         f"topic read {root}/+/+/status",
         f"topic write {root}/+/+/config",
         f"topic write {root}/+/+/cmd",
+        "topic readwrite palaute/_server/ingest/#",  # who holds the ingest session (fleet_server.ingest.consumer)
     ]
     for device in sorted(devices, key=lambda d: d.username):
         for name, value in (("station", device.station_id), ("device", device.device_id)):

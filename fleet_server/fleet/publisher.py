@@ -1,6 +1,6 @@
 """The fleet server's outgoing MQTT link: retained station configs and commands.
 
-A connection of its own (client id ``<mqtt_client_id>-out``), separate from the
+A connection of its own (client id ``<ingest client id>-out-<host>-<pid>``, one per process), separate from the
 ingest's persistent session, so a slow database never delays a config push and a
 publish never waits behind the ingest's acknowledgements. Same account as the
 ingest: the broker ACL lets it write every device's ``config`` and ``cmd``.
@@ -38,6 +38,14 @@ class PublishError(RuntimeError):
     """The broker could not be reached or did not acknowledge in time."""
 
 
+def _publisher_client_id(settings: Settings) -> str:
+    """One per process (a clean session): several server processes publish side by side."""
+    import os
+    import socket
+
+    return f"{settings.ingest_client_id}-out-{socket.gethostname()[:8]}-{os.getpid()}"[:64]
+
+
 class Publisher:
     """Owns one paho client on paho's network thread; thread-safe ``publish``."""
 
@@ -47,7 +55,7 @@ class Publisher:
         self._refused: str | None = None
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{settings.mqtt_client_id}-out"[:64],
+            client_id=_publisher_client_id(settings),
             protocol=mqtt.MQTTv311,
         )
         username, password = settings.mqtt_credentials

@@ -78,7 +78,7 @@ BAD_CREDENTIALS = (0x86, 0x87)
 class IngestCounters:
     """Running totals for the demo, /healthz and bench/; safe to read from any thread."""
 
-    NAMES = ("received", "inserted", "duplicates", "dead_lettered", "statuses", "batches", "db_errors")
+    NAMES = ("received", "inserted", "duplicates", "dead_lettered", "statuses", "batches", "db_errors", "deadlocks")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -119,6 +119,68 @@ def subscriptions(settings: Settings) -> list[str]:
     return filters
 
 
+CONFLICT_SQLSTATES = ("40P01", "40001")
+"""deadlock_detected, serialization_failure: retried at once, logged as what they are."""
+SESSION_TAKEN_OVER = 0x8E
+"""DISCONNECT reason code: another client connected with this client id."""
+FIGHT_CONNECTION_S = 10.0
+FIGHT_DROPS = 3
+"""This many connections in a row lost within FIGHT_CONNECTION_S of their CONNACK: another client
+takes the session over each time we take it back (Mosquitto 2.0 closes the socket without the
+DISCONNECT 0x8E, so the reason code alone does not tell)."""
+MARKER_ROOT = "palaute/_server/ingest"
+"""``MARKER_ROOT/<client id>``: retained while an ingest holds that client id (cleared by its Last
+Will), naming the deployment, so a process of another deployment refuses to take it over."""
+MARKER_WAIT_S = 1.0
+
+
+def marker_topic(client_id: str) -> str:
+    return f"{MARKER_ROOT}/{client_id}"
+
+
+def client_id_holder(settings: Settings, client_id: str, timeout: float = MARKER_WAIT_S) -> dict | None:
+    """The retained marker of ``client_id`` (who holds it), or None; read by a throwaway clean session."""
+    import json
+    import os
+
+    got: list[bytes] = []
+    done = threading.Event()
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{client_id}-probe-{os.getpid()}"[:64],
+                        protocol=MQTTProtocolVersion.MQTTv5)
+    username, password = settings.mqtt_credentials
+    if username is not None:
+        probe.username_pw_set(username, password)
+    if settings.mqtt_tls:
+        probe.tls_set(ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+
+    def on_connect(client: mqtt.Client, *_a: Any) -> None:
+        client.subscribe(marker_topic(client_id), qos=1)
+
+    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.payload:
+            got.append(message.payload)
+        done.set()
+
+    probe.on_connect = on_connect
+    probe.on_message = on_message
+    try:
+        probe.connect(settings.mqtt_host, settings.mqtt_port, keepalive=10)
+    except OSError:
+        return None  # broker unreachable: the ingest's own connection retries and says so
+    probe.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+    if not got:
+        return None
+    try:
+        return json.loads(got[-1])
+    except ValueError:
+        return {"deployment": "?"}
+
+
 class Ingestor:
     """The MQTT consumer: a paho network thread that enqueues and a writer thread that commits then acks.
 
@@ -133,9 +195,13 @@ class Ingestor:
         session_factory: sessionmaker[Session],
         *,
         client_id: str | None = None,
+        deployment: str | None = None,
     ) -> None:
         self.settings = settings
-        self.client_id = client_id or settings.mqtt_client_id
+        self.client_id = client_id or settings.ingest_client_id
+        self.deployment = deployment  # set: keep a retained marker naming it while connected
+        self._connected_since: float | None = None
+        self._short_connections = 0
         self.counters = IngestCounters()
         self.fatal_error: str | None = None
         self._session_factory = session_factory
@@ -174,6 +240,8 @@ class Ingestor:
         if s.mqtt_tls:
             client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
         client.reconnect_delay_set(min_delay=1, max_delay=s.mqtt_reconnect_max_s)
+        if self.deployment is not None:
+            client.will_set(marker_topic(self.client_id), b"", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -183,14 +251,17 @@ class Ingestor:
     def start(self) -> Self:
         s = self.settings
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = s.mqtt_session_expiry_s
+        # A shared-subscription member must not keep a session: Mosquitto goes on routing the group's
+        # messages to a disconnected persistent member (its issue 2662), stranding them there.
+        persistent = not s.mqtt_shared_group
+        props.SessionExpiryInterval = s.mqtt_session_expiry_s if persistent else 0
         # Let the broker keep about two batches in flight: one being committed, one arriving.
         props.ReceiveMaximum = INFLIGHT_MESSAGES
         self._writer = threading.Thread(target=self._write_loop, name=f"ingest-writer-{self.client_id}", daemon=True)
         self._writer.start()
         _LOGGER.info("ingest %s connecting to %s:%s", self.client_id, s.mqtt_host, s.mqtt_port)
         self._client.connect_async(
-            s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=False, properties=props
+            s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=not persistent, properties=props
         )
         self._client.loop_start()
         return self
@@ -263,7 +334,15 @@ class Ingestor:
         with self._ack_lock:
             self._generation += 1
         self._connected.set()
+        self._connected_since = time.monotonic()
         _LOGGER.info("ingest %s connected (session present: %s)", self.client_id, flags.session_present)
+        if self.deployment is not None:
+            import json
+            import os
+            import socket
+
+            client.publish(marker_topic(self.client_id), json.dumps(
+                {"deployment": self.deployment, "host": socket.gethostname(), "pid": os.getpid()}), qos=1, retain=True)
         # Subscribing here renews the subscriptions on every reconnect. retainHandling=1: retained
         # statuses only when the subscription is new, not replayed on every reconnect.
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
@@ -279,11 +358,29 @@ class Ingestor:
         self._pending_subs.discard(mid)
         self._subscribed.set()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
         with self._ack_lock:
             self._generation += 1  # acks for messages of the old connection must not be sent on a new one
         self._connected.clear()
         self._subscribed.clear()
+        lived = None if self._connected_since is None else time.monotonic() - self._connected_since
+        self._connected_since = None
+        if lived is not None:
+            self._short_connections = self._short_connections + 1 if lived < FIGHT_CONNECTION_S else 0
+        fight = self._short_connections >= FIGHT_DROPS
+        if (fight or getattr(reason_code, "value", None) == SESSION_TAKEN_OVER) and not self._stopping.is_set():
+            # Someone else connected with our client id. Reconnecting would take the session back and
+            # start a fight that neither side wins (each kicks the other every few seconds).
+            self.fatal_error = (
+                f"MQTT client id {self.client_id!r} was taken over by another connection"
+                f"{f' {self._short_connections} times in a row' if fight else ''}: a second server "
+                "process or deployment uses the same PALAUTE_MQTT_CLIENT_ID. This process stops ingesting; "
+                "give each deployment its own client id (processes of one deployment share it safely: only "
+                "the one holding the ingest lock connects)")
+            _LOGGER.error("%s", self.fatal_error)
+            client.disconnect()
+            threading.Thread(target=client.loop_stop, name="ingest-give-up", daemon=True).start()
+            return
         if not self._stopping.is_set():
             _LOGGER.warning("ingest disconnected (%s); reconnecting", reason_code)
 
@@ -337,6 +434,14 @@ class Ingestor:
                 self.last_commit_at, self.failing_since = time.monotonic(), None
                 return True
             except (OperationalError, DBAPIError) as exc:
+                if getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+                    # Another transaction (a second server process, the fleet loop) locked the same rows in
+                    # the other order: PostgreSQL rolled this one back. Nothing is wrong; try again at once.
+                    self.counters.add(deadlocks=1)
+                    _LOGGER.warning("deadlock with another transaction (%s, rolled back by PostgreSQL); retrying "
+                                    "%d message(s)", getattr(exc.orig, "sqlstate", "?"), len(batch))
+                    self._halt.wait(RETRY_DELAY_MIN_S)
+                    continue
                 if isinstance(exc, OperationalError) or exc.connection_invalidated:
                     self.counters.add(db_errors=1)
                     self.failing_since = self.failing_since or time.monotonic()

@@ -13,7 +13,16 @@ def test_defaults_are_zero_setup():
     s = load_settings(environ={})
     assert s.database_url.startswith("sqlite:///")
     assert (s.mqtt_host, s.mqtt_port, s.mqtt_tls) == ("127.0.0.1", 1883, False)
-    assert (s.mqtt_client_id, s.http_host, s.http_port) == ("palaute-ingest", "127.0.0.1", 8000)
+    assert (s.http_host, s.http_port) == ("127.0.0.1", 8000)
+    assert s.mqtt_client_id is None and s.ingest_client_id.startswith("palaute-ingest-")
+
+
+def test_the_default_ingest_client_id_is_the_same_for_one_database_and_differs_between_two():
+    one = load_settings(environ={}, database_url="postgresql+psycopg://palaute@db1.example/palaute")
+    again = load_settings(environ={}, database_url="postgresql+psycopg://other@db1.example/palaute")
+    two = load_settings(environ={}, database_url="postgresql+psycopg://palaute@db2.example/palaute")
+    assert one.ingest_client_id == again.ingest_client_id != two.ingest_client_id
+    assert load_settings(environ={}, mqtt_client_id="county-ingest").ingest_client_id == "county-ingest"
 
 
 def test_environment_with_prefix_is_read():
