@@ -18,6 +18,7 @@ MQTT); ``Ingestor`` here wraps it with the paho-mqtt client and a writer thread.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -38,6 +39,7 @@ from fleet_server.ingest.store import (
     TX_MAX_EVENTS,
     BatchResult,
     InboundMessage,
+    PreparedBatch,
     handle_batch,
     store_batch,
     store_dead_letter,
@@ -214,6 +216,12 @@ class Ingestor:
         self._generation = 0
         self._pending_subs: set[int] = set()
         self._writer: threading.Thread | None = None
+        # The next transaction, decoded by the preparer thread while the writer commits this one.
+        self._preparer: threading.Thread | None = None
+        self._prepared: queue.Queue[list[InboundMessage]] = queue.Queue(maxsize=1)
+        self._prepared_all = threading.Event()  # the preparer has stopped: nothing more will come
+        self._staged = 0
+        self._deferred: list[InboundMessage] | None = None  # a prepared batch a live press overtook
         # For /healthz (fleet_server.core.health): is the writer getting anything committed?
         self.started_at = time.monotonic()
         self.last_commit_at: float | None = None
@@ -257,6 +265,10 @@ class Ingestor:
         props.SessionExpiryInterval = s.mqtt_session_expiry_s if persistent else 0
         # Let the broker keep about two batches in flight: one being committed, one arriving.
         props.ReceiveMaximum = INFLIGHT_MESSAGES
+        self._preparer = threading.Thread(
+            target=self._prepare_loop, name=f"ingest-prepare-{self.client_id}", daemon=True
+        )
+        self._preparer.start()
         self._writer = threading.Thread(target=self._write_loop, name=f"ingest-writer-{self.client_id}", daemon=True)
         self._writer.start()
         _LOGGER.info("ingest %s connecting to %s:%s", self.client_id, s.mqtt_host, s.mqtt_port)
@@ -318,7 +330,8 @@ class Ingestor:
     @property
     def backlog(self) -> int:
         """Messages received but not yet committed (the writer's current batch included)."""
-        return self._queue.qsize() + self._in_hand
+        deferred = len(self._deferred) if self._deferred is not None else 0
+        return self._queue.qsize() + self._staged + deferred + self._in_hand
 
     # ---------------------------------------------------------------- paho callbacks (network thread)
 
@@ -418,8 +431,48 @@ class Ingestor:
                 return None
         return None
 
+    def _prepare_loop(self) -> None:
+        """Decode the next transaction while the writer waits for the database with this one."""
+        try:
+            while (batch := self._take_batch()) is not None:
+                try:
+                    ready: list[InboundMessage] = PreparedBatch(batch)
+                except Exception:  # a bug here must not lose the batch: the writer decodes it
+                    _LOGGER.exception("decoding a batch ahead failed; the writer decodes it")
+                    ready = batch
+                self._staged = len(ready)
+                while not self._halt.is_set():
+                    try:
+                        self._prepared.put(ready, timeout=POLL_S)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            self._prepared_all.set()
+
+    def _next_prepared(self) -> list[InboundMessage] | None:
+        """The preparer's next batch; but a live press that came meanwhile goes first."""
+        if self._deferred is not None:
+            batch, self._deferred = self._deferred, None
+            return batch
+        while not self._halt.is_set():
+            try:
+                batch = self._prepared.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._prepared_all.is_set() and self._prepared.empty():
+                    return None
+                continue
+            self._staged = 0
+            if self._queue.live_waiting() and not any(IngestLanes.is_live(m) for m in batch):
+                live = self._queue.take(self.settings.ingest_batch_size, TX_MAX_EVENTS, wait_s=0, linger_s=0)
+                if live:
+                    self._deferred = batch
+                    return live
+            return batch
+        return None
+
     def _write_loop(self) -> None:
-        while (batch := self._take_batch()) is not None:
+        while (batch := self._next_prepared()) is not None:
             self._in_hand, self.writing_since = len(batch), time.monotonic()
             if self._store(batch):
                 self._ack(batch)

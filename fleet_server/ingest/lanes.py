@@ -39,6 +39,10 @@ class IngestLanes:
         self._bulk: deque[tuple[InboundMessage, int]] = deque()
         self._bulk_events = 0
 
+    @staticmethod
+    def is_live(message: InboundMessage) -> bool:
+        return count_events(message.payload) <= LIVE_MAX_EVENTS
+
     def put(self, message: InboundMessage) -> None:
         n = count_events(message.payload)
         with self._cond:
@@ -48,6 +52,10 @@ class IngestLanes:
                 self._bulk.append((message, n))
                 self._bulk_events += n
             self._cond.notify()
+
+    def live_waiting(self) -> bool:
+        with self._cond:
+            return bool(self._live)
 
     def qsize(self) -> int:
         with self._cond:

@@ -491,14 +491,30 @@ def _store_dead_letters(session: Session, rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------- the batch
 
 
-def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
-    """Store one batch of MQTT messages in ``session``; the caller commits (then acks).
+@dataclass
+class Decoded:
+    """A batch after the contract checks, before the database: what ``prepare`` found."""
 
-    Every message ends up as event rows, a device status update, or a dead
-    letter; only a database error escapes, and then nothing of the batch may be
-    acknowledged. Statuses are applied in arrival order.
+    dead: list[dict[str, Any]]
+    payloads: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat]]
+
+
+class PreparedBatch(list[InboundMessage]):
+    """The messages of one transaction with their ``Decoded`` form made in advance.
+
+    The consumer decodes the next batch in its own thread while the writer waits
+    for the database with the current one; ``handle_batch`` then skips decoding.
     """
-    result = BatchResult(messages=len(messages))
+
+    decoded: Decoded
+
+    def __init__(self, messages: Sequence[InboundMessage]) -> None:
+        super().__init__(messages)
+        self.decoded = prepare(self)
+
+
+def prepare(messages: Sequence[InboundMessage]) -> Decoded:
+    """The contract checks of every message (topic, JSON, schema); no database."""
     dead: list[dict[str, Any]] = []
     decoded: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat]] = []
     for message in messages:
@@ -515,6 +531,21 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             continue
         assert isinstance(payload, (contract.EventBatch, contract.StatusHeartbeat))
         decoded.append((message, payload))
+    return Decoded(dead, decoded)
+
+
+def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
+    """Store one batch of MQTT messages in ``session``; the caller commits (then acks).
+
+    Every message ends up as event rows, a device status update, or a dead
+    letter; only a database error escapes, and then nothing of the batch may be
+    acknowledged. Statuses are applied in arrival order. A ``PreparedBatch`` is
+    not decoded again.
+    """
+    result = BatchResult(messages=len(messages))
+    ready = messages.decoded if isinstance(messages, PreparedBatch) else prepare(messages)
+    dead = list(ready.dead)
+    decoded = ready.payloads
 
     now = utcnow()
     senders: dict[str, str] = {}
