@@ -72,6 +72,7 @@ class Recorder:
                 survey_version=self.survey_version,
                 answer_to=answer_to,
                 flags=tuple(flags),
+                epoch=self.outbox.epoch,
             )
 
         with self._lock:

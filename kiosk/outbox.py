@@ -38,6 +38,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+from uuid import UUID
+
+import uuid6
 
 from palaute_wire.contract import FeedbackEvent
 
@@ -86,7 +89,15 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES ('last_seq', 0), ('shed', 0);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+# ``meta`` holds the outbox's ``epoch`` (a UUIDv7 made when the file is created): seq counts
+# within it, so a new SD card is a new sequence to the server (palaute_wire: FeedbackEvent.epoch).
+# A file created before epochs has none and goes on as the one legacy sequence. Adding the
+# table does not change SCHEMA_VERSION: an older release reads the file as before.
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,9 @@ class Outbox:
         """(when, detail) of the last corrupt file moved aside."""
         self._db = self._open()
         (self._last_seq,) = self._db.execute("SELECT value FROM counters WHERE name='last_seq'").fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE name='epoch'").fetchone()
+        self.epoch: UUID | None = UUID(row[0]) if row else None
+        """This outbox's identity (None: a file from before epochs); every event carries it."""
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
@@ -159,7 +173,10 @@ class Outbox:
             if found > SCHEMA_VERSION:
                 raise OutboxSchemaError(f"{self.path} has outbox schema {found}; this release reads up to "
                                         f"{SCHEMA_VERSION}: run the release that wrote it (kiosk.updater)")
+            (existed,) = db.execute("SELECT count(*) FROM sqlite_master WHERE name='counters'").fetchone()
             db.executescript(_SCHEMA)
+            if not existed:
+                db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", (str(uuid6.uuid7()),))
             if found < SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
@@ -184,10 +201,26 @@ class Outbox:
                 os.replace(src, f"{aside}{suffix}")
         _LOGGER.error("outbox %s is corrupt (%s): moved aside to %s, starting a new one from seq %d",
                       self.path, reason, aside.name, last_seq + 1)
+        # seq carries on, so the sequence (epoch) does too: the one in use, else what the file shows.
+        epoch = str(self.epoch) if getattr(self, "epoch", None) else (
+            None if hasattr(self, "epoch") else self._salvage_epoch(aside))
         db = self._connect()
         db.execute("UPDATE counters SET value=? WHERE name='last_seq' AND value < ?", (last_seq, last_seq))
+        if epoch is not None:
+            db.execute("UPDATE meta SET value=? WHERE name='epoch'", (epoch,))
+        elif hasattr(self, "epoch") or last_seq > 0:  # a legacy sequence goes on without one
+            db.execute("DELETE FROM meta WHERE name='epoch'")
         self._replaced = (self._clock(), f"{reason}; moved to {aside.name}, a new outbox started at seq {last_seq + 1}")
         return db
+
+    @staticmethod
+    def _salvage_epoch(path: Path) -> str | None:
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                row = db.execute("SELECT value FROM meta WHERE name='epoch'").fetchone()
+                return str(UUID(row[0])) if row else None
+        except (sqlite3.Error, TypeError, ValueError):
+            return None
 
     def _salvage_last_seq(self) -> int:
         """The highest seq a corrupt file still shows, so a new file does not reuse it (0 if unreadable)."""
@@ -214,7 +247,9 @@ class Outbox:
             event = build(seq)
             if event.seq != seq:
                 raise ValueError(f"event was built with seq {event.seq}, expected {seq}")
-            row = (seq, str(event.event_id), event.model_dump_json().encode(), self._clock())
+            # Without an epoch the bytes are what a kiosk from before epochs sent (any server reads them).
+            payload = event.model_dump_json(exclude={"epoch"} if event.epoch is None else None).encode()
+            row = (seq, str(event.event_id), payload, self._clock())
             self._last_seq = seq
             self._held.append(row)
             if len(self._held) > self.max_held:

@@ -532,6 +532,7 @@ class Uplink:
             oldest_queued_age_s=None if oldest is None else _bounded(round(oldest, 1), 0, MAX_DURATION_S),
             shed_count=stats.shed_count,
             last_seq=stats.last_seq,
+            epoch=self.outbox.epoch,
             held_from_seq=stats.held_from_seq,
             connected_at=self._connected_at,
             clock_synced=h.clock_synced(),

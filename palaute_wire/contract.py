@@ -149,6 +149,12 @@ class FeedbackEvent(_Strict):
         default=None, description="followup only: event_id of the smiley it follows"
     )
     flags: tuple[EventFlag, ...] = ()
+    epoch: UUID | None = Field(
+        default=None,
+        description="the outbox's identity, made when the outbox was created: seq counts within "
+        "(device, epoch), so a replaced SD card (seq from 1 again) is a new sequence, not a reused one. "
+        "Absent (None): a kiosk from before epochs, or an outbox created before them (one legacy sequence)",
+    )
 
     @model_validator(mode="after")
     def _value_matches_kind(self) -> FeedbackEvent:
@@ -217,6 +223,8 @@ class StatusHeartbeat(_Strict):
         description="start of the broker connection this status belongs to; the Last Will carries the same "
         "time as its sent_at. Statuses are applied in (connected_at, offline last, sent_at) order",
     )
+    epoch: UUID | None = Field(
+        default=None, description="the outbox's epoch that last_seq, queue_depth and held_from_seq are about")
     held_from_seq: int | None = Field(
         default=None, ge=0, le=MAX_SEQ + 1,
         description="lowest seq the kiosk still holds (queued or kept for resends): nothing below it can be "

@@ -44,6 +44,7 @@ a partial unique index allows one open row per (device, first seq).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,9 +101,10 @@ def find_gaps(session: Session, device_ids: Sequence[str] | None = None, *,
     ``since`` (device -> seq) makes it incremental: only those devices, and only their
     seqs >= the given one, are read (index range scans); what lies below is taken as
     known. ``seen``, when given, receives each scanned device's highest received seq:
-    the next call's ``since``. Duplicate seqs (a kiosk whose outbox was wiped starts
-    again at 1) are not gaps; a tail is only reported when the kiosk's status has
-    ``last_seq`` and ``queue_depth``.
+    the next call's ``since``. Only each kiosk's current outbox epoch is read (the one
+    its status reports): a replaced SD card starts a new sequence at 1, which is
+    neither a gap nor a reuse of the old one's seqs. A tail is only reported when the
+    kiosk's status has ``last_seq`` and ``queue_depth``.
     """
     ev = FeedbackEvent
     scans: list[list[ColumnElement[bool]]]
@@ -116,16 +118,18 @@ def find_gaps(session: Session, device_ids: Sequence[str] | None = None, *,
         scans += [[ev.device_id == d, ev.seq >= lo] for d, lo in since.items() if lo > 1]
     bounds: dict[str, tuple[int, int, int]] = {}
     holes: list = []
+    # Only the sequence the kiosk is on now: its status's epoch (None = NULL, the legacy one).
+    current = and_(Device.id == ev.device_id, ev.epoch.is_not_distinct_from(Device.epoch))
     for scope in scans:
         bounds.update(
             (device_id, (lo, hi, n))
             for device_id, lo, hi, n in session.execute(
                 select(ev.device_id, func.min(ev.seq), func.max(ev.seq), func.count())
-                .where(*scope).group_by(ev.device_id)
+                .join(Device, current).where(*scope).group_by(ev.device_id)
             )
         )
         nxt = func.lead(ev.seq).over(partition_by=ev.device_id, order_by=ev.seq).label("next_seq")
-        pairs = select(ev.device_id, ev.seq, nxt).where(*scope).subquery()
+        pairs = select(ev.device_id, ev.seq, nxt).join(Device, current).where(*scope).subquery()
         holes += session.execute(
             select(pairs.c.device_id, pairs.c.seq, pairs.c.next_seq)
             .where(pairs.c.next_seq > pairs.c.seq + 1)
@@ -176,7 +180,8 @@ def still_missing(session: Session, rows: Sequence[SeqGap]) -> dict[int, list[tu
     for chunk in range(0, len(rows), 500):
         part = rows[chunk:chunk + 500]
         query = select(ev.device_id, ev.seq).where(
-            or_(*[and_(ev.device_id == r.device_id, ev.seq.between(r.first_seq, r.last_seq)) for r in part]))
+            or_(*[and_(ev.device_id == r.device_id, ev.epoch.is_not_distinct_from(r.epoch),
+                       ev.seq.between(r.first_seq, r.last_seq)) for r in part]))
         for device_id, seq in session.execute(query):
             received.setdefault(device_id, []).append(seq)
     out: dict[int, list[tuple[int, int]]] = {}
@@ -248,7 +253,7 @@ def claim_devices(session: Session, now: datetime) -> list[str]:
 
 
 def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: list[SeqGap],
-               now: datetime, result: GapPass) -> list[SeqGap]:
+               now: datetime, result: GapPass, epoch: uuid.UUID | None = None) -> list[SeqGap]:
     """Match today's ranges to the open rows. Each row keeps the part of its old range
     still missing (a row split in two by arrivals passes its history -- detected,
     asked, acknowledged, unrecoverable -- on to both parts); missing seqs no row
@@ -259,7 +264,8 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
     used: set[int] = set()
 
     def new_row(first: int, last: int, kind: str) -> None:
-        row = SeqGap(device_id=device_id, first_seq=first, last_seq=last, kind=kind, detected_at=now, reason="")
+        row = SeqGap(device_id=device_id, first_seq=first, last_seq=last, kind=kind, detected_at=now, reason="",
+                     epoch=epoch)
         session.add(row)
         result.opened.append(row)
         kept.append(row)
@@ -277,7 +283,7 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
                 row.first_seq, row.last_seq = lo, hi
                 kept.append(row)
             else:
-                part = SeqGap(device_id=device_id, first_seq=lo, last_seq=hi, kind=row.kind,
+                part = SeqGap(device_id=device_id, first_seq=lo, last_seq=hi, kind=row.kind, epoch=row.epoch,
                               detected_at=row.detected_at, resend_cmd_id=row.resend_cmd_id,
                               resend_at=row.resend_at, ack_seen_at=row.ack_seen_at,
                               unrecoverable_at=row.unrecoverable_at, reason=row.reason)
@@ -292,6 +298,29 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
             result.resolved.append(row)
     kept.sort(key=lambda r: r.first_seq)
     return kept
+
+
+REPLACED_OUTBOX = ("the kiosk's outbox was replaced (a new SD card: a new epoch, seq from 1 again); "
+                   "these answers were on the old one")
+
+
+def _close_replaced_outboxes(rows_by_device: dict[str, list[SeqGap]], epochs: Mapping[str, uuid.UUID | None],
+                             now: datetime, result: GapPass) -> None:
+    """Open gaps of an epoch the kiosk no longer reports: written off and closed (kept as history).
+
+    No kiosk holds those answers any more, and the new sequence's own gaps must be
+    tracked from seq 1 without colliding with the old rows."""
+    for device_id, rows in rows_by_device.items():
+        current = epochs.get(device_id)
+        stale = [r for r in rows if r.epoch != current]
+        for row in stale:
+            if row.unrecoverable_at is None:
+                row.unrecoverable_at, row.reason = now, REPLACED_OUTBOX
+                result.unrecoverable.append(row)
+            row.resolved_at = now
+            _LOGGER.warning("kiosk %s: seq %d-%d of outbox epoch %s written off (%s)", device_id, row.first_seq,
+                            row.last_seq, row.epoch or "legacy", REPLACED_OUTBOX)
+        rows[:] = [r for r in rows if r.epoch == current]
 
 
 def _why_gone(device: Device, command) -> str:
@@ -331,14 +360,20 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
         return result
     reconcile_acks(session)
     rows_by_device = open_gaps(session, claimed)
+    epochs = {d: e for d, e in session.execute(select(Device.id, Device.epoch).where(Device.id.in_(claimed)))}
+    _close_replaced_outboxes(rows_by_device, epochs, now, result)
     if watermarks is None:
         found = find_gaps(session, claimed)
         below: dict[str, list[SeqRange]] = {}
     else:
-        since = {d: watermarks.get(d, 0) for d in claimed}
+        def mark(device_id: str) -> str:  # a watermark is about one sequence: a new epoch starts at 0
+            epoch = epochs.get(device_id)
+            return device_id if epoch is None else f"{device_id}@{epoch}"
+
+        since = {d: watermarks.get(mark(d), 0) for d in claimed}
         seen: dict[str, int] = {}
         found = find_gaps(session, since=since, seen=seen)
-        watermarks.update(seen)
+        watermarks.update({mark(d): hi for d, hi in seen.items()})
         parts = still_missing(session, [r for rows in rows_by_device.values() for r in rows])
         below = {}  # what the open rows under the scanned part still lack
         for device_id, rows in rows_by_device.items():
@@ -351,8 +386,10 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
         ranges = merge_ranges(below.get(device_id, []) + (found[device_id].ranges if device_id in found else []))
         if watermarks is not None and len(ranges) > MAX_TRACKED_GAPS:
             # Ranges past the tracked ones must be scanned again next time, not forgotten.
-            watermarks[device_id] = min(watermarks.get(device_id, 0), ranges[MAX_TRACKED_GAPS].first - 1)
-        rows = _reconcile(session, device_id, ranges, rows_by_device.get(device_id, []), now, result)
+            key = mark(device_id)
+            watermarks[key] = min(watermarks.get(key, 0), ranges[MAX_TRACKED_GAPS].first - 1)
+        rows = _reconcile(session, device_id, ranges, rows_by_device.get(device_id, []), now, result,
+                          epoch=epochs.get(device_id))
         if device.state == "retired" or not rows:
             continue
         commands = {c.cmd_id: c for c in session.scalars(

@@ -82,6 +82,7 @@ STATUS_FIELDS = (
     "shed_count",
     "last_seq",
     "held_from_seq",
+    "epoch",
     "clock_synced",
     "config_version",
     "cpu_temp_c",
@@ -181,6 +182,7 @@ def _event_row(event: contract.FeedbackEvent, received_at: datetime) -> dict[str
         "answer_to": event.answer_to,
         "burst": "burst" in event.flags,
         "out_of_hours": "out_of_hours" in event.flags,
+        "epoch": event.epoch,
     }
 
 

@@ -99,6 +99,8 @@ class Device(Base):
     oldest_queued_age_s: Mapped[float | None] = mapped_column(Float)
     shed_count: Mapped[int | None]
     last_seq: Mapped[int | None] = mapped_column(BigInteger, doc="highest seq the kiosk says it has made")
+    epoch: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, doc="the outbox epoch the kiosk's status reports: the sequence the gap check follows")
     held_from_seq: Mapped[int | None] = mapped_column(
         BigInteger, doc="lowest seq the kiosk says it still holds: gaps below it are unrecoverable")
     clock_synced: Mapped[bool | None]
@@ -147,6 +149,8 @@ class FeedbackEvent(Base):
     clock_synced: Mapped[bool]
     survey_version: Mapped[int] = mapped_column(default=0)
     answer_to: Mapped[uuid.UUID | None] = mapped_column(Uuid, doc="followup: event_id of its smiley")
+    epoch: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, doc="the kiosk outbox's identity; seq counts within (device_id, epoch); NULL: before epochs")
     burst: Mapped[bool] = mapped_column(default=False, doc="flagged: part of a repeated-press burst")
     out_of_hours: Mapped[bool] = mapped_column(default=False, doc="flagged: given while the station was closed")
 

@@ -20,10 +20,11 @@ the registry state (provisioned | active | retired) stays on ``devices.state``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet_server.core.clock import utcnow
@@ -150,6 +151,7 @@ class SeqGap(Base):
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     first_seq: Mapped[int] = mapped_column(BigInteger)
     last_seq: Mapped[int] = mapped_column(BigInteger, doc="inclusive; the range shrinks as events arrive")
+    epoch: Mapped[uuid.UUID | None] = mapped_column(Uuid, doc="the outbox epoch these seqs belong to")
     kind: Mapped[str] = mapped_column(String(16), doc="leading | internal | tail (when first found)")
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     resend_cmd_id: Mapped[str | None] = mapped_column(String(SLUG_LEN), doc="device_commands.cmd_id asking for it")

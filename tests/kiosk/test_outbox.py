@@ -219,3 +219,27 @@ def test_corrupt_outbox_is_moved_aside_and_a_new_one_continues_the_seq(tmp_path)
         assert _press(_recorder(box)).seq == 1, "nothing readable was left to carry the seq on"
         assert box.pending(10)[0].seq == 1
 
+
+
+def test_a_new_outbox_gets_an_epoch_every_event_carries_and_an_old_file_keeps_none(tmp_path):
+    import json as _json
+    import sqlite3 as _sqlite3
+
+    with Outbox(tmp_path / "a.db") as a, Outbox(tmp_path / "b.db") as b:
+        assert a.epoch is not None and b.epoch is not None and a.epoch != b.epoch  # a new SD card, a new epoch
+        event = _press(_recorder(a))
+        assert event.epoch == a.epoch and _json.loads(a.pending(1)[0].payload)["epoch"] == str(a.epoch)
+    with Outbox(tmp_path / "a.db") as again:
+        assert again.epoch == event.epoch, "reopening keeps the epoch"
+    old = tmp_path / "old.db"  # written by a release from before epochs: no meta table
+    with _sqlite3.connect(old) as db:
+        db.executescript("""
+            CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, payload BLOB NOT NULL,
+                                 created_at REAL NOT NULL, acked_at REAL);
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT INTO counters VALUES ('last_seq', 41), ('shed', 0);
+        """)
+    with Outbox(old) as legacy:
+        assert legacy.epoch is None, "an upgraded outbox goes on as the one legacy sequence"
+        event = _press(_recorder(legacy))
+        assert event.seq == 42 and event.epoch is None and b'"epoch"' not in legacy.pending(1)[0].payload
