@@ -1,7 +1,7 @@
 """outbox epochs: seq counts within (device, epoch) -- a replaced SD card is a new sequence
 
-Revision ID: 1300_outbox_epochs
-Revises: 1200_status_order
+Revision ID: 1400_outbox_epochs
+Revises: 1300_station_groups
 Create Date: 2026-12-01 16:30:00
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "1300_outbox_epochs"
-down_revision: str | None = "1200_status_order"
+revision: str = "1400_outbox_epochs"
+down_revision: str | None = "1300_station_groups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
