@@ -23,7 +23,17 @@ need_debs() {
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing Debian packages: ${missing[*]}"
     if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # No package starts its own service meanwhile (nginx on 80, the system Mosquitto on 1883):
+    # the demo and the tests start private ones, and PostgreSQL is started below when needed.
+    local policy=/usr/sbin/policy-rc.d own_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# run.sh: no service starts while it installs packages\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"; own_policy=1
+    fi
+    local rc=0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    if [ -n "$own_policy" ]; then as_root rm -f "$policy"; fi
+    return $rc
 }
 
 python_ok() { command -v python3 >/dev/null && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }

@@ -5,7 +5,7 @@
 #   bash tests/support/arm64-root.sh [PACKAGE_LIST]      # default: the bundle's debian-packages.txt
 #
 # Registers qemu-user with binfmt_misc when needed (a Raspberry Pi's userland under emulation),
-# debootstraps bookworm once and installs the package list into it (about 4 minutes cold; the
+# debootstraps bookworm once and installs the package list into it (6-15 minutes cold; the
 # tarball is reused while the list is unchanged). Cache: $PALAUTE_ARM64_CACHE, default
 # /var/tmp/palaute-arm64. Progress goes to stderr.
 set -euo pipefail
@@ -41,7 +41,7 @@ cleanup() { for m in dev/pts dev proc; do mountpoint -q "$root/$m" && umount -l 
 trap cleanup EXIT
 cleanup
 start=$(date +%s)
-say "debootstrap bookworm arm64 (minbase) from $mirror (about 2 minutes; log: $cache/debootstrap.log)"
+say "debootstrap bookworm arm64 (minbase) from $mirror (a few minutes; log: $cache/debootstrap.log)"
 debootstrap --arch=arm64 --variant=minbase bookworm "$root" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
     { tail -n 5 "$cache/debootstrap.log" >&2; exit 1; }
 # This machine's registry settings only, so apt inside reaches the same mirror.
@@ -53,7 +53,7 @@ for f in /etc/apt/apt.conf.d/*; do
 done
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 mount -t proc proc "$root/proc"; mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
-say "installing the kiosk's Debian packages: $packages (about 2 minutes under emulation)"
+say "installing the kiosk's Debian packages: $packages (5-10 minutes under emulation; log: $cache/apt.log)"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
     sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $packages && apt-get clean" \
     > "$cache/apt.log" 2>&1 || { tail -n 5 "$cache/apt.log" >&2; exit 1; }
