@@ -29,9 +29,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Self
 
@@ -385,20 +385,17 @@ def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> s
     return {row["event_id"] for row in rows if row["event_id"].bytes in returned}
 
 
-def _sqlite_converters(session: Session, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    """Per column: the value as SQLAlchemy stores it on SQLite (hex uuid, naive UTC text), or None."""
+def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indexes of the uuid and of the time columns: what SQLAlchemy would convert on SQLite."""
     table = FeedbackEvent.__table__
-    out: list[Callable[[Any], Any] | None] = []
-    for c in columns:
-        column_type = table.c[c].type
-        if column_type.python_type is uuid.UUID:
-            out.append(lambda v: None if v is None else v.hex)
-        elif isinstance(column_type, UtcDateTime):
-            # contract times are UTC already; the same text as SQLAlchemy's SQLite DATETIME
-            out.append(lambda v: None if v is None else v.replace(tzinfo=None).isoformat(" ", "microseconds"))
-        else:
-            out.append(None)
-    return out
+    uuids = [i for i, c in enumerate(columns) if table.c[c].type.python_type is uuid.UUID]
+    times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)]
+    return uuids, times
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text (naive UTC, always with microseconds)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
@@ -409,29 +406,38 @@ def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[u
     if not raw.in_transaction:
         raw.execute("BEGIN IMMEDIATE")  # the lookup and the insert see the same database
     table = FeedbackEvent.__tablename__
-    by_hex = {row["event_id"].hex: row["event_id"] for row in rows}
-    hexes = list(by_hex)
+    hexes = [row["event_id"].hex for row in rows]
     stored: set[str] = set()
     for i in range(0, len(hexes), SQLITE_MAX_PARAMS):
         chunk = hexes[i : i + SQLITE_MAX_PARAMS]
         marks = ", ".join("?" * len(chunk))
         stored.update(r[0] for r in raw.execute(f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", chunk))
-    converters = list(enumerate(_sqlite_converters(session, columns)))
+    uuids, times = _sqlite_kinds(columns)
     getter = itemgetter(*columns)
+    texts: dict[datetime, str] = {}  # a message's rows share received_at
     values = []
-    for row in rows:
-        if row["event_id"].hex in stored:
+    inserted: set[uuid.UUID] = set()
+    for row, hexed in zip(rows, hexes, strict=True):
+        if hexed in stored:
             continue
+        inserted.add(row["event_id"])
         v = list(getter(row))
-        for i, convert in converters:
-            if convert is not None:
-                v[i] = convert(v[i])
+        for i in uuids:
+            if v[i] is not None:
+                v[i] = v[i].hex
+        for i in times:
+            t = v[i]
+            if t is not None:
+                text_ = texts.get(t)
+                if text_ is None:
+                    text_ = texts[t] = _sqlite_time(t)
+                v[i] = text_
         values.append(v)
     if values:
         raw.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
         )
-    return {uid for h, uid in by_hex.items() if h not in stored}
+    return inserted
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
