@@ -433,6 +433,18 @@ def test_portrait_720x1280_uses_the_portrait_layout_with_faces_no_smaller_than_o
     k2.frames(10)
     assert _inside(k2.screen("staff").ids.close, (720, 1280))
     k2.shot("staff-portrait")
+    from kivy.uix.label import Label
+
+    k2.app.open_pin()
+    k2.frames(3)
+    keys = k2.screen("pin").ids.keypad.children
+    assert all(min(key.size) >= 100 and _inside(key, (720, 1280)) for key in keys), "PIN keys too small in portrait"
+    for show in (k2.app.go_idle, lambda: k2.app.show_thanks(1)):
+        show()
+        k2.frames(4)
+        for label in k2.screen().walk():
+            if isinstance(label, Label) and label.text.strip() and label.opacity:
+                assert label.texture_size[0] <= label.width + 1 and _inside(label, (720, 1280)), label.text
 
 
 def test_a_280_character_note_fits_on_the_idle_screen_at_800x480(make_kiosk):
