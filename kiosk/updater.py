@@ -416,7 +416,13 @@ class Updater:
 
     def _switch(self, target: ReleaseTarget) -> str:
         previous = rs.linked(self.root, rs.CURRENT)
-        self._save(phase="switching", previous=previous)
+        n = self.counters
+        _LOGGER.info("release %s: downloaded %d bytes in %.1f s (%d files already here), installed in %.1f s",
+                     target.version, n.downloaded_bytes, n.download_s, n.reused_files, n.install_s)
+        measured = {"downloaded_bytes": n.downloaded_bytes, "reused_files": n.reused_files,
+                    "download_s": round(n.download_s, 2), "install_s": round(n.install_s, 2)}
+        self.counters = Counters()
+        self._save(phase="switching", previous=previous, measured=measured, timeout_s=target.health_timeout_s)
         rs.switch(self.root, target.version, rs.CURRENT)
         self._crash_point("switch")
         self._begin_trial(target.health_timeout_s)
@@ -492,6 +498,7 @@ class Updater:
             if version and rs.is_installed(self.root, version):
                 rs.switch(self.root, version, rs.CURRENT)
                 self._begin_trial(self.state.get("timeout_s") or 300)
+                self._crash_point("trial")
                 self._restart()
             else:
                 self._save(phase="failed", error="interrupted before the switch")

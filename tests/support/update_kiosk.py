@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from kiosk import release_switch as rs
+from tests.support.processes import Processes
 
 VENV = Path(sys.prefix)
 BASE_VERSION = "0.1.0"
@@ -73,10 +74,11 @@ clock_synced = true
 class SystemdStandIn:
     """Keeps one kiosk's two units running from the links, like systemd with Restart=always."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, processes: Processes, units: tuple[str, ...] = ("kiosk", "updater")) -> None:
         self.base = base
+        self.processes = processes
         self.root = base / "releases"
-        self.procs: dict[str, subprocess.Popen | None] = {"kiosk": None, "updater": None}
+        self.procs: dict[str, subprocess.Popen | None] = dict.fromkeys(units)
         self.starts = {"kiosk": 0, "updater": 0}
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -92,22 +94,18 @@ class SystemdStandIn:
     def _start(self, unit: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.update(KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1")
-        with open(self.base / f"{unit}.log", "a") as log:  # the child keeps its own descriptor
-            log.write(f"--- start {self.starts[unit] + 1}: {' '.join(self._command(unit))}\n")
-            log.flush()
-            self.procs[unit] = subprocess.Popen(self._command(unit), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                cwd=self.base, start_new_session=True)
+        log = self.base / f"{unit}.log"
+        with open(log, "a") as f:
+            f.write(f"--- start {self.starts[unit] + 1}: {' '.join(self._command(unit))}\n")
+        self.procs[unit] = self.processes.start(self._command(unit), log=log, env=env, cwd=self.base)
         self.starts[unit] += 1
 
     def _kill(self, unit: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs[unit]
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+        if proc is not None:
+            if proc.poll() is None and sig == signal.SIGKILL:
                 proc.kill()
-                proc.wait()
+            self.processes.stop(proc)
         self.procs[unit] = None
 
     def _run(self) -> None:
