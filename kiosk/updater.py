@@ -205,6 +205,7 @@ def sha256_file(path: Path) -> str:
 @dataclass
 class Counters:
     downloaded_bytes: int = 0
+    files_fetched: int = 0
     reused_files: int = 0
     download_s: float = 0.0
     install_s: float = 0.0
@@ -268,6 +269,8 @@ class Updater:
             return self._supervise()
         found = self._target()
         if found is None:
+            if self.phase in ("waiting", "downloading"):
+                self._save(phase="idle", error=None)  # the target was taken back before the switch
             return self.phase
         station_config, target = found
         running = rs.linked(self.root, rs.CURRENT)
@@ -275,7 +278,7 @@ class Updater:
             if self.phase in ("idle", "waiting"):
                 self._save(phase="committed" if self.state.get("version") == running else "idle")
             return self.phase
-        fingerprint = hashlib.sha256(f"{target.manifest}\n{target.signature}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(target.model_dump_json().encode()).hexdigest()
         if fingerprint in self.state.get("refused", []):
             return self.phase  # this exact target failed or was refused before: not again
         try:
@@ -287,7 +290,7 @@ class Updater:
             self._save(phase="downloading", version=target.version, error=None, fingerprint=fingerprint,
                        rollout_id=target.rollout_id)
         try:
-            staging = self._download(target, manifest)
+            self._download(target, manifest)
         except UpdateRefused as exc:
             return self._refuse(target, fingerprint, str(exc))
         except (OSError, urllib.error.URLError) as exc:
@@ -299,9 +302,12 @@ class Updater:
             return self.phase
         self._save(phase="installing")
         try:
-            self._install(target.version, manifest, staging)
+            self._install(target.version, manifest, self._stage(manifest))
         except UpdateRefused as exc:
             return self._refuse(target, fingerprint, str(exc))
+        except OSError as exc:  # a disk error, a full disk: the old version runs on; try again later
+            _LOGGER.error("install of %s failed (%s); trying again later", target.version, exc)
+            return self.phase
         return self._switch(target)
 
     # -- steps ------------------------------------------------------------------
@@ -328,15 +334,14 @@ class Updater:
             raise UpdateRefused(f"release {manifest.version} reads outbox schema {manifest.outbox_schema}, "
                                 f"the outbox is at {schema}: it would not read the stored answers")
 
-    def _download(self, target: ReleaseTarget, manifest: ReleaseManifest) -> Path:
-        """Every file into the cache by hash (resuming .part files), then a staging directory of links."""
+    def _download(self, target: ReleaseTarget, manifest: ReleaseManifest) -> None:
+        """Every file not in the cache yet into it, by hash (resuming .part files), verified."""
         cache = self.root / FILES_DIR
         cache.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         for f in manifest.files:
             dest = cache / f.sha256
             if dest.is_file():
-                self.counters.reused_files += 1
                 continue
             part = cache / f"{f.sha256}.part"
             self._fetch(target.url + f.name, part, f.size)
@@ -344,13 +349,23 @@ class Updater:
                 part.unlink()
                 raise UpdateRefused(f"{f.name}: the downloaded file does not match its sha256 in the manifest")
             os.replace(part, dest)
+            self.counters.files_fetched += 1
         self.counters.download_s += time.monotonic() - started
+
+    def _stage(self, manifest: ReleaseManifest) -> Path:
+        """A directory with the release's files under their names (links into the cache), each
+        checked against the manifest once more: pip sees nothing else."""
+        cache = self.root / FILES_DIR
         staging = self.root / ".staging" / manifest.version
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         for f in manifest.files:
+            if sha256_file(cache / f.sha256) != f.sha256:
+                (cache / f.sha256).unlink()
+                raise OSError(f"{f.name}: the stored copy no longer matches its sha256; fetching it again")
             os.link(cache / f.sha256, staging / f.name)
+        self.counters.reused_files = len(manifest.files) - self.counters.files_fetched
         return staging
 
     def _fetch(self, url: str, part: Path, size: int) -> None:
@@ -392,10 +407,11 @@ class Updater:
         elif target.exists():
             shutil.rmtree(target)  # a half-made venv from before a power cut
         started = time.monotonic()
-        self._run([self.python, "-m", "venv", "--without-pip", str(target)], "create the venv")
+        # With its own pip (ensurepip, offline): the new version's updater installs the next one.
+        self._run([self.python, "-m", "venv", str(target)], "create the venv")
         self._crash_point("install")
         python = str(target / "bin" / "python")
-        self._run([self.python, "-m", "pip", "--python", python, "install", "--no-index", "--no-cache-dir",
+        self._run([python, "-m", "pip", "install", "--no-index", "--no-cache-dir",
                    "--disable-pip-version-check", "-q", "--find-links", str(staging), *manifest.requirements],
                   "install the release")
         self._run([python, "-c", "import kiosk.app, kiosk.updater"], "import the new version")

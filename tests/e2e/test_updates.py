@@ -57,8 +57,12 @@ def built(tmp_path_factory):
     broken_src = base / "broken-src"
     shutil.copytree(REPO, broken_src, ignore=shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build",
                                                                    "*.egg-info", "__pycache__", "docs"))
-    with open(broken_src / "kiosk/app.py", "a") as f:
-        f.write('\nraise RuntimeError("release 1.2.0 is deliberately broken: the kiosk dies at start")\n')
+    # It installs and imports (the updater checks that before switching), then dies when the kiosk starts.
+    app = broken_src / "kiosk/app.py"
+    marker = 'raise RuntimeError("kiosk already started")'
+    assert marker in app.read_text()
+    app.write_text(app.read_text().replace(
+        marker, marker + '\n        raise RuntimeError("release 1.2.0 is deliberately broken: the kiosk dies at start")', 1))
     releases.build_release(broken_src, base / BROKEN, version=BROKEN, extras=(), extra_requirements=HEADLESS)
     for version in (GOOD, BROKEN):
         releases.sign_release(base / version, key)
@@ -166,8 +170,8 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
         seen.append(members)
         for device_id, (_, state, _) in members.items():
             # One power cut in the middle of an update: both units killed -9, then booted again.
-            if state == "targeted" and not power_cut_done and rs.read_json(
-                    kiosks[device_id].base / "state/update-state.json").get("phase") == "trial":
+            if state == "targeted" and not power_cut_done and (rs.read_json(
+                    kiosks[device_id].base / "state/update-state.json") or {}).get("phase") == "trial":
                 kiosks[device_id].power_cut()
                 boots_into_a_working_version(kiosks[device_id])
                 kiosks[device_id].boot()

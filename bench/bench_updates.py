@@ -1,0 +1,171 @@
+"""Software-update benchmark: bytes per update, the Pi's wheelhouse, and 100 kiosks downloading at once.
+
+    python bench/bench_updates.py sizes [--platform manylinux2014_aarch64 --python 3.11]
+    python bench/bench_updates.py serve [--kiosks 100]
+
+``sizes`` builds a release from this repository the way ``palaute-server release
+build`` does (the kiosk wheel with ``pip wheel``, its dependencies as wheels, for the
+Pi with ``--platform``), and prints the files and sizes: what a first install
+downloads, and what an update that changes only the project downloads (the kiosk
+wheel alone; the kiosk keeps the other files by hash).
+
+``serve`` runs the fleet server (uvicorn, SQLite) with one release, and N kiosks
+with their own device credentials fetch the kiosk wheel at the same time, while
+the dashboard's devices page is asked for every 100 ms. It prints the downloads'
+total time and throughput and the page's p50/p95 during the storm next to its p95
+when quiet.
+
+The download and install times on the arm64 root (qemu) are measured with
+../shared/tools/fresh-debian; see the note at the end of ``sizes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def sizes(args: argparse.Namespace) -> None:
+    from fleet_server.fleet.releases import build_release
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        built = build_release(REPO, Path(tmp) / "r", version=args.version, extras=tuple(args.extra),
+                              platform=args.platform, python_version=args.python)
+        took = time.monotonic() - started
+        files = sorted(((Path(tmp) / "r" / f).stat().st_size, f) for f in built.files)
+        total = sum(s for s, _ in files)
+        own = next(s for s, f in files if f.startswith("palaute-"))
+        print(f"release {built.version} for {args.platform or 'this machine'} (python {args.python or 'this'}), "
+              f"built in {took:.0f} s: {len(files)} wheels")
+        for size, name in reversed(files):
+            print(f"  {_mb(size):>10}  {name}")
+        print(f"first install downloads {_mb(total)}; an update of the project only downloads {_mb(own)} "
+              f"({own / total:.1%})")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import httpx
+    import uvicorn
+
+    from fleet_server.app import create_app
+    from fleet_server.core.settings import load_settings
+    from fleet_server.devtools.local_broker import Mosquitto, free_port
+    from fleet_server.fleet.provisioning import add_station, provision_device
+    from fleet_server.fleet.releases import add_release, sign_release
+    from palaute_wire import signing
+    from tests.support.auth_helpers import make_user, sign_in
+
+    with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp) / "broker") as broker:
+        tmp_path = Path(tmp)
+        key = tmp_path / "key"
+        signing.write_private_key(key, signing.new_private_key())
+        release = tmp_path / "release"
+        release.mkdir()
+        size = args.wheel_kb * 1024
+        (release / "palaute-9.0.0-py3-none-any.whl").write_bytes(os.urandom(size))
+        (release / "release.json").write_text('{"version": "9.0.0", "requirements": ["palaute==9.0.0"]}')
+        sign_release(release, key)
+        port = free_port()
+        settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'fleet.db'}", mqtt_url=broker.url,
+                                 session_secret="s" * 40, release_store_dir=tmp_path / "store",
+                                 release_public_key=signing.public_key_text(signing.load_private_key(key)))
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        factory = app.state.session_factory
+        with factory() as s, s.begin():
+            add_station(s, "bench", "Bench")
+            secrets = {f"bench-{i}": provision_device(s, f"bench-{i}", "bench")[1] for i in range(args.kiosks)}
+            add_release(s, settings.release_store_dir, settings.release_public_key, release)
+        make_user(factory, "it", "it")
+        from fastapi.testclient import TestClient
+
+        base = f"http://127.0.0.1:{port}"
+        page = httpx.Client(base_url=base)
+        # Sign in over real HTTP: reuse the helper's form flow on a TestClient bound to the same app.
+        tc = TestClient(app, base_url=base)
+        sign_in(tc, "it", next_url="/devices")
+        page.cookies.update(tc.cookies)
+
+        def page_times(stop: threading.Event, out: list[float]) -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                assert page.get("/devices").status_code == 200
+                out.append(time.perf_counter() - t)
+                stop.wait(0.1)
+
+        quiet: list[float] = []
+        stop = threading.Event()
+        t = threading.Thread(target=page_times, args=(stop, quiet))
+        t.start()
+        time.sleep(3)
+        stop.set()
+        t.join()
+
+        def fetch(device_id: str) -> int:
+            with httpx.Client(base_url=base, auth=(device_id, secrets[device_id]), timeout=120) as c:
+                r = c.get("/kiosk/v1/releases/9.0.0/palaute-9.0.0-py3-none-any.whl")
+                r.raise_for_status()
+                return len(r.content)
+
+        busy: list[float] = []
+        stop = threading.Event()
+        t = threading.Thread(target=page_times, args=(stop, busy))
+        t.start()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.kiosks) as pool:
+            got = sum(pool.map(fetch, secrets))
+        took = time.perf_counter() - started
+        stop.set()
+        t.join()
+        server.should_exit = True
+
+        def p(xs: list[float], q: float) -> float:
+            return statistics.quantiles(xs, n=100)[q - 1] * 1000 if len(xs) >= 2 else xs[0] * 1000
+
+        print(f"{args.kiosks} kiosks fetched a {args.wheel_kb} kB wheel at once: {_mb(got)} in {took:.2f} s "
+              f"({got / took / 1e6:.1f} MB/s, device secret checked on each request)")
+        print(f"/devices while quiet: p50 {p(quiet, 50):.0f} ms, p95 {p(quiet, 95):.0f} ms ({len(quiet)} requests)")
+        print(f"/devices during the downloads: p50 {p(busy, 50):.0f} ms, p95 {p(busy, 95):.0f} ms "
+              f"({len(busy)} requests)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("sizes")
+    s.add_argument("--platform", default=None, help="e.g. manylinux2014_aarch64")
+    s.add_argument("--python", default=None, help="e.g. 3.11")
+    s.add_argument("--version", default="0.2.0")
+    s.add_argument("--extra", action="append", default=None, help="palaute extras (default: kiosk)")
+    v = sub.add_parser("serve")
+    v.add_argument("--kiosks", type=int, default=100)
+    v.add_argument("--wheel-kb", type=int, default=850, help="size of the served wheel (the kiosk wheel is ~850 kB)")
+    args = parser.parse_args()
+    if args.what == "sizes":
+        args.extra = args.extra if args.extra is not None else ["kiosk"]
+        sizes(args)
+    else:
+        serve(args)
+
+
+if __name__ == "__main__":
+    main()
