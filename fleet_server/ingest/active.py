@@ -75,7 +75,7 @@ class ActiveIngest:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> ActiveIngest:
+    def start(self) -> Self:
         if self.leadership is None:
             self._activate()
             return self

@@ -160,7 +160,7 @@ def client_id_holder(settings: Settings, client_id: str, timeout: float = MARKER
 
     def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.payload:
-            got.append(message.payload)
+            got.append(bytes(message.payload))
         done.set()
 
     probe.on_connect = on_connect
