@@ -1,54 +1,51 @@
-"""Sign-in rate limiting: failed attempts per user name and per client address.
+"""Sign-in rate limiting: failed attempts per user name and per client address, counted apart.
 
-A sliding window kept in memory of the server process (the dashboard runs as one
-process; several workers would each count on their own, so the limit is per
-worker). After ``max_failures`` failures within ``window_s`` seconds, further
-attempts for that name or address are refused until the oldest failure ages
-out; a successful sign-in clears the name's failures.
+The failures are rows in the database (``login_failures``), so every server process
+behind the load balancer counts the same ones. After ``max_failures`` failures within
+``window_s`` seconds, further attempts for that name or that address are refused
+until the oldest of them ages out; a successful sign-in clears the name's failures
+(not the address's: one right password must not reset a spraying address).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from fleet_server.core.clock import utcnow
+from fleet_server.models import LoginFailure
 
 
 class LoginLimiter:
-    def __init__(self, max_failures: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_failures: int, window_s: float, clock: Callable[[], datetime] = utcnow):
         self.max_failures = max_failures
         self.window_s = window_s
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _prune(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] >= self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, *keys: str) -> float:
+    def retry_after(self, session: Session, *keys: str) -> float:
         """Seconds until an attempt is allowed for all ``keys`` (0 when allowed now)."""
         now = self._clock()
+        window = timedelta(seconds=self.window_s)
         wait = 0.0
-        with self._lock:
-            for key in keys:
-                q = self._prune(key, now)
-                if len(q) >= self.max_failures:
-                    wait = max(wait, self.window_s - (now - q[-self.max_failures]))
+        for key in keys:
+            recent = session.scalars(
+                select(LoginFailure.at).where(LoginFailure.key == key, LoginFailure.at > now - window)
+                .order_by(LoginFailure.at.desc()).limit(self.max_failures)
+            ).all()
+            if len(recent) >= self.max_failures:
+                wait = max(wait, (recent[-1] + window - now).total_seconds())
         return wait
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, session: Session, *keys: str) -> None:
+        """Record a failure under each key, and forget failures past the window; commits."""
         now = self._clock()
-        with self._lock:
-            for key in keys:
-                self._prune(key, now).append(now)
-            if len(self._failures) > 100_000:  # bound memory under a spraying attack
-                for key in [k for k, q in self._failures.items() if not q]:
-                    del self._failures[key]
+        session.execute(insert(LoginFailure), [{"key": key, "at": now} for key in keys])
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= now - timedelta(seconds=self.window_s)))
+        session.commit()
 
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def succeeded(self, session: Session, key: str) -> None:
+        """Clear ``key``'s failures (the caller commits with the sign-in)."""
+        session.execute(delete(LoginFailure).where(LoginFailure.key == key))

@@ -70,7 +70,7 @@ def login(
         return _login_page(request, next_url, "The sign-in form expired; please try again.", username, 403)
     client = request.client.host if request.client else "unknown"
     keys = (f"user:{username.lower()}", f"addr:{client}")
-    wait = state.limiter.retry_after(*keys)
+    wait = state.limiter.retry_after(db, *keys)
     if wait > 0:
         minutes = max(1, round(wait / 60))
         response = _login_page(
@@ -81,10 +81,10 @@ def login(
     user = db.scalar(select(User).where(func.lower(User.username) == username.lower()))
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
-        state.limiter.failed(*keys)
+        state.limiter.failed(db, *keys)
         _LOGGER.warning("failed sign-in for %r from %s", username, client)
         return _login_page(request, next_url, "Wrong user name or password.", username, 401)
-    state.limiter.succeeded(keys[0])
+    state.limiter.succeeded(db, keys[0])
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

@@ -6,7 +6,7 @@ auth). Importing this package registers every table on ``Base.metadata``, which
 Alembic and the schema test rely on.
 """
 
-from fleet_server.models.auth import ApiToken, User
+from fleet_server.models.auth import ApiToken, LoginFailure, User
 from fleet_server.models.base import SLUG_LEN, Base, BigId, UtcDateTime
 from fleet_server.models.feedback import (
     DEVICE_STATES,
@@ -53,6 +53,7 @@ __all__ = [
     "FollowupHour",
     "GapCheck",
     "HealthProbe",
+    "LoginFailure",
     "Release",
     "ReleaseFile",
     "Rollout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from fleet_server.auth.deps import ApiPrincipal, ItUser, PageUser, ResultsReader, ensure_station_results
@@ -15,6 +16,7 @@ from fleet_server.auth.sessions import SESSION_COOKIE
 from fleet_server.auth.setup import install_auth
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import Settings, SettingsError
+from fleet_server.models import LoginFailure
 from tests.support.auth_helpers import PASSWORD, ensure_station, make_token, make_user, sign_in
 
 SECRET = "s" * 40
@@ -133,14 +135,39 @@ def test_repeated_failures_lock_sign_in_even_with_the_right_password(factory):
         assert int(r.headers["retry-after"]) > 0
 
 
-def test_limiter_window_slides():
-    now = [0.0]
+def test_limiter_window_slides(factory):
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 12, 1, 8, 0, tzinfo=UTC)]
     limiter = LoginLimiter(2, 60, clock=lambda: now[0])
-    limiter.failed("u")
-    limiter.failed("u")
-    assert limiter.retry_after("u") == pytest.approx(60)
-    now[0] = 61
-    assert limiter.retry_after("u") == 0
+    with factory() as s:
+        limiter.failed(s, "u")
+        limiter.failed(s, "u")
+        assert limiter.retry_after(s, "u") == pytest.approx(60)
+        assert limiter.retry_after(s, "someone-else") == 0
+        now[0] += timedelta(seconds=61)
+        assert limiter.retry_after(s, "u") == 0
+
+
+def test_failures_count_across_server_processes_per_name_and_per_address_apart(factory):
+    """Two apps on one database stand for two server processes behind a load balancer."""
+    make_user(factory, "coord", "coordinator")
+    make_user(factory, "staff1", "coordinator")
+    first = TestClient(_app(factory, login_max_failures=3, login_window_s=600))
+    second = TestClient(_app(factory, login_max_failures=3, login_window_s=600))
+    with first, second:
+        assert sign_in(first, "coord", "wrong password!").status_code == 401
+        assert sign_in(second, "coord", "wrong password!").status_code == 401
+        assert sign_in(first, "coord", "wrong password!").status_code == 401
+        assert sign_in(second, "coord").status_code == 429  # the name is locked, whichever process asks
+        # The address has 3 failures too: another name from it waits as well ...
+        assert sign_in(first, "staff1").status_code == 429
+    with factory() as s:  # ... and a name's failures alone lock it from any address
+        s.execute(delete(LoginFailure).where(LoginFailure.key.like("addr:%")))
+        s.commit()
+    with TestClient(_app(factory, login_max_failures=3, login_window_s=600)) as third:
+        assert sign_in(third, "staff1").status_code == 303
+        assert sign_in(third, "coord").status_code == 429
 
 
 def test_next_parameter_cannot_redirect_off_site(client, factory):
