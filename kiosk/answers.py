@@ -12,7 +12,11 @@ the counting rules below hold the same way whatever the patient pressed:
   starts with the press that breaks the limit. A hammered button is caught by
   the same rule; a held button is one press (gpiozero fires once per press).
 - A press is flagged ``out_of_hours`` when the station's opening hours say it
-  is closed at that moment (station local time).
+  is closed at that moment (``palaute_wire.opening_hours``, the rule the
+  server's figures and alerts use too: station local time, public holidays
+  closed unless the config says otherwise).
+- The answer is stored whatever the config holds: when its opening hours
+  cannot be read, the press is stored unflagged and the error logged.
 
 docs/counting.md says the same in plain words for coordinators; keep them in
 step. Listeners (the UI) are told about each stored answer *after* it is
@@ -29,38 +33,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from palaute_wire.contract import (
-    WEEKDAYS,
     BurstRule,
     EventFlag,
     FeedbackEvent,
     FollowupQuestion,
     Lang,
-    OpeningHours,
     StationConfig,
 )
+from palaute_wire.opening_hours import is_open, is_public_holiday
 
 from .feedback import Recorder
 
 _LOGGER = logging.getLogger(__name__)
-
-
-def is_open(hours: OpeningHours | None, when: datetime) -> bool:
-    """True when ``when`` (an aware datetime) falls inside the opening hours.
-
-    No opening hours configured means "always open": a kiosk without a
-    schedule must never flag its answers.
-    """
-    if hours is None:
-        return True
-    local = when.astimezone(ZoneInfo(hours.timezone))
-    span = hours.days.get(WEEKDAYS[local.weekday()])
-    if span is None:
-        return False
-    hhmm = local.strftime("%H:%M")
-    return span[0] <= hhmm < span[1]
 
 
 class BurstDetector:
@@ -128,6 +114,7 @@ class AnswerDesk:
         self.divert: Callable[[int, str], None] | None = None
         """While set (the staff screen's button test), smiley presses go here and are NOT stored."""
         recorder.survey_version = config.survey_version
+        self._load_holidays()
 
     # -- configuration ---------------------------------------------------------
 
@@ -142,6 +129,7 @@ class AnswerDesk:
         self.recorder.survey_version = config.survey_version
         if self.lang not in config.languages:
             self.lang = config.default_lang
+        self._load_holidays()
         _LOGGER.info("station config v%s applied", config.config_version)
         for listener in list(self.config_listeners):
             try:
@@ -154,7 +142,18 @@ class AnswerDesk:
         self.lang = self._config.default_lang
 
     def is_open(self, when: datetime | None = None) -> bool:
-        return is_open(self._config.opening_hours, when or self._now())
+        """Open by the station's hours; open when they cannot be read (never lose or hide an answer)."""
+        try:
+            return is_open(self._config.opening_hours, when or self._now())
+        except Exception:
+            _LOGGER.exception("opening hours %r unreadable: taken as open", self._config.opening_hours)
+            return True
+
+    def _load_holidays(self) -> None:
+        """Read this year's public holidays now, not during a patient's first press."""
+        hours = self._config.opening_hours
+        if hours is not None and hours.days and not hours.open_on_public_holidays:
+            is_public_holiday(self._now().date())
 
     def followup_for(self, value: int) -> FollowupQuestion | None:
         for question in self._config.survey.followups:

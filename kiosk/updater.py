@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from palaute_wire.contract import ReleaseManifest, ReleaseTarget, StationConfig
+from palaute_wire.opening_hours import LOCAL_TZ, is_open
 
 from . import release_switch as rs
 from .config import KioskConfig
@@ -176,17 +177,13 @@ def check_target(config: KioskConfig, target: ReleaseTarget) -> ReleaseManifest:
 
 
 def in_install_window(config: StationConfig, window: str, now: datetime | None = None) -> bool:
-    """``any``: always; ``closed``: while the station is closed (no hours: at night)."""
+    """``any``: always; ``closed``: while the station is closed (no schedule: at night)."""
     if window == "any":
         return True
-    from zoneinfo import ZoneInfo
-
-    from .answers import is_open
-
     now = now or datetime.now(UTC)
     hours = config.opening_hours
-    if hours is None:
-        local = now.astimezone(ZoneInfo("Europe/Helsinki"))
+    if hours is None or not hours.days:  # no schedule (palaute_wire.opening_hours): at night
+        local = now.astimezone(LOCAL_TZ)
         return NIGHT_WINDOW[0] <= local.hour < NIGHT_WINDOW[1]
     return not is_open(hours, now) and not is_open(hours, now + timedelta(minutes=10))
 

@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from palaute_wire.opening_hours import LOCAL_ZONE_NAME, Weekday, zone
+
 PROTOCOL_VERSION: Final = 1
 """The one schema version this code speaks, for every payload kind."""
 
@@ -81,9 +83,6 @@ SMILEY_VALUES = {1: "very unhappy", 2: "unhappy", 3: "happy", 4: "very happy"}
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Lang = Literal["fi", "sv", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fi", "sv", "en")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-"""Monday first, as ``datetime.weekday()`` counts."""
 CommandName = Literal["identify", "restart", "resend"]
 EventKind = Literal["smiley", "followup"]
 EventFlag = Literal["burst", "out_of_hours"]
@@ -283,10 +282,24 @@ class Survey(_Strict):
 
 
 class OpeningHours(_Strict):
-    """Local opening hours per weekday (mon..sun); a missing day is closed."""
+    """Local opening hours per weekday (mon..sun); a missing day is closed.
 
-    timezone: str = "Europe/Helsinki"
+    ``palaute_wire.opening_hours`` says what "open" means from these (the one rule
+    the kiosk and the server share), public holidays included."""
+
+    timezone: str = LOCAL_ZONE_NAME
+    """An IANA zone name; a name with no zone behind it is refused here, not at the first press."""
     days: dict[Weekday, tuple[str, str]] = {}
+    open_on_public_holidays: bool | None = None
+    """Finnish public holidays are closed days unless this is true (then the weekday's hours hold).
+    Unset (the default, and every config from before it existed) means closed; the server leaves
+    it out of what it sends unless a station sets it, so older kiosks take the config as before."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        zone(name)
+        return name
 
     @field_validator("days")
     @classmethod

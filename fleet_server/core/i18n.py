@@ -22,12 +22,13 @@ from contextvars import ContextVar
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_decimal
 from babel.support import Translations
+
+from palaute_wire.opening_hours import LOCAL_TZ
 
 DOMAIN = "dashboard"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
@@ -40,7 +41,6 @@ LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
 
 BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
 """Formats: Finland's Swedish, and British English (day before month, 24-hour clock)."""
-LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 
 current_lang: ContextVar[str] = ContextVar("current_lang", default=DEFAULT_LANG)
 

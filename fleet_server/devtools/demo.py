@@ -206,7 +206,7 @@ class Demo:
                 for station_id, name in SAMPLE_STATIONS[: self.options.stations]:
                     if session.get(Station, station_id) is None:
                         add_station(session, station_id, name)
-                    station = session.get(Station, station_id)
+                    station = session.get_one(Station, station_id)
                     if station_id in SAMPLE_NAMES:
                         station.name_fi, station.name_sv, station.group_id = SAMPLE_NAMES[station_id]
                         station.name_en = name
@@ -217,10 +217,10 @@ class Demo:
                         else:
                             _device, secret = rotate_secret(session, device_id)
                         self.device_secrets[(station_id, device_id)] = secret
-                for username, role, station in DEMO_USERS:
+                for username, role, user_station in DEMO_USERS:
                     password = secrets.token_urlsafe(12)
                     if session.scalar(select(User).where(User.username == username)) is None:
-                        add_user(session, username, role, password, station)
+                        add_user(session, username, role, password, user_station)
                     else:
                         set_password(session, username, password)
                     self.passwords[username] = password

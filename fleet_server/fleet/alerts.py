@@ -47,7 +47,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,7 +56,8 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Alert, AlertDelivery, Device
-from palaute_wire.contract import WEEKDAYS, OpeningHours
+from palaute_wire.contract import OpeningHours
+from palaute_wire.opening_hours import is_open
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,17 +72,8 @@ MAX_DELIVERIES_PER_PASS = 200
 # ----------------------------------------------------------------- opening hours
 
 
-def is_open(hours: OpeningHours | None, at: datetime) -> bool:
-    if hours is None:
-        return True
-    local = at.astimezone(ZoneInfo(hours.timezone))
-    span = hours.days.get(WEEKDAYS[local.weekday()])
-    if span is None:
-        return False
-    return span[0] <= local.strftime("%H:%M") < span[1]
-
-
 def open_within(hours: OpeningHours | None, start: datetime, end: datetime) -> bool:
+    """Open at some moment of [start, end], sampled every OPEN_SAMPLE_STEP (palaute_wire.opening_hours' rule)."""
     at = start
     while at <= end:
         if is_open(hours, at):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +29,6 @@ from palaute_wire.contract import Note
 
 _LOGGER = logging.getLogger(__name__)
 
-LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 MAX_NOTE_CHARS = 280
 """A note is read on a kiosk's idle screen in passing: keep it to a tweet."""
 

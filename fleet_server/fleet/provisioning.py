@@ -43,6 +43,7 @@ from fleet_server.fleet.broker_accounts import (
 )
 from fleet_server.models import Device, DeviceCredential, Station
 from palaute_wire.contract import is_slug
+from palaute_wire.opening_hours import LOCAL_ZONE_NAME
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class BundleOptions:
     ssh_authorized_keys: tuple[str, ...] = ()
     """IT's public keys for the admin account the first boot creates (none: no SSH login)."""
     admin_user: str = "palaute-admin"
-    timezone: str = "Europe/Helsinki"
+    timezone: str = LOCAL_ZONE_NAME
 
 
 def _bundle_file(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,8 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fleet_server.core.clock import utcnow
 from fleet_server.models.base import Base
 from palaute_wire.contract import Lang, Note
-
-LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+from palaute_wire.opening_hours import LOCAL_TZ
 
 
 class StationNote(Base):

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,10 +40,9 @@ from fleet_server.core.i18n import N_
 from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
 from fleet_server.results.small_counts import Group, distributions, masked, series_table, share, suppress
-from palaute_wire.contract import WEEKDAYS as _DAY_KEYS
 from palaute_wire.contract import OpeningHours, text_in
+from palaute_wire.opening_hours import LOCAL_TZ, hour_is_open
 
-LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
 PRESET_LABELS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days")}
 """Translated where shown (fleet_server.core.i18n)."""
@@ -186,17 +184,6 @@ def opening_hours_for(session: Session, station_id: str) -> OpeningHours | None:
     return None
 
 
-def is_open(hours: OpeningHours | None, at_utc: datetime) -> bool:
-    """Whether the station is open for (most of) the hour starting at ``at_utc``."""
-    if hours is None or not hours.days:
-        return True
-    local = (at_utc + timedelta(minutes=30)).astimezone(ZoneInfo(hours.timezone))
-    span = hours.days.get(_DAY_KEYS[local.weekday()])
-    if span is None:
-        return False
-    return span[0] <= local.strftime("%H:%M") < span[1]
-
-
 def _online_by_hour(session: Session, station_id: str, start: datetime, end: datetime) -> dict[int, float]:
     """{epoch second of a UTC hour: seconds of it when at least one kiosk of the station was online}."""
     device_ids = list(session.scalars(select(Device.id).where(Device.station_id == station_id)))
@@ -260,7 +247,7 @@ def open_online_hours(session: Session, station_id: str, start: datetime, end: d
         1
         for h, secs in _online_by_hour(session, station_id, start, end).items()
         if _online_enough(h, secs, now_ts)
-        and (hours_oh is None or is_open(hours_oh, datetime.fromtimestamp(h, UTC)))
+        and hour_is_open(hours_oh, datetime.fromtimestamp(h, UTC))
     )
 
 
@@ -301,7 +288,7 @@ def availability(session: Session, station_id: str, start: datetime, end: dateti
     for h in hours:
         ts = int(h.timestamp())
         online[h] = _online_enough(ts, secs.get(ts, 0.0), now_ts)
-    return Availability(hours, {h: is_open(hours_oh, h) for h in hours}, online, hours_oh is not None)
+    return Availability(hours, {h: hour_is_open(hours_oh, h) for h in hours}, online, hours_oh is not None)
 
 
 # --------------------------------------------------------------------- overview

@@ -34,11 +34,12 @@ from fleet_server.models import Device, Station
 from fleet_server.web.rollouts_pages import rollout_views
 from fleet_server.web.templating import templates
 from palaute_wire.contract import CommandName
+from palaute_wire.opening_hours import LOCAL_ZONE_NAME, WEEKDAYS
 
 router = APIRouter(include_in_schema=False)
 
 REFRESH_S = 15
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAYS = WEEKDAYS
 
 
 def _context(request: Request, principal, **extra) -> dict:
@@ -149,7 +150,7 @@ def _parse_hours(text: str) -> dict | None:
         if day not in DAYS:
             raise ConfigInvalid([f"opening hours line {number}: {day!r} is not one of {', '.join(DAYS)}"])
         days[day] = [start, end]
-    return {"timezone": "Europe/Helsinki", "days": days} if days else None
+    return {"timezone": LOCAL_ZONE_NAME, "days": days} if days else None
 
 
 def _config_response(request: Request, session, principal, station: Station, *, saved: int | None = None,

@@ -17,7 +17,8 @@ from kivy.clock import Clock
 from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import Screen
 
-from palaute_wire.contract import WEEKDAYS, FollowupQuestion, Lang, OpeningHours
+from palaute_wire.contract import FollowupQuestion, Lang, OpeningHours
+from palaute_wire.opening_hours import WEEKDAYS
 
 from . import theme
 from .texts import N_, _

@@ -194,3 +194,27 @@ def test_headless_runtime_buttons_go_through_the_same_counting_rules(tmp_path):
     limit = kiosk.desk.config.burst.max_presses
     assert len(events) == 7
     assert [e["flags"] for e in events] == [[]] * limit + [["burst"]] * (7 - limit)
+
+
+def test_a_press_is_stored_whatever_the_opening_hours_hold(outbox):
+    """A zone the contract would refuse (here slipped past it) must not cost the answer."""
+    broken = OpeningHours.model_construct(timezone="Europe/Helsinkii", days={"mon": ("08:00", "16:00")},
+                                          open_on_public_holidays=None)
+    config = station().model_copy(update={"opening_hours": broken})
+    desk = make_desk(outbox, config, now=lambda: datetime(2026, 11, 30, 7, 0, tzinfo=UTC))
+    answer = desk.smiley(1)
+    assert answer is not None
+    desk.followup("what-wrong", "staff", answer_to=answer.event.event_id)
+    assert [(e["kind"], e["value"], e.get("flags", [])) for e in stored(outbox)] == [
+        ("smiley", 1, []), ("followup", "staff", []),
+    ]
+
+
+def test_a_public_holiday_is_a_closed_day_unless_the_station_opens_on_holidays(outbox):
+    christmas_eve_10 = datetime(2026, 12, 24, 8, 0, tzinfo=UTC)  # a Thursday, 10:00 local
+    days = {"thu": ("08:00", "16:00")}
+    closed = make_desk(outbox, station(opening_hours=OpeningHours(days=days)), now=lambda: christmas_eve_10)
+    closed.smiley(4)
+    opens = OpeningHours(days=days, open_on_public_holidays=True)
+    make_desk(outbox, station(opening_hours=opens), now=lambda: christmas_eve_10).smiley(4)
+    assert [e.get("flags", []) for e in stored(outbox)] == [["out_of_hours"], []]
