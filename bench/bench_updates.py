@@ -1,6 +1,6 @@
 """Software-update benchmark: bytes per update, the Pi's wheelhouse, and 100 kiosks downloading at once.
 
-    python bench/bench_updates.py sizes [--platform manylinux2014_aarch64 --python 3.11]
+    python bench/bench_updates.py sizes [--platform pi --python 3.11] [--out DIR]
     python bench/bench_updates.py serve [--kiosks 100]
 
 ``sizes`` builds a release from this repository the way ``palaute-server release
@@ -41,17 +41,21 @@ def _mb(n: int) -> str:
 
 
 def sizes(args: argparse.Namespace) -> None:
-    from fleet_server.fleet.releases import build_release
+    from fleet_server.fleet.releases import PI_PLATFORMS, build_release
 
+    if args.platform == ["pi"]:
+        args.platform = list(PI_PLATFORMS)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        built = build_release(REPO, Path(tmp) / "r", version=args.version, extras=tuple(args.extra),
+        out = Path(args.out) if args.out else Path(tmp) / "r"
+        built = build_release(REPO, out, version=args.version, extras=tuple(args.extra),
                               platform=args.platform, python_version=args.python)
         took = time.monotonic() - started
-        files = sorted(((Path(tmp) / "r" / f).stat().st_size, f) for f in built.files)
+        files = sorted(((out / f).stat().st_size, f) for f in built.files)
         total = sum(s for s, _ in files)
         own = next(s for s, f in files if f.startswith("palaute-"))
-        print(f"release {built.version} for {args.platform or 'this machine'} (python {args.python or 'this'}), "
+        print(f"release {built.version} for {' '.join(args.platform or ['this machine'])} "
+              f"(python {args.python or 'this'}), "
               f"built in {took:.0f} s: {len(files)} wheels")
         for size, name in reversed(files):
             print(f"  {_mb(size):>10}  {name}")
@@ -152,9 +156,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     s = sub.add_parser("sizes")
-    s.add_argument("--platform", default=None, help="e.g. manylinux2014_aarch64")
+    s.add_argument("--platform", action="append", default=None, help="wheel platform tag (repeat), or 'pi'")
     s.add_argument("--python", default=None, help="e.g. 3.11")
     s.add_argument("--version", default="0.2.0")
+    s.add_argument("--out", default=None, help="keep the wheelhouse here (an empty directory)")
     s.add_argument("--extra", action="append", default=None, help="palaute extras (default: kiosk)")
     v = sub.add_parser("serve")
     v.add_argument("--kiosks", type=int, default=100)

@@ -52,6 +52,11 @@ _IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build", 
                                   "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "node_modules")
 
 
+PI_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_34_aarch64", "manylinux_2_28_aarch64",
+                "manylinux2014_aarch64", "linux_aarch64")
+"""Wheel platforms a Raspberry Pi on Bookworm (aarch64, glibc 2.36) runs, as pip download's --platform needs them."""
+
+
 class ReleaseError(ValueError):
     """A release that cannot be built, signed, added or withdrawn; the message says why."""
 
@@ -92,14 +97,15 @@ def build_release(
     version: str | None = None,
     extras: Sequence[str] = ("kiosk",),
     extra_requirements: Sequence[str] = (),
-    platform: str | None = None,
+    platform: str | Sequence[str] | None = None,
     python_version: str | None = None,
 ) -> BuiltRelease:
     """Build the kiosk wheel from ``source`` (a copy, so ``version`` can be set) and
     download its dependencies as wheels into ``out``.
 
-    ``platform``/``python_version`` select the kiosk's platform (e.g.
-    ``manylinux2014_aarch64`` and ``3.11``); without them, this machine's."""
+    ``platform``/``python_version`` select the kiosk's platform; for a Pi on Bookworm
+    ``PI_PLATFORMS`` and ``3.11`` (pip does not widen a manylinux tag: every accepted one
+    is named); without them, this machine's."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob("*.whl")):
@@ -125,8 +131,9 @@ def build_release(
     extra = f"[{','.join(extras)}]" if extras else ""
     requirements = (f"palaute{extra}=={built_version}", *extra_requirements)
     target = ["--only-binary=:all:"]
-    if platform:
-        target += ["--platform", platform, "--implementation", "cp"]
+    platforms = [platform] if isinstance(platform, str) else list(platform or ())
+    if platforms:
+        target += [arg for p in platforms for arg in ("--platform", p)] + ["--implementation", "cp"]
     if python_version:
         target += ["--python-version", python_version]
     with tempfile.TemporaryDirectory(prefix="palaute-deps-") as tmp:
