@@ -43,6 +43,7 @@ from fleet_server.models import Device, Release, Rollout, RolloutDevice
 _LOGGER = logging.getLogger(__name__)
 
 ACTIVE = ("running", "paused", "halted")
+NO_UPDATER = "this kiosk has no updater (it reports no update_state): re-provision it"
 DEFAULT_WAVES: tuple[Any, ...] = (1, "10%", "50%", "100%")
 
 
@@ -200,7 +201,7 @@ def _target_wave(session: Session, settings: Settings, publisher: Publisher, rol
             member.state, member.reason, member.finished_at = "healthy", "already on this version", now
         elif not has_updater(device):
             member.state = "skipped"
-            member.reason = "this kiosk has no updater (it reports no update_state): re-provision it"
+            member.reason = NO_UPDATER
         else:
             member.state, member.targeted_at = "targeted", now
             session.flush()

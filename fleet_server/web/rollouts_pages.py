@@ -15,9 +15,14 @@ from fastapi.responses import RedirectResponse
 from fleet_server.api.deps import SessionDep, SettingsDep
 from fleet_server.api.fleet import publisher
 from fleet_server.auth.deps import CsrfChecked
+from fleet_server.core.i18n import N_
 from fleet_server.fleet import rollouts
 
 router = APIRouter(include_in_schema=False)
+
+SKIP_REASONS = (N_("retired"), N_("already on this version"),
+                N_("this kiosk has no updater (it reports no update_state): re-provision it"))
+"""Why a kiosk was left out, as fleet_server.fleet.rollouts words it; the page translates them."""
 
 
 def rollout_views(session) -> list[rollouts.RolloutView]:
