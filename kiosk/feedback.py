@@ -18,6 +18,7 @@ import uuid6
 
 from palaute_wire.contract import EventFlag, EventKind, FeedbackEvent, Lang, clamp_time
 
+from .clock import boot_id, boottime
 from .outbox import Outbox
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class Recorder:
     device_id: str
     clock_synced: Callable[[], bool] = lambda: True
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    boot: Callable[[], UUID] = boot_id
+    """The boot and the seconds since it (kiosk.clock): the time that does not depend on the wall clock."""
+    mono: Callable[[], float] = boottime
     survey_version: int = 0
     on_recorded: list[Callable[[FeedbackEvent], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -52,7 +56,7 @@ class Recorder:
         flags: Iterable[EventFlag] = (),
     ) -> FeedbackEvent:
         """Validate, store durably and return the event; raises ValueError on a bad answer."""
-        read = self.now()
+        read, since_boot, boot = self.now(), self.mono(), self.boot()
         ts = clamp_time(read)  # a clock outside the wire's window (1970) is kept, but as not synced
         synced = bool(self.clock_synced()) and ts == read
         event_id = uuid6.uuid7()
@@ -73,6 +77,8 @@ class Recorder:
                 answer_to=answer_to,
                 flags=tuple(flags),
                 epoch=self.outbox.epoch,
+                boot_id=boot,
+                mono_s=round(since_boot, 3),
             )
 
         with self._lock:

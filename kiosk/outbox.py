@@ -234,6 +234,60 @@ class Outbox:
                 pass
         return best
 
+    # -- small persistent values (epoch, clock corrections) ---------------------------
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                             "SET value=excluded.value", (name, value))
+
+    def correct_boot(self, boot: UUID, anchor: float, in_flight: set[int]) -> tuple[int, tuple[int, int, float] | None]:
+        """Re-date this boot's events made before the clock synced (kiosk.clock.ClockWatch).
+
+        Queued ones not in flight get ``ts = anchor + mono_s`` and ``ts_offset_s`` in their
+        stored JSON (what is sent from now on). Returns (how many were re-dated, and for
+        the ones already sent or in flight: (lowest seq, highest seq, offset) or None).
+        """
+        from datetime import UTC, datetime
+
+        fixed, sent_lo, sent_hi, offset = 0, None, None, 0.0
+        with self._lock:
+            db = self._db
+            rows = db.execute(
+                "SELECT seq, payload, acked_at FROM events WHERE json_extract(payload, '$.boot_id') = ? "
+                "AND json_extract(payload, '$.clock_synced') = 0 AND json_extract(payload, '$.ts_offset_s') IS NULL "
+                "ORDER BY seq", (str(boot),)).fetchall()
+            updates = []
+            for seq, payload, acked_at in rows:
+                event = FeedbackEvent.model_validate_json(payload)
+                if event.mono_s is None:
+                    continue
+                true_ts = anchor + event.mono_s
+                delta = true_ts - event.ts.timestamp()
+                if acked_at is not None or seq in in_flight:
+                    sent_lo = seq if sent_lo is None else sent_lo
+                    sent_hi, offset = seq, delta
+                    continue
+                new = event.model_copy(update={"ts": datetime.fromtimestamp(true_ts, UTC),
+                                               "ts_offset_s": round(delta, 3)})
+                updates.append((new.model_dump_json(exclude={"epoch"} if new.epoch is None else None).encode(), seq))
+            if updates:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("UPDATE events SET payload=? WHERE seq=? AND acked_at IS NULL", updates)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                fixed = len(updates)
+        sent = None if sent_lo is None or sent_hi is None else (sent_lo, sent_hi, offset)
+        return fixed, sent
+
     # -- writing ------------------------------------------------------------
 
     def append(self, build: Callable[[int], FeedbackEvent]) -> FeedbackEvent:

@@ -67,6 +67,7 @@ from palaute_wire.contract import (
     topic,
 )
 
+from .clock import ClockWatch
 from .config import BrokerSection
 from .health import Health
 from .outbox import Outbox
@@ -212,6 +213,8 @@ class Uplink:
         self._last_ack_at: float | None = None
         self._ack_timeouts = 0
 
+        self.clock_watch = ClockWatch(outbox, health.clock_synced)
+        self._next_clock_poll = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -309,6 +312,11 @@ class Uplink:
 
     def _step(self) -> None:
         now = time.monotonic()
+        if now >= self._next_clock_poll:  # re-date this boot's answers once NTP has synced (kiosk.clock)
+            self._next_clock_poll = now + 2.0
+            if self.clock_watch.poll(self._inflight_seqs) is not None:
+                self._next_heartbeat = 0.0  # tell the server now
+                self._cursor = 0
         if self._state == "disconnected":
             if now >= self._next_attempt:
                 self._attempt_connect()
@@ -533,6 +541,7 @@ class Uplink:
             shed_count=stats.shed_count,
             last_seq=stats.last_seq,
             epoch=self.outbox.epoch,
+            clock_corrections=tuple(self.clock_watch.corrections) or None,
             held_from_seq=stats.held_from_seq,
             connected_at=self._connected_at,
             clock_synced=h.clock_synced(),

@@ -154,6 +154,16 @@ class FeedbackEvent(_Strict):
         "(device, epoch), so a replaced SD card (seq from 1 again) is a new sequence, not a reused one. "
         "Absent (None): a kiosk from before epochs, or an outbox created before them (one legacy sequence)",
     )
+    boot_id: UUID | None = Field(default=None, description="the kiosk's boot (Linux boot_id) when it was given")
+    mono_s: float | None = Field(
+        default=None, ge=0, le=MAX_DURATION_S,
+        description="seconds since that boot (CLOCK_BOOTTIME) when it was given: with boot_id, the time without "
+        "the wall clock, so a press made before NTP sync can be dated once the clock is right")
+    ts_offset_s: float | None = Field(
+        default=None, ge=-MAX_DURATION_S, le=MAX_DURATION_S,
+        description="the kiosk corrected ts by this much after its clock synced (ts is then right; "
+        "clock_synced stays false: it was not synced at the press). clock_synced false without it: "
+        "the time could not be corrected (the kiosk restarted before its clock synced)")
 
     @model_validator(mode="after")
     def _value_matches_kind(self) -> FeedbackEvent:
@@ -224,6 +234,8 @@ class StatusHeartbeat(_Strict):
     )
     epoch: UUID | None = Field(
         default=None, description="the outbox's epoch that last_seq, queue_depth and held_from_seq are about")
+    clock_corrections: tuple[ClockCorrection, ...] | None = Field(
+        default=None, max_length=10, description="recent clock corrections for events already sent (newest last)")
     held_from_seq: int | None = Field(
         default=None, ge=0, le=MAX_SEQ + 1,
         description="lowest seq the kiosk still holds (queued or kept for resends): nothing below it can be "
@@ -248,6 +260,23 @@ class StatusHeartbeat(_Strict):
         description="the kiosk cannot store answers on its disk right now (disk_full, write_failed) "
         "or replaced a corrupt outbox (corrupt_replaced), with details; absent when storage is fine",
     )
+
+
+class ClockCorrection(_Strict):
+    """In status: events this kiosk had already sent with a wrong clock, and by how much to move them.
+
+    When a kiosk's clock synchronises, it corrects the events of that boot still in
+    its queue itself (their ``ts_offset_s``) and reports here the ones already sent:
+    seq ``first_seq..last_seq`` of ``epoch`` made in boot ``boot_id`` while not
+    synced are ``offset_s`` seconds off (true time = ts + offset_s). The server
+    applies it once per event."""
+
+    boot_id: UUID
+    epoch: UUID | None = None
+    first_seq: int = Field(ge=1, le=MAX_SEQ)
+    last_seq: int = Field(ge=1, le=MAX_SEQ)
+    offset_s: float = Field(ge=-MAX_DURATION_S, le=MAX_DURATION_S)
+    synced_at: UtcTime
 
 
 class CommandAck(_Strict):

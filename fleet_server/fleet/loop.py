@@ -119,8 +119,20 @@ class FleetLoop:
         self._clear_retired()
         self.advance_rollouts()
         run_once(self.session_factory, self.settings, self.channels)
+        self.correct_clocks()
         self.gap_pass_if_due()
         self.passes += 1
+
+    def correct_clocks(self) -> int:
+        """Re-date answers kiosks sent before their clock synced (fleet_server.fleet.clock_corrections)."""
+        from fleet_server.fleet.clock_corrections import apply_corrections
+
+        try:
+            with self.session_factory() as session, session.begin():
+                return apply_corrections(session)
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("clock corrections not applied (%s); retrying next pass", exc)
+            return 0
 
     def gap_pass_if_due(self) -> bool:
         """Run check_gaps if the schedule says so (the broker came back: soon). True if it ran."""

@@ -183,6 +183,9 @@ def _event_row(event: contract.FeedbackEvent, received_at: datetime) -> dict[str
         "burst": "burst" in event.flags,
         "out_of_hours": "out_of_hours" in event.flags,
         "epoch": event.epoch,
+        "boot_id": event.boot_id,
+        "mono_s": event.mono_s,
+        "ts_offset_s": event.ts_offset_s,
     }
 
 

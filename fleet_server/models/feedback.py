@@ -151,6 +151,11 @@ class FeedbackEvent(Base):
     answer_to: Mapped[uuid.UUID | None] = mapped_column(Uuid, doc="followup: event_id of its smiley")
     epoch: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, doc="the kiosk outbox's identity; seq counts within (device_id, epoch); NULL: before epochs")
+    boot_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, doc="the kiosk's boot when it was given")
+    mono_s: Mapped[float | None] = mapped_column(Float, doc="seconds since that boot when it was given")
+    ts_offset_s: Mapped[float | None] = mapped_column(
+        Float, doc="ts was corrected by this much after the kiosk's clock synced (by the kiosk or the server); "
+        "NULL with clock_synced false: the time could not be corrected")
     burst: Mapped[bool] = mapped_column(default=False, doc="flagged: part of a repeated-press burst")
     out_of_hours: Mapped[bool] = mapped_column(default=False, doc="flagged: given while the station was closed")
 

@@ -54,15 +54,18 @@ def _insert(session: Session, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def add_events(session: Session, rows: Iterable[Mapping[Any, Any]]) -> None:
-    """Add freshly inserted event rows (dicts with the feedback_events columns) to the rollups."""
+def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> None:
+    """Add freshly inserted event rows (dicts with the feedback_events columns) to the rollups.
+
+    ``sign=-1`` takes stored rows out again: an event whose time is corrected moves from
+    its old hour to its new one (fleet_server.fleet.clock_corrections)."""
     smiley_cells: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
     followups: list[Mapping[str, Any]] = []
     smiley_of: dict[uuid.UUID, int] = {}
     for row in rows:
         if row["kind"] == "smiley":
             key = (row["station_id"], hour_of(row["ts"]))
-            smiley_cells[key][f"{flag_kind(row['burst'], row['out_of_hours'])}{row['value']}"] += 1
+            smiley_cells[key][f"{flag_kind(row['burst'], row['out_of_hours'])}{row['value']}"] += sign
             smiley_of[row["event_id"]] = row["value"]
         else:
             followups.append(row)
@@ -89,7 +92,7 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]]) -> None:
         for r in followups:
             answer_to = r.get("answer_to")
             smiley = smiley_of.get(answer_to, UNKNOWN_SMILEY) if answer_to else UNKNOWN_SMILEY
-            cells[(r["station_id"], hour_of(r["ts"]), smiley, r["question_id"], r["option_id"])] += 1
+            cells[(r["station_id"], hour_of(r["ts"]), smiley, r["question_id"], r["option_id"])] += sign
         table = FollowupHour.__table__
         stmt = _insert(session, table)
         stmt = stmt.on_conflict_do_update(
