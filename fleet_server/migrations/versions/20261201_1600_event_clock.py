@@ -1,7 +1,7 @@
 """event clock: boot id, seconds since boot and the correction applied after NTP sync
 
-Revision ID: 1500_event_clock
-Revises: 1400_outbox_epochs
+Revision ID: 1600_event_clock
+Revises: 1500_login_failures
 Create Date: 2026-12-01 16:45:00
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "1500_event_clock"
-down_revision: str | None = "1400_outbox_epochs"
+revision: str = "1600_event_clock"
+down_revision: str | None = "1500_login_failures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
