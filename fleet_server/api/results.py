@@ -11,7 +11,7 @@ and ``suppressed`` says so. Periods are local (Europe/Helsinki) calendar days:
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
@@ -24,7 +24,8 @@ from fleet_server.results import figures as results
 
 router = APIRouter(tags=["results"])
 
-RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom (default 7d)")]
+RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | this_month | last_month | "
+                                   "this_quarter | last_year | custom (default 7d)")]
 FromQ = Annotated[str | None, Query(alias="from", description="custom: first local day, YYYY-MM-DD")]
 ToQ = Annotated[str | None, Query(description="custom: last local day, YYYY-MM-DD (included)")]
 StationsQ = Annotated[list[str], Query(alias="station", description="station ids; repeat for several; default: all you may see")]
@@ -191,34 +192,57 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _download(request: Request, name: str, fmt: str, header, rows) -> StreamingResponse:
+DialectQ = Annotated[Literal["excel-fi", "plain"] | None, Query(
+    alias="csv", description="CSV only: excel-fi (; and decimal comma, d.m.yyyy; the default for Finnish and "
+    "Swedish readers) or plain (, and decimal point, ISO dates; the default for English)")]
+
+
+def _download(request: Request, kind: str, period: results.Period, fmt: str, columns, rows,
+              dialect: str | None = None) -> StreamingResponse:
     factory = request.app.state.session_factory
-    body = (exports.stream_csv(factory, header, rows) if fmt == "csv"
-            else exports.stream_xlsx(factory, name, header, rows))
+    name = f"palaute-{kind}-{period.first}-{period.last}"
+    header = exports.header(columns)
+    body = (exports.stream_csv(factory, header, rows, dialect or exports.default_dialect()) if fmt == "csv"
+            else exports.stream_xlsx(factory, exports.sheet_title(kind), header, rows))
     return StreamingResponse(body, media_type=MEDIA[fmt],
                              headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
                                       "Cache-Control": "no-store"})
 
 
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}}
+
+
 @router.get("/exports/daily.{fmt}", summary="Per-station daily aggregates as CSV or XLSX (small-count rule applied)",
-            response_class=StreamingResponse, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
+            response_class=StreamingResponse, responses=FILE_RESPONSES)
 def export_daily(request: Request, session: SessionDep, settings: SettingsDep, principal: ResultsReader,
                  fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                 station: StationsQ = []) -> StreamingResponse:  # noqa: B006
+                 station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
     minimum = settings.min_responses
-    name = f"palaute-daily-{period.first}-{period.last}"
-    return _download(request, name, fmt, exports.DAILY_COLUMNS,
-                     lambda s: exports.daily_table(s, ids, period, minimum))
+    return _download(request, "daily", period, fmt, exports.DAILY_COLUMNS,
+                     lambda s: exports.daily_table(s, ids, period, minimum), dialect)
+
+
+@router.get("/exports/totals.{fmt}",
+            summary="The period's totals per group and per station as CSV or XLSX (the cascaded small-count rule)",
+            response_class=StreamingResponse, responses=FILE_RESPONSES)
+def export_totals(request: Request, session: SessionDep, settings: SettingsDep, principal: ResultsReader,
+                  fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
+                  station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
+    period = _period(range_, from_, to)
+    ids = [s.id for s in _stations(session, principal, station)]
+    minimum = settings.min_responses
+    return _download(request, "totals", period, fmt, exports.TOTALS_COLUMNS,
+                     lambda s: exports.totals_table(s, ids, period, minimum), dialect)
 
 
 @router.get("/exports/events.{fmt}", summary="Individual answers as CSV or XLSX (coordinators only)",
-            response_class=StreamingResponse, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
+            response_class=StreamingResponse, responses=FILE_RESPONSES)
 def export_events(request: Request, session: SessionDep, principal: AnswerExporter,
                   fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                  station: StationsQ = []) -> StreamingResponse:  # noqa: B006
+                  station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
-    name = f"palaute-events-{period.first}-{period.last}"
-    return _download(request, name, fmt, exports.EVENT_COLUMNS, lambda s: exports.event_rows(s, ids, period))
+    return _download(request, "events", period, fmt, exports.EVENT_COLUMNS,
+                     lambda s: exports.event_rows(s, ids, period), dialect)

@@ -44,7 +44,8 @@ from palaute_wire.contract import OpeningHours, text_in
 from palaute_wire.opening_hours import LOCAL_TZ, hour_is_open
 
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
-PRESET_LABELS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days")}
+PRESET_LABELS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days"), "this_month": N_("This month"),
+                 "last_month": N_("Last month"), "this_quarter": N_("This quarter"), "last_year": N_("Last year")}
 """Translated where shown (fleet_server.core.i18n)."""
 MAX_PERIOD_DAYS = 731
 ONLINE_SHARE = 0.5
@@ -99,14 +100,35 @@ def today_local(now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(LOCAL_TZ).date()
 
 
+CALENDAR_PRESETS = ("this_month", "last_month", "this_quarter", "last_year")
+"""Calendar periods, local days: this month and this quarter so far, last month and last year whole."""
+
+
+def calendar_period(name: str, today: date) -> tuple[date, date]:
+    if name == "this_month":
+        return today.replace(day=1), today
+    if name == "last_month":
+        last = today.replace(day=1) - timedelta(days=1)
+        return last.replace(day=1), last
+    if name == "this_quarter":
+        return date(today.year, 3 * ((today.month - 1) // 3) + 1, 1), today
+    if name == "last_year":
+        return date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)
+    raise BadPeriod(f"no calendar period {name!r}")
+
+
 def parse_period(range_: str | None, from_: str | None, to: str | None, today: date) -> Period:
-    """``range`` today|7d|30d|custom (custom needs ``from`` and ``to``, ISO dates)."""
+    """``range`` today|7d|30d|this_month|last_month|this_quarter|last_year|custom (custom needs ``from``
+    and ``to``, ISO dates)."""
     if range_ in (None, ""):
         range_ = "7d" if not (from_ or to) else "custom"
     if range_ in PRESETS:
         return Period(today - timedelta(days=PRESETS[range_] - 1), today, range_)
+    if range_ in CALENDAR_PRESETS:
+        first, last = calendar_period(range_, today)
+        return Period(first, last, range_)
     if range_ != "custom":
-        raise BadPeriod(f"range {range_!r} is not one of today, 7d, 30d, custom")
+        raise BadPeriod(f"range {range_!r} is not one of {', '.join(PRESET_LABELS)}, custom")
     try:
         first = date.fromisoformat(from_ or "")
         last = date.fromisoformat(to or "")

@@ -16,8 +16,8 @@ from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, Setti
 from fleet_server.auth.setup import iter_routes
 from fleet_server.core import i18n
 from fleet_server.models import Station
+from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
-from fleet_server.results import groups
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -183,5 +183,5 @@ def exports_page(
         request,
         "exports.html",
         page_context(request, principal, nav="exports", period=period, stations=stations,
-                     minimum=settings.min_responses, base_path="/exports"),
+                     minimum=settings.min_responses, base_path="/exports", dialect=exports.default_dialect()),
     )

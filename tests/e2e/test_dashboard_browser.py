@@ -257,7 +257,7 @@ def test_coordinator_journey_in_a_real_browser(server, broker, tmp_path, process
             saved = tmp_path / download.suggested_filename
             download.save_as(saved)
             lines = saved.read_text(encoding="utf-8-sig").splitlines()
-            assert lines[0].startswith("station_id,date,responses")
+            assert lines[0].startswith("station_id,station,date,responses")
             assert len(lines) == 1 + 7 * len(SAMPLE_STATIONS)
             assert any(line.startswith("ullava,") and "too few responses" in line for line in lines)
 

@@ -75,8 +75,8 @@ def test_daily_xlsx_has_the_same_figures(client):
     assert r.status_code == 200
     sheet = load_workbook(io.BytesIO(r.content), read_only=True).active
     header, *rows = list(sheet.iter_rows(values_only=True))
-    assert header[:3] == ("station_id", "date", "responses")
-    assert [(row[0], row[2]) for row in rows] == [("kalvia", 12)]
+    assert header[:4] == ("station_id", "station", "date", "responses")
+    assert [(row[0], row[3]) for row in rows] == [("kalvia", 12)]
 
 
 def test_event_export_is_for_coordinators_and_streams_every_row(client):
@@ -97,7 +97,7 @@ def test_event_export_is_for_coordinators_and_streams_every_row(client):
         chunks = list(r.iter_bytes())
     text = b"".join(chunks).decode("utf-8-sig")
     lines = text.strip().split("\r\n")
-    assert lines[0].startswith("event_id,station_id,device_id,kind,value")
+    assert lines[0].startswith("event_id,station_id,station,device_id,kind,value")
     assert len(lines) - 1 == 12_000 + 16  # the bulk rows + the seeded kalvia events (15 smileys, 1 follow-up)
     assert len(chunks) > 1  # sent in pieces, not built whole first
 
