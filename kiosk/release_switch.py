@@ -70,6 +70,22 @@ def mark_installed(root: Path, version: str, manifest_text: str = "") -> None:
     _sync_dir(path.parent)
 
 
+def adopt(root: Path, venv: Path, version: str) -> None:
+    """Make an existing installation (a venv made by the first install) ``<root>/<version>``,
+    and point ``current`` and ``stable`` at it unless they name something already: the
+    starting point of the updater's layout."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / version
+    if not path.exists() and not path.is_symlink():
+        path.symlink_to(Path(venv).resolve(), target_is_directory=True)
+    if not is_installed(root, version):
+        mark_installed(root, version)
+    for name in (CURRENT, STABLE):
+        if linked(root, name) is None:
+            switch(root, version, name)
+
+
 def installed_versions(root: Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():

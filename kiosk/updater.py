@@ -559,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="palaute-kiosk-updater", description="Palaute kiosk software updater")
     parser.add_argument("--config", "-c", default="/etc/palaute/kiosk.toml")
     parser.add_argument("--once", action="store_true", help="one step, then exit")
+    parser.add_argument("--adopt", action="store_true",
+                        help="make the venv this runs from the first release (<root>/<version>, current, stable)")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--crash-at", choices=CRASH_POINTS, help=argparse.SUPPRESS)  # power-cut tests
     args = parser.parse_args(argv)
@@ -571,6 +573,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not config.updates.release_public_key:
         _LOGGER.warning("no [updates] release_public_key: this kiosk installs no updates")
+    if args.adopt:
+        from importlib import metadata
+
+        version = metadata.version("palaute")
+        rs.adopt(config.updates.releases_root, Path(sys.prefix), version)
+        print(f"{config.updates.releases_root}/{version} -> {sys.prefix}; current and stable -> "
+              f"{rs.linked(config.updates.releases_root)}")
+        return 0
     updater = Updater(config, crash_at=args.crash_at)
     if args.once:
         updater.step()

@@ -32,12 +32,7 @@ def make_kiosk_dir(base: Path, station: str, device: str, secret: str, broker_ur
     """A kiosk's files: kiosk.toml, state, outbox and releases/{0.1.0 -> this venv, current, stable}."""
     base.mkdir(parents=True, exist_ok=True)
     root = base / "releases"
-    root.mkdir(exist_ok=True)
-    (root / BASE_VERSION).symlink_to(VENV, target_is_directory=True)
-    if not rs.is_installed(root, BASE_VERSION):
-        rs.mark_installed(root, BASE_VERSION)  # in this venv: harmless, .venv is not in the repository
-    rs.switch(root, BASE_VERSION, rs.CURRENT)
-    rs.switch(root, BASE_VERSION, rs.STABLE)
+    rs.adopt(root, VENV, BASE_VERSION)  # as `palaute-kiosk-updater --adopt` does after a first install
     (base / "secret").write_text(secret)
     (base / "kiosk.toml").write_text(f"""
 [device]
