@@ -81,6 +81,19 @@ class DeviceHealth:
         return out
 
 
+def _software(device: Device) -> Field:
+    """The version it runs, and the update under way or the one that failed (kiosk.updater)."""
+    running = device.software_version or "—"
+    status = device.last_status or {}
+    state, target = status.get("update_state"), status.get("update_version")
+    if state in ("waiting", "downloading", "installing", "switching", "trial") and target:
+        return Field(f"{running}, updating to {target} ({state})", "warn")
+    if state in ("rolled_back", "failed") and target:
+        what = "went back from" if state == "rolled_back" else "did not install"
+        return Field(f"{running}; {what} {target}: {status.get('update_error') or '?'}"[:300], "bad")
+    return Field(running, "ok" if device.software_version else "unknown")
+
+
 def device_health(device: Device, station_name: str, current_version: int, settings: Settings,
                   now: datetime, alerts: list[str] | None = None) -> DeviceHealth:
     online = device_online(device, now, settings.alert_heartbeat_timeout_s)
@@ -119,6 +132,7 @@ def device_health(device: Device, station_name: str, current_version: int, setti
     refused = (device.last_status or {}).get("config_error")
     if refused:
         config = Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
+    version = _software(device)
     if device.clock_synced is None:
         clock = Field("—", "unknown")
     else:
@@ -141,7 +155,7 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         queue=queue if reported else Field("—", "unknown"),
         oldest_queued=oldest if reported else Field("—", "unknown"),
         shed=shed,
-        version=Field(device.software_version or "—", "ok" if device.software_version else "unknown"),
+        version=version,
         config=config,
         clock=clock,
         temperature=temp,

@@ -235,6 +235,7 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
     assert f'data-rollout="{bad}" data-state="halted"' in page and f'data-rollout="{good}" data-state="done"' in page
     assert f'<li data-device="{failed}">' in page and "never reported running" in page
     assert 'data-rule="rollout_halted"' in page
+    assert f"{GOOD}; went back from {BROKEN}: {BROKEN} did not prove itself healthy" in page  # the kiosk's row
     print(f"\nfirst update ({GOOD}): {first}\nsecond update ({BROKEN}, only the project's wheel): {second}")
 
 

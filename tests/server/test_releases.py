@@ -212,6 +212,7 @@ def test_a_rollout_goes_wave_by_wave_sends_each_kiosk_its_target_and_halts_on_a_
     page = client.get("/devices")
     assert f'data-rollout="{rid}" data-state="halted"' in page.text
     assert f'data-device="{second[0]}"' in page.text and "never reported running" in page.text
+    assert "0.1.0; went back from 0.2.0: 0.2.0 did not prove itself healthy" in page.text  # its row, Software
     resumed = client.post(f"/rollouts/{rid}/control", data={"action": "resume", "csrf_token": page_csrf(page.text)},
                           follow_redirects=False)
     assert resumed.status_code == 303
