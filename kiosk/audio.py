@@ -17,6 +17,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+from .errors import SpeechUnavailable
+
 _LOGGER = logging.getLogger(__name__)
 
 VOICES = {"fi": "fi", "sv": "sv", "en": "en-gb"}
@@ -24,10 +26,6 @@ VOICES = {"fi": "fi", "sv": "sv", "en": "en-gb"}
 
 WORDS_PER_MINUTE = 140
 """A little slower than espeak-ng's default 175: easier to follow (plain-language guidance)."""
-
-
-class SpeechUnavailable(RuntimeError):
-    """espeak-ng is not installed; install the espeak-ng package or turn [ui] audio off."""
 
 
 class Speaker:

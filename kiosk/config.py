@@ -38,11 +38,9 @@ from pydantic_core import ErrorDetails
 from palaute_wire.contract import SLUG_PATTERN, Lang
 from palaute_wire.mqtt_url import parse_mqtt_url
 
+from .errors import ConfigError
+
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-
-
-class ConfigError(ValueError):
-    """The kiosk config (or a file it points to) is wrong; the message says where and why."""
 
 
 class _Section(BaseModel):

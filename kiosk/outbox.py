@@ -44,16 +44,14 @@ import uuid6
 
 from palaute_wire.contract import FeedbackEvent
 
+from .errors import OutboxSchemaError
+
 _LOGGER = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 """The outbox file's layout, kept in ``PRAGMA user_version``. A release that changes the
 layout raises it, and its manifest says so (``outbox_schema``): the updater never
 switches back to a version that cannot read the file (kiosk.updater)."""
-
-
-class OutboxSchemaError(RuntimeError):
-    """The outbox file was written by a newer release with another layout."""
 
 
 LOW_SPACE_BYTES = 32 * 1024 * 1024

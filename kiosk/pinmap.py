@@ -19,7 +19,7 @@ from pathlib import Path
 
 from palaute_wire.contract import SMILEY_VALUES
 
-from .config import ConfigError
+from .errors import PinMapError
 
 PACKAGED_PINMAP = Path(__file__).with_name("pinmap.toml")
 
@@ -27,10 +27,6 @@ GPIO_PINS = range(2, 28)
 """BCM numbers a Raspberry Pi (40-pin header, any model) exposes as GPIO."""
 
 _TOP_KEYS = {"status_led", "listen_button", "buttons", "leds"}
-
-
-class PinMapError(ConfigError):
-    """The pin map is wrong; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)

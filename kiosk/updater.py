@@ -56,10 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from palaute_wire.contract import ReleaseManifest, ReleaseTarget, StationConfig
+from palaute_wire.errors import ManifestRefused
 from palaute_wire.opening_hours import LOCAL_TZ, is_open
 
 from . import release_switch as rs
 from .config import KioskConfig
+from .errors import UpdateRefused
 from .state import station_config_path
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,10 +77,6 @@ HEALTH_FRESH_S = 30.0
 """A health report older than this does not count as "running"."""
 NIGHT_WINDOW = (2, 5)
 """A station without opening hours counts as always open; its kiosk installs between 02 and 05 local time."""
-
-
-class UpdateRefused(ValueError):
-    """This target must not be installed; the message goes into status."""
 
 
 # ----------------------------------------------------------------- state shared with the kiosk process
@@ -166,7 +164,7 @@ def check_target(config: KioskConfig, target: ReleaseTarget) -> ReleaseManifest:
         raise UpdateRefused("this kiosk has no release_public_key in [updates]: it installs nothing")
     try:
         manifest = signing.verify(key, target.manifest, target.signature)
-    except signing.ManifestRefused as exc:
+    except ManifestRefused as exc:
         raise UpdateRefused(str(exc)) from None
     if manifest.version != target.version:
         raise UpdateRefused(f"the target says {target.version} but the signed manifest is {manifest.version}")

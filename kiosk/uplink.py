@@ -57,7 +57,6 @@ from palaute_wire.contract import (
     MAX_PAYLOAD_BYTES,
     Command,
     CommandAck,
-    ContractError,
     StationConfig,
     StatusHeartbeat,
     batch_payload,
@@ -66,6 +65,7 @@ from palaute_wire.contract import (
     now_utc,
     topic,
 )
+from palaute_wire.errors import ContractError
 
 from .clock import ClockWatch
 from .config import BrokerSection

@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from palaute_wire.errors import ContractError
 from palaute_wire.opening_hours import LOCAL_ZONE_NAME, Weekday, zone
 
 PROTOCOL_VERSION: Final = 1
@@ -458,15 +459,6 @@ class TopicParts:
     station_id: str
     device_id: str
     channel: str
-
-
-class ContractError(ValueError):
-    """A message that breaks the contract; ``reason`` is a short machine-readable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def topic(station_id: str, device_id: str, channel: str) -> str:

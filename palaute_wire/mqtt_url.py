@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from palaute_wire.errors import BadMqttUrl
+
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 """Scheme -> the port used when the URL names none."""
 
@@ -25,25 +27,25 @@ class MqttUrl:
 
 
 def parse_mqtt_url(url: str, *, credentials: bool = False) -> MqttUrl:
-    """Split ``url``; raise ValueError saying what is wrong (read after the setting's name).
+    """Split ``url``; raise BadMqttUrl (a ValueError) saying what is wrong (read after the setting's name).
 
     ``credentials``: whether ``user:password@`` may stand before the host.
     """
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS:
-        raise ValueError("must start with mqtt:// or mqtts://, e.g. mqtts://broker.example.fi:8883")
+        raise BadMqttUrl("must start with mqtt:// or mqtts://, e.g. mqtts://broker.example.fi:8883")
     if not parts.hostname:
-        raise ValueError(f"{url!r} names no host (e.g. mqtt://127.0.0.1:1883)")
+        raise BadMqttUrl(f"{url!r} names no host (e.g. mqtt://127.0.0.1:1883)")
     try:
         port = parts.port  # urllib raises ValueError for a port outside 0-65535
     except ValueError:
         port = 0
     if port == 0:
-        raise ValueError(f"{url!r} has a bad port (1-65535)")
+        raise BadMqttUrl(f"{url!r} has a bad port (1-65535)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"{url!r} is scheme://host:port only: no path or query")
+        raise BadMqttUrl(f"{url!r} is scheme://host:port only: no path or query")
     if (parts.username is not None or parts.password is not None) and not credentials:
-        raise ValueError("is scheme://host:port only; put credentials in username/password")
+        raise BadMqttUrl("is scheme://host:port only; put credentials in username/password")
     return MqttUrl(
         host=parts.hostname,
         port=port or DEFAULT_PORTS[parts.scheme],

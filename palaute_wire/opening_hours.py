@@ -32,6 +32,8 @@ from functools import lru_cache
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from palaute_wire.errors import UnknownTimeZone
+
 LOCAL_ZONE_NAME = "Europe/Helsinki"
 """The zone of every station unless its config names another, and of local days and times on the dashboard."""
 LOCAL_TZ = ZoneInfo(LOCAL_ZONE_NAME)
@@ -56,13 +58,13 @@ class Schedule(Protocol):
 
 @lru_cache(maxsize=32)
 def zone(name: str) -> ZoneInfo:
-    """The time zone called ``name``; ValueError saying so when there is none."""
+    """The time zone called ``name``; UnknownTimeZone (a ValueError) saying so when there is none."""
     if name == LOCAL_ZONE_NAME:
         return LOCAL_TZ
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"{name!r} is not a time zone name (e.g. {LOCAL_ZONE_NAME})") from None
+        raise UnknownTimeZone(f"{name!r} is not a time zone name (e.g. {LOCAL_ZONE_NAME})") from None
 
 
 @lru_cache(maxsize=8)

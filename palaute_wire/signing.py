@@ -22,11 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from pydantic import ValidationError
 
+from palaute_wire.errors import ManifestRefused
+
 from .contract import ReleaseManifest
-
-
-class ManifestRefused(ValueError):
-    """A manifest this kiosk must not install; the message says why (it goes into status)."""
 
 
 def new_private_key() -> Ed25519PrivateKey:

@@ -29,6 +29,7 @@ from fleet_server.auth.roles import Principal, Role
 from fleet_server.auth.sessions import SESSION_COOKIE, SessionCodec, same
 from fleet_server.auth.tokens import TOKEN_PREFIX, token_hash
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import LoginRequired
 from fleet_server.models import ApiToken, User
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -42,13 +43,6 @@ class AuthState:
     codec: SessionCodec
     limiter: LoginLimiter
     cookie_secure: bool | None
-
-
-class LoginRequired(Exception):
-    """Raised by page dependencies; the app turns it into a redirect to /login."""
-
-    def __init__(self, next_url: str):
-        self.next_url = next_url
 
 
 def auth_state(request: Request) -> AuthState:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from fleet_server.core.errors import WeakPasswordError
+
 MIN_PASSWORD_LENGTH = 10
 
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("palaute-timing-equaliser")
-
-
-class WeakPasswordError(ValueError):
-    pass
 
 
 def check_strength(password: str) -> None:

@@ -12,13 +12,10 @@ from fleet_server.auth.passwords import check_strength, hash_password
 from fleet_server.auth.roles import ROLES, Role
 from fleet_server.auth.tokens import new_token, token_hash
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import AuthSetupError
 from fleet_server.models import ApiToken, Station, StationGroup, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-
-
-class AuthSetupError(ValueError):
-    """A user or token that cannot be created as asked; the message says why and what to do."""
 
 
 def _check_role_station(session: Session, role: str, station_id: str | None, group_id: str | None = None) -> Role:

@@ -26,14 +26,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from fleet_server.core.errors import SettingsError
 from palaute_wire.mqtt_url import parse_mqtt_url
 
 ENV_PREFIX = "PALAUTE_"
 CONFIG_FILE_ENV = "PALAUTE_CONFIG_FILE"
-
-
-class SettingsError(ValueError):
-    """Settings that cannot be used; the message names each bad setting."""
 
 
 class Settings(BaseSettings):

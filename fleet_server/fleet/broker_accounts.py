@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet_server.core.errors import BrokerAuthError
 from palaute_wire.contract import TOPIC_ROOT, is_slug
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ SALT_BYTES = 12
 """The salt length ``mosquitto_passwd`` uses."""
 
 SECRET_BYTES = 32
-
-
-class BrokerAuthError(RuntimeError):
-    """The broker files could not be written or the broker could not be told to reload."""
 
 
 @dataclass(frozen=True)

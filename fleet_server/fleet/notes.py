@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import NoteInvalid
 from fleet_server.models import StationNote
 from palaute_wire.contract import Note
 
@@ -31,10 +32,6 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_NOTE_CHARS = 280
 """A note is read on a kiosk's idle screen in passing: keep it to a tweet."""
-
-
-class NoteInvalid(ValueError):
-    pass
 
 
 def validate(text_fi: str, text_sv: str, text_en: str, starts: date, ends: date | None) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import ProvisioningError
 from fleet_server.fleet.broker_accounts import (
     DeviceAccount,
     ServerAccount,
@@ -51,10 +52,6 @@ KIOSK_USER = "palaute"
 """The Linux account the kiosk runs as on the Pi."""
 ETC_DIR = "/etc/palaute"
 VENV_DIR = "/opt/palaute/venv"
-
-
-class ProvisioningError(ValueError):
-    """A registry operation that cannot be done; the message says why and what to do."""
 
 
 # ----------------------------------------------------------------- registry

@@ -21,6 +21,7 @@ from typing import Self
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from fleet_server.core.errors import PublishError
 from fleet_server.core.settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ RECONNECT_MAX_S = 2.0
 """Short and capped: one connection to a broker on the same host, and a person waiting
 on the dashboard for the first publish after a broker restart (longer backoff would
 outlast CONNECT_TIMEOUT_S)."""
-
-
-class PublishError(RuntimeError):
-    """The broker could not be reached or did not acknowledge in time."""
 
 
 def _publisher_client_id(settings: Settings) -> str:

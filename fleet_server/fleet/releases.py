@@ -38,9 +38,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import ReleaseError
 from fleet_server.models import Release, ReleaseFile
 from palaute_wire import contract as c
 from palaute_wire import signing
+from palaute_wire.errors import ManifestRefused
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,10 +57,6 @@ _IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build", 
 PI_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_34_aarch64", "manylinux_2_28_aarch64",
                 "manylinux2014_aarch64", "linux_aarch64")
 """Wheel platforms a Raspberry Pi on Bookworm (aarch64, glibc 2.36) runs, as pip download's --platform needs them."""
-
-
-class ReleaseError(ValueError):
-    """A release that cannot be built, signed, added or withdrawn; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ def add_release(session: Session, store: Path, public_key: str | None, directory
         raise ReleaseError(f"{exc.filename} is missing: sign the release first (`palaute-server release sign`)") from None
     try:
         manifest = signing.verify(public_key, text, signature)
-    except signing.ManifestRefused as exc:
+    except ManifestRefused as exc:
         raise ReleaseError(f"refused: {exc}") from None
     if session.get(Release, manifest.version) is not None:
         raise ReleaseError(f"release {manifest.version} exists already (releases are never replaced)")

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import ConfigInvalid
 from fleet_server.fleet.notes import active_notes
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, DeviceCommand, Station, StationConfigVersion
@@ -54,14 +55,6 @@ SETTING_KEYS = (
     "notes",
 )
 """StationConfig fields a scope may set; the rest (ids, versions, name) the server fills in."""
-
-class ConfigInvalid(ValueError):
-    """A config the contract refuses; ``problems`` lists each field and why."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
 
 def _latest(session: Session, station_id: str | None) -> StationConfigVersion | None:
     scope = StationConfigVersion.station_id.is_(None) if station_id is None else (

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import RolloutError
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, Release, Rollout, RolloutDevice
@@ -45,10 +46,6 @@ _LOGGER = logging.getLogger(__name__)
 ACTIVE = ("running", "paused", "halted")
 NO_UPDATER = "this kiosk has no updater (it reports no update_state): re-provision it"
 DEFAULT_WAVES: tuple[Any, ...] = (1, "10%", "50%", "100%")
-
-
-class RolloutError(ValueError):
-    """A rollout that cannot be created or changed; the message says why."""
 
 
 # ----------------------------------------------------------------- planning

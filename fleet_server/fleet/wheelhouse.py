@@ -31,6 +31,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from fleet_server.core.errors import WheelhouseError
+
 PI_PYTHONS: dict[str, int] = {"3.11": 36, "3.13": 41}
 """Python version on Raspberry Pi OS -> the glibc minor version of that release (2.X)."""
 
@@ -39,10 +41,6 @@ _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-
 
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build", "dist", "*.egg-info", "__pycache__",
                                      ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis", "docs")
-
-
-class WheelhouseError(RuntimeError):
-    """The wheelhouse cannot be built; the message says which step failed and pip's last lines."""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from fleet_server.models import (
 from fleet_server.models.base import UtcDateTime
 from fleet_server.results import rollups
 from palaute_wire import contract
+from palaute_wire.errors import ContractError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -537,7 +538,7 @@ def prepare(messages: Sequence[InboundMessage]) -> Decoded:
                 )
                 continue
             _, payload = contract.decode(message.topic, message.payload)
-        except contract.ContractError as exc:
+        except ContractError as exc:
             dead.append(_dead_letter_row(message, exc.reason, exc.detail))
             continue
         assert isinstance(payload, (contract.EventBatch, contract.StatusHeartbeat))

@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet_server.core import i18n
+from fleet_server.core.errors import BadPeriod
 from fleet_server.core.i18n import N_
 from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
@@ -90,10 +91,6 @@ class Period:
         if self.preset:
             return f"range={self.preset}"
         return f"range=custom&from={self.first.isoformat()}&to={self.last.isoformat()}"
-
-
-class BadPeriod(ValueError):
-    pass
 
 
 def today_local(now: datetime | None = None) -> date:

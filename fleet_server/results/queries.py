@@ -28,14 +28,6 @@ from fleet_server.results.small_counts import satisfaction
 from palaute_wire.contract import SMILEY_VALUES
 
 
-class UnknownStation(LookupError):
-    """No station with this id."""
-
-    def __init__(self, station_id: str) -> None:
-        super().__init__(f"no station {station_id!r}")
-        self.station_id = station_id
-
-
 def empty_counts() -> dict[str, int]:
     return {str(v): 0 for v in SMILEY_VALUES}
 
