@@ -30,7 +30,8 @@ def rms_and_seconds(path) -> tuple[float, float]:
 
 @pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 def test_thank_you_is_spoken_aloud_in_each_language(tmp_path, lang):
-    text = Translator().gettext("Thank you! Your answer was saved.", lang)
+    text = Translator().gettext("We received your answer.", lang)
+    assert lang == "en" or text != "We received your answer.", "the spoken text is translated"
     wav = Speaker().render(text, lang, tmp_path / f"thanks-{lang}.wav")
     rms, seconds = rms_and_seconds(wav)
     assert seconds > 1.0, f"{lang}: only {seconds:.2f} s of audio"
