@@ -24,11 +24,14 @@ soak drains (every press made before the drain is stored, or the drain deadline
 passes) and prints a table per fault:
 
     (broker_kill_draining: the server is down for the hold, then the broker is killed
-    as the server starts taking its backlog.)
+    as the server starts taking its backlog; broker_kill_holding: the broker is killed
+    while it holds the backlog for the absent server, so what it acknowledged since its
+    last autosave comes back only by the server's seq-gap resend.)
     sent: presses the kiosks acknowledged during the fault's window (fault start to
           the next fault's start); stored once: of those, in the server's table once;
     lost: acknowledged but not stored; duplicated: a (device, seq) stored twice;
-    dead-lettered: dead letters the server wrote in the window; recover s: see above.
+    dead-lettered: dead letters the server wrote in the window; resends: resend requests
+    the server sent for seq gaps in the window; recover s: see above.
 
     python bench/soak.py --kiosks 4 --rate 60 --faults 9 --hold 4          # a few minutes
     python bench/soak.py --kiosks 12 --rate 120 --faults 60 --hold 20      # the long run (about 1 h)
@@ -67,7 +70,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STATION = "soak"
 
-FAULTS = ("kiosk_kill", "server_kill", "broker_kill", "broker_kill_draining", "database_kill", "broker_pause",
+FAULTS = ("kiosk_kill", "server_kill", "broker_kill", "broker_kill_draining", "broker_kill_holding", "database_kill",
+          "broker_pause",
           "link_drop", "link_half_open", "link_flap", "disk_full")
 
 
@@ -456,6 +460,16 @@ class Books:
             return None
         return {(d, s): n for d, s, n in rows}
 
+    def resends(self) -> list[float]:
+        """When the fleet loop asked a kiosk to resend (a gap it found)."""
+        try:
+            with psycopg.connect(self.dsn) as conn:
+                rows = conn.execute("SELECT extract(epoch FROM issued_at) FROM device_commands "
+                                    "WHERE name = 'resend'").fetchall()
+        except psycopg.Error:
+            return []
+        return [float(t) for (t,) in rows]
+
     def dead_letters(self) -> list[tuple[float, str]]:
         try:
             with psycopg.connect(self.dsn) as conn:
@@ -530,19 +544,21 @@ class Soak:
         return path
 
     def close(self) -> None:
-        for k in self.kiosks:
-            k.stop()
+        """Stop every part, each on its own (one failing must not leave the others running)."""
+        steps: list[Callable[[], object]] = [k.stop for k in self.kiosks]
         if self.server is not None:
-            self.server.stop()
+            steps.append(self.server.stop)
         if self.proxy is not None:
-            self.proxy.close()
-        with contextlib.suppress(Exception):
-            self.broker.proc and self.broker.proc.send_signal(signal.SIGCONT)
-        self.broker.stop()
-        self.pg.stop()
-        shutil.rmtree(self.pg.workdir, ignore_errors=True)
-        for path in self._mounted:
-            subprocess.run(["umount", "-l", str(path)], check=False)
+            steps.append(self.proxy.close)
+        if self.broker.proc is not None:
+            steps.append(lambda: self.broker.proc.send_signal(signal.SIGCONT))
+        steps += [self.broker.stop, self.pg.stop, lambda: shutil.rmtree(self.pg.workdir, ignore_errors=True)]
+        steps += [lambda p=p: subprocess.run(["umount", "-l", str(p)], check=False) for p in self._mounted]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - go on stopping the rest
+                log(f"cleanup step failed: {exc}")
 
     # -- faults -----------------------------------------------------------
 
@@ -591,6 +607,19 @@ class Soak:
                 self.broker.proc.wait()
                 self.broker.proc = None
                 self.broker.start()
+            elif name == "broker_kill_holding":
+                # The server is away, the broker holds what the kiosks sent (acknowledged: the kiosks
+                # keep it only for resends), and is killed: what arrived since its last autosave is
+                # gone from the broker, and comes back only through the server's seq-gap resend.
+                self.server.kill9()
+                time.sleep(hold)
+                self.broker.proc.send_signal(signal.SIGKILL)
+                self.broker.proc.wait()
+                self.broker.proc = None
+                self.broker.start()
+                self.server.start()
+                run.restored = time.time()
+                self.server.wait_ready()
             elif name == "database_kill":
                 self.pg.kill9()
                 time.sleep(hold)
@@ -664,6 +693,7 @@ class Soak:
         stored = wait("the database", self.books.stored, 60, 0.5) or {}
         dup_seqs = self.books.duplicated_seqs() or {}
         dead = self.books.dead_letters()
+        resends = self.books.resends()
         windows = [r for r in self.runs if r.name != "(drain)"]
         rows: list[dict] = []
         for i, r in enumerate(windows):
@@ -677,26 +707,29 @@ class Soak:
                 "duplicated": sum(1 for _, p in mine if (p.device_id, p.seq) in dup_seqs)
                 + sum(1 for e, _ in mine if stored.get(e, 0) > 1),
                 "dead_lettered": sum(1 for t, _ in dead if r.started <= t < end),
+                "resends": sum(1 for t in resends if r.started <= t < end),
                 "recover_s": r.recovered_s,
             })
-        totals = {k: sum(row[k] for row in rows) for k in ("sent", "stored_once", "lost", "duplicated", "dead_lettered")}
+        totals = {k: sum(row[k] for row in rows)
+                  for k in ("sent", "stored_once", "lost", "duplicated", "dead_lettered", "resends")}
         totals["drain_s"] = self.runs[-1].recovered_s
         return rows, totals
 
 
 def print_table(rows: list[dict], totals: dict) -> None:
-    head = f"{'fault':34} {'sent':>6} {'stored once':>11} {'lost':>5} {'duplicated':>10} {'dead-lettered':>13} {'recover s':>9}"
+    head = (f"{'fault':34} {'sent':>6} {'stored once':>11} {'lost':>5} {'duplicated':>10} {'dead-lettered':>13} "
+            f"{'resends':>7} {'recover s':>9}")
     print(head)
     print("-" * len(head))
     for r in rows:
         rec = "—" if r["recover_s"] is None and r["fault"].startswith("(") else (
             "NOT" if r["recover_s"] is None else f"{r['recover_s']:.1f}")
         print(f"{r['fault'][:34]:34} {r['sent']:6d} {r['stored_once']:11d} {r['lost']:5d} {r['duplicated']:10d} "
-              f"{r['dead_lettered']:13d} {rec:>9}")
+              f"{r['dead_lettered']:13d} {r['resends']:7d} {rec:>9}")
     print("-" * len(head))
     drain = "NOT" if totals["drain_s"] is None else f"{totals['drain_s']:.1f}"
     print(f"{'total (drain ' + drain + ' s)':34} {totals['sent']:6d} {totals['stored_once']:11d} {totals['lost']:5d} "
-          f"{totals['duplicated']:10d} {totals['dead_lettered']:13d}")
+          f"{totals['duplicated']:10d} {totals['dead_lettered']:13d} {totals['resends']:7d}")
 
 
 def choose_faults(rng: random.Random, count: int) -> list[str]:
@@ -723,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    # SIGTERM (a test's timeout, Ctrl-C's cousin) still stops every part and unmounts the tmpfs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="palaute-soak-"))
     log(f"seed {seed}; working directory {workdir}")
     soak = Soak(workdir, args.kiosks, args.rate, args.hold, args.recover_timeout, seed)
