@@ -43,7 +43,7 @@ import json
 import logging
 import smtplib
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -117,62 +117,101 @@ def _minutes(delta: timedelta) -> str:
 
 
 def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> list[Condition]:
-    """Every condition that holds right now."""
+    """Every condition that holds right now: each kiosk's own, its missing answers, stations
+    that stay quiet although open, halted rollouts (in that order)."""
     now = now or utcnow()
     hours = _station_hours(session)
-    found: list[Condition] = []
     devices = session.scalars(select(Device).where(Device.state != "retired")).all()
+    found: list[Condition] = []
     for d in devices:
-        if d.last_seen_at is None:
-            continue  # provisioned, not installed yet
-        online = device_online(d, now, settings.alert_heartbeat_timeout_s)
-        if not online:
-            away = now - d.last_seen_at
-            if away > timedelta(minutes=settings.alert_offline_after_min) and is_open(hours.get(d.station_id), now):
-                found.append(Condition("offline", d.station_id, d.id,
-                                       f"kiosk {d.id} at {d.station_id} has been offline for {_minutes(away)} "
-                                       "while the station is open", "critical"))
-            continue
-        depth, age = sane(d, "queue_depth"), sane(d, "oldest_queued_age_s")
-        if (depth or 0) >= settings.alert_backlog_events and (age or 0) >= settings.alert_backlog_age_min * 60:
-            found.append(Condition("backlog", d.station_id, d.id,
-                                   f"kiosk {d.id}: {depth} answers waiting, the oldest for "
-                                   f"{_minutes(timedelta(seconds=age or 0))}; "
-                                   "it is online but not delivering"))
-        if d.clock_synced is False:
-            found.append(Condition("clock", d.station_id, d.id,
-                                   f"kiosk {d.id}: clock not synchronised (NTP); answer times are unreliable"))
-        free, cpu = sane(d, "disk_free_mb"), sane(d, "cpu_temp_c")
-        if free is not None and free < settings.alert_disk_low_mb:
-            found.append(Condition("disk", d.station_id, d.id,
-                                   f"kiosk {d.id}: only {free:.0f} MB disk free"))
-        storage = (d.last_status or {}).get("storage_error")
-        if storage:
-            found.append(Condition("storage", d.station_id, d.id,
-                                   f"kiosk {d.id} cannot store answers normally: {storage}", "critical"))
-        if cpu is not None and cpu > settings.alert_temp_high_c:
-            found.append(Condition("temperature", d.station_id, d.id,
-                                   f"kiosk {d.id}: CPU at {cpu:.0f} °C"))
+        found += _kiosk_conditions(d, hours.get(d.station_id), settings, now)
+    found += _missing_answers(session, devices, settings, now)
+    found += _quiet_stations(session, hours, settings, now)
+    found += _halted_rollouts(session)
+    return found
 
+
+def _kiosk_conditions(d: Device, hours: OpeningHours | None, settings: Settings, now: datetime) -> list[Condition]:
+    """Offline while the station is open; or, online: backlog, clock, disk, storage, temperature."""
+    if d.last_seen_at is None:
+        return []  # provisioned, not installed yet
+    if not device_online(d, now, settings.alert_heartbeat_timeout_s):
+        away = now - d.last_seen_at
+        if away > timedelta(minutes=settings.alert_offline_after_min) and is_open(hours, now):
+            return [Condition("offline", d.station_id, d.id,
+                              f"kiosk {d.id} at {d.station_id} has been offline for {_minutes(away)} "
+                              "while the station is open", "critical")]
+        return []
+    checks = (_backlog(d, settings), _clock(d), _disk(d, settings), _storage(d), _temperature(d, settings))
+    return [c for c in checks if c is not None]
+
+
+def _backlog(d: Device, settings: Settings) -> Condition | None:
+    depth, age = sane(d, "queue_depth"), sane(d, "oldest_queued_age_s")
+    if (depth or 0) >= settings.alert_backlog_events and (age or 0) >= settings.alert_backlog_age_min * 60:
+        return Condition("backlog", d.station_id, d.id,
+                         f"kiosk {d.id}: {depth} answers waiting, the oldest for "
+                         f"{_minutes(timedelta(seconds=age or 0))}; "
+                         "it is online but not delivering")
+    return None
+
+
+def _clock(d: Device) -> Condition | None:
+    if d.clock_synced is False:
+        return Condition("clock", d.station_id, d.id,
+                         f"kiosk {d.id}: clock not synchronised (NTP); answer times are unreliable")
+    return None
+
+
+def _disk(d: Device, settings: Settings) -> Condition | None:
+    free = sane(d, "disk_free_mb")
+    if free is not None and free < settings.alert_disk_low_mb:
+        return Condition("disk", d.station_id, d.id, f"kiosk {d.id}: only {free:.0f} MB disk free")
+    return None
+
+
+def _storage(d: Device) -> Condition | None:
+    storage = (d.last_status or {}).get("storage_error")
+    if storage:
+        return Condition("storage", d.station_id, d.id,
+                         f"kiosk {d.id} cannot store answers normally: {storage}", "critical")
+    return None
+
+
+def _temperature(d: Device, settings: Settings) -> Condition | None:
+    cpu = sane(d, "cpu_temp_c")
+    if cpu is not None and cpu > settings.alert_temp_high_c:
+        return Condition("temperature", d.station_id, d.id, f"kiosk {d.id}: CPU at {cpu:.0f} °C")
+    return None
+
+
+def _missing_answers(session: Session, devices: Sequence[Device], settings: Settings,
+                     now: datetime) -> list[Condition]:
+    """Kiosks with gaps past the grace; an unrecoverable gap stays on the device page, but alerts for a day."""
     from fleet_server.fleet.gaps import UNRECOVERABLE_ALERT_FOR, describe, open_gaps
 
     gaps = open_gaps(session, [d.id for d in devices])
+    found = []
     for d in devices:
-        # Unrecoverable gaps stay on the device page for good, but alert only for a day.
         missing = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
                    and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
         if missing:
             found.append(Condition("events_missing", d.station_id, d.id,
                                    f"kiosk {d.id}: {describe(missing, now)[0]}"))
+    return found
 
+
+def _quiet_stations(session: Session, hours: Mapping[str, OpeningHours | None], settings: Settings,
+                    now: datetime) -> list[Condition]:
+    """Stations installed for the whole window with no answer in it although they were open."""
     window = timedelta(hours=settings.alert_no_feedback_hours)
     stations = session.execute(
         select(Device.station_id, func.max(Device.last_event_at), func.min(Device.created_at))
         .where(Device.state != "retired", Device.last_seen_at.is_not(None))
         .group_by(Device.station_id)
     ).all()
+    found = []
     for station_id, last_event, since in stations:
-        # Installed for at least the whole window, and nothing in it although open.
         if since is None or now - since < window:
             continue
         if (last_event is None or now - last_event > window) and open_within(hours.get(station_id), now - window, now):
@@ -180,11 +219,14 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             found.append(Condition("no_feedback", station_id, None,
                                    f"station {station_id}: no feedback {quiet} although it was open; "
                                    "check the kiosk's buttons and screen"))
+    return found
+
+
+def _halted_rollouts(session: Session) -> list[Condition]:
     from fleet_server.fleet.rollouts import halted
 
-    found.extend(Condition("rollout_halted", station_id, None, message, "critical")
-                 for station_id, message in halted(session))
-    return found
+    return [Condition("rollout_halted", station_id, None, message, "critical")
+            for station_id, message in halted(session)]
 
 
 # ----------------------------------------------------------------- state

@@ -97,75 +97,102 @@ def _software(device: Device) -> Field:
 def device_health(device: Device, station_name: str, current_version: int, settings: Settings,
                   now: datetime, alerts: list[str] | None = None) -> DeviceHealth:
     online = device_online(device, now, settings.alert_heartbeat_timeout_s)
-    if device.state == "retired":
-        status = Field("retired", "unknown")
-    elif device.last_seen_at is None:
-        status = Field("never connected", "unknown")
-    elif online:
-        status = Field("online", "ok")
-    else:
-        away = now - device.last_seen_at
-        why = "Last Will" if not device.online else "no heartbeat"
-        level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
-        status = Field(f"offline since {ago(away)} ({why})", level)
-
-    def seen(at: datetime | None) -> Field:
-        return Field(ago(now - at), "ok") if at else Field("never", "unknown")
-
     reported = device.last_seen_at is not None
-    depth = sane(device, "queue_depth")
-    queue = Field("—", "unknown") if depth is None else Field(
-        f"{depth} waiting", "warn" if depth >= settings.alert_backlog_events else "ok")
-    age = sane(device, "oldest_queued_age_s")
-    oldest = Field("—", "unknown") if age is None else Field(
-        _duration(age), "warn" if age >= settings.alert_backlog_age_min * 60 else "ok")
-    shed_count = sane(device, "shed_count")
-    shed = Field("—", "unknown") if shed_count is None else Field(
-        f"{shed_count} dropped", "bad" if shed_count else "ok")
     applied = sane(device, "config_version")
-    if applied is None:
-        config = Field(f"unknown (current {current_version})", "unknown")
-    elif applied == current_version:
-        config = Field(f"{applied} (current)", "ok")
-    else:
-        config = Field(f"{applied}, current is {current_version}", "warn")
-    refused = (device.last_status or {}).get("config_error")
-    if refused:
-        config = Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
-    version = _software(device)
-    if device.clock_synced is None:
-        clock = Field("—", "unknown")
-    else:
-        clock = Field("synced", "ok") if device.clock_synced else Field("NOT synced", "bad")
-    cpu, free, uptime = sane(device, "cpu_temp_c"), sane(device, "disk_free_mb"), sane(device, "uptime_s")
-    temp = Field("—", "unknown") if cpu is None else Field(
-        f"{cpu:.0f} °C", "bad" if cpu > settings.alert_temp_high_c else "ok")
-    disk = Field("—", "unknown") if free is None else Field(
-        f"{free:,.0f} MB free".replace(",", "\u202f"),
-        "bad" if free < settings.alert_disk_low_mb else "ok")
+    queue, oldest = _queue_fields(device, settings)
     return DeviceHealth(
         device_id=device.id,
         station_id=device.station_id,
         station_name=station_name,
         state=device.state,
         online=online,
-        status=status,
-        last_seen=seen(device.last_seen_at),
-        last_event=seen(device.last_event_at),
+        status=_status_field(device, online, settings, now),
+        last_seen=_seen(device.last_seen_at, now),
+        last_event=_seen(device.last_event_at, now),
         queue=queue if reported else Field("—", "unknown"),
         oldest_queued=oldest if reported else Field("—", "unknown"),
-        shed=shed,
-        version=version,
-        config=config,
-        clock=clock,
-        temperature=temp,
-        disk=disk,
-        uptime=Field(_duration(uptime), "ok" if uptime is not None else "unknown"),
+        shed=_shed_field(device),
+        version=Field(device.software_version or "—", "ok" if device.software_version else "unknown"),
+        config=_config_field(device, applied, current_version),
+        clock=_clock_field(device),
+        temperature=_temperature_field(device, settings),
+        disk=_disk_field(device, settings),
+        uptime=_uptime_field(device),
         ip=Field(device.ip or "—", "ok" if device.ip else "unknown"),
         config_version_applied=applied,
         config_version_current=current_version,
         alerts=alerts or [],
     )
+
+
+def _status_field(device: Device, online: bool, settings: Settings, now: datetime) -> Field:
+    if device.state == "retired":
+        return Field("retired", "unknown")
+    if device.last_seen_at is None:
+        return Field("never connected", "unknown")
+    if online:
+        return Field("online", "ok")
+    away = now - device.last_seen_at
+    why = "Last Will" if not device.online else "no heartbeat"
+    level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
+    return Field(f"offline since {ago(away)} ({why})", level)
+
+
+def _seen(at: datetime | None, now: datetime) -> Field:
+    return Field(ago(now - at), "ok") if at else Field("never", "unknown")
+
+
+def _queue_fields(device: Device, settings: Settings) -> tuple[Field, Field]:
+    """(answers waiting, age of the oldest) as the kiosk last reported them."""
+    depth = sane(device, "queue_depth")
+    queue = Field("—", "unknown") if depth is None else Field(
+        f"{depth} waiting", "warn" if depth >= settings.alert_backlog_events else "ok")
+    age = sane(device, "oldest_queued_age_s")
+    oldest = Field("—", "unknown") if age is None else Field(
+        _duration(age), "warn" if age >= settings.alert_backlog_age_min * 60 else "ok")
+    return queue, oldest
+
+
+def _shed_field(device: Device) -> Field:
+    shed_count = sane(device, "shed_count")
+    return Field("—", "unknown") if shed_count is None else Field(
+        f"{shed_count} dropped", "bad" if shed_count else "ok")
+
+
+def _config_field(device: Device, applied: float | None, current_version: int) -> Field:
+    """The config version the kiosk runs against the current one; a refused config says why."""
+    refused = (device.last_status or {}).get("config_error")
+    if refused:
+        return Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
+    if applied is None:
+        return Field(f"unknown (current {current_version})", "unknown")
+    if applied == current_version:
+        return Field(f"{applied} (current)", "ok")
+    return Field(f"{applied}, current is {current_version}", "warn")
+
+
+def _clock_field(device: Device) -> Field:
+    if device.clock_synced is None:
+        return Field("—", "unknown")
+    return Field("synced", "ok") if device.clock_synced else Field("NOT synced", "bad")
+
+
+def _temperature_field(device: Device, settings: Settings) -> Field:
+    cpu = sane(device, "cpu_temp_c")
+    return Field("—", "unknown") if cpu is None else Field(
+        f"{cpu:.0f} °C", "bad" if cpu > settings.alert_temp_high_c else "ok")
+
+
+def _disk_field(device: Device, settings: Settings) -> Field:
+    free = sane(device, "disk_free_mb")
+    return Field("—", "unknown") if free is None else Field(
+        f"{free:,.0f} MB free".replace(",", "\u202f"),
+        "bad" if free < settings.alert_disk_low_mb else "ok")
+
+
+def _uptime_field(device: Device) -> Field:
+    uptime = sane(device, "uptime_s")
+    return Field(_duration(uptime), "ok" if uptime is not None else "unknown")
 
 
 def fleet_health(session: Session, settings: Settings, station_ids: list[str] | None = None,

@@ -347,9 +347,7 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
     watermark nothing new can go missing, and only the seqs above it are scanned,
     plus the open gap rows' own ranges (``still_missing``). None: scan everything.
     """
-    from fleet_server.fleet.remote_config import reconcile_acks, send_command  # imports the feature modules
-
-    DeviceCommand = fleet_models.DeviceCommand
+    from fleet_server.fleet.remote_config import reconcile_acks  # imports the feature modules
 
     now = now or utcnow()
     grace = timedelta(seconds=settings.gap_grace_s)
@@ -362,79 +360,113 @@ def track_gaps(session: Session, settings, publisher, now: datetime | None = Non
     rows_by_device = open_gaps(session, claimed)
     epochs = {d: e for d, e in session.execute(select(Device.id, Device.epoch).where(Device.id.in_(claimed)))}
     _close_replaced_outboxes(rows_by_device, epochs, now, result)
-    if watermarks is None:
-        found = find_gaps(session, claimed)
-        below: dict[str, list[SeqRange]] = {}
-    else:
-        def mark(device_id: str) -> str:  # a watermark is about one sequence: a new epoch starts at 0
-            epoch = epochs.get(device_id)
-            return device_id if epoch is None else f"{device_id}@{epoch}"
-
-        since = {d: watermarks.get(mark(d), 0) for d in claimed}
-        seen: dict[str, int] = {}
-        found = find_gaps(session, since=since, seen=seen)
-        watermarks.update({mark(d): hi for d, hi in seen.items()})
-        parts = still_missing(session, [r for rows in rows_by_device.values() for r in rows])
-        below = {}  # what the open rows under the scanned part still lack
-        for device_id, rows in rows_by_device.items():
-            below[device_id] = [SeqRange(lo, min(hi, since.get(device_id, 0) - 1), r.kind)
-                                for r in rows for lo, hi in parts[r.id] if lo < since.get(device_id, 0)]
+    found, below = _scan(session, claimed, rows_by_device, epochs, watermarks)
     for device_id in sorted(set(found) | set(rows_by_device)):
         device = session.get(Device, device_id)
         if device is None:
             continue
-        ranges = merge_ranges(below.get(device_id, []) + (found[device_id].ranges if device_id in found else []))
-        if watermarks is not None and len(ranges) > MAX_TRACKED_GAPS:
-            # Ranges past the tracked ones must be scanned again next time, not forgotten.
-            key = mark(device_id)
-            watermarks[key] = min(watermarks.get(key, 0), ranges[MAX_TRACKED_GAPS].first - 1)
+        ranges = _ranges_to_track(device_id, found, below, epochs, watermarks)
         rows = _reconcile(session, device_id, ranges, rows_by_device.get(device_id, []), now, result,
                           epoch=epochs.get(device_id))
         if device.state == "retired" or not rows:
             continue
-        commands = {c.cmd_id: c for c in session.scalars(
-            select(DeviceCommand).where(DeviceCommand.cmd_id.in_({r.resend_cmd_id for r in rows if r.resend_cmd_id}))
-        )}
-        for row in rows:
-            command = commands.get(row.resend_cmd_id or "")
-            if command is not None and command.acked_at is not None and row.ack_seen_at is None:
-                row.ack_seen_at = now
-            if (row.unrecoverable_at is None and device.held_from_seq is not None
-                    and row.last_seq < device.held_from_seq and now - row.detected_at >= grace):
-                row.unrecoverable_at = now
-                row.reason = _why_gone(device, command)[:500]
-                result.unrecoverable.append(row)
-                _LOGGER.warning("kiosk %s: seq %d-%d unrecoverable (%s)", device_id, row.first_seq, row.last_seq,
-                                row.reason)
-
-        def wanted(row: SeqGap) -> bool:
-            if row.unrecoverable_at is not None or now - row.detected_at < grace:
-                return False
-            if row.resend_cmd_id is None:
-                return True
-            # Asked and still missing although the kiosk holds it (the resend went astray, or was
-            # never acknowledged): ask again after the interval.
-            return row.resend_at is not None and now - row.resend_at >= interval
-
-        due = [r for r in rows if wanted(r)]
-        if not due or not online(device):
-            continue
-        last_resend = session.scalar(
-            select(func.max(DeviceCommand.issued_at))
-            .where(DeviceCommand.device_id == device_id, DeviceCommand.name == "resend")
-        )
-        if last_resend is not None and now - last_resend < interval:
-            continue  # one resend per kiosk per interval, whoever sent the last one
-        from_seq = min(r.first_seq for r in due)
-        command = send_command(session, publisher, device_id, "resend", from_seq=from_seq, by=LOOP_USER, now=now)
-        for row in rows:
-            if row.unrecoverable_at is None and row.first_seq >= from_seq:
-                row.resend_cmd_id, row.resend_at, row.ack_seen_at = command.cmd_id, now, None
-        result.resends.append(command)
-        _LOGGER.info("kiosk %s: %d answers missing; asked to resend from seq %d", device_id,
-                     sum(r.missing for r in rows), from_seq)
+        _mark_unrecoverable(session, device, rows, now, grace, result)
+        _ask_for_resend(session, publisher, device, rows, now, grace, interval, online, result)
     session.flush()
     return result
+
+
+def _watermark_key(device_id: str, epochs: Mapping[str, uuid.UUID | None]) -> str:
+    """A watermark is about one sequence: a new epoch starts at 0."""
+    epoch = epochs.get(device_id)
+    return device_id if epoch is None else f"{device_id}@{epoch}"
+
+
+def _scan(session: Session, claimed: list[str], rows_by_device: dict[str, list[SeqGap]],
+          epochs: Mapping[str, uuid.UUID | None], watermarks: dict[str, int] | None,
+          ) -> tuple[dict[str, DeviceGaps], dict[str, list[SeqRange]]]:
+    """(the gaps found in the scanned seqs, what the open rows below the scanned part still lack).
+
+    Without watermarks every seq is scanned; with them only those above each watermark,
+    and the watermarks move up to the highest seq seen."""
+    if watermarks is None:
+        return find_gaps(session, claimed), {}
+    since = {d: watermarks.get(_watermark_key(d, epochs), 0) for d in claimed}
+    seen: dict[str, int] = {}
+    found = find_gaps(session, since=since, seen=seen)
+    watermarks.update({_watermark_key(d, epochs): hi for d, hi in seen.items()})
+    parts = still_missing(session, [r for rows in rows_by_device.values() for r in rows])
+    below: dict[str, list[SeqRange]] = {}
+    for device_id, rows in rows_by_device.items():
+        below[device_id] = [SeqRange(lo, min(hi, since.get(device_id, 0) - 1), r.kind)
+                            for r in rows for lo, hi in parts[r.id] if lo < since.get(device_id, 0)]
+    return found, below
+
+
+def _ranges_to_track(device_id: str, found: Mapping[str, DeviceGaps], below: Mapping[str, list[SeqRange]],
+                     epochs: Mapping[str, uuid.UUID | None], watermarks: dict[str, int] | None) -> list[SeqRange]:
+    """A kiosk's missing ranges, merged; a watermark goes back below those past the tracked ones."""
+    ranges = merge_ranges(below.get(device_id, []) + (found[device_id].ranges if device_id in found else []))
+    if watermarks is not None and len(ranges) > MAX_TRACKED_GAPS:
+        # Ranges past the tracked ones must be scanned again next time, not forgotten.
+        key = _watermark_key(device_id, epochs)
+        watermarks[key] = min(watermarks.get(key, 0), ranges[MAX_TRACKED_GAPS].first - 1)
+    return ranges
+
+
+def _mark_unrecoverable(session: Session, device: Device, rows: list[SeqGap], now: datetime, grace: timedelta,
+                        result: GapPass) -> None:
+    """Note acknowledged resends; a gap below what the kiosk still holds (past the grace) cannot come back."""
+    DeviceCommand = fleet_models.DeviceCommand
+    commands = {c.cmd_id: c for c in session.scalars(
+        select(DeviceCommand).where(DeviceCommand.cmd_id.in_({r.resend_cmd_id for r in rows if r.resend_cmd_id}))
+    )}
+    for row in rows:
+        command = commands.get(row.resend_cmd_id or "")
+        if command is not None and command.acked_at is not None and row.ack_seen_at is None:
+            row.ack_seen_at = now
+        if (row.unrecoverable_at is None and device.held_from_seq is not None
+                and row.last_seq < device.held_from_seq and now - row.detected_at >= grace):
+            row.unrecoverable_at = now
+            row.reason = _why_gone(device, command)[:500]
+            result.unrecoverable.append(row)
+            _LOGGER.warning("kiosk %s: seq %d-%d unrecoverable (%s)", device.id, row.first_seq, row.last_seq,
+                            row.reason)
+
+
+def _resend_wanted(row: SeqGap, now: datetime, grace: timedelta, interval: timedelta) -> bool:
+    if row.unrecoverable_at is not None or now - row.detected_at < grace:
+        return False
+    if row.resend_cmd_id is None:
+        return True
+    # Asked and still missing although the kiosk holds it (the resend went astray, or was
+    # never acknowledged): ask again after the interval.
+    return row.resend_at is not None and now - row.resend_at >= interval
+
+
+def _ask_for_resend(session: Session, publisher, device: Device, rows: list[SeqGap], now: datetime,
+                    grace: timedelta, interval: timedelta, online: Callable[[Device], bool], result: GapPass) -> None:
+    """One resend command from the lowest wanted seq, if the kiosk is online and was not asked this interval."""
+    from fleet_server.fleet.remote_config import send_command
+
+    DeviceCommand = fleet_models.DeviceCommand
+    due = [r for r in rows if _resend_wanted(r, now, grace, interval)]
+    if not due or not online(device):
+        return
+    last_resend = session.scalar(
+        select(func.max(DeviceCommand.issued_at))
+        .where(DeviceCommand.device_id == device.id, DeviceCommand.name == "resend")
+    )
+    if last_resend is not None and now - last_resend < interval:
+        return  # one resend per kiosk per interval, whoever sent the last one
+    from_seq = min(r.first_seq for r in due)
+    command = send_command(session, publisher, device.id, "resend", from_seq=from_seq, by=LOOP_USER, now=now)
+    for row in rows:
+        if row.unrecoverable_at is None and row.first_seq >= from_seq:
+            row.resend_cmd_id, row.resend_at, row.ack_seen_at = command.cmd_id, now, None
+    result.resends.append(command)
+    _LOGGER.info("kiosk %s: %d answers missing; asked to resend from seq %d", device.id,
+                 sum(r.missing for r in rows), from_seq)
 
 
 # ----------------------------------------------------------------- words for the pages
