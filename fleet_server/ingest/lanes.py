@@ -25,7 +25,7 @@ from fleet_server.ingest.store import InboundMessage, count_events
 LIVE_MAX_EVENTS = 10
 """A message with at most this many events is live (a kiosk's backlog goes out 100 a message)."""
 
-LIVE_TX_EVENTS = 1000
+LIVE_TX_EVENTS = 500
 """A transaction carrying live messages takes at most this many events in all, so the press
 is committed within one short transaction (catch-up goes on in full transactions after it)."""
 
