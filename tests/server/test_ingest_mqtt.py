@@ -95,7 +95,7 @@ def test_burst_published_while_ingest_is_away_arrives_whole(settings, sessions, 
     assert len(stored) == 3000 and set(stored) == ids
 
 
-def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions, broker, monkeypatch):
+def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions, broker, mocker):
     """abort() drops the connection like a dead process: received-but-uncommitted messages come back."""
     real, slow = ingest_module.store_batch, threading.Event()
     slow.set()
@@ -105,7 +105,7 @@ def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions
             time.sleep(0.05)  # a slow database, so messages pile up un-acknowledged
         return real(session_factory, batch)
 
-    monkeypatch.setattr(ingest_module, "store_batch", slow_store)
+    mocker.patch.object(ingest_module, "store_batch", side_effect=slow_store)
     messages, ids = one_event_messages(2000)
     first = Ingestor(settings, sessions).start()
     assert first.wait_subscribed(10)
@@ -123,7 +123,7 @@ def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions
     assert len(stored) == 2000 and set(stored) == ids
 
 
-def test_database_error_is_retried_and_loses_nothing(settings, sessions, broker, monkeypatch):
+def test_database_error_is_retried_and_loses_nothing(settings, sessions, broker, mocker):
     real = ingest_module.store_batch
     failures = {"left": 3}
 
@@ -133,7 +133,7 @@ def test_database_error_is_retried_and_loses_nothing(settings, sessions, broker,
             raise OperationalError("INSERT ...", {}, Exception("database is down"))
         return real(session_factory, messages)
 
-    monkeypatch.setattr(ingest_module, "store_batch", flaky)
+    store = mocker.patch.object(ingest_module, "store_batch", side_effect=flaky)  # the database failing
     messages, ids = one_event_messages(50)
     pub = publisher(broker)
     with Ingestor(settings, sessions) as ingestor:
@@ -141,6 +141,7 @@ def test_database_error_is_retried_and_loses_nothing(settings, sessions, broker,
         publish_all(pub, messages)
         wait_for_rows(sessions, 50)
         assert ingestor.counters.db_errors == 3
+        assert store.call_count >= 4  # three failures, then the retries that stored them
     pub.loop_stop()
     assert set(stored_ids(sessions)) == ids
 

@@ -212,13 +212,17 @@ def test_followup_and_thanks_screenshots_and_no_cheerful_thanks_after_a_sad_face
     k = make_kiosk(fast_config(), ui=UISection(staff_pin="2468", thanks_s=30))
     k.tap(k.face(2))
     k.wait_screen("followup")
-    k.shot("followup")
+    followup = k.screen("followup")
+    assert followup.ids.title.text == "Mikä meni huonosti?"
+    assert [b.text for b in reversed(followup.ids.options.children)] == [
+        "Odotin liian kauan", "Henkilökunnan käytös", "En saanut tarpeeksi tietoa", "Tilat", "Jokin muu"]
+    followup_png = k.shot("followup")
     k.tap(k.screen("followup").ids.skip)
     k.wait_screen("thanks")
     thanks = k.screen("thanks")
     assert (thanks.ids.title.text, thanks.ids.detail.text) == (
         "Kiitos, että kerroit.", "Saimme vastauksesi. Käytämme sitä palvelun parantamiseen.")
-    k.shot("thanks-sad")
+    thanks_png = k.shot("thanks-sad")
     k.app.go_home()
     k.tap(k.face(4))
     k.wait_screen("followup")
@@ -226,6 +230,19 @@ def test_followup_and_thanks_screenshots_and_no_cheerful_thanks_after_a_sad_face
     k.wait_screen("thanks")
     assert (thanks.ids.title.text, thanks.ids.detail.text) == ("Kiitos!", "Saimme vastauksesi.")
     k.shot("thanks")
+    # The pictures are of the whole window and show two different screens; skipping stored no follow-up.
+    from kivy.core.window import Window
+
+    assert _png_size(followup_png) == _png_size(thanks_png) == tuple(Window.size)
+    assert followup_png.read_bytes() != thanks_png.read_bytes()
+    assert [(e["kind"], e["value"]) for e in k.stored()] == [("smiley", 2), ("smiley", 4)]
+
+
+def _png_size(path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 class RecordingSpeaker:
