@@ -87,8 +87,22 @@ def migrate(database_url: str | URL | Engine, revision: str = "head") -> None:
 
     engine = database_url if isinstance(database_url, Engine) else make_engine(database_url)
     try:
-        with engine.begin() as connection, migration_lock(engine, connection):
-            command.upgrade(alembic_config(connection), revision)
+        with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table as copy, drop, rename: with foreign keys on, dropping
+                # a table other rows refer to (stations, devices) fails. Off for the migration only
+                # (a PRAGMA outside any transaction), and checked afterwards.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            with connection.begin(), migration_lock(engine, connection):
+                command.upgrade(alembic_config(connection), revision)
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+                if broken:
+                    raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
         _LOGGER.info("database at %s is at migration %s", engine.url.render_as_string(hide_password=True), revision)
     finally:
         if engine is not database_url:
