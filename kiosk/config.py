@@ -56,6 +56,10 @@ class BrokerSection(_Section):
     """How to reach the MQTT broker. TLS is on exactly when the URL is ``mqtts://``."""
 
     url: str
+    fallback_urls: list[str] = Field(
+        default_factory=list, max_length=8,
+        description="other brokers (e.g. regional ones bridged to the central one) tried in turn when the one in "
+        "use is unreachable; same account and TLS settings")
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
@@ -74,6 +78,13 @@ class BrokerSection(_Section):
         parse_mqtt_url(url)  # credentials have their own keys here
         return url
 
+    @field_validator("fallback_urls")
+    @classmethod
+    def _fallback_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parse_mqtt_url(url)
+        return urls
+
     @model_validator(mode="after")
     def _consistent(self) -> BrokerSection:
         if self.password is not None and self.password_file is not None:
@@ -82,6 +93,8 @@ class BrokerSection(_Section):
             raise ValueError("client_cert and client_key: give both or neither")
         if (self.client_cert or self.ca_file) and not self.tls:
             raise ValueError("ca_file/client_cert need an mqtts:// url")
+        if any(parse_mqtt_url(u).tls != self.tls for u in self.fallback_urls):
+            raise ValueError("fallback_urls must all be mqtts:// when url is, and mqtt:// when it is not")
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
         return self
@@ -89,6 +102,11 @@ class BrokerSection(_Section):
     @property
     def tls(self) -> bool:
         return parse_mqtt_url(self.url).tls
+
+    @property
+    def urls(self) -> list[str]:
+        """``url`` first, then the fallbacks: the order the uplink tries them in."""
+        return [self.url, *self.fallback_urls]
 
     @property
     def host(self) -> str:

@@ -66,6 +66,7 @@ from palaute_wire.contract import (
     topic,
 )
 from palaute_wire.errors import ContractError
+from palaute_wire.mqtt_url import parse_mqtt_url
 
 from .clock import ClockWatch
 from .config import BrokerSection
@@ -198,6 +199,7 @@ class Uplink:
         # Connection state, owned by the uplink thread.
         self._state = "disconnected"  # disconnected | connecting | connected
         self._connecting_since = 0.0
+        self._url_index = 0  # which of broker.urls is tried next (failover on every failed attempt)
         self._failures = 0
         self._attempts = 0
         self._next_attempt = 0.0
@@ -295,7 +297,7 @@ class Uplink:
     # -- the thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        _LOGGER.info("uplink to %s as %s", self.broker.url, self.client_id)
+        _LOGGER.info("uplink to %s as %s", " or ".join(self.broker.urls), self.client_id)
         while not self._stopping.is_set():
             try:
                 self._step()
@@ -327,7 +329,7 @@ class Uplink:
         self._wake.clear()
         self._client.loop(timeout=self.t.loop_timeout_s)
         if self._state == "connecting" and time.monotonic() - self._connecting_since > self.t.connack_timeout_s:
-            _LOGGER.warning("no CONNACK from %s within %.0fs; dropping the connection", self.broker.url,
+            _LOGGER.warning("no CONNACK from %s within %.0fs; dropping the connection", self.broker_url,
                             self.t.connack_timeout_s)
             self._client.disconnect()
             self._state = "disconnected"
@@ -363,11 +365,12 @@ class Uplink:
             qos=1,
             retain=True,
         )
+        endpoint = parse_mqtt_url(self.broker_url)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.t.session_expiry_s
         try:
             self._client.connect(
-                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                endpoint.host, endpoint.port, keepalive=self.broker.keepalive_s,
                 clean_start=False, properties=props,
             )
         except Exception as exc:  # noqa: BLE001 - OSError, ssl errors, DNS: all mean "not now", never a dead loop
@@ -375,6 +378,14 @@ class Uplink:
             return
         self._state = "connecting"
         self._connecting_since = time.monotonic()
+
+    @property
+    def broker_url(self) -> str:
+        """The broker in use (or tried next): one of ``broker.urls``."""
+        return self.broker.urls[self._url_index]
+
+    def _next_url(self) -> int:
+        return (self._url_index + 1) % len(self.broker.urls)
 
     def _schedule_retry(self, *, auth: bool = False, reason: str | None = None) -> None:
         self._failures += 1
@@ -386,7 +397,10 @@ class Uplink:
         self._next_attempt = time.monotonic() + delay
         if reason is not None:
             log = _LOGGER.warning if self._failures == 1 else _LOGGER.info
-            log("broker %s unreachable (%s); retrying in %.2fs", self.broker.url, reason, delay)
+            log("broker %s unreachable (%s); retrying in %.2fs%s", self.broker_url, reason, delay,
+                f" with {self.broker.urls[self._next_url()]}" if len(self.broker.urls) > 1 else "")
+        if not auth and len(self.broker.urls) > 1:
+            self._url_index = self._next_url()  # the next broker gets the next attempt
 
     def _shutdown(self) -> None:
         if self._state == "connected":
@@ -414,7 +428,7 @@ class Uplink:
                 self._schedule_retry(auth=True)
                 _LOGGER.error(
                     "broker %s refused user %r: %s. Check [broker] username and password; "
-                    "retrying in %.0fs", self.broker.url, self.broker.username, name,
+                    "retrying in %.0fs", self.broker_url, self.broker.username, name,
                     self._next_attempt - time.monotonic(),
                 )
             else:
@@ -423,7 +437,7 @@ class Uplink:
         self._state = "connected"
         self._failures = 0
         self._refused = None
-        _LOGGER.info("connected to %s (session %s)", self.broker.url,
+        _LOGGER.info("connected to %s (session %s)", self.broker_url,
                      "resumed" if flags.session_present else "new")
         client.subscribe([(self.topics["config"], 1), (self.topics["cmd"], 1)])
         now = time.monotonic()
@@ -440,7 +454,7 @@ class Uplink:
         if self._stopping.is_set():
             return
         if was == "connected":
-            _LOGGER.warning("lost connection to %s (%s)", self.broker.url, reason_code)
+            _LOGGER.warning("lost connection to %s (%s)", self.broker_url, reason_code)
             self._call(self.on_connection, False)
         if self._next_attempt <= time.monotonic():
             self._schedule_retry(reason=str(reason_code) if was != "connected" else None)

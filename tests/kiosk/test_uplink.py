@@ -10,6 +10,7 @@ import pytest
 
 from fleet_server.devtools.local_broker import Mosquitto
 from kiosk.app import RESTART_EXIT_CODE, Kiosk
+from kiosk.config import ConfigError
 from kiosk.simulate import Simulator
 from kiosk.state import station_config_path
 from kiosk.uplink import UplinkTunables
@@ -250,3 +251,28 @@ def test_a_fleet_that_lost_its_broker_together_reconnects_within_ten_seconds_spr
     assert at_cap[-1] - at_cap[0] > 3.0, "reconnects must spread over seconds, not one instant"
     same_second = max(sum(1 for d in at_cap if s <= d < s + 1) for s in range(10))
     assert same_second < 200 * 0.35
+
+
+def test_a_kiosk_with_several_brokers_fails_over_when_the_one_in_use_goes_away(tmp_path, make_kiosk):
+    """Two private Mosquittos (as a regional and the central broker): the kiosk starts on the
+    first, which then stops; it carries on with the second and its answers arrive there."""
+    from fleet_server.devtools.local_broker import Mosquitto, free_port
+
+    dead = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens here: tried first, skipped
+    with (Mosquitto(tmp_path / "one") as one, Mosquitto(tmp_path / "two") as two,
+          Subscriber(one.port) as sub_one, Subscriber(two.port) as sub_two):
+        kiosk = make_kiosk(dead, broker={"fallback_urls": [one.url, two.url]})
+        connected(kiosk)
+        assert kiosk.uplink.broker_url == one.url
+        first = press(kiosk, 4)
+        wait_until(lambda: sub_one.event_ids() == {str(first.event_id)}, 10, "the answer at the first broker")
+        one.stop()
+        later = [press(kiosk, v) for v in (1, 2)]
+        wait_until(lambda: sub_two.event_ids() >= {str(e.event_id) for e in later}, 20,
+                   "the later answers at the second broker")
+        assert kiosk.uplink.broker_url == two.url and kiosk.outbox.stats().queue_depth == 0
+
+
+def test_fallback_brokers_must_use_the_same_scheme(tmp_path):
+    with pytest.raises(ConfigError, match="fallback_urls must all be mqtts://"):
+        kiosk_config(tmp_path, "mqtts://central.example:8883", broker={"fallback_urls": ["mqtt://region.example"]})
