@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         default=None, description="how kiosks reach this server's /kiosk/v1/releases/, e.g. https://fleet.example.fi"
     )
     alert_check_interval_s: float = Field(default=30, gt=0, description="how often the alert rules run")
+    # ---- retention (fleet_server.fleet.retention): 0 keeps for ever; the hourly rollups are always kept
+    retention_answers_days: int = Field(
+        default=0, ge=0, description="raw answers older than this (by answer time) are removed; on PostgreSQL "
+        "whole months are dropped once they are entirely past it. 0: kept for ever (the default: removing "
+        "citizens' answers is the municipality's decision)")
+    retention_dead_letters_days: int = Field(default=30, ge=0, description="refused messages (up to 1 MiB each)")
+    retention_presence_days: int = Field(default=90, ge=0, description="online/offline history of the kiosks")
+    retention_alerts_days: int = Field(default=365, ge=0, description="cleared alerts and their deliveries")
+    retention_gaps_days: int = Field(default=90, ge=0, description="resolved sequence gaps")
     leader_poll_s: float = Field(
         default=2, gt=0, le=60, description="how often a standby process asks for the fleet-loop lock "
         "(the takeover time after the leader dies)"

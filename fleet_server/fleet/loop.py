@@ -29,6 +29,9 @@ from fleet_server.fleet.publisher import Publisher
 
 _LOGGER = logging.getLogger(__name__)
 
+RETENTION_INTERVAL_S = 3600
+"""How often the leader applies the retention settings and makes the answers' next partitions."""
+
 
 @dataclass
 class GapSchedule:
@@ -92,6 +95,7 @@ class FleetLoop:
         self._drift_attempts: dict[str, tuple[int, float]] = {}
         self._cleared: set[str] = set()
         self.gap_schedule = GapSchedule(self.settings.gap_check_interval_s, self.settings.gap_check_soon_s)
+        self._retention_applied = float("-inf")
         self._broker_connections = 0
         self._gap_watermarks: dict[str, int] = {}  # device -> highest seq scanned (fleet_server.fleet.gaps)
 
@@ -121,6 +125,9 @@ class FleetLoop:
         run_once(self.session_factory, self.settings, self.channels)
         self.correct_clocks()
         self.gap_pass_if_due()
+        if time.monotonic() - self._retention_applied >= RETENTION_INTERVAL_S:
+            self._retention_applied = time.monotonic()
+            self._retention()
         self.passes += 1
 
     def correct_clocks(self) -> int:
@@ -133,6 +140,15 @@ class FleetLoop:
         except Exception as exc:  # noqa: BLE001 - retried next pass
             _LOGGER.warning("clock corrections not applied (%s); retrying next pass", exc)
             return 0
+
+    def _retention(self) -> None:
+        from fleet_server.core.clock import utcnow
+        from fleet_server.fleet.retention import apply_retention
+
+        try:
+            apply_retention(self.session_factory.kw["bind"], self.settings, utcnow())
+        except Exception as exc:  # noqa: BLE001 - retried next hour
+            _LOGGER.warning("retention pass failed (%s); retrying in an hour", exc)
 
     def gap_pass_if_due(self) -> bool:
         """Run check_gaps if the schedule says so (the broker came back: soon). True if it ran."""

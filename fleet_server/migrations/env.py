@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import context
 
 from fleet_server.core.db import make_engine
+from fleet_server.core.partitions import include_name
 from fleet_server.models import Base
 
 config = context.config
@@ -22,6 +23,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # the answers table's monthly partitions (core.partitions)
     )
     with context.begin_transaction():
         context.run_migrations()

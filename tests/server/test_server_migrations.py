@@ -1,11 +1,13 @@
 """The Alembic migrations build exactly the schema the ORM models describe, on both backends."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from fleet_server.core.db import alembic_config, make_engine, migrate
+from fleet_server.core.db import alembic_config, make_engine, make_session_factory, migrate
+from fleet_server.core.partitions import include_name
 from fleet_server.models import Base
 
 
@@ -14,7 +16,7 @@ def test_migrations_match_the_models(db_url):
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:
@@ -41,5 +43,56 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url):
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_answers_table_is_partitioned_by_month_from_todays_schema_with_data_in_it(postgres_url):
+    """Migrate to the revision before partitioning, store answers of three months (and one
+    id that is not a UUIDv7), migrate on: every row is there, in its month's partition, and
+    the ingest's idempotent insert still refuses a second copy of any of them."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import uuid6
+
+    from fleet_server.core.partitions import existing_partitions, is_partitioned
+    from fleet_server.ingest.store import store_batch
+    from tests.support.server_factories import event, events_message
+
+    migrate(postgres_url, "1600_event_clock")
+    engine = make_engine(postgres_url)
+    factory = make_session_factory(engine)
+    try:
+        answers = []
+        for month in (9, 10, 11):
+            # uuid6.uuid7() stamps "now"; build ids of past months by their 48-bit time prefix.
+            at = datetime(2026, month, 15, 12, 0, tzinfo=UTC)
+            for _ in range(5):
+                raw = uuid6.uuid7().int & ((1 << 80) - 1)
+                answers.append(event(seq=len(answers) + 1, ts=at,
+                                     event_id=uuid.UUID(int=(int(at.timestamp() * 1000) << 80) | raw)))
+        answers.append(event(seq=len(answers) + 1, event_id=uuid.uuid4()))
+        store_batch(factory, [events_message(answers[i:i + 4]) for i in range(0, len(answers), 4)])
+        with engine.connect() as conn:
+            assert not is_partitioned(conn)
+            before = conn.execute(text("SELECT max(id) FROM feedback_events")).scalar()
+
+        migrate(postgres_url)
+        with engine.connect() as conn:
+            assert is_partitioned(conn)
+            names = existing_partitions(conn)
+            assert {"feedback_events_2026_09", "feedback_events_2026_10", "feedback_events_2026_11",
+                    "feedback_events_default"} <= names
+            per_month = dict(conn.execute(text(
+                "SELECT tableoid::regclass::text, count(*) FROM feedback_events GROUP BY 1")).all())
+            assert per_month["feedback_events_2026_09"] == per_month["feedback_events_2026_10"] == 5
+            assert sum(per_month.values()) == len(answers)
+        again = store_batch(factory, [events_message(answers[:4]), events_message([event(seq=99)])])
+        assert (again.inserted, again.duplicates) == (1, 4)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM feedback_events")).scalar() == len(answers) + 1
+            assert conn.execute(text("SELECT max(id) FROM feedback_events")).scalar() > before  # same sequence
     finally:
         engine.dispose()
