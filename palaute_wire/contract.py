@@ -86,6 +86,10 @@ Lang = Literal["fi", "sv", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fi", "sv", "en")
 CommandName = Literal["identify", "restart", "resend"]
 EventKind = Literal["smiley", "followup"]
+AnswerChannel = Literal["kiosk", "web", "phone", "sms"]
+"""How an answer came in: a kiosk (over MQTT), the web survey behind a station's QR code,
+or a phone or SMS survey delivered through the import API. Kiosks send ``kiosk`` or nothing."""
+ANSWER_CHANNELS: tuple[AnswerChannel, ...] = ("kiosk", "web", "phone", "sms")
 EventFlag = Literal["burst", "out_of_hours"]
 """Flags a kiosk may put on an event; the event is stored and counted either way.
 
@@ -165,6 +169,10 @@ class FeedbackEvent(_Strict):
         description="the kiosk corrected ts by this much after its clock synced (ts is then right; "
         "clock_synced stays false: it was not synced at the press). clock_synced false without it: "
         "the time could not be corrected (the kiosk restarted before its clock synced)")
+    channel: AnswerChannel = Field(
+        default="kiosk", exclude_if=lambda value: value == "kiosk",
+        description="how the answer came in; absent (every kiosk before channels) means kiosk. "
+        "Left out of the JSON when kiosk, so a server older than the field still accepts kiosks' batches")
 
     @model_validator(mode="after")
     def _value_matches_kind(self) -> FeedbackEvent:

@@ -4,7 +4,9 @@
   and device status (to tell a quiet week from a dead kiosk);
 - staff: their own station's results and device status;
 - it: devices, provisioning and dead letters of every station (no results);
-- admin: users and API tokens (no results).
+- admin: users and API tokens (no results);
+- import: API tokens only, for a phone or SMS survey system: delivers answers
+  (POST /api/v1/answers), sees nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ class Role(StrEnum):
     STAFF = "staff"
     IT = "it"
     ADMIN = "admin"
+    IMPORT = "import"
 
 
 ROLES = tuple(r.value for r in Role)
+USER_ROLES = tuple(r.value for r in Role if r is not Role.IMPORT)
+"""The roles a person may have; ``import`` is for API tokens only."""
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,7 @@ class Principal:
     @property
     def may_manage_users(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def may_import_answers(self) -> bool:
+        return self.role is Role.IMPORT

@@ -44,6 +44,9 @@ def add_user(session: Session, username: str, role: str, password: str, station_
     """A new user; staff get one station or a group (every station under it)."""
     if not USERNAME_RE.match(username):
         raise AuthSetupError(f"user name {username!r}: use 1-64 letters, digits, . _ @ -")
+    if role == Role.IMPORT:
+        raise AuthSetupError("the import role is for API tokens (palaute-server token create NAME --role import), "
+                             "not for people")
     _check_role_station(session, role, station_id, group_id)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise AuthSetupError(f"user {username!r} already exists")

@@ -94,7 +94,7 @@ STATUS_FIELDS = (
 
 CONTENT_COLUMNS = (
     "station_id", "device_id", "kind", "value", "option_id", "question_id", "lang", "ts", "seq",
-    "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours",
+    "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours", "channel",
 )  # fmt: skip
 """The columns two copies of one event id must agree on (received_at is the server's, not the event's)."""
 
@@ -187,6 +187,7 @@ def _event_row(event: contract.FeedbackEvent, received_at: datetime) -> dict[str
         "boot_id": event.boot_id,
         "mono_s": event.mono_s,
         "ts_offset_s": event.ts_offset_s,
+        "channel": event.channel,
     }
 
 
@@ -650,3 +651,37 @@ def store_dead_letter(
     with session_factory() as session:
         _store_dead_letters(session, [_dead_letter_row(message, reason, detail)])
         session.commit()
+
+
+def store_channel_rows(
+    session: Session, message: InboundMessage, rows: list[dict[str, Any]]
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, str]]:
+    """Answers that came in through another channel than a kiosk's MQTT (the web survey, the
+    import API; fleet_server.channels): the same path as ``handle_batch``'s events -- stored
+    once by ``event_id``, rolled up in the same transaction, a second copy with other content
+    dead-lettered ``conflicting_duplicate`` -- without devices, seqs or statuses.
+
+    ``rows`` are ``_event_row``-shaped dicts (``device_id`` and ``seq`` None); ``message`` is
+    what a dead letter records (its topic names the channel, e.g. ``api/v1/answers``).
+    Returns the ids inserted and, for each conflicting id, the dead letter's detail. The caller commits."""
+    inserted = _insert_events(session, rows) if rows else set()
+    rollups.add_events(session, [r for r in rows if r["event_id"] in inserted])
+    conflicts: dict[uuid.UUID, str] = {}
+    repeated = [r["event_id"] for r in rows if r["event_id"] not in inserted]
+    if repeated:
+        by_id = {r["event_id"]: r for r in rows}
+        dead = []
+        for event_id, stored in _stored_copies(session, repeated).items():
+            if _differences(stored, by_id[event_id]):
+                letter = _conflict_letter(message, event_id, stored, by_id[event_id], "was stored before")
+                conflicts[event_id] = letter["detail"]
+                dead.append(letter)
+        if dead:
+            _store_dead_letters(session, dead)
+    session.flush()
+    return inserted, conflicts
+
+
+def store_channel_dead_letter(session: Session, message: InboundMessage, reason: str, detail: str) -> None:
+    """Dead-letter one refused channel message in ``session`` (the caller commits)."""
+    _store_dead_letters(session, [_dead_letter_row(message, reason, detail)])

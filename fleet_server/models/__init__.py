@@ -8,6 +8,7 @@ Alembic and the schema test rely on.
 
 from fleet_server.models.auth import ApiToken, LoginFailure, User
 from fleet_server.models.base import SLUG_LEN, Base, BigId, UtcDateTime
+from fleet_server.models.channels import WebAnswerLimit
 from fleet_server.models.feedback import (
     DEVICE_STATES,
     MAX_STORED_PAYLOAD,
@@ -66,4 +67,5 @@ __all__ = [
     "StationNote",
     "User",
     "UtcDateTime",
+    "WebAnswerLimit",
 ]

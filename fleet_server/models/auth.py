@@ -11,6 +11,8 @@ from fleet_server.core.clock import utcnow
 from fleet_server.models.base import Base
 
 ROLE_CHECK = "role IN ('coordinator', 'staff', 'it', 'admin')"
+TOKEN_ROLE_CHECK = "role IN ('coordinator', 'staff', 'it', 'admin', 'import')"
+"""Tokens may also be ``import`` (a phone or SMS system delivering answers); people may not."""
 
 
 class User(Base):
@@ -45,7 +47,7 @@ class ApiToken(Base):
     """A bearer token for scripts and the county's reporting systems; only its hash is kept."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"),)
+    __table_args__ = (CheckConstraint(TOKEN_ROLE_CHECK, name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)

@@ -132,12 +132,16 @@ class FeedbackEvent(Base):
         Index(None, "station_id", "ts"),
         Index(None, "device_id", "seq"),
         CheckConstraint("kind IN ('smiley', 'followup')", name="kind"),
+        CheckConstraint("channel IN ('kiosk', 'web', 'phone', 'sms')", name="channel"),
+        CheckConstraint("channel != 'kiosk' OR (device_id IS NOT NULL AND seq IS NOT NULL)", name="kiosk_device"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    # Typed str for the kiosk code that reads kiosk rows (gaps, clock corrections); the column is nullable.
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id"), nullable=True, doc="the kiosk; NULL for answers that came in another channel (web, phone, sms)")
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[int | None] = mapped_column(doc="smiley: 1 very unhappy .. 4 very happy; NULL for followups")
     option_id: Mapped[str | None] = mapped_column(String(SLUG_LEN), doc="followup: the chosen option id")
@@ -145,7 +149,7 @@ class FeedbackEvent(Base):
     lang: Mapped[str] = mapped_column(String(8))
     ts: Mapped[datetime] = mapped_column(doc="when the answer was given, kiosk clock (see clock_synced)")
     received_at: Mapped[datetime] = mapped_column(doc="when the server received the batch")
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=True, doc="the kiosk's seq; NULL outside the kiosk channel")
     clock_synced: Mapped[bool]
     survey_version: Mapped[int] = mapped_column(default=0)
     answer_to: Mapped[uuid.UUID | None] = mapped_column(Uuid, doc="followup: event_id of its smiley")
@@ -158,6 +162,8 @@ class FeedbackEvent(Base):
         "NULL with clock_synced false: the time could not be corrected")
     burst: Mapped[bool] = mapped_column(default=False, doc="flagged: part of a repeated-press burst")
     out_of_hours: Mapped[bool] = mapped_column(default=False, doc="flagged: given while the station was closed")
+    channel: Mapped[str] = mapped_column(
+        String(8), default="kiosk", server_default="kiosk", doc="kiosk | web | phone | sms (palaute_wire.contract)")
 
 
 class DeadLetter(Base):

@@ -18,7 +18,7 @@ from fleet_server.core import i18n
 from fleet_server.core.i18n import LOCAL_TZ, N_  # noqa: F401 - LOCAL_TZ re-exported for the pages
 from fleet_server.results.small_counts import TOO_FEW
 
-ROLE_NAMES = (N_("coordinator"), N_("staff"), N_("it"), N_("admin"))
+ROLE_NAMES = (N_("coordinator"), N_("staff"), N_("it"), N_("admin"), N_("import"))
 """Role names as the pages print them (``_(principal.role.value)``)."""
 _TOO_FEW_TEXT = N_("too few responses")  # TOO_FEW, translated where printed
 STATE_NAMES = (N_("provisioned"), N_("active"), N_("retired"), N_("acknowledged"), N_("asked"), N_("waiting"))

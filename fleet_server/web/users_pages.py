@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from fleet_server.api.deps import CsrfChecked, PageAdmin, SessionDep
 from fleet_server.auth.passwords import WeakPasswordError
-from fleet_server.auth.roles import ROLES
+from fleet_server.auth.roles import USER_ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, disable_user, revoke_token
 from fleet_server.core import i18n
 from fleet_server.models import ApiToken, Station, StationGroup, User
@@ -30,7 +30,7 @@ def _page(request, session, principal, *, message=None, error=None, code=200) ->
         request,
         "users.html",
         page_context(
-            request, principal, nav="users", message=message, error=error, roles=ROLES,
+            request, principal, nav="users", message=message, error=error, roles=USER_ROLES,
             users=list(session.scalars(select(User).order_by(User.username))),
             tokens=list(session.scalars(select(ApiToken).order_by(ApiToken.name))),
             stations=list(session.scalars(select(Station).order_by(Station.name))),
