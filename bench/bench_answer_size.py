@@ -74,7 +74,7 @@ def report_postgres(engine, answers: int, seconds: float) -> None:
             "FILTER (WHERE isleaf) FROM pg_partition_tree('feedback_events')")).one()
         count = conn.execute(text("SELECT count(*) FROM feedback_events")).scalar()
         used = conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT tableoid FROM feedback_events) AS t")).scalar()
-    partitions, heap, indexes, total = rows
+    partitions, heap, indexes, total = (int(v) for v in rows)
     per_million = 1e6 / count
     print(f"PostgreSQL: {count:,} answers seeded in {seconds:.1f} s over {used} of {partitions} partitions")
     print(f"  total {total / 2**20:.0f} MB = {total * per_million / 2**20:.0f} MB per million answers "

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from fleet_server.api import api_router
+from fleet_server.api.broker_hook import router as broker_hook_router
 from fleet_server.api.fleet import router as fleet_api_router
 from fleet_server.api.releases import router as kiosk_releases_router
 from fleet_server.auth.setup import install_auth
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(users_router)
     install_fleet_routes(app)
     app.include_router(kiosk_releases_router)  # release files for kiosks (device credentials)
+    app.include_router(broker_hook_router)  # /broker-auth for brokers that ask over HTTP (off without a token)
     app.include_router(rollouts_pages_router)  # pause / resume / abort on the devices page
     app.include_router(pages_router)
 

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     broker_reload_command: str | None = Field(
         default=None, description="e.g. 'systemctl reload mosquitto'; wins over broker_pid_file"
     )
+    broker_auth_token: SecretStr | None = Field(
+        default=None, description="turns on /broker-auth (brokers asking the registry over HTTP); the broker "
+        "sends it as Authorization: Bearer <token>; at least 32 random characters")
     kiosk_broker_url: str | None = Field(
         default=None, description="broker URL written into kiosk bundles, e.g. mqtts://mqtt.example.fi:8883"
     )

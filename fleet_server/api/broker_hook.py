@@ -1,0 +1,72 @@
+"""/broker-auth: the HTTP hook a broker calls to authenticate and authorise its clients.
+
+Answers from the device registry (fleet_server.fleet.broker_hook). Off (403) unless
+``PALAUTE_BROKER_AUTH_TOKEN`` is set; the broker sends it as ``Authorization: Bearer
+<token>``. A request body may be JSON or a form, with the field names of
+mosquitto-go-auth's HTTP backend (``username``, ``password``, ``clientid``, ``topic``,
+``acc``: 1 read, 2 write, 3 read and write, 4 subscribe) or EMQX's (``action``:
+publish | subscribe). Allowed: 200 ``{"result": "allow"}``; refused: 403
+``{"result": "deny"}`` (go-auth reads the status, EMQX the body).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from fleet_server.fleet.broker_hook import may_access, may_connect
+
+router = APIRouter(prefix="/broker-auth", tags=["broker"], include_in_schema=True)
+
+GO_AUTH_ACC = {1: ("read",), 2: ("write",), 3: ("read", "write"), 4: ("subscribe",)}
+EMQX_ACTION = {"publish": ("write",), "subscribe": ("subscribe",)}
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    token = settings.broker_auth_token
+    if token is None:
+        raise HTTPException(403, "the broker hook is off (set PALAUTE_BROKER_AUTH_TOKEN)")
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+        raise HTTPException(401, "the broker hook needs Authorization: Bearer <PALAUTE_BROKER_AUTH_TOKEN>")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise HTTPException(400, "a JSON object is expected")
+        return body
+    return dict(await request.form())
+
+
+def _answer(allowed: bool) -> JSONResponse:
+    return JSONResponse({"result": "allow" if allowed else "deny"}, status_code=200 if allowed else 403)
+
+
+@router.post("/user", summary="May this client connect with these credentials?")
+async def user(request: Request) -> JSONResponse:
+    f = await _fields(request)
+    with request.app.state.session_factory() as session:
+        return _answer(may_connect(session, request.app.state.settings, str(f.get("username", "")),
+                                   str(f.get("password", "")), str(f.get("clientid", f.get("client_id", "")))))
+
+
+@router.post("/superuser", summary="Superusers: none (go-auth asks before every ACL check)")
+async def superuser(request: Request) -> JSONResponse:
+    await _fields(request)
+    return _answer(False)
+
+
+@router.post("/acl", summary="May this client publish / read / subscribe to this topic?")
+async def acl(request: Request) -> JSONResponse:
+    f = await _fields(request)
+    try:
+        wanted = EMQX_ACTION[str(f["action"])] if "action" in f else GO_AUTH_ACC[int(f.get("acc", 0))]
+    except (KeyError, ValueError):
+        raise HTTPException(400, "acc must be 1, 2, 3 or 4 (or action publish | subscribe)") from None
+    with request.app.state.session_factory() as session:
+        settings = request.app.state.settings
+        username, client_id, topic = str(f.get("username", "")), str(f.get("clientid", "")), str(f.get("topic", ""))
+        return _answer(all(may_access(session, settings, username, client_id, topic, a) for a in wanted))

@@ -1,0 +1,78 @@
+"""Broker accounts answered from the registry: "may this client connect / publish / subscribe here?"
+
+For brokers that ask an HTTP service instead of reading Mosquitto's password and ACL
+files (a clustered broker has no one file to rewrite): mosquitto-go-auth's HTTP
+backend, EMQX's and VerneMQ's HTTP hooks. The rules are the ones the generated
+files say (broker_accounts.render_acl_file), from the same registry:
+
+- a kiosk connects with its device id as user name *and* client id and its secret
+  (checked against the stored ``$7$`` hash); a retired kiosk never;
+- it publishes only its own ``events`` and ``status``, reads and subscribes only its
+  own ``config`` and ``cmd``;
+- the fleet server's account (``PALAUTE_MQTT_USERNAME``/``PASSWORD``) reads every
+  kiosk's ``events`` and ``status`` (also as a ``$share`` group), writes every
+  kiosk's ``config`` and ``cmd``, and uses its own ``palaute/_server/ingest/#``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy.orm import Session
+
+from fleet_server.core.settings import Settings
+from fleet_server.fleet.broker_accounts import verify_hash
+from fleet_server.models import Device, DeviceCredential
+from palaute_wire.contract import TOPIC_ROOT
+
+SERVER_READS = (f"{TOPIC_ROOT}/+/+/events", f"{TOPIC_ROOT}/+/+/status", "palaute/_server/ingest/#")
+SERVER_WRITES = (f"{TOPIC_ROOT}/+/+/config", f"{TOPIC_ROOT}/+/+/cmd", "palaute/_server/ingest/#")
+ACCESS = ("read", "write", "subscribe")
+
+
+def covers(pattern: str, topic: str) -> bool:
+    """True when every topic ``topic`` can name (a topic or a subscription filter) matches ``pattern``."""
+    want, have = pattern.split("/"), topic.split("/")
+    for i, level in enumerate(want):
+        if level == "#":
+            return True
+        if i >= len(have) or have[i] == "#":
+            return False
+        if level != "+" and level != have[i]:
+            return False
+    return len(have) == len(want)
+
+
+def _server(settings: Settings, username: str) -> bool:
+    return bool(username) and settings.mqtt_credentials[0] == username
+
+
+def may_connect(session: Session, settings: Settings, username: str, password: str, client_id: str) -> bool:
+    _user, server_password = settings.mqtt_credentials
+    if _server(settings, username):
+        return server_password is not None and hmac.compare_digest(password.encode(), server_password.encode())
+    device = session.get(Device, username)
+    if device is None or device.state == "retired" or client_id != username:
+        return False
+    credential = session.get(DeviceCredential, device.id)
+    return credential is not None and verify_hash(password, credential.password_hash)
+
+
+def may_access(session: Session, settings: Settings, username: str, client_id: str, topic: str, access: str) -> bool:
+    if access not in ACCESS:
+        return False
+    if topic.startswith("$share/"):
+        parts = topic.split("/", 2)
+        if len(parts) < 3 or access != "subscribe":
+            return False
+        topic = parts[2]
+    if _server(settings, username):
+        allowed = SERVER_WRITES if access == "write" else SERVER_READS
+        return any(covers(pattern, topic) for pattern in allowed)
+    device = session.get(Device, username)
+    if device is None or device.state == "retired" or client_id != username:
+        return False
+    base = f"{TOPIC_ROOT}/{device.station_id}/{device.id}"
+    if access == "write":
+        return topic in (f"{base}/events", f"{base}/status")
+    return topic in (f"{base}/config", f"{base}/cmd")
