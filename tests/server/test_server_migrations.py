@@ -61,7 +61,7 @@ def test_the_answers_table_is_partitioned_by_month_from_todays_schema_with_data_
     from fleet_server.ingest.store import store_batch
     from tests.support.server_factories import event, events_message
 
-    migrate(postgres_url, "1600_event_clock")
+    migrate(postgres_url, "1700_answer_channels")
     engine = make_engine(postgres_url)
     factory = make_session_factory(engine)
     try:

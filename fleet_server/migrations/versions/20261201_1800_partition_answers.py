@@ -7,8 +7,8 @@ are copied and the old table dropped; the id sequence is kept. The primary key
 becomes (id, event_id) (a partitioned table's unique keys must contain the partition
 key); event_id stays unique on its own. SQLite: nothing changes.
 
-Revision ID: 1700_partition_answers
-Revises: 1600_event_clock
+Revision ID: 1800_partition_answers
+Revises: 1700_answer_channels
 Create Date: 2026-12-01 16:20:00
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy import text
 
 from fleet_server.core.partitions import ensure_partitions, uuid7_time
 
-revision: str = "1700_partition_answers"
-down_revision: str | None = "1600_event_clock"
+revision: str = "1800_partition_answers"
+down_revision: str | None = "1700_answer_channels"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
