@@ -1,8 +1,8 @@
 """answer channels: feedback_events.channel (kiosk | web | phone | sms), no device or seq outside
 the kiosk channel, the import role for API tokens, and the web survey's abuse limits
 
-Revision ID: 1710_answer_channels
-Revises: 1700_partition_answers
+Revision ID: 1700_answer_channels
+Revises: 1600_event_clock
 Create Date: 2026-12-01 17:00:00
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "1710_answer_channels"
-down_revision: str | None = "1700_partition_answers"
+revision: str = "1700_answer_channels"
+down_revision: str | None = "1600_event_clock"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
