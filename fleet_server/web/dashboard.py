@@ -18,6 +18,7 @@ from fleet_server.core import i18n
 from fleet_server.models import Station
 from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
+from fleet_server.results.small_counts import TOO_FEW
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -32,6 +33,17 @@ def _period(range_: str | None, from_: str | None, to: str | None) -> results.Pe
         return results.parse_period(range_, from_, to, results.today_local())
     except results.BadPeriod as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def chart_texts() -> dict[str, object]:
+    """The words the charts draw (dashboard.js), in the reader's language."""
+    _ = i18n.gettext
+    return {
+        "responses_bars": _("Responses (bars)"), "satisfaction_line": _("Satisfaction % (line, squares)"),
+        "responses": _("responses"), "satisfaction_pct": _("satisfaction %"), "too_few": _(TOO_FEW),
+        "offline": _("offline"), "closed": _("closed"), "share_axis": _("% of responses"),
+        "answers": [_("1 very unhappy"), _("2 unhappy"), _("3 happy"), _("4 very happy")],
+    }
 
 
 def page_context(request: Request, principal, **extra) -> dict:
@@ -107,6 +119,7 @@ def station(
         ],
         "offline": [b["hours"]["open"] > 0 and b["hours"]["offline"] * 2 >= b["hours"]["open"] for b in page.trend],
         "closed": [b["hours"]["open"] == 0 for b in page.trend],
+        "text": chart_texts(),
     }
     return templates.TemplateResponse(
         request,
@@ -154,6 +167,7 @@ def compare(
                 None if r.dist["shares"][v] is None else round(r.dist["shares"][v] * 100, 1) for v in "1234"]}
             for r in data["rows"]
         ],
+        "text": chart_texts(),
     }
     return templates.TemplateResponse(
         request,

@@ -137,3 +137,28 @@ def test_openapi_declares_how_to_authenticate(client):
     assert schemes["token"] == {**schemes["token"], "type": "http", "scheme": "bearer"}
     assert schemes["session"]["in"] == "cookie"
     assert {"token": []} in spec["paths"]["/api/v1/results/overview"]["get"]["security"]
+
+
+def _contrast(rgb_a, rgb_b) -> float:
+    def lum(rgb):
+        def ch(c):
+            c = c / 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+        r, g, b = (ch(c) for c in rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    hi, lo = sorted((lum(rgb_a), lum(rgb_b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_heatmap_cell_is_readable(client):
+    """WCAG AA (4.5:1) between a heatmap cell's number and its shading, the busiest cell included."""
+    _answers(client, values=(4,) * 40 + (3,) * 7)
+    client.headers.update(bearer(client, "coordinator"))
+    html = client.get("/stations/kalvia?range=7d").text
+    cells = re.findall(r'style="background: rgba\((\d+),(\d+),(\d+),([\d.]+)\); color:#([0-9a-f]{6})"', html)
+    assert cells
+    for r, g, b, alpha, fg in cells:
+        a = float(alpha)
+        bg = tuple(round(255 - a * (255 - int(c))) for c in (r, g, b))
+        text = tuple(int(fg[i:i + 2], 16) for i in (0, 2, 4))
+        assert _contrast(bg, text) >= 4.5, (bg, text)

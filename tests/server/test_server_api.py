@@ -99,7 +99,8 @@ def test_status_page_lists_stations_and_devices(client):
     seed_kalvia(client)
     ingest(client, status_message())
     page = client.get("/status")
-    assert page.status_code == 200 and 'http-equiv="refresh"' in page.text
+    assert page.status_code == 200 and 'http-equiv="refresh"' not in page.text  # live.js refreshes, keeping focus
+    assert 'data-refresh="5"' in page.text and "/static/live.js" in page.text
     assert 'data-station="kalvia"' in page.text and 'data-device="kalvia-1"' in page.text and "online" in page.text
 
 

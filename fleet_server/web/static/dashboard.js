@@ -41,7 +41,7 @@
         ctx.save();
         ctx.translate(left + step / 2 + 3, area.top + 4);
         ctx.rotate(Math.PI / 2);  // vertical, so narrow bands stay readable
-        ctx.fillText(kind, 0, 0);
+        ctx.fillText((opts.names && opts.names[kind]) || kind, 0, 0);
         ctx.restore();
       });
       ctx.restore();
@@ -51,24 +51,25 @@
   const trendEl = document.getElementById("trend-data");
   if (trendEl) {
     const d = JSON.parse(trendEl.textContent);
+    const t = d.text || {};
     new Chart(document.getElementById("trend"), {
       data: {
         labels: d.labels,
         datasets: [
-          { type: "bar", label: "Responses (bars)", data: d.responses, yAxisID: "y",
+          { type: "bar", label: t.responses_bars || "Responses (bars)", data: d.responses, yAxisID: "y",
             backgroundColor: "rgba(33,102,172,0.55)", borderColor: "#2166ac", borderWidth: 1 },
-          { type: "line", label: "Satisfaction % (line, squares)", data: d.satisfaction, yAxisID: "pct",
+          { type: "line", label: t.satisfaction_line || "Satisfaction % (line, squares)", data: d.satisfaction, yAxisID: "pct",
             borderColor: "#111", borderDash: [6, 3], pointStyle: "rect", pointRadius: 5, spanGaps: false },
         ],
       },
       options: {
         maintainAspectRatio: false,
         scales: {
-          y: { beginAtZero: true, title: { display: true, text: "responses" } },
-          pct: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "satisfaction %" } },
+          y: { beginAtZero: true, title: { display: true, text: t.responses || "responses" } },
+          pct: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: t.satisfaction_pct || "satisfaction %" } },
         },
-        plugins: { bands: { offline: d.offline, closed: d.closed },
-          tooltip: { callbacks: { label: (c) => c.raw === null ? c.dataset.label + ": too few responses" : c.dataset.label + ": " + c.raw } } },
+        plugins: { bands: { offline: d.offline, closed: d.closed, names: { offline: t.offline, closed: t.closed } },
+          tooltip: { callbacks: { label: (c) => c.raw === null ? c.dataset.label + ": " + (t.too_few || "too few responses") : c.dataset.label + ": " + c.raw } } },
       },
       plugins: [bands],
     });
@@ -77,15 +78,16 @@
   const cmpEl = document.getElementById("compare-data");
   if (cmpEl) {
     const d = JSON.parse(cmpEl.textContent);
+    const t = d.text || {};
     new Chart(document.getElementById("cmp-trend"), {
       type: "line",
       data: { labels: d.labels, datasets: d.series.map((s, i) => ({
         label: s.name, data: s.satisfaction, borderColor: COLOURS[i % 6], backgroundColor: COLOURS[i % 6],
         borderDash: DASHES[i % 6], pointStyle: POINTS[i % 6], pointRadius: 5, spanGaps: false })) },
-      options: { maintainAspectRatio: false, scales: { y: { min: 0, max: 100, title: { display: true, text: "satisfaction %" } } },
+      options: { maintainAspectRatio: false, scales: { y: { min: 0, max: 100, title: { display: true, text: t.satisfaction_pct || "satisfaction %" } } },
         plugins: { legend: { labels: { usePointStyle: true } } } },
     });
-    const names = ["1 very unhappy", "2 unhappy", "3 happy", "4 very happy"];
+    const names = t.answers || ["1 very unhappy", "2 unhappy", "3 happy", "4 very happy"];
     const fills = ["#b2182b", "#ef8a62", "#67a9cf", "#2166ac"];
     new Chart(document.getElementById("cmp-shares"), {
       type: "bar",
@@ -93,7 +95,7 @@
         label: n, data: d.shares.map((s) => s.shares[v]),
         backgroundColor: v % 2 ? fills[v] : null, borderColor: "#333", borderWidth: 1 })) },
       options: { maintainAspectRatio: false, indexAxis: "y",
-        scales: { x: { stacked: true, min: 0, max: 100, title: { display: true, text: "% of responses" } }, y: { stacked: true } } },
+        scales: { x: { stacked: true, min: 0, max: 100, title: { display: true, text: t.share_axis || "% of responses" } }, y: { stacked: true } } },
       plugins: [{ id: "patterns", beforeInit(chart) {
         chart.data.datasets.forEach((ds, v) => { if (!ds.backgroundColor) ds.backgroundColor = hatch(chart.ctx, fills[v]); });
       } }],
