@@ -108,7 +108,7 @@ class Demo:
     options: DemoOptions
     broker: Mosquitto | None = None
     server: subprocess.Popen | None = None
-    kiosks: list[subprocess.Popen] = field(default_factory=list)
+    kiosks: list[Supervised] = field(default_factory=list)
     passwords: dict[str, str] = field(default_factory=dict)
     api_token: str | None = None
     device_secrets: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -150,10 +150,8 @@ class Demo:
             for device_id in self._device_ids(station_id):
                 config = self._write_kiosk_config(workdir, station_id, device_id, _MIXES[index % len(_MIXES)])
                 self.kiosks.append(
-                    self._spawn(
-                        [_script("palaute-kiosk"), "--config", str(config), "--simulate"],
-                        workdir / "logs" / f"kiosk-{device_id}.log",
-                    )
+                    Supervised([_script("palaute-kiosk"), "--config", str(config), "--simulate"],
+                               workdir / "logs" / f"kiosk-{device_id}.log").start()
                 )
 
     def _device_ids(self, station_id: str) -> list[str]:
@@ -316,21 +314,24 @@ class Demo:
         return self._api("/api/v1/devices")
 
     def check_children(self) -> None:
-        for proc in [self.server, *self.kiosks]:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(
-                    f"{' '.join(cast(list[str], proc.args))} exited with {proc.returncode}; "
-                    f"see {self.options.workdir / 'logs'}"
-                )
+        """The server ending ends the demo; a kiosk that exits is restarted, as systemd would
+        (palaute-kiosk.service: Restart=on-failure, RestartForceExitStatus=75 for "restart the app")."""
+        if self.server is not None and self.server.poll() is not None:
+            raise RuntimeError(
+                f"{' '.join(cast(list[str], self.server.args))} exited with {self.server.returncode}; "
+                f"see {self.options.workdir / 'logs'}"
+            )
+        for kiosk in self.kiosks:
+            kiosk.check()
 
     # -- stop -----------------------------------------------------------------
 
     def stop(self) -> None:
         """Kiosks first (they publish offline), then the server, then the broker."""
-        for proc in self.kiosks:
-            _terminate(proc)
-        for proc in self.kiosks:
-            _wait(proc)
+        for kiosk in self.kiosks:
+            _terminate(kiosk.proc)
+        for kiosk in self.kiosks:
+            _wait(kiosk.proc)
         if self.server is not None:
             _terminate(self.server)
             _wait(self.server)
@@ -353,6 +354,41 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+RESTART_LIMIT = 5
+"""Restarts within RESTART_WINDOW_S before a kiosk counts as broken (systemd's StartLimitBurst)."""
+RESTART_WINDOW_S = 60.0
+
+
+class Supervised:
+    """One kiosk process, restarted when it exits as systemd restarts palaute-kiosk.service:
+    any exit but a clean 0 (75 is the kiosk's "restart the app"), up to RESTART_LIMIT times a minute."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.argv, self.log_path = argv, log_path
+        self.proc: subprocess.Popen = cast(subprocess.Popen, None)
+        self.restarts: list[float] = []
+
+    def start(self) -> Supervised:
+        self.proc = Demo._spawn(self.argv, self.log_path)
+        return self
+
+    def check(self) -> bool:
+        """True when the process had exited and was started again; raises when it keeps failing."""
+        code = self.proc.poll()
+        if code is None or code == 0:
+            return False
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.restarts) > RESTART_LIMIT:
+            raise RuntimeError(f"{' '.join(self.argv)} exited {len(self.restarts)} times within "
+                               f"{RESTART_WINDOW_S:.0f} s (last code {code}); see {self.log_path}")
+        _LOGGER.info("%s exited with %s; restarting it", self.argv[0], code)
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- exited with {code}; the demo restarts it, as systemd would ---\n".encode())
+        self.start()
+        return True
 
 
 def _terminate(proc: subprocess.Popen) -> None:
