@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from fleet_server.api import dead_letters, devices, results, stations
+from fleet_server.api import answers, dead_letters, devices, results, stations
 from fleet_server.api.schemas import ERROR_RESPONSES
 from fleet_server.auth.deps import api_principal
 
@@ -14,3 +14,4 @@ api_router.include_router(stations.router)
 api_router.include_router(devices.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(results.router)
+api_router.include_router(answers.router)

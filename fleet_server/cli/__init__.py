@@ -1,7 +1,7 @@
 """``palaute-server``: the fleet server's command line (typer).
 
 One module per command group (server: serve, migrate, demo; fleet: station,
-device, broker, alerts; users: user, token; export; releases: release, rollout), joined into one typer app here.
+device, broker, alerts; users: user, token; export; imports: import; releases: release, rollout), joined into one typer app here.
 Settings come from fleet_server.core.settings (PALAUTE_* and PALAUTE_CONFIG_FILE);
 ``--config`` names the file explicitly.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from fleet_server.cli import export, fleet, releases, server, users
+from fleet_server.cli import export, fleet, imports, releases, server, users
 
 app = typer.Typer(
     name="palaute-server",
@@ -23,6 +23,7 @@ fleet.register(app)  # station, device, broker, alerts
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.add_typer(export.export_app, name="export")
+app.add_typer(imports.import_app, name="import")
 app.add_typer(releases.release_app, name="release")
 app.add_typer(releases.rollout_app, name="rollout")
 
