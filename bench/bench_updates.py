@@ -22,8 +22,10 @@ The download and install times on the arm64 root (qemu) are measured with
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -124,20 +126,16 @@ def serve(args: argparse.Namespace) -> None:
         stop.set()
         t.join()
 
-        def fetch(device_id: str) -> int:
-            with httpx.Client(base_url=base, auth=(device_id, secrets[device_id]), timeout=120) as c:
-                r = c.get("/kiosk/v1/releases/9.0.0/palaute-9.0.0-py3-none-any.whl")
-                r.raise_for_status()
-                return len(r.content)
-
         busy: list[float] = []
         stop = threading.Event()
         t = threading.Thread(target=page_times, args=(stop, busy))
         t.start()
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.kiosks) as pool:
-            got = sum(pool.map(fetch, secrets))
-        took = time.perf_counter() - started
+        # The kiosks are another process, as they would be: their threads must not share the server's GIL.
+        creds = tmp_path / "kiosks.json"
+        creds.write_text(json.dumps({"base": base, "secrets": secrets}))
+        result = subprocess.run([sys.executable, __file__, "_fetch", str(creds)], capture_output=True, text=True,
+                                check=True)
+        got, took = json.loads(result.stdout.strip().splitlines()[-1])
         stop.set()
         t.join()
         server.should_exit = True
@@ -152,7 +150,28 @@ def serve(args: argparse.Namespace) -> None:
               f"({len(busy)} requests)")
 
 
+def _fetch(creds_file: str) -> None:
+    """The kiosks' side of ``serve``: every kiosk GETs the wheel at once; prints [bytes, seconds]."""
+    import httpx
+
+    creds = json.loads(Path(creds_file).read_text())
+
+    def fetch(device_id: str) -> int:
+        with httpx.Client(base_url=creds["base"], auth=(device_id, creds["secrets"][device_id]), timeout=300) as c:
+            r = c.get("/kiosk/v1/releases/9.0.0/palaute-9.0.0-py3-none-any.whl")
+            r.raise_for_status()
+            return len(r.content)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(creds["secrets"])) as pool:
+        got = sum(pool.map(fetch, creds["secrets"]))
+    print(json.dumps([got, time.perf_counter() - started]))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["_fetch"]:
+        _fetch(sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     s = sub.add_parser("sizes")

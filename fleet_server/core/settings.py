@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     release_public_key: str | None = Field(
         default=None, description="base64 ed25519 public key of the operator's release key; release add checks it"
     )
+    release_accel_redirect: str | None = Field(
+        default=None, pattern=r"^/.*/$",
+        description="nginx's internal location for release_store_dir, e.g. /_palaute_releases/: the server checks "
+        "the kiosk and nginx sends the file (X-Accel-Redirect, Range included); unset: the server sends it",
+    )
     kiosk_release_url: str | None = Field(
         default=None, description="how kiosks reach this server's /kiosk/v1/releases/, e.g. https://fleet.example.fi"
     )

@@ -121,7 +121,7 @@ def manifest_names(manifest):
 
 
 def test_files_are_served_only_to_a_kiosk_with_its_own_secret_and_resume_with_range(world, tmp_path, key):
-    _, client, factory, settings, secrets = world
+    app, client, factory, settings, secrets = world
     directory = built_release(tmp_path / "r")
     releases.sign_release(directory, key)
     add(factory, settings, directory)
@@ -135,6 +135,12 @@ def test_files_are_served_only_to_a_kiosk_with_its_own_secret_and_resume_with_ra
     part = client.get(url, auth=("kalvia-1", secrets["kalvia-1"]), headers={"Range": "bytes=1000-"})
     assert part.status_code == 206 and part.content == data[1000:]
     assert client.get("/kiosk/v1/releases/0.2.0/other.whl", auth=("kalvia-1", secrets["kalvia-1"])).status_code == 404
+    app.state.settings = settings.model_copy(update={"release_accel_redirect": "/_palaute_releases/"})
+    behind_nginx = client.get(url, auth=("kalvia-1", secrets["kalvia-1"]))
+    sha = releases.sha256_file(directory / "palaute-0.2.0-py3-none-any.whl")
+    assert behind_nginx.headers["x-accel-redirect"] == f"/_palaute_releases/{sha[:2]}/{sha}"
+    assert behind_nginx.content == b""  # nginx sends the bytes from its internal location
+    app.state.settings = settings
     with factory() as s, s.begin():
         retire_device(s, "kalvia-1")
     assert client.get(url, auth=("kalvia-1", secrets["kalvia-1"])).status_code == 401
