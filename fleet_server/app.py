@@ -21,6 +21,7 @@ from fleet_server.api.broker_hook import router as broker_hook_router
 from fleet_server.api.fleet import router as fleet_api_router
 from fleet_server.api.releases import router as kiosk_releases_router
 from fleet_server.auth.setup import install_auth
+from fleet_server.channels.web_survey import install_web_survey
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.loop import start_fleet_ops, stop_fleet_ops
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(kiosk_releases_router)  # release files for kiosks (device credentials)
     app.include_router(broker_hook_router)  # /broker-auth for brokers that ask over HTTP (off without a token)
     app.include_router(rollouts_pages_router)  # pause / resume / abort on the devices page
+    install_web_survey(app, settings)  # /s/<station>: the web survey behind the QR code (no login)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"],

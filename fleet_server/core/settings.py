@@ -201,6 +201,12 @@ class Settings(BaseSettings):
         le=1000,
         description="figures based on fewer responses show as 'too few responses' (small-count rule)",
     )
+    # The web survey behind a station's QR code (fleet_server.channels.web_survey, docs/counting.md).
+    web_link_days: int = Field(default=62, ge=1, le=400, description="a QR code's signed link works this many days")
+    web_answers_per_address_hour: int = Field(
+        default=20, ge=1, le=100_000, description="web answers one client address may give per hour")
+    web_answers_per_station_hour: int = Field(
+        default=600, ge=1, le=1_000_000, description="web answers one station may receive per hour")
 
     @classmethod
     def settings_customise_sources(

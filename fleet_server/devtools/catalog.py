@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 
 SERVER_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = ("web/templates/*.html",)
-SOURCES = ("web/*.py", "results/figures.py", "results/exports.py", "auth/setup.py", "auth/routes.py")
+SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/exports.py", "auth/setup.py", "auth/routes.py")
 """Globs under fleet_server/ whose texts a dashboard user reads."""
 
 _FIXED_DATE = datetime(2026, 1, 1, tzinfo=UTC)
