@@ -24,7 +24,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import segno
 import uuid6
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -246,6 +245,8 @@ def station_qr(request: Request, db: DbSession, _who: PageCoordinator, station_i
         device = db.get(Device, kiosk)
         if device is None or device.station_id != station_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("Not found"))
+    import segno  # here, not at import: a server without the QR dependency still serves everything else
+
     url = str(request.base_url).rstrip("/") + survey_path(request.app.state.web_links, station_id, kiosk)
     qr = segno.make(url, error="m")
     out = io.BytesIO()
