@@ -289,13 +289,14 @@ def opening_hours_many(session: Session, station_ids: Sequence[str]) -> dict[str
     return {sid: found.get(sid, found.get(None)) for sid in ids}
 
 
-def _online_by_hour_many(session: Session, station_ids: Sequence[str], start: datetime,
-                         end: datetime) -> dict[str, dict[int, float]]:
-    """``_online_by_hour`` of many stations in three queries (devices, state at start, transitions)."""
+def _online_spans_many(session: Session, station_ids: Sequence[str], start: datetime,
+                       end: datetime) -> dict[str, list[tuple[float, float]]]:
+    """Per station, the merged spans (epoch seconds) when a kiosk of it was online, in three
+    queries (devices, each device's state at ``start``, the transitions in the period)."""
     p = DevicePresence
     devices: dict[str, str] = dict(session.execute(
         select(Device.id, Device.station_id).where(Device.station_id.in_(list(station_ids)))).all())
-    out: dict[str, dict[int, float]] = {sid: {} for sid in station_ids}
+    out: dict[str, list[tuple[float, float]]] = {sid: [] for sid in station_ids}
     if not devices:
         return out
     last_before = (select(p.device_id, func.max(p.at).label("at"))
@@ -330,13 +331,7 @@ def _online_by_hour_many(session: Session, station_ids: Sequence[str], start: da
                 merged[-1][1] = max(merged[-1][1], b)
             else:
                 merged.append([a, b])
-        seconds: dict[int, float] = defaultdict(float)
-        for a, b in merged:
-            h = int(a // 3600 * 3600)
-            while h < b:
-                seconds[h] += min(b, h + 3600) - max(a, h)
-                h += 3600
-        out[sid] = seconds
+        out[sid] = [(a, b) for a, b in merged]
     return out
 
 
@@ -345,12 +340,46 @@ def open_online_hours_many(session: Session, station_ids: Sequence[str], start: 
     """``open_online_hours`` for many stations at once: a constant number of queries, not five per station."""
     now_ts = (now or datetime.now(UTC)).timestamp()
     hours_oh = opening_hours_many(session, station_ids)
-    online = _online_by_hour_many(session, station_ids, start, end)
-    return {
-        sid: sum(1 for h, secs in online[sid].items()
-                 if _online_enough(h, secs, now_ts) and hour_is_open(hours_oh[sid], datetime.fromtimestamp(h, UTC)))
-        for sid in station_ids
-    }
+    spans = _online_spans_many(session, station_ids, start, end)
+    hour0 = int(start.timestamp()) // 3600 * 3600
+    n_hours = max(0, int((end.timestamp() - hour0) // 3600))
+    # Open hours as prefix sums, once per distinct opening-hours setting (most stations share
+    # the fleet default), so an online span counts its whole open hours in O(1).
+    keys = {sid: (None if oh is None else oh.model_dump_json()) for sid, oh in hours_oh.items()}
+    prefix: dict[str | None, list[int]] = {}
+    for sid, key in keys.items():
+        if key not in prefix:
+            acc = [0]
+            for i in range(n_hours):
+                acc.append(acc[-1] + hour_is_open(hours_oh[sid], datetime.fromtimestamp(hour0 + 3600 * i, UTC)))
+            prefix[key] = acc
+    result: dict[str, int] = {}
+    for sid in station_ids:
+        open_sum = prefix[keys[sid]]
+        count = 0
+        partial: dict[int, float] = defaultdict(float)  # hour index -> online seconds in a part-covered hour
+        for a, b in spans.get(sid, []):
+            first_full = -(-int(a - hour0) // 3600)  # ceil
+            last_full = int(b - hour0) // 3600
+            if first_full < last_full:
+                lo, hi = max(0, first_full), min(n_hours, last_full)
+                if lo < hi:
+                    count += open_sum[hi] - open_sum[lo]
+                if (a - hour0) % 3600:
+                    partial[first_full - 1] += hour0 + 3600 * first_full - a
+                if (b - hour0) % 3600:
+                    partial[last_full] += b - (hour0 + 3600 * last_full)
+            else:  # within one hour, or across one boundary without a whole hour
+                i = int(a - hour0) // 3600
+                while hour0 + 3600 * i < b:
+                    h = hour0 + 3600 * i
+                    partial[i] += min(b, h + 3600) - max(a, h)
+                    i += 1
+        for i, secs in partial.items():
+            if 0 <= i < n_hours and _online_enough(hour0 + 3600 * i, secs, now_ts) and open_sum[i + 1] > open_sum[i]:
+                count += 1
+        result[sid] = count
+    return result
 
 
 @dataclass

@@ -1,0 +1,209 @@
+"""Overview and group pages at county/country scale: 500 stations, 1,000 kiosks sending.
+
+Seeds a throwaway PostgreSQL database (or a SQLite file with --sqlite) with S stations in
+groups (one county, S/25 municipalities), two kiosks per station with a month of
+online/offline transitions (on 7-17 every day), and a month of hourly rollups. Then, while a
+background thread stores what 1,000 kiosks send (event batches and status heartbeats through
+the ingest's own ``store_batch``, at --rate messages per second), it times, over --runs
+requests each:
+
+- ``GET /?range=7d`` (the overview page: group totals, cascaded small-count rule, intervals),
+- ``GET /?range=7d&group=<a municipality>`` (a group page),
+- ``GET /api/v1/results/overview?range=7d``,
+
+and prints p50 / p95 / max in ms, the SQL statements one overview costs, and for contrast the
+single rollup query (every station's counted answers for the period in one SELECT).
+
+    python bench/bench_overview_scale.py [--stations 500] [--runs 40] [--rate 100] [--sqlite]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, event, insert, text
+from sqlalchemy.engine import make_url
+
+from fleet_server.app import create_app
+from fleet_server.auth.service import create_token
+from fleet_server.core.settings import load_settings
+from fleet_server.ingest.consumer import InboundMessage, store_batch
+from fleet_server.models import Device, DevicePresence, Station, StationGroup, StationHour
+from fleet_server.results.figures import Period, station_totals, today_local
+from palaute_wire import contract as c
+
+DEFAULT_URL = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def seed(factory, stations: int, days: int) -> None:
+    rng = random.Random(11)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with factory() as s:
+        s.add(StationGroup(id="county", kind="county", name="Hyvinvointialue"))
+        s.flush()
+        for m in range(max(1, stations // 25)):
+            s.add(StationGroup(id=f"m{m:02d}", parent_id="county", kind="municipality", name=f"Kunta {m}"))
+        s.flush()
+        s.execute(insert(Station), [{"id": f"s{i:03d}", "name": f"Asema {i}", "group_id": f"m{i // 25:02d}",
+                                     "created_at": now} for i in range(stations)])
+        s.execute(insert(Device), [{"id": f"s{i:03d}-{k}", "station_id": f"s{i:03d}", "state": "active",
+                                    "online": True} for i in range(stations) for k in (1, 2)])
+        presence, hours = [], []
+        for d in range(days, -1, -1):
+            day = now - timedelta(days=d)
+            on = day.replace(hour=5)  # 07:00 Finnish time
+            for i in range(stations):
+                for k in (1, 2):
+                    presence.append({"device_id": f"s{i:03d}-{k}", "at": on + timedelta(minutes=rng.randrange(30)),
+                                     "online": True})
+                    if d:
+                        presence.append({"device_id": f"s{i:03d}-{k}", "at": on + timedelta(hours=10), "online": False})
+                for h in range(10):
+                    n = rng.randrange(0, 6)
+                    hours.append({"station_id": f"s{i:03d}", "hour": on + timedelta(hours=h),
+                                  "c1": n // 5, "c2": n // 4, "c3": n // 2, "c4": n, "r1": 0, "r2": 0, "r3": 0,
+                                  "r4": 0, "o1": 0, "o2": 0, "o3": 0, "o4": 0})
+        for chunk in range(0, len(presence), 20_000):
+            s.execute(insert(DevicePresence), presence[chunk:chunk + 20_000])
+        for chunk in range(0, len(hours), 20_000):
+            s.execute(insert(StationHour), hours[chunk:chunk + 20_000])
+        s.commit()
+
+
+class Kiosks(threading.Thread):
+    """What 1,000 kiosks send: an event batch or a heartbeat from a random kiosk, ``rate`` a second."""
+
+    def __init__(self, factory, stations: int, rate: float):
+        super().__init__(daemon=True)
+        self.factory, self.stations, self.rate = factory, stations, rate
+        self.stop = threading.Event()
+        self.sent = 0
+        self.seq: dict[str, int] = {}
+
+    def run(self) -> None:
+        rng = random.Random(5)
+        while not self.stop.is_set():
+            started = time.monotonic()
+            messages = []
+            for _ in range(max(1, int(self.rate / 10))):
+                i, k = rng.randrange(self.stations), rng.choice((1, 2))
+                sid, did = f"s{i:03d}", f"s{i:03d}-{k}"
+                if rng.random() < 0.7:
+                    seq = self.seq[did] = self.seq.get(did, 0) + 1
+                    ev = c.FeedbackEvent(event_id=uuid.uuid4(), device_id=did, station_id=sid, kind="smiley",
+                                         value=rng.randint(1, 4), question_id="visit", lang="fi",
+                                         ts=datetime.now(UTC), seq=seq, clock_synced=True)
+                    batch = c.EventBatch(device_id=did, station_id=sid, sent_at=datetime.now(UTC), events=(ev,))
+                    messages.append(InboundMessage(c.topic(sid, did, "events"), c.encode(batch)))
+                else:
+                    status = c.StatusHeartbeat(station_id=sid, device_id=did, online=True, sent_at=datetime.now(UTC))
+                    messages.append(InboundMessage(c.topic(sid, did, "status"), c.encode(status)))
+            store_batch(self.factory, messages)
+            self.sent += len(messages)
+            self.stop.wait(max(0.0, 0.1 - (time.monotonic() - started)))
+
+
+def timed(client: TestClient, path: str, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = client.get(path)
+        out.append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return out
+
+
+def report(name: str, ms: list[float]) -> None:
+    ms = sorted(ms)
+    p95 = ms[max(0, round(0.95 * len(ms)) - 1)]
+    print(f"  {name:<44} p50 {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=500)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=100.0, help="messages a second from the 1,000 kiosks")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    args = parser.parse_args()
+
+    admin = None
+    if args.sqlite:
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        admin_url = make_url(args.database_url)
+        name = f"palaute_bench_{os.getpid()}"
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        settings = load_settings(environ={}, database_url=url, mode="development")
+        app = create_app(settings, start_ingest=False)
+        with TestClient(app) as client:
+            factory = app.state.session_factory
+            t = time.perf_counter()
+            seed(factory, args.stations, args.days)
+            print(f"seeded {args.stations} stations, {2 * args.stations} kiosks, {args.days} days "
+                  f"in {time.perf_counter() - t:.1f} s ({'SQLite' if args.sqlite else 'PostgreSQL'})")
+            with factory() as s:
+                token = create_token(s, "bench", "coordinator").token
+                s.commit()
+            client.headers["Authorization"] = f"Bearer {token}"
+            period = Period(today_local() - timedelta(days=6), today_local())
+            ids = [f"s{i:03d}" for i in range(args.stations)]
+
+            statements: list[str] = []
+
+            def count(*a) -> None:
+                statements.append(a[2])
+
+            event.listen(app.state.engine, "before_cursor_execute", count)
+            client.get("/?range=7d")
+            event.remove(app.state.engine, "before_cursor_execute", count)
+            print(f"one overview page: {len(statements)} SQL statements")
+
+            single = []
+            for _ in range(args.runs):
+                with factory() as s:
+                    t = time.perf_counter()
+                    station_totals(s, ids, period.start, period.end)
+                    single.append((time.perf_counter() - t) * 1000)
+
+            kiosks = Kiosks(factory, args.stations, args.rate)
+            kiosks.start()
+            time.sleep(1.0)
+            print(f"while 1,000 kiosks send ({args.rate:.0f} messages/s into the database):")
+            report("GET /?range=7d (overview, 500 stations)", timed(client, "/?range=7d", args.runs))
+            report("GET /?range=7d&group=m03 (one municipality)", timed(client, "/?range=7d&group=m03", args.runs))
+            report("GET /api/v1/results/overview?range=7d", timed(client, "/api/v1/results/overview?range=7d",
+                                                                  args.runs))
+            kiosks.stop.set()
+            kiosks.join(10)
+            print(f"  ({kiosks.sent} kiosk messages stored meanwhile)")
+            report("the single rollup query (station_totals)", single)
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
