@@ -35,7 +35,7 @@ YIELD_PER = 5_000
 
 EVENT_COLUMNS = (
     "event_id", "station_id", "station", "device_id", "kind", "value", "option_id", "question_id", "answer_to",
-    "lang", "ts_utc", "local_time", "clock_synced", "burst", "out_of_hours", "survey_version",
+    "lang", "ts_utc", "local_time", "clock_synced", "burst", "out_of_hours", "survey_version", "channel",
 )
 DAILY_COLUMNS = (
     "station_id", "station", "date", "responses", "very_unhappy_1", "unhappy_2", "happy_3", "very_happy_4",
@@ -52,7 +52,7 @@ COLUMN_LABELS = {
     "kind": N_("Kind"), "value": N_("Answer"), "option_id": N_("Option"), "question_id": N_("Question"),
     "answer_to": N_("Follows answer"), "lang": N_("Language"), "ts_utc": N_("Time (UTC)"),
     "local_time": N_("Time (Finland)"), "clock_synced": N_("Clock synchronised"), "burst": N_("Repeated press"),
-    "out_of_hours": N_("Out of hours"), "survey_version": N_("Survey version"), "date": N_("Date"),
+    "out_of_hours": N_("Out of hours"), "survey_version": N_("Survey version"), "channel": N_("Channel"), "date": N_("Date"),
     "responses": N_("Responses"), "very_unhappy_1": N_("1 very unhappy"), "unhappy_2": N_("2 unhappy"),
     "happy_3": N_("3 happy"), "very_happy_4": N_("4 very happy"), "satisfaction": N_("Satisfaction"),
     "repeated_presses": N_("Repeated presses"), "all_presses": N_("All presses"), "level": N_("Level"),
@@ -99,7 +99,7 @@ def event_rows(session: Session, station_ids: Sequence[str], period: Period) -> 
     e = FeedbackEvent
     q = (
         select(e.event_id, e.station_id, e.device_id, e.kind, e.value, e.option_id, e.question_id, e.answer_to,
-               e.lang, e.ts, e.clock_synced, e.burst, e.out_of_hours, e.survey_version)
+               e.lang, e.ts, e.clock_synced, e.burst, e.out_of_hours, e.survey_version, e.channel)
         .where(e.station_id.in_(list(station_ids)), e.ts >= period.start, e.ts < period.end)
         .order_by(e.station_id, e.ts, e.id)
         .execution_options(yield_per=YIELD_PER)
@@ -107,11 +107,11 @@ def event_rows(session: Session, station_ids: Sequence[str], period: Period) -> 
     for r in session.execute(q):
         ts = r.ts.astimezone(UTC)
         yield (
-            str(r.event_id), r.station_id, names.get(r.station_id, r.station_id), r.device_id, r.kind,
+            str(r.event_id), r.station_id, names.get(r.station_id, r.station_id), r.device_id or "", r.kind,
             r.value if r.value is not None else "",
             r.option_id or "", r.question_id, str(r.answer_to) if r.answer_to else "", r.lang,
             ts.isoformat().replace("+00:00", "Z"), ts.astimezone(LOCAL_TZ).replace(tzinfo=None, microsecond=0),
-            r.clock_synced, r.burst, r.out_of_hours, r.survey_version,
+            r.clock_synced, r.burst, r.out_of_hours, r.survey_version, r.channel,
         )
 
 
