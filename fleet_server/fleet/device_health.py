@@ -112,7 +112,7 @@ def device_health(device: Device, station_name: str, current_version: int, setti
         queue=queue if reported else Field("—", "unknown"),
         oldest_queued=oldest if reported else Field("—", "unknown"),
         shed=_shed_field(device),
-        version=Field(device.software_version or "—", "ok" if device.software_version else "unknown"),
+        version=_software(device),
         config=_config_field(device, applied, current_version),
         clock=_clock_field(device),
         temperature=_temperature_field(device, settings),
