@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import ChannelRefused
 from fleet_server.ingest.store import (
     REASON_CONFLICTING_DUPLICATE,
     InboundMessage,
@@ -60,15 +61,6 @@ class AnswerResult:
     outcome: Outcome
     reason: str | None = None
     detail: str | None = None
-
-
-class ChannelRefused(Exception):
-    """The whole request or file is unusable (reason codes as the MQTT ingest's: bad_json, oversize,
-    unsupported_version, schema); nothing of it was stored, and it was dead-lettered."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
 
 
 def parse_event(data: Any, channels: Sequence[str]) -> contract.FeedbackEvent:

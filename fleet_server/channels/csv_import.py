@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.channels.answers import ANSWER_FIELDS, IMPORT_CHANNELS, AnswerResult, store_answers
+from fleet_server.core.errors import BadCsv
 
 CSV_TOPIC = "import/csv"
 CHUNK_ROWS = 500
@@ -40,10 +41,6 @@ class ImportReport:
     stored: int = 0
     duplicates: int = 0
     errors: list[RowError] = field(default_factory=list)
-
-
-class BadCsv(ValueError):
-    """The file itself cannot be read as an answers CSV (its header names the problem)."""
 
 
 def _rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:

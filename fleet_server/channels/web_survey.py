@@ -47,7 +47,7 @@ from palaute_wire import contract
 from palaute_wire.contract import FollowupQuestion, StationConfig, text_in
 from palaute_wire.surveys import default_survey
 
-router = APIRouter(tags=["web survey"])
+router = APIRouter(tags=["web survey"], include_in_schema=False)  # pages, like the dashboard
 
 FACES = ((1, N_("Very unhappy")), (2, N_("Unhappy")), (3, N_("Happy")), (4, N_("Very happy")))
 """The four faces as the web page names them (the same order as the kiosk's)."""

@@ -90,3 +90,19 @@ class BrokerAuthError(FleetServerError, RuntimeError):
 
 class WheelhouseError(FleetServerError, RuntimeError):
     """The wheelhouse cannot be built; the message says which step failed and pip's last lines."""
+
+
+# ------------------------------------------------------------------ channels
+
+
+class ChannelRefused(FleetServerError, ValueError):
+    """A whole import request or web form is unusable (reason codes as the MQTT ingest's: bad_json,
+    oversize, unsupported_version, schema); nothing of it was stored, and it was dead-lettered."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+class BadCsv(FleetServerError, ValueError):
+    """The file cannot be read as an answers CSV (the message names the problem)."""
