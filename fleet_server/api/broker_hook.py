@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from fleet_server.fleet.broker_hook import may_access, may_connect
 
-router = APIRouter(prefix="/broker-auth", tags=["broker"], include_in_schema=True)
+router = APIRouter(prefix="/broker-auth", tags=["broker"], include_in_schema=False)  # brokers call it; not the JSON API
 
 GO_AUTH_ACC = {1: ("read",), 2: ("write",), 3: ("read", "write"), 4: ("subscribe",)}
 EMQX_ACTION = {"publish": ("write",), "subscribe": ("subscribe",)}
