@@ -32,7 +32,7 @@ from fleet_server.models.groups import GROUP_KINDS, StationGroup
 from fleet_server.models.health import HealthProbe
 from fleet_server.models.notes import StationNote
 from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
-from fleet_server.models.rollups import FollowupHour, StationHour
+from fleet_server.models.rollups import ChannelHour, FollowupHour, StationHour
 
 __all__ = [
     "COMMAND_NAMES",
@@ -45,6 +45,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "BigId",
+    "ChannelHour",
     "DeadLetter",
     "Device",
     "DeviceCommand",

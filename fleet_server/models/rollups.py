@@ -42,3 +42,26 @@ class FollowupHour(Base):
     question_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     option_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelHour(Base):
+    """Smiley answers of one station in one UTC hour by the channel they came in (kiosk, web, phone,
+    sms), with StationHour's columns: summed over channels, every column equals StationHour's."""
+
+    __tablename__ = "channel_hourly"
+
+    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True, doc="start of the UTC hour")
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    c1: Mapped[int] = mapped_column(Integer, default=0)
+    c2: Mapped[int] = mapped_column(Integer, default=0)
+    c3: Mapped[int] = mapped_column(Integer, default=0)
+    c4: Mapped[int] = mapped_column(Integer, default=0)
+    r1: Mapped[int] = mapped_column(Integer, default=0)
+    r2: Mapped[int] = mapped_column(Integer, default=0)
+    r3: Mapped[int] = mapped_column(Integer, default=0)
+    r4: Mapped[int] = mapped_column(Integer, default=0)
+    o1: Mapped[int] = mapped_column(Integer, default=0)
+    o2: Mapped[int] = mapped_column(Integer, default=0)
+    o3: Mapped[int] = mapped_column(Integer, default=0)
+    o4: Mapped[int] = mapped_column(Integer, default=0)

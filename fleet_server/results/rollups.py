@@ -15,6 +15,10 @@ Columns partition the smiley answers of an hour by value (1..4) and flag:
 ``c`` counted (in opening hours, not a flagged repeated press), ``r`` flagged
 repeated press ("burst") in opening hours, ``o`` out of opening hours (flagged
 ``out_of_hours`` by the kiosk, repeated or not). ``c + r + o`` is every press.
+
+``channel_hourly`` splits the same cells by channel (kiosk, web, phone, sms), in the same
+statement of the same transaction: summed over its channels, each (station, hour) row of it
+equals ``station_hourly``'s, exactly (tests/server/test_channel_rollups.py).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select
+from sqlalchemy import delete, func, inspect, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fleet_server.models import FeedbackEvent, FollowupHour, StationHour
+from fleet_server.models import ChannelHour, FeedbackEvent, FollowupHour, StationHour
 
 SMILEYS = (1, 2, 3, 4)
 KINDS = ("c", "r", "o")
@@ -54,18 +58,23 @@ def _insert(session: Session, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> None:
+def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 1, *, channels: bool = True) -> None:
     """Add freshly inserted event rows (dicts with the feedback_events columns) to the rollups.
 
     ``sign=-1`` takes stored rows out again: an event whose time is corrected moves from
-    its old hour to its new one (fleet_server.fleet.clock_corrections)."""
+    its old hour to its new one (fleet_server.fleet.clock_corrections). ``channels=False``: not
+    ``channel_hourly`` (``rebuild`` run by a migration older than that table)."""
     smiley_cells: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
+    channel_cells: dict[tuple[str, datetime, str], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COUNT_COLUMNS, 0))
     followups: list[Mapping[str, Any]] = []
     smiley_of: dict[uuid.UUID, int] = {}
     for row in rows:
         if row["kind"] == "smiley":
             key = (row["station_id"], hour_of(row["ts"]))
-            smiley_cells[key][f"{flag_kind(row['burst'], row['out_of_hours'])}{row['value']}"] += sign
+            column = f"{flag_kind(row['burst'], row['out_of_hours'])}{row['value']}"
+            smiley_cells[key][column] += sign
+            channel_cells[(*key, row.get("channel") or "kiosk")][column] += sign  # rows read before channels: kiosk
             smiley_of[row["event_id"]] = row["value"]
         else:
             followups.append(row)
@@ -79,6 +88,15 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 
         session.execute(
             stmt, [{"station_id": s, "hour": h, **counts} for (s, h), counts in sorted(smiley_cells.items())]
         )
+        if channels:
+            table = ChannelHour.__table__
+            stmt = _insert(session, table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["station_id", "hour", "channel"],
+                set_={col: table.c[col] + stmt.excluded[col] for col in COUNT_COLUMNS},
+            )
+            session.execute(stmt, [{"station_id": s, "hour": h, "channel": ch, **counts}
+                                   for (s, h, ch), counts in sorted(channel_cells.items())])
     if followups:
         missing = {r["answer_to"] for r in followups if r.get("answer_to") and r["answer_to"] not in smiley_of}
         if missing:
@@ -112,9 +130,14 @@ def rebuild(session: Session, batch_size: int = 50_000) -> int:
     """Recompute both rollup tables from ``feedback_events``; returns the events read."""
     session.execute(delete(StationHour.__table__))
     session.execute(delete(FollowupHour.__table__))
+    # An old migration (0300_rollups) runs this before channels existed: then without them.
+    channels = inspect(session.connection()).has_table(ChannelHour.__tablename__)
     e = FeedbackEvent.__table__
     columns = [e.c.event_id, e.c.station_id, e.c.kind, e.c.value, e.c.option_id, e.c.question_id,
                e.c.ts, e.c.answer_to, e.c.burst, e.c.out_of_hours]
+    if channels:
+        session.execute(delete(ChannelHour.__table__))
+        columns.append(e.c.channel)
     seen = 0
     # Smileys first, so every follow-up finds its smiley in the table.
     for kind in ("smiley", "followup"):
@@ -122,7 +145,7 @@ def rebuild(session: Session, batch_size: int = 50_000) -> int:
             select(*columns).where(e.c.kind == kind).order_by(e.c.id).execution_options(yield_per=batch_size)
         )
         for chunk in result.mappings().partitions(batch_size):
-            add_events(session, chunk)
+            add_events(session, chunk, channels=channels)
             seen += len(chunk)
     return seen
 
@@ -142,4 +165,4 @@ def range_hours(start: datetime, end: datetime) -> list[datetime]:
     return hours
 
 
-__all__ = ["COUNT_COLUMNS", "FollowupHour", "StationHour", "add_events", "literal_column", "rebuild"]
+__all__ = ["COUNT_COLUMNS", "ChannelHour", "FollowupHour", "StationHour", "add_events", "literal_column", "rebuild"]
