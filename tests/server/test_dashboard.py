@@ -138,6 +138,9 @@ def test_compare_page_puts_chosen_stations_side_by_side(app_client):
 def test_every_route_refuses_anonymous_callers(app_client):
     """Walk the app's routes: only the sign-in page (and its language), the health check and static files are open."""
     open_paths = {"/login", "/healthz", "/language"}  # /language: picking the sign-in page's language
+    # The web survey behind a QR code is open by design: its signed link is checked instead
+    # (tests/server/test_web_survey.py refuses a missing, forged or expired one).
+    open_paths |= {"/s/{station_id}", "/s/{station_id}/followup"}
     checked = 0
     for path, methods in iter_routes(app_client.app):
         if path.startswith("/static") or path in open_paths:
