@@ -34,7 +34,10 @@ async def _fields(request: Request) -> dict[str, Any]:
     if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
         raise HTTPException(401, "the broker hook needs Authorization: Bearer <PALAUTE_BROKER_AUTH_TOKEN>")
     if request.headers.get("content-type", "").startswith("application/json"):
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
         if not isinstance(body, dict):
             raise HTTPException(400, "a JSON object is expected")
         return body

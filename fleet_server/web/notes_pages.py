@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fleet_server.api.deps import CsrfChecked, PageResultsReader, SessionDep, ensure_station_results
+from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
+from fleet_server.core.i18n import N_
 from fleet_server.fleet import note_publishing, notes
 from fleet_server.models import Station, StationNote
 from fleet_server.results import figures as results
@@ -55,7 +58,7 @@ def _parse_day(value: str, what: str, required: bool) -> date | None:
 def _render(request, session, principal, *, error=None, message=None, form=None, editing=None, code=200):
     visible = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
     rows = notes.list_notes(session, [s.id for s in visible])
-    names = {s.id: s.name for s in visible}
+    names = {s.id: s.name_in(i18n.lang()) for s in visible}
     return templates.TemplateResponse(
         request,
         "notes.html",
@@ -67,12 +70,25 @@ def _render(request, session, principal, *, error=None, message=None, form=None,
     )
 
 
+DONE = {
+    "saved": N_("Note saved and published to {n} kiosk(s) (station config version {version})."),
+    "withdrawn": N_("Note withdrawn and published to {n} kiosk(s) (station config version {version})."),
+    "published": N_("Note published to {n} kiosk(s) (station config version {version})."),
+}
+NOT_SENT = {
+    "saved": N_("The note was saved, but the kiosks have not got it yet: {error}. "
+                "Use “Publish again” when the broker is reachable."),
+    "withdrawn": N_("The note was withdrawn, but the kiosks have not got it yet: {error}. "
+                    "Use “Publish again” when the broker is reachable."),
+    "published": N_("The note was published, but the kiosks have not got it yet: {error}. "
+                    "Use “Publish again” when the broker is reachable."),
+}
+
+
 def _outcome_message(outcome: note_publishing.PublishOutcome, action: str) -> tuple[str | None, str | None]:
     if outcome.error:
-        return None, (f"The note was {action}, but the kiosks have not got it yet: {outcome.error}. "
-                      "Use “Publish again” when the broker is reachable.")
-    return (f"Note {action} and published to {len(outcome.devices)} kiosk(s) "
-            f"(station config version {outcome.config_version})."), None
+        return None, i18n.gettext(NOT_SENT[action]).format(error=outcome.error)
+    return i18n.gettext(DONE[action]).format(n=len(outcome.devices), version=outcome.config_version), None
 
 
 @router.get("/notes", response_class=HTMLResponse)
@@ -108,7 +124,7 @@ def _after_publish(request: Request, session, principal, outcome, verb: str) -> 
     message, error = _outcome_message(outcome, verb)
     if error:
         return _render(request, session, principal, error=error, code=502)
-    return RedirectResponse(f"/notes?done={message}", status_code=303)
+    return RedirectResponse("/notes?" + urlencode({"done": message or ""}), status_code=303)
 
 
 @router.post("/notes", response_class=HTMLResponse)
@@ -157,7 +173,7 @@ def update_note(
     _coordinator(principal)
     note = _note_or_404(session, note_id)
     if note.withdrawn_at is not None:
-        return _render(request, session, principal, error="a withdrawn note cannot be edited; write a new one", code=409)
+        return _render(request, session, principal, error=i18n.gettext("a withdrawn note cannot be edited; write a new one"), code=409)
     try:
         first, last = _checked_note(text_fi, text_sv, text_en, starts, ends)
     except notes.NoteInvalid as exc:
