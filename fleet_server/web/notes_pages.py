@@ -72,12 +72,15 @@ def _render(request, session, principal, *, error=None, message=None, form=None,
 
 DONE = {
     "saved": N_("Note saved and published to {n} kiosk(s) (station config version {version})."),
+    "updated": N_("Note updated and published to {n} kiosk(s) (station config version {version})."),
     "withdrawn": N_("Note withdrawn and published to {n} kiosk(s) (station config version {version})."),
     "published": N_("Note published to {n} kiosk(s) (station config version {version})."),
 }
 NOT_SENT = {
     "saved": N_("The note was saved, but the kiosks have not got it yet: {error}. "
                 "Use “Publish again” when the broker is reachable."),
+    "updated": N_("The note was updated, but the kiosks have not got it yet: {error}. "
+                  "Use “Publish again” when the broker is reachable."),
     "withdrawn": N_("The note was withdrawn, but the kiosks have not got it yet: {error}. "
                     "Use “Publish again” when the broker is reachable."),
     "published": N_("The note was published, but the kiosks have not got it yet: {error}. "
