@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 _LOGGER = logging.getLogger(__name__)
@@ -108,10 +108,9 @@ class Leadership:
 
     def _postgres(self) -> bool:
         if self._conn is None:
-            from fleet_server.core.db import make_engine
-
-            if self._engine is None:
-                self._engine = make_engine(self._url, poolclass=NullPool, connect_args=_keepalives(self._url))
+            if self._engine is None:  # what core.db.make_engine makes for PostgreSQL (core.db imports this module)
+                self._engine = create_engine(self._url, poolclass=NullPool, pool_pre_ping=True,
+                                             connect_args=_keepalives(self._url))
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if self.held:
             self._conn.execute(text("SELECT 1"))  # the session (and with it the lock) still exists
