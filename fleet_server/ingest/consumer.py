@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -122,6 +124,19 @@ def subscriptions(settings: Settings) -> list[str]:
 
 
 CONFLICT_SQLSTATES = ("40P01", "40001")
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The DB-API exception behind ``exc``: SQLAlchemy wraps what it executes, but the store's bulk
+    paths (PostgreSQL COPY, SQLite executemany) raise the driver's own exceptions."""
+    return exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the database, not of the message (unreachable, disk full, locked): retry, never dead-letter."""
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    return isinstance(_driver_error(exc), psycopg.OperationalError | sqlite3.OperationalError)
 """deadlock_detected, serialization_failure: retried at once, logged as what they are."""
 SESSION_TAKEN_OVER = 0x8E
 """DISCONNECT reason code: another client connected with this client id."""
@@ -486,27 +501,24 @@ class Ingestor:
                 self.counters.add_result(store_batch(self._session_factory, batch))
                 self.last_commit_at, self.failing_since = time.monotonic(), None
                 return True
-            except (OperationalError, DBAPIError) as exc:
-                if getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+            except Exception as exc:  # noqa: BLE001 - a bug or a poison message must not stop ingest
+                orig = _driver_error(exc)
+                if getattr(orig, "sqlstate", None) in CONFLICT_SQLSTATES:
                     # Another transaction (a second server process, the fleet loop) locked the same rows in
                     # the other order: PostgreSQL rolled this one back. Nothing is wrong; try again at once.
                     self.counters.add(deadlocks=1)
                     _LOGGER.warning("deadlock with another transaction (%s, rolled back by PostgreSQL); retrying "
-                                    "%d message(s)", getattr(exc.orig, "sqlstate", "?"), len(batch))
+                                    "%d message(s)", getattr(orig, "sqlstate", "?"), len(batch))
                     self._halt.wait(RETRY_DELAY_MIN_S)
                     continue
-                if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                if _transient(exc):
                     self.counters.add(db_errors=1)
                     self.failing_since = self.failing_since or time.monotonic()
-                    self.last_db_error = f"{type(exc.orig or exc).__name__}: {str(exc.orig or exc).strip()[:200]}"
+                    self.last_db_error = f"{type(orig).__name__}: {str(orig).strip()[:200]}"
                     _LOGGER.error("database unavailable (%s); retrying %d message(s) in %.1fs", exc, len(batch), delay)
                     self._halt.wait(delay)
                     delay = min(delay * 2, self.settings.mqtt_reconnect_max_s)
                     continue
-                if not self._isolate(batch, exc):
-                    continue
-                return True
-            except Exception as exc:  # noqa: BLE001 - a bug or a poison message must not stop ingest
                 if not self._isolate(batch, exc):
                     continue
                 return True
@@ -523,9 +535,9 @@ class Ingestor:
             for message in batch:
                 try:
                     self.counters.add_result(store_batch(self._session_factory, [message]))
-                except OperationalError:
-                    raise
-                except Exception as single:  # noqa: BLE001
+                except Exception as single:
+                    if _transient(single):
+                        raise  # the database failed, not this message: retry the batch
                     store_dead_letter(
                         self._session_factory, message, REASON_INGEST_ERROR, f"{type(single).__name__}: {single}"
                     )
