@@ -36,6 +36,7 @@ from fleet_server.models import Device, DevicePresence, Station
 from fleet_server.results.figures import LOCAL_TZ, today_local
 from palaute_wire import contract as c
 from tests.support.browser_support import launch, shot
+from tests.support.kiosk_support import wait_until
 from tests.support.mqtt_probe import Probe
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
@@ -47,14 +48,6 @@ WRONG = ("waiting-time", "staff-attitude", "information", "premises", "something
 OPEN_DAYS = {d: ("08:00", "16:00") for d in ("mon", "tue", "wed", "thu", "fri")}
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _prepare_registry(db_url: str) -> str:

@@ -28,6 +28,7 @@ from fleet_server.core.db import make_engine, make_session_factory
 from fleet_server.devtools.local_broker import free_port
 from fleet_server.models import Alert, FeedbackEvent
 from palaute_wire import contract as c
+from tests.support.kiosk_support import wait_until
 from tests.support.server_factories import batch, event, status
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
@@ -38,14 +39,6 @@ GAPPY = "kalvia-8"  # never sends seq 10..12: one gap row
 SEND_INTERVAL_S = 0.02  # per kiosk: 6 kiosks, about 300 answers a second together
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Mailbox:

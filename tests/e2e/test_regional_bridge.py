@@ -23,6 +23,7 @@ from fleet_server.devtools.local_broker import Mosquitto
 from fleet_server.ingest.consumer import Ingestor
 from fleet_server.models import FeedbackEvent
 from palaute_wire import contract as c
+from tests.support.kiosk_support import wait_until
 from tests.support.server_factories import batch, event
 
 pytestmark = pytest.mark.broker
@@ -42,13 +43,6 @@ def bridge_lines(central_port: int) -> str:
     return "\n".join(out)
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_answers_cross_the_bridge_and_an_outage_of_the_link_loses_nothing(tmp_path, sqlite_url):
