@@ -105,15 +105,17 @@ ensure_postgres() {
 
 case "$verb" in
     demo)
-        need_debs mosquitto ca-certificates
+        need_debs mosquitto ca-certificates libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
         ensure_venv
         exec "$VENV/bin/palaute-server" demo "$@"
         ;;
     test)
         # libatomic1: Playwright's node driver; nginx-light: `nginx -t` of deploy/nginx;
+        # libpango*: WeasyPrint's PDFs (reports, posters);
         # qemu-user-static + debootstrap: the arm64 first-boot test (tests/e2e/test_arm64_first_boot.py).
         need_debs mosquitto mosquitto-clients openssl ca-certificates systemd xvfb xauth libmtdev1 \
             libgl1 libegl1 libatomic1 chromium chromium-driver espeak-ng sox fonts-dejavu-core \
+            libpango-1.0-0 libpangoft2-1.0-0 \
             nginx-light qemu-user-static debootstrap
         ensure_venv
         # Linters first: a finding fails the run before any test starts (config in pyproject.toml).

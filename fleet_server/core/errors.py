@@ -106,3 +106,7 @@ class ChannelRefused(FleetServerError, ValueError):
 
 class BadCsv(FleetServerError, ValueError):
     """The file cannot be read as an answers CSV (the message names the problem)."""
+
+
+class PdfUnavailable(FleetServerError, RuntimeError):
+    """WeasyPrint cannot load the system's Pango, so no PDF can be made (the pages still work)."""
