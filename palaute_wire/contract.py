@@ -90,6 +90,11 @@ AnswerChannel = Literal["kiosk", "web", "phone", "sms"]
 """How an answer came in: a kiosk (over MQTT), the web survey behind a station's QR code,
 or a phone or SMS survey delivered through the import API. Kiosks send ``kiosk`` or nothing."""
 ANSWER_CHANNELS: tuple[AnswerChannel, ...] = ("kiosk", "web", "phone", "sms")
+ConfigFeature = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+"""An optional StationConfig field's name, as a kiosk lists it in its status (``accepts``). Any name
+passes (a newer kiosk may know fields this server does not); the server acts on those it knows."""
+CONFIG_FEATURES: tuple[str, ...] = ("survey_link",)
+"""The optional config fields this code's kiosk understands (it lists them in ``accepts``)."""
 EventFlag = Literal["burst", "out_of_hours"]
 """Flags a kiosk may put on an event; the event is stored and counted either way.
 
@@ -269,6 +274,13 @@ class StatusHeartbeat(_Strict):
         description="the kiosk cannot store answers on its disk right now (disk_full, write_failed) "
         "or replaced a corrupt outbox (corrupt_replaced), with details; absent when storage is fine",
     )
+    accepts: tuple[ConfigFeature, ...] | None = Field(
+        default=None, max_length=20,
+        description="optional StationConfig fields this kiosk understands (e.g. survey_link): the server "
+        "puts such a field only into the config of a kiosk that lists it (older kiosks refuse unknown fields)")
+    survey_link_expires: UtcTime | None = Field(
+        default=None, description="when the survey link the kiosk shows stops working (its config's "
+        "survey_link.expires); absent: it shows none. The server sends a fresh link well before this")
 
 
 class ClockCorrection(_Strict):
@@ -421,6 +433,18 @@ class ReleaseTarget(_Strict):
     rollout_id: int | None = Field(default=None, ge=1, le=2**31)
 
 
+class SurveyLink(_Strict):
+    """The station's web survey link for a kiosk's QR code (thank-you and idle screens).
+
+    ``url`` carries a signed token that stops working at ``expires``; the server sends a new
+    link well before then (half-way through its life), so a code scanned at the kiosk keeps
+    working at home. A kiosk shows no code when it has none or when its synced clock is past
+    ``expires``."""
+
+    url: str = Field(min_length=10, max_length=1000, pattern=r"^https?://[^\s]+$")
+    expires: UtcTime
+
+
 class StationConfig(_Strict):
     """Retained on a device's ``config`` topic, server -> kiosk."""
 
@@ -441,6 +465,11 @@ class StationConfig(_Strict):
         default=None,
         description="per device; only sent to kiosks whose status reports update_state (older kiosks refuse "
         "unknown fields, so the server never sends them one)",
+    )
+    survey_link: SurveyLink | None = Field(
+        default=None,
+        description="per device: the web survey link its QR code shows; only sent to kiosks whose status "
+        "lists survey_link in accepts. Absent: no code is shown",
     )
 
 

@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     )
     # The web survey behind a station's QR code (fleet_server.channels.web_survey, docs/counting.md).
     web_link_days: int = Field(default=62, ge=1, le=400, description="a QR code's signed link works this many days")
+    web_public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="how patients' phones reach this server's /s/ pages, e.g. https://palaute.example.fi: the "
+        "links in the kiosks' QR codes (renewed half-way through web_link_days); unset: kiosks show no QR code")
     web_answers_per_address_hour: int = Field(
         default=20, ge=1, le=100_000, description="web answers one client address may give per hour")
     web_answers_per_station_hour: int = Field(
