@@ -121,10 +121,12 @@ async def _security_headers(request: Request, call_next):
     response = await call_next(request)
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.url.path != (request.app.docs_url or ""):  # Swagger UI loads its own assets
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    # A page that sets its own frame-ancestors (the public embed variant) is framed by CSP alone.
+    if "frame-ancestors 'none'" in headers.get("Content-Security-Policy", "frame-ancestors 'none'"):
+        headers.setdefault("X-Frame-Options", "DENY")
     return response
 
 

@@ -211,6 +211,16 @@ class Settings(BaseSettings):
         default=20, ge=1, le=100_000, description="web answers one client address may give per hour")
     web_answers_per_station_hour: int = Field(
         default=600, ge=1, le=1_000_000, description="web answers one station may receive per hour")
+    # Public results pages, their embed variant and open data (fleet_server.web.public_pages, docs/api.md).
+    public_cache_s: float = Field(
+        default=60, ge=0, le=3600, description="a public page is built at most this often per station and "
+        "language in each server process (0: every time); coordinators' changes in this process apply at once")
+    public_frame_ancestors: str = Field(
+        default="", pattern=r"^[A-Za-z0-9 .:/*_-]*$", description="sites that may show the embed variant "
+        "(/public/.../embed) in an iframe, space-separated CSP sources, e.g. 'https://www.soite.fi'; "
+        "empty: no site may (every other page always refuses framing)")
+    public_data_licence: str = Field(
+        default="CC BY 4.0", max_length=200, description="the licence the open-data JSON names")
 
     @classmethod
     def settings_customise_sources(

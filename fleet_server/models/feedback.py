@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -58,6 +59,9 @@ class Station(Base):
         ForeignKey("station_groups.id"), doc="the municipality or service area it belongs to"
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    public_page: Mapped[bool] = mapped_column(
+        default=False, server_default=false(),
+        doc="its results page is open to everyone (fleet_server.web.public_pages); off until a coordinator turns it on")
 
     def name_in(self, lang: str) -> str:
         """The name in ``lang`` (fi, sv, en), else the one name every station has."""

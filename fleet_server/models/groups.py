@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet_server.models.base import SLUG_LEN, Base
@@ -23,6 +23,8 @@ class StationGroup(Base):
     name_fi: Mapped[str | None] = mapped_column(String(200))
     name_sv: Mapped[str | None] = mapped_column(String(200))
     name_en: Mapped[str | None] = mapped_column(String(200))
+    public_page: Mapped[bool] = mapped_column(
+        default=False, server_default=false(), doc="its results page is open to everyone; off by default")
 
     def name_in(self, lang: str) -> str:
         return getattr(self, f"name_{lang}", None) or self.name
