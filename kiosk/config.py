@@ -71,6 +71,15 @@ class BrokerSection(_Section):
     reconnect_min_s: float = Field(default=1, gt=0)
     reconnect_max_s: float = Field(default=10, gt=0)
     """Reconnect backoff cap: low, so a kiosk is back within seconds of its broker."""
+    mqtt_version: Literal["5", "3.1.1"] = "5"
+    """The MQTT protocol the uplink speaks: "5" (session expiry, reason codes), or "3.1.1" for brokers
+    that speak only that (RabbitMQ 3.10's MQTT plugin, NATS). docs/operations.md "MQTT 3.1.1" says
+    what changes; the broker then decides how long it keeps the kiosk's session."""
+
+    @field_validator("mqtt_version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value  # mqtt_version = 5 reads as "5"
 
     @field_validator("url")
     @classmethod

@@ -16,6 +16,13 @@ reconnect and resends them itself; the persistent session (fixed client id,
 clean_start=False, a session expiry) keeps config/cmd subscriptions and queued
 commands while the kiosk is away.
 
+MQTT 3.1.1 (``[broker] mqtt_version = "3.1.1"``, for brokers without 5) keeps the same
+contract with what 3.1.1 has: ``clean_session=False`` instead of clean start plus expiry
+(the broker's own setting then bounds how long it keeps the session), and no reason
+codes: a 3.1.1 PUBACK is always a success, and a broker that refuses a publish closes
+the connection instead (Mosquitto and RabbitMQ do), so unacknowledged events stay in
+the outbox either way.
+
 Connection: reconnects with capped exponential backoff and jitter
 (:func:`reconnect_delay`): the cap is low (``reconnect_max_s``, 10 s by default) so a
 kiosk is back within seconds of the broker, and each delay is drawn from the upper
@@ -273,11 +280,15 @@ class Uplink:
     # -- client setup -----------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-        )
+        if self.mqtt5:
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+            )
+        else:  # 3.1.1: the persistent session is clean_session=False, kept as long as the broker is set to
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                protocol=mqtt.MQTTv311, clean_session=False,
+            )
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         # paho must never queue beyond our window (+ room for status messages).
         client.max_inflight_messages_set(self.t.inflight_batches + 4)
@@ -366,18 +377,26 @@ class Uplink:
             retain=True,
         )
         endpoint = parse_mqtt_url(self.broker_url)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.t.session_expiry_s
         try:
-            self._client.connect(
-                endpoint.host, endpoint.port, keepalive=self.broker.keepalive_s,
-                clean_start=False, properties=props,
-            )
+            if self.mqtt5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.t.session_expiry_s
+                self._client.connect(
+                    endpoint.host, endpoint.port, keepalive=self.broker.keepalive_s,
+                    clean_start=False, properties=props,
+                )
+            else:
+                self._client.connect(endpoint.host, endpoint.port, keepalive=self.broker.keepalive_s)
         except Exception as exc:  # noqa: BLE001 - OSError, ssl errors, DNS: all mean "not now", never a dead loop
             self._schedule_retry(reason=f"{type(exc).__name__}: {exc}")
             return
         self._state = "connecting"
         self._connecting_since = time.monotonic()
+
+    @property
+    def mqtt5(self) -> bool:
+        """MQTT 5 (the default) or 3.1.1 (``[broker] mqtt_version``)."""
+        return self.broker.mqtt_version == "5"
 
     @property
     def broker_url(self) -> str:

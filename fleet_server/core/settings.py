@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         ge=60,
         description="how long the broker keeps queueing for the ingest while it is away",
     )
+    mqtt_version: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="the MQTT protocol of the ingest and the publisher: 5, or 3.1.1 for a broker that speaks only "
+        "that (RabbitMQ 3.10); with 3.1.1 the broker's own setting bounds how long it keeps the ingest's session "
+        "(docs/operations.md 'MQTT 3.1.1')",
+    )
     mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
     mqtt_reconnect_max_s: int = Field(
         default=5, ge=1, le=3600,

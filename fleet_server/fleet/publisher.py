@@ -53,7 +53,7 @@ class Publisher:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=_publisher_client_id(settings),
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5 if settings.mqtt_version == "5" else mqtt.MQTTv311,  # a clean session either way
         )
         username, password = settings.mqtt_credentials
         if username:

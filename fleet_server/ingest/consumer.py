@@ -3,7 +3,8 @@
 Delivery contract (see ../DESIGN "Delivery guarantees"):
 - The ingest keeps a persistent MQTT v5 session (fixed client id, clean start
   off, a session expiry), subscribes with QoS 1, so the broker queues for it
-  while it is away.
+  while it is away. With ``PALAUTE_MQTT_VERSION=3.1.1`` the session is
+  ``clean_session=False`` and the broker's own setting bounds its life.
 - Acknowledgement is manual: the broker gets the PUBACK for a message only
   after the transaction holding its rows has committed. A crash before the
   commit means no PUBACK, so the broker delivers the message again.
@@ -151,6 +152,11 @@ Will), naming the deployment, so a process of another deployment refuses to take
 MARKER_WAIT_S = 1.0
 
 
+def protocol(settings: Settings) -> MQTTProtocolVersion:
+    """``PALAUTE_MQTT_VERSION`` as paho's constant (the ingest and its probe)."""
+    return MQTTProtocolVersion.MQTTv5 if settings.mqtt_version == "5" else MQTTProtocolVersion.MQTTv311
+
+
 def marker_topic(client_id: str) -> str:
     return f"{MARKER_ROOT}/{client_id}"
 
@@ -163,7 +169,7 @@ def client_id_holder(settings: Settings, client_id: str, timeout: float = MARKER
     got: list[bytes] = []
     done = threading.Event()
     probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{client_id}-probe-{os.getpid()}"[:64],
-                        protocol=MQTTProtocolVersion.MQTTv5)
+                        protocol=protocol(settings))
     username, password = settings.mqtt_credentials
     if username is not None:
         probe.username_pw_set(username, password)
@@ -251,11 +257,11 @@ class Ingestor:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
+        if s.mqtt_version == "5":
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol(s))
+        else:  # 3.1.1: no clean start or session expiry, the session is clean_session=False (persistent)
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol(s),
+                                 clean_session=bool(s.mqtt_shared_group))
         client.manual_ack_set(True)
         username, password = s.mqtt_credentials
         if username is not None:
@@ -286,10 +292,14 @@ class Ingestor:
         self._preparer.start()
         self._writer = threading.Thread(target=self._write_loop, name=f"ingest-writer-{self.client_id}", daemon=True)
         self._writer.start()
-        _LOGGER.info("ingest %s connecting to %s:%s", self.client_id, s.mqtt_host, s.mqtt_port)
-        self._client.connect_async(
-            s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=not persistent, properties=props
-        )
+        _LOGGER.info("ingest %s connecting to %s:%s (MQTT %s)", self.client_id, s.mqtt_host, s.mqtt_port,
+                     s.mqtt_version)
+        if s.mqtt_version == "5":
+            self._client.connect_async(
+                s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=not persistent, properties=props
+            )
+        else:  # the broker's own limit (Mosquitto max_inflight_messages, RabbitMQ mqtt.prefetch) replaces ReceiveMaximum
+            self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s)
         self._client.loop_start()
         return self
 
@@ -373,8 +383,13 @@ class Ingestor:
                 {"deployment": self.deployment, "host": socket.gethostname(), "pid": os.getpid()}), qos=1, retain=True)
         # Subscribing here renews the subscriptions on every reconnect. retainHandling=1: retained
         # statuses only when the subscription is new, not replayed on every reconnect.
-        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        result, mid = client.subscribe([(f, options) for f in subscriptions(self.settings)])
+        # MQTT 3.1.1 has no retain handling: the broker replays the retained statuses on every reconnect,
+        # which the store ignores (a status older than the one applied changes nothing).
+        if self.settings.mqtt_version == "5":
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            result, mid = client.subscribe([(f, options) for f in subscriptions(self.settings)])
+        else:
+            result, mid = client.subscribe([(f, 1) for f in subscriptions(self.settings)])
         if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
             self._pending_subs.add(mid)
 

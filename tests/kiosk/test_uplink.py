@@ -31,11 +31,21 @@ pytestmark = pytest.mark.broker
 TOPIC = {ch: c.topic(STATION, DEVICE, ch) for ch in c.CHANNELS}
 
 
+MQTT_VERSIONS = pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+"""For the tests of the delivery contract: it must hold in both protocols ([broker] mqtt_version)."""
+
+
 @pytest.fixture
-def make_kiosk(tmp_path, mock_pins):
+def mqtt_version():
+    return "5"
+
+
+@pytest.fixture
+def make_kiosk(tmp_path, mock_pins, mqtt_version):
     made = []
 
     def make(url, name="kiosk", start=True, tunables=UplinkTunables(loop_timeout_s=0.02), **sections):
+        sections["broker"] = {"mqtt_version": mqtt_version, **sections.get("broker", {})}
         config = kiosk_config(tmp_path / name, url, **sections)
         kiosk = Kiosk(config, clock_synced_override=True, uplink_tunables=tunables)
         made.append(kiosk)
@@ -44,6 +54,11 @@ def make_kiosk(tmp_path, mock_pins):
     yield make
     for kiosk in made:
         kiosk.close()
+
+
+def spoke(broker, client_id, mqtt_version) -> bool:
+    """Mosquitto's log says which protocol a client connected with (p2: 3.1.1, p5: 5) and c0: no clean start."""
+    return f"as {client_id} (p{'5' if mqtt_version == '5' else '2'}, c0" in broker.log()
 
 
 def press(kiosk, value):
@@ -55,6 +70,7 @@ def connected(kiosk):
     return wait_until(lambda: kiosk.uplink.connected, 10, "the kiosk to connect")
 
 
+@MQTT_VERSIONS
 def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(broker, make_kiosk):
     with Subscriber(broker.port) as sub:
         kiosk = make_kiosk(broker.url)
@@ -68,11 +84,13 @@ def test_events_arrive_as_valid_batches_and_leave_the_outbox_only_on_puback(brok
             broker.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACK to empty the queue")
         wait_until(lambda: sub.event_ids() == {str(e.event_id) for e in sent}, 10, "all three events")
+        assert spoke(broker, kiosk.uplink.client_id, kiosk.config.broker.mqtt_version)
         for payload, _ in sub.on("events"):
             _, batch = c.decode(TOPIC["events"], payload)
             assert all(e in sent for e in batch.events)
 
 
+@MQTT_VERSIONS
 def test_thousand_presses_while_broker_is_down_all_arrive_after_it_returns(broker, make_kiosk, capsys):
     with Subscriber(broker.port) as sub:
         kiosk = make_kiosk(broker.url)
@@ -166,6 +184,25 @@ def test_a_stale_identify_queued_while_offline_is_refused_not_run(broker, make_k
         assert {s.state for s in led_pin.states} <= {0}, "the LEDs must not blink for a stale request"
 
 
+@MQTT_VERSIONS
+def test_a_command_sent_while_the_kiosk_is_away_waits_in_its_session(broker, make_kiosk, mqtt_version):
+    """The persistent session: subscribed once, then away; the broker queues the command meanwhile
+    (MQTT 5: clean start off with a session expiry; 3.1.1: clean_session off)."""
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        connected(kiosk)
+        wait_until(lambda: sub.last_status(), 10, "the first status")  # the subscriptions come before it
+        kiosk.close()
+        publish(broker.port, TOPIC["cmd"], c.encode(c.Command(cmd_id="while-away", name="resend", from_seq=1,
+                                                                  issued_at=c.now_utc())))
+        again = make_kiosk(broker.url, name="kiosk")  # the same outbox and client id: the same session
+        status = wait_until(lambda: (s := sub.last_status()) and s.get("last_command") and s, 10,
+                            "the command queued in the session")
+        assert status["last_command"]["cmd_id"] == "while-away" and again.uplink.connected
+        assert spoke(broker, kiosk.uplink.client_id, mqtt_version)
+
+
+@MQTT_VERSIONS
 def test_bad_password_is_refused_without_a_hot_reconnect_loop(tmp_path, make_kiosk):
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kalvia-1", "right"], check=True)

@@ -21,9 +21,24 @@ from tests.support.server_factories import batch, event
 pytestmark = pytest.mark.broker
 
 
+MQTT_VERSIONS = pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+"""The delivery contract holds in both protocols (PALAUTE_MQTT_VERSION)."""
+
+
 @pytest.fixture
-def settings(broker, db_url):
-    return load_settings(environ={}, mqtt_url=broker.url, database_url=db_url, mqtt_client_id="test-ingest")
+def mqtt_version():
+    return "5"
+
+
+@pytest.fixture
+def settings(broker, db_url, mqtt_version):
+    return load_settings(environ={}, mqtt_url=broker.url, database_url=db_url, mqtt_client_id="test-ingest",
+                         mqtt_version=mqtt_version)
+
+
+def spoke(broker, client_id, mqtt_version) -> bool:
+    """Mosquitto's log names each client's protocol (p2: 3.1.1, p5: 5) and c0: a persistent session."""
+    return f"as {client_id} (p{'5' if mqtt_version == '5' else '2'}, c0" in broker.log()
 
 
 def publisher(broker, client_id="kiosk-pub") -> mqtt.Client:
@@ -67,6 +82,7 @@ def wait_for_rows(sessions, n, timeout=30.0):
     wait_until(enough, timeout, f"{n} event rows")
 
 
+@MQTT_VERSIONS
 def test_events_published_qos1_are_ingested_exactly_once(settings, sessions, broker):
     messages, ids = one_event_messages(200)
     pub = publisher(broker)
@@ -78,8 +94,10 @@ def test_events_published_qos1_are_ingested_exactly_once(settings, sessions, bro
     pub.loop_stop()
     stored = stored_ids(sessions)
     assert len(stored) == 200 and set(stored) == ids
+    assert spoke(broker, "test-ingest", settings.mqtt_version)
 
 
+@MQTT_VERSIONS
 def test_burst_published_while_ingest_is_away_arrives_whole(settings, sessions, broker):
     """3,000 messages (> Mosquitto's default 1,000-message queue) wait in the persistent session."""
     with Ingestor(settings, sessions) as ingestor:
@@ -95,6 +113,7 @@ def test_burst_published_while_ingest_is_away_arrives_whole(settings, sessions, 
     assert len(stored) == 3000 and set(stored) == ids
 
 
+@MQTT_VERSIONS
 def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions, broker, mocker):
     """abort() drops the connection like a dead process: received-but-uncommitted messages come back."""
     real, slow = ingest_module.store_batch, threading.Event()
