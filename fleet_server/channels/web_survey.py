@@ -6,7 +6,7 @@ option too. Answers carry ``channel = web`` and go through the ingest's store li
 (fleet_server.channels.answers), so they land in the same tables, rollups and exports.
 
 Abuse protection (docs/counting.md "Web answers"):
-- the link is signed (itsdangerous, salt ``palaute.web-survey.v1``, the server's session secret)
+- the link is signed (fleet_server.channels.links: itsdangerous, salt ``palaute.web-survey.v1``, the server's session secret)
   and carries the station (and the kiosk whose screen showed it) and when it was made; it works
   ``web_link_days`` days. The server makes a fresh one every time a coordinator downloads the QR
   code (GET /stations/<id>/qr.svg|png), so rotating means printing the new code; no key is on a kiosk.
@@ -21,13 +21,11 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import uuid6
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +33,7 @@ from fleet_server.auth.deps import DbSession, PageCoordinator
 from fleet_server.auth.setup import session_secret
 from fleet_server.channels import web_limits
 from fleet_server.channels.answers import WEB_TOPIC, store_answers
+from fleet_server.channels.links import LinkSigner, link_signer, survey_path
 from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
 from fleet_server.core.i18n import N_
@@ -46,6 +45,8 @@ from fleet_server.web.templating import templates
 from palaute_wire import contract
 from palaute_wire.contract import FollowupQuestion, StationConfig, text_in
 from palaute_wire.surveys import default_survey
+
+__all__ = ["LinkSigner", "install_web_survey", "survey_path"]
 
 router = APIRouter(tags=["web survey"], include_in_schema=False)  # pages, like the dashboard
 
@@ -64,35 +65,10 @@ TEXTS = (
 )
 
 
-@dataclass(frozen=True)
-class LinkSigner:
-    """Signs and checks the links in the QR codes."""
-
-    serializer: URLSafeTimedSerializer
-    max_age_s: int
-
-    def sign(self, station_id: str, kiosk_id: str | None = None) -> str:
-        return str(self.serializer.dumps({"s": station_id, "k": kiosk_id}))
-
-    def check(self, token: str | None, station_id: str) -> bool:
-        if not token:
-            return False
-        try:
-            data = self.serializer.loads(token, max_age=self.max_age_s)
-        except (BadSignature, SignatureExpired):
-            return False
-        return isinstance(data, dict) and data.get("s") == station_id
-
-
 def install_web_survey(app: FastAPI, settings: Settings) -> None:
-    app.state.web_links = LinkSigner(
-        URLSafeTimedSerializer(session_secret(settings), salt="palaute.web-survey.v1"), settings.web_link_days * 86400)
+    app.state.web_links = link_signer(session_secret(settings), settings)
     app.state.web_address_secret = hashlib.sha256(b"palaute.web-addr\0" + session_secret(settings).encode()).hexdigest()
     app.include_router(router)
-
-
-def survey_path(signer: LinkSigner, station_id: str, kiosk_id: str | None = None) -> str:
-    return f"/s/{station_id}?t={signer.sign(station_id, kiosk_id)}"
 
 
 def followup_id(submission: uuid.UUID, question_id: str) -> uuid.UUID:

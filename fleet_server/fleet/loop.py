@@ -70,7 +70,8 @@ class GapSchedule:
 class FleetLoop:
     """Every ``alert_check_interval_s``: publish all station configs until that has
     worked once (the broker may have lost its retained messages), later only to
-    online kiosks that report another config version (remote_config.repair_drift);
+    online kiosks that report another config version (remote_config.repair_drift) and to
+    those whose web survey link is due for renewal (remote_config.renew_links);
     clear retired kiosks' retained configs; then run the alert pass
     (fleet_server.fleet.alerts.run_once); the sequence gap check (check_gaps) when
     its GapSchedule says so: soon after a start or a broker reconnect and while gaps
@@ -93,6 +94,7 @@ class FleetLoop:
         """What a loop knows only from its own passes; a new leader starts without it."""
         self.configs_published = False
         self._drift_attempts: dict[str, tuple[int, float]] = {}
+        self._link_attempts: dict[str, float] = {}
         self._cleared: set[str] = set()
         self.gap_schedule = GapSchedule(self.settings.gap_check_interval_s, self.settings.gap_check_soon_s)
         self._retention_applied = float("-inf")
@@ -120,6 +122,7 @@ class FleetLoop:
                 _LOGGER.warning("station configs not published yet (%s); retrying", exc)
         else:
             self._repair_drift()
+            self._renew_links()
         self._clear_retired()
         self.advance_rollouts()
         run_once(self.session_factory, self.settings, self.channels)
@@ -227,6 +230,23 @@ class FleetLoop:
         except Exception as exc:  # noqa: BLE001 - retried next pass
             _LOGGER.warning("config drift repair failed (%s); retrying next pass", exc)
 
+    def _renew_links(self) -> None:
+        from fleet_server.core.clock import utcnow
+        from fleet_server.fleet.alerts import device_online
+        from fleet_server.fleet.remote_config import renew_links
+
+        now = utcnow()
+        try:
+            with self.session_factory() as session:
+                renewed = renew_links(
+                    session, self.publisher, self._link_attempts, now, time.monotonic(),
+                    lambda d: device_online(d, now, self.settings.alert_heartbeat_timeout_s),
+                )
+            if renewed:
+                _LOGGER.info("sent a new survey link to %s", ", ".join(renewed))
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("survey link renewal failed (%s); retrying next pass", exc)
+
     def _clear_retired(self) -> None:
         """Remove retired kiosks' retained configs from the broker, once per process."""
         from sqlalchemy import select
@@ -277,7 +297,11 @@ class FleetLoop:
 
 def start_fleet_ops(app: FastAPI, *, loop: bool = True) -> None:
     settings: Settings = app.state.settings
-    app.state.fleet_publisher = Publisher(settings)
+    from fleet_server.fleet.survey_links import survey_links_from
+
+    # the web app's signer: the survey pages accept the links the kiosks show
+    app.state.fleet_publisher = Publisher(
+        settings, survey_links_from(settings, getattr(app.state, "web_links", None)))
     app.state.fleet_loop = FleetLoop(settings, app.state.session_factory, app.state.fleet_publisher,
                                      Leadership(app.state.engine) if loop else None)
     if loop:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from fleet_server.core.errors import PublishError
 from fleet_server.core.settings import Settings
+from fleet_server.fleet.survey_links import SurveyLinks, survey_links_from
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ def _publisher_client_id(settings: Settings) -> str:
 class Publisher:
     """Owns one paho client on paho's network thread; thread-safe ``publish``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, survey_links: SurveyLinks | None = None) -> None:
         self.settings = settings
+        self.survey_links = survey_links or survey_links_from(settings)
+        """Makes the web survey links the kiosks' configs carry (None: kiosks show no QR code)."""
         self._connected = threading.Event()
         self._refused: str | None = None
         client = mqtt.Client(

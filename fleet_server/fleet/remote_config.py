@@ -17,7 +17,8 @@ saved, and the kiosk validates it again; a config that fails on the server is
 refused with the reasons, and is never published.
 
 The published config carries the station's active "you said, we did" notes
-(fleet_server.fleet.notes.active_notes).
+(fleet_server.fleet.notes.active_notes), and per kiosk its release target and its web
+survey link (``with_release``; links are renewed by ``renew_links``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import ConfigInvalid
 from fleet_server.fleet.notes import active_notes
 from fleet_server.fleet.publisher import Publisher
+from fleet_server.fleet.survey_links import accepts_link, shown_expiry
 from fleet_server.models import Device, DeviceCommand, Station, StationConfigVersion
 from palaute_wire.contract import Command, CommandName, OpeningHours, StationConfig, encode, topic
 from palaute_wire.surveys import default_survey
@@ -197,11 +199,21 @@ def publish_station(session: Session, publisher: Publisher, station_id: str) -> 
 
 def with_release(session: Session, publisher: Publisher, config: StationConfig, device_id: str) -> bytes:
     """The config payload for one kiosk: the station's, plus the release target a rollout
-    gave this kiosk (fleet_server.fleet.rollouts), if any."""
+    gave this kiosk (fleet_server.fleet.rollouts), if any, and a fresh web survey link for
+    its QR code when the server makes them and the kiosk understands them
+    (fleet_server.fleet.survey_links)."""
     from fleet_server.fleet.release_targets import release_target_for
 
+    update: dict[str, Any] = {}
     target = release_target_for(session, publisher.settings, device_id)
-    return encode(config if target is None else config.model_copy(update={"release": target}))
+    if target is not None:
+        update["release"] = target
+    links = getattr(publisher, "survey_links", None)
+    if links is not None:
+        device = session.get(Device, device_id)
+        if device is not None and accepts_link(device.last_status):
+            update["survey_link"] = links.link(config.station_id, device_id)
+    return encode(config.model_copy(update=update) if update else config)
 
 
 def publish_device_config(session: Session, settings: object, publisher: Publisher, device: Device) -> None:
@@ -238,6 +250,36 @@ def repair_drift(session: Session, publisher: Publisher, attempts: dict[str, tup
         attempts[device.id] = (current, now_s)
         repaired.append(device.id)
     return repaired
+
+
+def renew_links(session: Session, publisher: Publisher, attempts: dict[str, float], now: datetime, now_s: float,
+                online: Callable[[Device], bool]) -> list[str]:
+    """Send the current config, with a fresh survey link, to each online kiosk that understands
+    links and reports none or one with less than half its life left (fleet_server.fleet.survey_links).
+    ``attempts`` (device -> when) sends at most one every DRIFT_RETRY_S to a kiosk whose status
+    has not caught up yet."""
+    links = getattr(publisher, "survey_links", None)
+    if links is None:
+        return []
+    renewed: list[str] = []
+    configs: dict[str, StationConfig] = {}
+    for device in live_devices(session):
+        status = device.last_status
+        if not accepts_link(status) or not links.needs_new(shown_expiry(status), now) or not online(device):
+            continue
+        if now_s - attempts.get(device.id, float("-inf")) < DRIFT_RETRY_S:
+            continue
+        if device.station_id not in configs:
+            try:
+                configs[device.station_id] = build_station_config(session, device.station_id)
+            except ConfigInvalid as exc:
+                _LOGGER.warning("no survey link for %s: its station's config is invalid (%s)", device.id, exc)
+                continue
+        publisher.publish(topic(device.station_id, device.id, "config"),
+                          with_release(session, publisher, configs[device.station_id], device.id), retain=True)
+        attempts[device.id] = now_s
+        renewed.append(device.id)
+    return renewed
 
 
 def publish_all(session: Session, publisher: Publisher) -> list[Published]:
