@@ -1,7 +1,8 @@
 """The roles and what each may see or do: the one place permissions are decided.
 
 - coordinator: every station's results, exports, publishes "you said, we did" notes,
-  and device status (to tell a quiet week from a dead kiosk);
+  and device status (to tell a quiet week from a dead kiosk); the only role that reads
+  the web page's open comments and sets what a station's web page asks;
 - staff: their own station's results and device status;
 - it: devices, provisioning and dead letters of every station (no results);
 - admin: users and API tokens (no results);
@@ -101,3 +102,13 @@ class Principal:
     @property
     def may_import_answers(self) -> bool:
         return self.role is Role.IMPORT
+
+    @property
+    def may_read_comments(self) -> bool:
+        """Open comments (masked) are for coordinators only: not staff, not tokens of other roles."""
+        return self.role is Role.COORDINATOR
+
+    @property
+    def may_set_web_survey(self) -> bool:
+        """Whether a station's web page asks the national questionnaire and offers a comment."""
+        return self.role is Role.COORDINATOR

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     retention_presence_days: int = Field(default=90, ge=0, description="online/offline history of the kiosks")
     retention_alerts_days: int = Field(default=365, ge=0, description="cleared alerts and their deliveries")
     retention_gaps_days: int = Field(default=90, ge=0, description="resolved sequence gaps")
+    retention_comments_days: int = Field(
+        default=90, ge=1, le=3650, description="open comments from the web page (already masked) are deleted "
+        "this many days after they came; never kept for ever (docs/counting.md 'Open comments')")
     leader_poll_s: float = Field(
         default=2, gt=0, le=60, description="how often a standby process asks for the fleet-loop lock "
         "(the takeover time after the leader dies)"
@@ -217,6 +220,9 @@ class Settings(BaseSettings):
         default=20, ge=1, le=100_000, description="web answers one client address may give per hour")
     web_answers_per_station_hour: int = Field(
         default=600, ge=1, le=1_000_000, description="web answers one station may receive per hour")
+    web_comment_max_chars: int = Field(
+        default=500, ge=50, le=2000, description="the longest open comment the web page takes, in characters "
+        "(stations switch comments on one by one; fleet_server.channels.comments)")
     # Public results pages, their embed variant and open data (fleet_server.web.public_pages, docs/api.md).
     public_cache_s: float = Field(
         default=60, ge=0, le=3600, description="a public page is built at most this often per station and "

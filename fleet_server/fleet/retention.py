@@ -9,6 +9,8 @@ Run by the fleet loop's leader once an hour (``apply_retention``). The hourly ro
 - dead letters (``received_at``, 30 days), presence history (``at``, 90 days), cleared
   alerts with their delivery rows (``cleared_at``, 365 days), resolved gaps
   (``resolved_at``, 90 days).
+- open comments from the web page (``web_comments.received_at``, 90 days; always removed,
+  never kept for ever: ``retention_comments_days`` is at least 1).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import Engine, delete, select
 
 from fleet_server.core.partitions import drop_partitions_before, ensure_partitions, is_partitioned
 from fleet_server.core.settings import Settings
-from fleet_server.models import Alert, AlertDelivery, DeadLetter, DevicePresence, FeedbackEvent, SeqGap
+from fleet_server.models import Alert, AlertDelivery, DeadLetter, DevicePresence, FeedbackEvent, SeqGap, WebComment
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def apply_retention(engine: Engine, settings: Settings, now: datetime) -> Retent
             result.removed["alerts"] = conn.execute(delete(Alert).where(Alert.cleared_at < before)).rowcount
         if (before := cutoff(settings.retention_gaps_days)) is not None:
             result.removed["gaps"] = conn.execute(delete(SeqGap).where(SeqGap.resolved_at < before)).rowcount
+        before = now - timedelta(days=max(1, settings.retention_comments_days))
+        result.removed["comments"] = conn.execute(delete(WebComment).where(WebComment.received_at < before)).rowcount
     gone = {k: v for k, v in result.removed.items() if v}
     if gone or result.dropped_partitions:
         _LOGGER.info("retention: removed %s%s", ", ".join(f"{v} {k}" for k, v in gone.items()) or "nothing",

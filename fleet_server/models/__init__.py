@@ -31,6 +31,12 @@ from fleet_server.models.fleet import (
 from fleet_server.models.groups import GROUP_KINDS, StationGroup
 from fleet_server.models.health import HealthProbe
 from fleet_server.models.notes import StationNote
+from fleet_server.models.questionnaires import (
+    QuestionnaireAnswer,
+    QuestionnaireResponse,
+    StationWebSettings,
+    WebComment,
+)
 from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
 from fleet_server.models.rollups import ChannelHour, FollowupHour, StationHour
 
@@ -56,6 +62,8 @@ __all__ = [
     "GapCheck",
     "HealthProbe",
     "LoginFailure",
+    "QuestionnaireAnswer",
+    "QuestionnaireResponse",
     "Release",
     "ReleaseFile",
     "Rollout",
@@ -66,7 +74,9 @@ __all__ = [
     "StationGroup",
     "StationHour",
     "StationNote",
+    "StationWebSettings",
     "User",
     "UtcDateTime",
     "WebAnswerLimit",
+    "WebComment",
 ]

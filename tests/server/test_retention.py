@@ -46,7 +46,7 @@ def test_each_history_goes_after_its_window_and_the_rollups_stay(sessions):
     settings = load_settings(environ={}, retention_answers_days=365)
     result = apply_retention(engine, settings, NOW)
     assert {k: v for k, v in result.removed.items() if k != "answers"} == {
-        "dead_letters": 1, "presence": 1, "alerts": 1, "gaps": 1}
+        "dead_letters": 1, "presence": 1, "alerts": 1, "gaps": 1, "comments": 0}
     with sessions() as s:
         assert s.scalars(select(FeedbackEvent.seq)).all() == [2]
         assert s.scalar(select(func.count()).select_from(DeadLetter)) == 1
@@ -58,3 +58,21 @@ def test_each_history_goes_after_its_window_and_the_rollups_stay(sessions):
         assert result.dropped_partitions[0] == f"feedback_events_{old:%Y_%m}"
         assert f"feedback_events_{recent:%Y_%m}" not in result.dropped_partitions
     assert apply_retention(engine, load_settings(environ={}), NOW).removed.get("answers") is None  # 0: for ever
+
+
+def test_open_comments_go_after_their_own_window_by_the_injected_clock(sessions):
+    from fleet_server.models import Station, WebComment
+
+    with sessions() as s, s.begin():
+        if s.get(Station, "kalvia") is None:
+            s.add(Station(id="kalvia", name="Kälviä"))
+            s.flush()
+        s.add_all([WebComment(submission_id=uuid.uuid4(), station_id="kalvia", text=f"c{days}", masked=0, lang="fi",
+                              received_at=NOW - timedelta(days=days)) for days in (1, 29, 31, 89, 91)])
+    engine = sessions.kw["bind"]
+    assert apply_retention(engine, load_settings(environ={}), NOW).removed["comments"] == 1  # default: 90 days
+    assert apply_retention(engine, load_settings(environ={}, retention_comments_days=30), NOW).removed["comments"] == 2
+    with sessions() as s:
+        assert sorted(s.scalars(select(WebComment.text))) == ["c1", "c29"]
+    later = NOW + timedelta(days=2)  # the same pass two days on: c29 is past 30 days now, c1 is not
+    assert apply_retention(engine, load_settings(environ={}, retention_comments_days=30), later).removed["comments"] == 1
