@@ -348,7 +348,7 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
     child = ctx.Process(target=_run_kiosks, args=(str(run_dir), broker.url, kiosks, ready, go, done))
     child.start()
     try:
-        with Ingestor(settings, factory).start() as ingestor:
+        with Ingestor(settings, factory) as ingestor:
             if not ingestor.wait_subscribed(20) or not ready.wait(60):
                 raise RuntimeError("ingest did not subscribe or the kiosks did not start")
             started = time.perf_counter()
@@ -407,7 +407,10 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite", help="sqlite, postgres, or a SQLAlchemy URL")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every phase; medians are printed")
     parser.add_argument("--ingest-batch", type=int, default=None, help="messages per ingest transaction")
+    parser.add_argument("--only", default="broker,ceiling,db,e2e",
+                        help="comma-separated phases to run (broker, ceiling, db, e2e); ratios need both sides")
     args = parser.parse_args()
+    phases = set(args.only.split(","))
     if args.db == "postgres":
         args.db = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     sqlite_db = args.db == "sqlite"
@@ -432,22 +435,28 @@ def main() -> None:
         batch = args.ingest_batch or load_settings(None).ingest_batch_size
         try:
             for r in range(args.rounds):
-                with Mosquitto(workdir / f"broker-{r}", persistence=False) as broker:
-                    broker_rate = note("broker", bench_broker(broker, payloads, total))
-                if sqlite_db:
-                    ceiling = note("sqlite executemany", ceiling_sqlite(db.fresh("ceil"), rows, senders))
-                else:
-                    ceiling = note("pg copy", ceiling_pg_copy(db.fresh("copy"), rows, senders))
-                    note("pg executemany", ceiling_pg_executemany(db.fresh("many"), rows, senders))
-                db_rate = note("database only", bench_database(db.fresh("db"), payloads, total, batch))
-                run_dir = workdir / f"run-{r}"
-                shutil.copytree(template, run_dir)
-                with Mosquitto(workdir / f"broker-e2e-{r}", persistence=False) as broker:
-                    e2e_rate = note("end to end", bench_end_to_end(db.fresh("e2e"), broker, run_dir, args.kiosks, total))
-                note("e2e/broker", e2e_rate / broker_rate)
-                note("e2e/ceiling", e2e_rate / ceiling)
-                note("db/ceiling", db_rate / ceiling)
-                note("e2e/db", e2e_rate / db_rate)
+                if "broker" in phases:
+                    with Mosquitto(workdir / f"broker-{r}", persistence=False) as broker:
+                        note("broker", bench_broker(broker, payloads, total))
+                if "ceiling" in phases:
+                    if sqlite_db:
+                        note("sqlite executemany", ceiling_sqlite(db.fresh("ceil"), rows, senders))
+                    else:
+                        note("pg copy", ceiling_pg_copy(db.fresh("copy"), rows, senders))
+                        note("pg executemany", ceiling_pg_executemany(db.fresh("many"), rows, senders))
+                if "db" in phases:
+                    note("database only", bench_database(db.fresh("db"), payloads, total, batch))
+                if "e2e" in phases:
+                    run_dir = workdir / f"run-{r}"
+                    shutil.copytree(template, run_dir)
+                    with Mosquitto(workdir / f"broker-e2e-{r}", persistence=False) as broker:
+                        note("end to end", bench_end_to_end(db.fresh("e2e"), broker, run_dir, args.kiosks, total))
+                ceiling = "sqlite executemany" if sqlite_db else "pg copy"
+                for ratio, (a, b) in {"e2e/broker": ("end to end", "broker"), "e2e/ceiling": ("end to end", ceiling),
+                                      "db/ceiling": ("database only", ceiling),
+                                      "e2e/db": ("end to end", "database only")}.items():
+                    if a in figures and b in figures:
+                        note(ratio, figures[a][-1] / figures[b][-1])
                 print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.2f}" for k, v in figures.items()), flush=True)
                 db.drop_all()
         finally:
@@ -460,19 +469,23 @@ def main() -> None:
         f"ingest benchmark: {args.kiosks} kiosks, {total} events in {messages} batches of <= {BATCH_EVENTS}, "
         f"database {kind}, ingest batch {batch} messages, median of {args.rounds} rounds"
     )
-    print(f"  broker (QoS 1 pub -> Mosquitto -> QoS 1 sub, to the last): {med['broker']:10,.0f} events/s")
-    if sqlite_db:
-        print(f"  SQLite's own executemany (WAL, FULL, 500 rows/tx):       {med['sqlite executemany']:10,.0f} events/s")
-    else:
-        print(f"  PostgreSQL's own COPY + INSERT..SELECT ON CONFLICT:      {med['pg copy']:10,.0f} events/s")
-        print(f"  PostgreSQL's own executemany ON CONFLICT (500 rows/tx):  {med['pg executemany']:10,.0f} events/s")
-    print(f"  project, database only (store_batch, no MQTT):           {med['database only']:10,.0f} events/s")
-    print(f"  project, end to end (outboxes -> broker -> ingest -> db): {med['end to end']:10,.0f} events/s")
-    print(f"  end to end / broker:        {med['e2e/broker']:6.2f}")
-    print(f"  end to end / {ceiling_name}: {med['e2e/ceiling']:6.2f}   (goal >= {0.5 if sqlite_db else 0.75})")
-    print(f"  database only / {ceiling_name}: {med['db/ceiling']:6.2f}")
-    print(f"  end to end / database only: {med['e2e/db']:6.2f}")
-
+    lines = [
+        ("broker", "broker (QoS 1 pub -> Mosquitto -> QoS 1 sub, to the last):", "events/s"),
+        ("sqlite executemany", "SQLite's own executemany (WAL, FULL, 500 rows/tx):      ", "events/s"),
+        ("pg copy", "PostgreSQL's own COPY + INSERT..SELECT ON CONFLICT:     ", "events/s"),
+        ("pg executemany", "PostgreSQL's own executemany ON CONFLICT (500 rows/tx): ", "events/s"),
+        ("database only", "project, database only (store_batch, no MQTT):          ", "events/s"),
+        ("end to end", "project, end to end (outboxes -> broker -> ingest -> db):", "events/s"),
+    ]
+    for key, label, unit in lines:
+        if key in med:
+            print(f"  {label} {med[key]:10,.0f} {unit}")
+    goal = 0.5 if sqlite_db else 0.75
+    for key, label in (("e2e/broker", "end to end / broker:"), ("e2e/ceiling", f"end to end / {ceiling_name}:"),
+                       ("db/ceiling", f"database only / {ceiling_name}:"), ("e2e/db", "end to end / database only:")):
+        if key in med:
+            extra = f"   (goal >= {goal})" if key == "e2e/ceiling" else ""
+            print(f"  {label:32s} {med[key]:6.2f}{extra}")
 
 if __name__ == "__main__":
     main()

@@ -206,7 +206,7 @@ def _scenario(name: str, url: str, workdir: Path, load, load_args: tuple, until)
         factory = make_session_factory(make_engine(url))
         ctx = mp.get_context("spawn")
         ready, go, done = ctx.Event(), ctx.Event(), ctx.Event()
-        with Ingestor(settings, factory).start() as ingestor:
+        with Ingestor(settings, factory) as ingestor:
             if not ingestor.wait_subscribed(20):
                 raise RuntimeError("ingest did not subscribe")
             child = ctx.Process(target=load, args=(broker.port, *load_args, ready, go, done))

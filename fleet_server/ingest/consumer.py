@@ -333,7 +333,7 @@ class Ingestor:
         self._connected.clear()
 
     def __enter__(self) -> Self:
-        return self.start()
+        return self if self._writer is not None else self.start()  # ``with Ingestor(...).start()`` starts once
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
