@@ -32,6 +32,7 @@ from fleet_server.web.dashboard import router as dashboard_router
 from fleet_server.web.devices import router as devices_router
 from fleet_server.web.notes_pages import router as notes_router
 from fleet_server.web.pages import router as pages_router
+from fleet_server.web.report_pages import router as report_router
 from fleet_server.web.rollouts_pages import router as rollouts_pages_router
 from fleet_server.web.templating import templates
 from fleet_server.web.users_pages import router as users_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(api_router)
     app.include_router(dashboard_router)
     app.include_router(notes_router)
+    app.include_router(report_router)  # monthly reports: printable pages, PDFs, e-mail subscriptions
     app.include_router(users_router)
     install_fleet_routes(app)
     app.include_router(kiosk_releases_router)  # release files for kiosks (device credentials)

@@ -18,6 +18,8 @@ times, the locale's decimal sign and grouping.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from functools import cache
@@ -62,6 +64,19 @@ def translations(lang: str) -> Translations:
 
 def lang() -> str:
     return current_lang.get()
+
+
+@contextmanager
+def using(lang_code: str) -> Iterator[None]:
+    """Texts and formats in ``lang_code`` inside the body, outside any request (e-mails, PDFs
+    the fleet loop makes for a subscriber); the previous language comes back afterwards."""
+    if lang_code not in LANGUAGES:
+        raise ValueError(f"no catalogue for language {lang_code!r} (have: {', '.join(LANGUAGES)})")
+    token = current_lang.set(lang_code)
+    try:
+        yield
+    finally:
+        current_lang.reset(token)
 
 
 def gettext(message: str) -> str:

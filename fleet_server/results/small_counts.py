@@ -59,12 +59,15 @@ class Group:
     parts: tuple[Hashable, ...]
 
 
-def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int) -> frozenset[K]:
+def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
+             forced: Iterable[K] = ()) -> frozenset[K]:
     """The keys of ``values`` to hide, primary and secondary; deterministic.
 
     ``values`` holds every published count (parts and totals alike); each
     group's keys must be in it. Ties between equally small cells are broken by
     the order of ``values``, so the same table always hides the same cells.
+    ``forced``: keys hidden whatever their size, because another table already hides
+    them (a station's month total hidden by its group's cascade hides its trend's total too).
     """
     groups = [g for g in groups if g.parts]
     order = {key: i for i, key in enumerate(values)}
@@ -72,7 +75,7 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int) -> 
         for key in (g.total, *g.parts):
             if key not in values:
                 raise KeyError(f"group names {key!r}, which is not in the table")
-    hidden: set[K] = {key for key, n in values.items() if n < minimum}
+    hidden: set[K] = {key for key, n in values.items() if n < minimum} | (set(forced) & set(values))
     if not hidden:
         return frozenset()
 
@@ -204,6 +207,7 @@ def distributions(
     rows: Mapping[K, Mapping[int, int]],
     minimum: int,
     all_key: K | None = None,
+    forced: Iterable[K] = (),
 ) -> dict[K, dict]:
     """Smiley distributions (one per row) with their totals, shares and satisfaction.
 
@@ -221,7 +225,7 @@ def distributions(
     groups = []
     if all_key is not None:
         groups.append(Group(all_key, tuple(k for k in rows if k != all_key)))
-    hidden = suppress(totals, groups, minimum)
+    hidden = suppress(totals, groups, minimum, forced)
     out: dict[K, dict] = {}
     for key, counts in rows.items():
         total = totals[key]
@@ -250,11 +254,14 @@ def distribution(counts: Mapping[int, int], minimum: int) -> dict:
     return distributions({"only": counts}, minimum)["only"]
 
 
-def series_table(counts: Sequence[int], minimum: int) -> tuple[list[int | None], int | None]:
-    """Counts that add up to a published total (heatmap cells, responses per day), suppressed together."""
+def series_table(counts: Sequence[int], minimum: int,
+                 hide_total: bool = False) -> tuple[list[int | None], int | None]:
+    """Counts that add up to a published total (heatmap cells, responses per day), suppressed together;
+    ``hide_total``: the total is hidden elsewhere, so the cells must not give it away either."""
     values: dict[Hashable, int] = {i: int(n) for i, n in enumerate(counts)}
     values["total"] = sum(values.values())
-    hidden = suppress(values, [Group("total", tuple(range(len(counts))))], minimum)
+    hidden = suppress(values, [Group("total", tuple(range(len(counts))))], minimum,
+                      ["total"] if hide_total else [])
     shown = masked(values, hidden)
     return [shown[i] for i in range(len(counts))], shown["total"]
 
