@@ -83,3 +83,75 @@ def test_the_hook_needs_its_token_and_is_off_without_one(hook, db_url):
     with TestClient(create_app(settings, start_ingest=False)) as off:
         assert off.post("/broker-auth/user", data={"username": "x"},
                         headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+
+
+def test_rabbitmq_http_backend_gets_the_same_rules_in_its_own_format(hook):
+    """rabbitmq_auth_backend_http's requests as RabbitMQ 3.10's MQTT plugin sends them (form bodies with
+    client_id; routing keys with '.' for '/', '*' for '+'); plain 'allow'/'deny'; basic auth carries the token."""
+    import base64
+
+    client, secret, other, _sessions = hook
+    basic = {"Authorization": "Basic " + base64.b64encode(f"palaute:{TOKEN}".encode()).decode()}
+
+    def ask(path, **fields):
+        r = client.post(f"/broker-auth/rabbitmq/{path}", data={"vhost": "/", **fields}, headers=basic)
+        assert r.status_code == 200 and r.text in ("allow", "deny"), r.text
+        return r.text == "allow"
+
+    assert ask("user", username="kalvia-1", password=secret, client_id="kalvia-1")
+    assert not ask("user", username="kalvia-1", password=secret, client_id="lohtaja-1")
+    assert not ask("user", username="kalvia-1", password=other, client_id="kalvia-1")
+    assert not ask("user", username="kalvia-1", password=secret)  # AMQP: no MQTT client id
+    assert ask("user", username="palaute-server", password="server-secret-1234567890", client_id="palaute-ingest-a")
+    assert ask("vhost", username="kalvia-1", ip="127.0.0.1", client_id="kalvia-1")
+    assert not ask("vhost", username="kalvia-1", client_id="kalvia-1", vhost="other")
+
+    def resource(kind, name, permission, username="kalvia-1", client_id="kalvia-1"):
+        return ask("resource", username=username, client_id=client_id, resource=kind, name=name, permission=permission)
+
+    for permission in ("configure", "read", "write"):
+        assert resource("queue", "mqtt-subscription-kalvia-1qos1", permission)
+    assert not resource("queue", "mqtt-subscription-lohtaja-1qos1", "read")  # another kiosk's session
+    assert not resource("queue", "mqtt-subscription-kalvia-1qos1", "read", client_id="lohtaja-1")
+    assert resource("exchange", "amq.topic", "write") and resource("exchange", "amq.topic", "read")
+    assert not resource("exchange", "amq.topic", "configure") and not resource("exchange", "amq.fanout", "write")
+    assert resource("queue", "mqtt-subscription-palaute-ingest-aqos1", "read", "palaute-server", "palaute-ingest-a")
+
+    def topic(routing_key, permission, username="kalvia-1", client_id="kalvia-1"):
+        return ask("topic", username=username, resource="topic", name="amq.topic", permission=permission,
+                   routing_key=routing_key, **{"variable_map.client_id": client_id, "variable_map.username": username})
+
+    assert topic("palaute.v1.kalvia.kalvia-1.events", "write") and topic("palaute.v1.kalvia.kalvia-1.cmd", "read")
+    assert not topic("palaute.v1.lohtaja.lohtaja-1.events", "write")  # another kiosk's topic
+    assert not topic("palaute.v1.kalvia.kalvia-1.cmd", "write")
+    assert not topic("palaute.v1.*.*.events", "read")
+    assert not topic("palaute.v1.kalvia.kalvia-1.events", "write", client_id="lohtaja-1")
+    server = {"username": "palaute-server", "client_id": "palaute-ingest-a"}
+    assert topic("palaute.v1.*.*.events", "read", **server) and topic("palaute.v1.kalvia.kalvia-1.config", "write", **server)
+    assert topic("palaute._server.ingest.palaute-ingest-a", "write", **server)
+    assert not topic("palaute.#", "read", **server)
+    r = client.get("/broker-auth/rabbitmq/topic", params={"vhost": "/", "username": "kalvia-1", "resource": "topic",
+                   "name": "amq.topic", "permission": "write", "routing_key": "palaute.v1.kalvia.kalvia-1.status",
+                   "variable_map.client_id": "kalvia-1"}, headers=basic)
+    assert r.text == "allow"  # auth_http.http_method = get (RabbitMQ's default) asks in the query
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"palaute:wrong").decode()}
+    assert client.post("/broker-auth/rabbitmq/user", data={"username": "x"}, headers=wrong).status_code == 401
+
+
+def test_the_kiosk_firmwares_own_client_id_is_accepted_and_no_other_kiosks(hook, tmp_path, mock_pins):
+    from kiosk.app import Kiosk
+    from tests.support.kiosk_support import kiosk_config
+
+    client, secret, _other, _sessions = hook
+    kiosk = Kiosk(kiosk_config(tmp_path, "mqtt://127.0.0.1:1883"), clock_synced_override=True)  # not started
+    try:
+        firmware_id = kiosk.uplink.client_id
+    finally:
+        kiosk.close()
+
+    def connect(clientid):
+        return allowed(client.post("/broker-auth/user",
+                                   data={"username": "kalvia-1", "password": secret, "clientid": clientid}))
+
+    assert connect(firmware_id) and connect("kalvia-1")
+    assert not connect("kiosk-lohtaja-lohtaja-1") and not connect("kiosk-kalvia-kalvia-2")
