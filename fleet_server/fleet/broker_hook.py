@@ -101,7 +101,7 @@ def rabbitmq_topic(routing_key: str) -> str:
     ``palaute.v1.kalvia.kalvia-1.events`` is ``palaute/v1/kalvia/kalvia-1/events``. Our ids are slugs
     (no dots), so the way back is unambiguous.
     """
-    swapped = routing_key.translate(str.maketrans({".": "/", "/": "."}))
+    swapped = routing_key.translate(str.maketrans("./", "/."))
     return "/".join("+" if level == "*" else level for level in swapped.split("/"))
 
 
