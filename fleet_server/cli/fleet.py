@@ -333,6 +333,55 @@ def broker_sync(config: ConfigOption = None) -> None:
         console.print(sync(settings, sessions))
 
 
+@broker_app.command("bridge-add")
+def broker_bridge_add(
+    name: Annotated[str, typer.Argument(help="the region, e.g. keski-pohjanmaa: user palaute-bridge-<name>")],
+    config: ConfigOption = None,
+) -> None:
+    """An account for a regional broker's bridge (deploy/mosquitto/regional-bridge.conf); again: a new secret."""
+    from fleet_server.core.errors import ProvisioningError
+    from fleet_server.fleet.broker_accounts import BRIDGE_PREFIX
+    from fleet_server.fleet.provisioning import add_bridge
+
+    settings = _settings(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as session, session.begin():
+                secret = add_bridge(session, name)
+        except ProvisioningError as exc:
+            _fail(str(exc))
+        console.print(f"bridge account [bold]{BRIDGE_PREFIX}{name}[/]; its password (shown once), for the regional "
+                      f"broker's remote_password:\n{secret}", highlight=False)
+        console.print(sync(settings, sessions))
+
+
+@broker_app.command("bridge-remove")
+def broker_bridge_remove(name: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Remove a regional bridge's account; the broker drops it at the sync."""
+    from fleet_server.core.errors import ProvisioningError
+    from fleet_server.fleet.provisioning import remove_bridge
+
+    settings = _settings(config)
+    with _sessions(settings) as sessions:
+        try:
+            with sessions() as session, session.begin():
+                remove_bridge(session, name)
+        except ProvisioningError as exc:
+            _fail(str(exc))
+        console.print(sync(settings, sessions))
+
+
+@broker_app.command("bridges")
+def broker_bridges(config: ConfigOption = None) -> None:
+    """The regional bridges' accounts."""
+    from fleet_server.fleet.provisioning import bridge_accounts
+
+    settings = _settings(config)
+    with _sessions(settings) as sessions, sessions() as session:
+        for bridge in bridge_accounts(session):
+            console.print(bridge.username, highlight=False)
+
+
 # ----------------------------------------------------------------- alerts
 
 

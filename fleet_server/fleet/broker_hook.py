@@ -13,7 +13,9 @@ files say (broker_accounts.render_acl_file), from the same registry:
   own ``config`` and ``cmd``;
 - the fleet server's account (``PALAUTE_MQTT_USERNAME``/``PASSWORD``) reads every
   kiosk's ``events`` and ``status`` (also as a ``$share`` group), writes every
-  kiosk's ``config`` and ``cmd``, and uses its own ``palaute/_server/ingest/#``.
+  kiosk's ``config`` and ``cmd``, and uses its own ``palaute/_server/ingest/#``;
+- a regional bridge (``palaute-bridge-<name>``, ``palaute-server broker bridge-add``)
+  writes every kiosk's ``events`` and ``status`` and reads every kiosk's ``config`` and ``cmd``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import hmac
 from sqlalchemy.orm import Session
 
 from fleet_server.core.settings import Settings
-from fleet_server.fleet.broker_accounts import verify_hash
-from fleet_server.models import Device, DeviceCredential
+from fleet_server.fleet.broker_accounts import BRIDGE_PREFIX, verify_hash
+from fleet_server.models import BrokerBridge, Device, DeviceCredential
 from palaute_wire.contract import TOPIC_ROOT
 
 SERVER_READS = (f"{TOPIC_ROOT}/+/+/events", f"{TOPIC_ROOT}/+/+/status", "palaute/_server/ingest/#")
 SERVER_WRITES = (f"{TOPIC_ROOT}/+/+/config", f"{TOPIC_ROOT}/+/+/cmd", "palaute/_server/ingest/#")
+BRIDGE_READS = (f"{TOPIC_ROOT}/+/+/config", f"{TOPIC_ROOT}/+/+/cmd")
+BRIDGE_WRITES = (f"{TOPIC_ROOT}/+/+/events", f"{TOPIC_ROOT}/+/+/status")
 ACCESS = ("read", "write", "subscribe")
 
 
@@ -57,10 +61,17 @@ def kiosk_client_ids(device: Device) -> tuple[str, str]:
     return f"kiosk-{device.station_id}-{device.id}", device.id
 
 
+def _bridge(session: Session, username: str) -> BrokerBridge | None:
+    return session.get(BrokerBridge, username.removeprefix(BRIDGE_PREFIX)) if username.startswith(BRIDGE_PREFIX) \
+        else None
+
+
 def may_connect(session: Session, settings: Settings, username: str, password: str, client_id: str) -> bool:
     _user, server_password = settings.mqtt_credentials
     if _server(settings, username):
         return server_password is not None and hmac.compare_digest(password.encode(), server_password.encode())
+    if (bridge := _bridge(session, username)) is not None:
+        return verify_hash(password, bridge.password_hash)
     device = session.get(Device, username)
     if device is None or device.state == "retired" or client_id not in kiosk_client_ids(device):
         return False
@@ -79,6 +90,9 @@ def may_access(session: Session, settings: Settings, username: str, client_id: s
     if _server(settings, username):
         allowed = SERVER_WRITES if access == "write" else SERVER_READS
         return any(covers(pattern, topic) for pattern in allowed)
+    if _bridge(session, username) is not None:
+        bridged = BRIDGE_WRITES if access == "write" else BRIDGE_READS
+        return any(covers(pattern, topic) for pattern in bridged)
     device = session.get(Device, username)
     if device is None or device.state == "retired" or client_id not in kiosk_client_ids(device):
         return False
@@ -107,7 +121,7 @@ def rabbitmq_topic(routing_key: str) -> str:
 
 def _may_use_client_id(session: Session, settings: Settings, username: str, client_id: str) -> bool:
     """A kiosk only under its own id (as in :func:`may_connect`); the server under any of its ids."""
-    if _server(settings, username):
+    if _server(settings, username) or _bridge(session, username) is not None:
         return bool(client_id)
     device = session.get(Device, username)
     return device is not None and device.state != "retired" and client_id in kiosk_client_ids(device)

@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import ProvisioningError
 from fleet_server.fleet.broker_accounts import (
+    BRIDGE_PREFIX,
+    BridgeAccount,
     DeviceAccount,
     ServerAccount,
     mosquitto_hash,
@@ -42,7 +44,7 @@ from fleet_server.fleet.broker_accounts import (
     verify_hash,
     write_broker_files,
 )
-from fleet_server.models import Device, DeviceCredential, Station
+from fleet_server.models import BrokerBridge, Device, DeviceCredential, Station
 from palaute_wire.contract import is_slug
 from palaute_wire.opening_hours import LOCAL_ZONE_NAME
 
@@ -82,6 +84,8 @@ def provision_device(
 ) -> tuple[Device, str]:
     """Register a new device with fresh credentials; return it and its secret (shown once)."""
     _check_slug("device", device_id)
+    if device_id.startswith(BRIDGE_PREFIX):
+        raise ProvisioningError(f"device ids starting with {BRIDGE_PREFIX!r} are the regional bridges' accounts")
     station = session.get(Station, station_id)
     if station is None:
         raise ProvisioningError(
@@ -184,6 +188,36 @@ def broker_accounts(session: Session) -> list[DeviceAccount]:
     return [DeviceAccount(station_id, device_id, password_hash) for station_id, device_id, password_hash in rows]
 
 
+def bridge_accounts(session: Session) -> list[BridgeAccount]:
+    return [BridgeAccount(b.name, b.password_hash) for b in session.scalars(select(BrokerBridge))]
+
+
+def add_bridge(session: Session, name: str) -> str:
+    """A regional broker's bridge account (``palaute-bridge-<name>``); returns its secret (shown once).
+
+    Adding an existing name gives it a new secret (the old one stops working at the next sync).
+    """
+    _check_slug("bridge", name)
+    if session.get(Device, BRIDGE_PREFIX + name) is not None:
+        raise ProvisioningError(f"a device is named {BRIDGE_PREFIX + name!r}; choose another bridge name")
+    secret = new_secret()
+    bridge = session.get(BrokerBridge, name)
+    if bridge is None:
+        session.add(BrokerBridge(name=name, password_hash=mosquitto_hash(secret)))
+    else:
+        bridge.password_hash, bridge.rotated_at = mosquitto_hash(secret), utcnow()
+    session.flush()
+    return secret
+
+
+def remove_bridge(session: Session, name: str) -> None:
+    bridge = session.get(BrokerBridge, name)
+    if bridge is None:
+        raise ProvisioningError(f"no bridge {name!r} (see: palaute-server broker bridges)")
+    session.delete(bridge)
+    session.flush()
+
+
 def _server_account(files: BrokerFiles, username: str, password: str) -> ServerAccount:
     """The server's own account; the existing hash is kept while it still matches, so an
     unchanged registry rewrites nothing and needs no reload."""
@@ -201,11 +235,13 @@ def sync_broker(session: Session, files: BrokerFiles, server_username: str, serv
     Returns what happened, for the operator. Call after committing registry changes.
     """
     accounts = broker_accounts(session)
+    bridges = bridge_accounts(session)
     server = _server_account(files, server_username, server_password)
-    if not write_broker_files(files.password_file, files.acl_file, accounts, server):
-        return f"broker files unchanged ({len(accounts)} device account(s))"
+    counted = f"{len(accounts)} device account(s)" + (f", {len(bridges)} bridge(s)" if bridges else "")
+    if not write_broker_files(files.password_file, files.acl_file, accounts, server, bridges):
+        return f"broker files unchanged ({counted})"
     done = reload_broker(pid_file=files.pid_file, command=files.reload_command)
-    return f"broker files written ({len(accounts)} device account(s)); {done}"
+    return f"broker files written ({counted}); {done}"
 
 
 # ----------------------------------------------------------------- the bundle

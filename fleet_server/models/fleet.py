@@ -43,6 +43,21 @@ class DeviceCredential(Base):
     rotated_at: Mapped[datetime | None]
 
 
+class BrokerBridge(Base):
+    """A regional broker's bridge account on the central broker (deploy/mosquitto/regional-bridge.conf).
+
+    Its user name is ``palaute-bridge-<name>``; it may do what the region's kiosks may, for any
+    kiosk: write ``events`` and ``status``, read ``config`` and ``cmd``. Only the hash is kept.
+    """
+
+    __tablename__ = "broker_bridges"
+
+    name: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255), doc="Mosquitto $7$ PBKDF2-SHA512 hash")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]
+
+
 class StationConfigVersion(Base):
     __tablename__ = "station_configs"
     __table_args__ = (Index(None, "station_id", "id"),)

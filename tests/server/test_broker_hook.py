@@ -155,3 +155,27 @@ def test_the_kiosk_firmwares_own_client_id_is_accepted_and_no_other_kiosks(hook,
 
     assert connect(firmware_id) and connect("kalvia-1")
     assert not connect("kiosk-lohtaja-lohtaja-1") and not connect("kiosk-kalvia-kalvia-2")
+
+
+def test_a_regional_bridge_connects_with_its_account_and_carries_kiosk_traffic_only(hook):
+    from fleet_server.fleet.provisioning import add_bridge, remove_bridge
+
+    client, *_rest, sessions = hook
+    with sessions() as s, s.begin():
+        bridge_secret = add_bridge(s, "region")
+
+    def connect(password):
+        return allowed(client.post("/broker-auth/user", data={
+            "username": "palaute-bridge-region", "password": password, "clientid": "palaute-bridge-region"}))
+
+    def acl(topic, acc):
+        return allowed(client.post("/broker-auth/acl", data={
+            "username": "palaute-bridge-region", "clientid": "palaute-bridge-region", "topic": topic, "acc": acc}))
+
+    assert connect(bridge_secret) and not connect("wrong")
+    assert acl("palaute/v1/kalvia/kalvia-1/events", 2) and acl("palaute/v1/+/+/config", 4)
+    assert not acl("palaute/v1/kalvia/kalvia-1/cmd", 2) and not acl("palaute/v1/+/+/events", 4)
+    assert not acl("palaute/_server/ingest/x", 2)
+    with sessions() as s, s.begin():
+        remove_bridge(s, "region")
+    assert not connect(bridge_secret)

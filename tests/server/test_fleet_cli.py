@@ -94,3 +94,18 @@ def test_alerts_test_sends_through_the_configured_smtp_server(tmp_path):
     assert mail["To"] == "it@county.example" and "alert delivery works" in mail.get_content()
     missing = CliRunner().invoke(app, ["alerts", "test"], env={"PALAUTE_DATABASE_URL": env["PALAUTE_DATABASE_URL"]})
     assert missing.exit_code == 1 and "no alert channel configured" in missing.output
+
+
+def test_a_regional_bridge_account_is_added_synced_renewed_and_removed(run, tmp_path):
+    out = run("broker", "bridge-add", "keski-pohjanmaa").output
+    secret = out.split("remote_password:", 1)[1].split()[0]
+    assert verify_hash(secret, _passwd(tmp_path)["palaute-bridge-keski-pohjanmaa"])
+    assert "1 bridge(s)" in out and "user palaute-bridge-keski-pohjanmaa" in (tmp_path / "auth/acl").read_text()
+    assert "palaute-bridge-keski-pohjanmaa" in run("broker", "bridges").output
+    again = run("broker", "bridge-add", "keski-pohjanmaa").output.split("remote_password:", 1)[1].split()[0]
+    assert not verify_hash(secret, _passwd(tmp_path)["palaute-bridge-keski-pohjanmaa"])
+    assert verify_hash(again, _passwd(tmp_path)["palaute-bridge-keski-pohjanmaa"])
+    run("broker", "bridge-remove", "keski-pohjanmaa")
+    assert "palaute-bridge-keski-pohjanmaa" not in _passwd(tmp_path)
+    assert "no bridge" in run("broker", "bridge-remove", "keski-pohjanmaa", code=1).output
+    assert "not a slug" in run("broker", "bridge-add", "Bad Name", code=1).output
