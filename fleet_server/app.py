@@ -32,6 +32,7 @@ from fleet_server.web.dashboard import router as dashboard_router
 from fleet_server.web.devices import router as devices_router
 from fleet_server.web.notes_pages import router as notes_router
 from fleet_server.web.pages import router as pages_router
+from fleet_server.web.public_pages import install_public_pages
 from fleet_server.web.report_pages import router as report_router
 from fleet_server.web.rollouts_pages import router as rollouts_pages_router
 from fleet_server.web.templating import templates
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(broker_hook_router)  # /broker-auth for brokers that ask over HTTP (off without a token)
     app.include_router(rollouts_pages_router)  # pause / resume / abort on the devices page
     install_web_survey(app, settings)  # /s/<station>: the web survey behind the QR code (no login)
+    install_public_pages(app, settings)  # /public/...: results anyone may read, per station and group (no login)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["health"],
