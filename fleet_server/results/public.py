@@ -262,6 +262,21 @@ def build_snapshot(session: Session, minimum: int, *, today: date | None = None)
     )
 
 
+def set_public(session: Session, *, stations: dict[str, bool] | None = None, groups: dict[str, bool] | None = None) -> list[str]:
+    """Turn pages on or off; returns what changed ("station kalvia on", ...). Unknown ids raise KeyError."""
+    changed = []
+    for kind, wanted in (("station", stations or {}), ("group", groups or {})):
+        for entity_id, on in wanted.items():
+            row: Station | StationGroup | None = (
+                session.get(Station, entity_id) if kind == "station" else session.get(StationGroup, entity_id))
+            if row is None:
+                raise KeyError(f"no {kind} {entity_id!r}")
+            if row.public_page != on:
+                row.public_page = on
+                changed.append(f"{kind} {entity_id} {'on' if on else 'off'}")
+    return changed
+
+
 def month_figure(session: Session, station_id: str, month: Span, minimum: int) -> Figure:
     """A station's figure for one whole month as its waiting-room poster prints it.
 

@@ -349,20 +349,6 @@ def public_json(request: Request, kinds: str, entity_id: str) -> Response:
 # --------------------------------------------------------------------- the coordinators' settings
 
 
-def set_public(session, *, stations: dict[str, bool] | None = None, groups: dict[str, bool] | None = None) -> list[str]:
-    """Turn pages on or off; returns what changed ("station kalvia on", ...). Unknown ids raise KeyError."""
-    changed = []
-    for model, kind, wanted in ((Station, "station", stations or {}), (StationGroup, "group", groups or {})):
-        for entity_id, on in wanted.items():
-            row = session.get(model, entity_id)
-            if row is None:
-                raise KeyError(f"no {kind} {entity_id!r}")
-            if row.public_page != on:
-                row.public_page = on
-                changed.append(f"{kind} {entity_id} {'on' if on else 'off'}")
-    return changed
-
-
 def _settings_page(request: Request, session, principal, message: str | None = None) -> Response:
     tree = load_tree(session)
     stations = list(session.scalars(select(Station).order_by(Station.name)))
@@ -407,7 +393,7 @@ def save_public_settings(request: Request, session: SessionDep, principal: CsrfC
     on_s, on_g = set(station or []), set(group or [])
     all_s = list(session.scalars(select(Station.id)))
     all_g = list(session.scalars(select(StationGroup.id)))
-    changed = set_public(session, stations={s: s in on_s for s in all_s}, groups={g: g in on_g for g in all_g})
+    changed = public.set_public(session, stations={s: s in on_s for s in all_s}, groups={g: g in on_g for g in all_g})
     session.commit()
     _cache(request).clear()
     message = i18n.gettext("Saved.") if changed else i18n.gettext("Nothing changed.")

@@ -286,3 +286,28 @@ def test_cache_serves_the_old_value_while_one_reader_rebuilds():
     assert cache.get("k", lambda: "three") == "two"
     cache.clear()
     assert cache.get("k", lambda: "four") == "four"
+
+
+def test_cli_turns_pages_on_and_off_and_names_an_unknown_id(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fleet_server.cli import app
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with make_session_factory(engine)() as s:
+        s.add(Station(id="kalvia", name="Kälviä"))
+        s.commit()
+    monkeypatch.setenv("PALAUTE_DATABASE_URL", url)
+    runner = CliRunner()
+    assert "station kalvia" in runner.invoke(app, ["public", "list"]).output
+    r = runner.invoke(app, ["public", "on", "--station", "kalvia"])
+    assert r.exit_code == 0 and "station kalvia on" in r.output
+    with make_session_factory(engine)() as s:
+        assert s.get(Station, "kalvia").public_page is True
+    r = runner.invoke(app, ["public", "off", "--station", "nowhere"])
+    assert r.exit_code == 1 and "no station 'nowhere'" in r.output
+    assert runner.invoke(app, ["public", "off"]).exit_code == 2
+    engine.dispose()
