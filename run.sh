@@ -134,7 +134,12 @@ case "$verb" in
         export KIVY_HOME="$ROOT/artifacts/kivy-home"
         say "running the test suite"
         set +e
-        xvfb-run -a -s "-screen 0 1280x720x24" "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+        # Parallel workers (pytest-xdist): most tests wait on brokers, servers and windows rather
+        # than on the CPU, so twice the cores, at most 6. PALAUTE_TEST_WORKERS or `-n 0` overrides.
+        cores=$(nproc)
+        workers=${PALAUTE_TEST_WORKERS:-$(( cores * 2 > 6 ? 6 : cores * 2 ))}
+        xvfb-run -a -s "-screen 0 1280x720x24" "$VENV/bin/python" -m pytest -p no:cacheprovider \
+            -n "$workers" --dist loadgroup "$@"
         rc=$?
         set -e
         # pytest's 5 means "no tests collected": that is a failure here, not a pass.

@@ -15,6 +15,32 @@ from sqlalchemy.engine import make_url as _make_url
 from fleet_server.devtools.local_broker import Mosquitto
 from tests.support.processes import Processes
 
+# --------------------------------------------------------------------- scheduling
+# bash run.sh test runs the suite on several pytest-xdist workers (--dist loadgroup). The
+# longest tests start first so that no worker is left with a long one at the end, and a module
+# whose module-scoped fixture is expensive (wheels built once) stays on one worker.
+
+LONG_FIRST = (
+    "tests/e2e/test_arm64_first_boot.py",
+    "tests/e2e/test_updates.py",
+    "tests/e2e/test_soak.py",
+    "tests/e2e/test_multi_process.py",
+    "tests/server/test_api_fuzz.py",
+)
+"""Test files whose tests take a minute or more, longest first."""
+ONE_WORKER = ("tests/e2e/test_updates.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
 
 @pytest.fixture
 def broker(tmp_path):

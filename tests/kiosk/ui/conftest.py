@@ -54,6 +54,45 @@ if _HAS_DISPLAY:
     Config.set("input", "mouse", "mouse,disable_multitouch")
 
 
+class FrameClock:
+    """Kivy's clock, advanced by the tests one frame (1/60 s) at a time instead of by the wall clock.
+
+    The app's timers (the thank-you screen's 0.3 s, the staff corner's hold, the follow-up's
+    timeout) then run in frames, so a test sees the same sequence on a quiet machine and on one
+    whose frames take a second each (a loaded CI box, parallel workers): no screen is skipped
+    between two frames, no tap becomes a long press. Kivy's frame-rate sleep is off (maxfps 0),
+    so a frame never waits for time that does not pass.
+    """
+
+    FRAME_S = 1 / 60
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._saved = None
+
+    def install(self) -> None:
+        from kivy.clock import Clock
+
+        if self._saved is None:
+            self._saved = (Clock.time, Clock._max_fps)
+            self.now = Clock.time()
+            Clock.time = lambda: self.now
+            Clock._max_fps = 0
+
+    def uninstall(self) -> None:
+        from kivy.clock import Clock
+
+        if self._saved is not None:
+            Clock.time, Clock._max_fps = self._saved
+            self._saved = None
+
+    def advance(self, seconds: float = FRAME_S) -> None:
+        self.now += seconds
+
+
+FRAME_CLOCK = FrameClock()
+
+
 @dataclass
 class Harness:
     """A started KioskApp plus a real outbox, driven frame by frame."""
@@ -64,15 +103,18 @@ class Harness:
     shots: list[Path] = field(default_factory=list)
 
     def frames(self, n: int = 2) -> None:
+        """``n`` frames of 1/60 s each on Kivy's clock (see FrameClock), however long they take here."""
         from kivy.base import EventLoop
 
         for _ in range(n):
+            FRAME_CLOCK.advance()
             EventLoop.idle()
 
     def wait_until(self, predicate, timeout: float = 3.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
+        """Frames until ``predicate()``; ``timeout`` is in the app's (Kivy clock) seconds."""
+        deadline = FRAME_CLOCK.now + timeout
         while not predicate():
-            if time.monotonic() > deadline:
+            if FRAME_CLOCK.now > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what} (screen {self.app.screen})")
             self.frames(1)
 
@@ -95,8 +137,8 @@ class Harness:
 
         touch = UnitTestTouch(*widget.to_window(*widget.center))
         touch.touch_down()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        deadline = FRAME_CLOCK.now + seconds
+        while FRAME_CLOCK.now < deadline:
             self.frames(1)
         touch.touch_up()
         self.frames(1)
@@ -151,6 +193,7 @@ def make_kiosk(tmp_path):
             desk = AnswerDesk(recorder, config, **desk_kwargs)
         outbox = desk.recorder.outbox
         EventLoop.ensure_window()
+        FRAME_CLOCK.install()
         Window.size = size
         app = KioskApp(desk, ui=ui or UISection(staff_pin="2468"), **app_kwargs)
         EventLoop.idle()  # Kivy times new events from the last tick: make it now, not the last test's
@@ -168,6 +211,7 @@ def make_kiosk(tmp_path):
             Window.remove_widget(child)
         App._running_app = None
         harness.outbox.close()
+    FRAME_CLOCK.uninstall()
 
 
 DOC_SCREENSHOTS = ("home-fi", "home-sv", "home-en", "followup", "thanks", "idle", "closed", "staff",

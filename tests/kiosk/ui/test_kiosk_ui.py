@@ -151,12 +151,14 @@ def test_closed_hours_show_the_note_and_presses_are_flagged(make_kiosk):
 
 
 def test_staff_screen_needs_long_press_and_pin_and_shows_no_feedback(make_kiosk, mock_pins):
-    info = StaffInfo(
-        device_id="kiosk-1", station_id="kalvia", station_name="Kälviä", broker="mqtts://broker.example.fi:8883",
-        connected=True, queue_depth=3, last_send=datetime.now(UTC) - timedelta(seconds=42),
-        version="0.1.0", clock_synced=True, config_version=4,
-    )
-    k = make_kiosk(fast_config(), ui=FAST_UI, staff_info=lambda: info)
+    def info():  # "last sent 42 s ago" whenever the screen asks, however slowly the test runs
+        return StaffInfo(
+            device_id="kiosk-1", station_id="kalvia", station_name="Kälviä", broker="mqtts://broker.example.fi:8883",
+            connected=True, queue_depth=3, last_send=datetime.now(UTC) - timedelta(seconds=42),
+            version="0.1.0", clock_synced=True, config_version=4,
+        )
+
+    k = make_kiosk(fast_config(), ui=FAST_UI, staff_info=info)
     k.tap(k.face(4))  # one real answer, which the staff screen must not reveal
     k.app.go_home()
     corner = next(w for w in k.screen("home").walk() if type(w).__name__ == "CornerHold")
