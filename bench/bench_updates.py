@@ -1,6 +1,6 @@
 """Software-update benchmark: bytes per update, the Pi's wheelhouse, and 100 kiosks downloading at once.
 
-    python bench/bench_updates.py sizes [--platform pi --python 3.11] [--out DIR]
+    python bench/bench_updates.py sizes [--platform pi|here] [--python 3.11] [--out DIR]
     python bench/bench_updates.py serve [--kiosks 100]
 
 ``sizes`` builds a release from this repository the way ``palaute-server release
@@ -43,26 +43,38 @@ def _mb(n: int) -> str:
 
 
 def sizes(args: argparse.Namespace) -> None:
-    from fleet_server.fleet.releases import PI_PLATFORMS, build_release
+    from fleet_server.fleet.releases import build_release
+    from fleet_server.fleet.wheelhouse import PI_PYTHONS
 
-    if args.platform == ["pi"]:
-        args.platform = list(PI_PLATFORMS)
+    pythons = (args.python or list(PI_PYTHONS)) if args.platform == "pi" else None
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         out = Path(args.out) if args.out else Path(tmp) / "r"
-        built = build_release(REPO, out, version=args.version, extras=tuple(args.extra),
-                              platform=args.platform, python_version=args.python)
+        built = build_release(REPO, out, version=args.version, python_versions=pythons,
+                              extras=tuple(args.extra) if not pythons else ("kiosk",),
+                              download_cache=Path(args.download_cache) if args.download_cache else None)
         took = time.monotonic() - started
         files = sorted(((out / f).stat().st_size, f) for f in built.files)
         total = sum(s for s, _ in files)
         own = next(s for s, f in files if f.startswith("palaute-"))
-        print(f"release {built.version} for {' '.join(args.platform or ['this machine'])} "
-              f"(python {args.python or 'this'}), "
+        print(f"release {built.version} for {'the Pi, python ' + ' '.join(pythons) if pythons else 'this machine'}, "
               f"built in {took:.0f} s: {len(files)} wheels")
         for size, name in reversed(files):
             print(f"  {_mb(size):>10}  {name}")
-        print(f"first install downloads {_mb(total)}; an update of the project only downloads {_mb(own)} "
-              f"({own / total:.1%})")
+        for tag in ([f"cp{p.replace('.', '')}" for p in pythons] if pythons else []):
+            reqs = out / f"requirements-{tag}.txt"
+            if reqs.exists():
+                names = {line.split("==")[0].split("[")[0].lower() for line in reqs.read_text().splitlines()
+                         if line and not line.startswith("#")}
+                mine = sum(s for s, f in files if f.split("-")[0].lower() in names and _for_python(f, tag))
+                print(f"first install on {tag} downloads {_mb(mine)}")
+        print(f"all files {_mb(total)}; an update of the project only downloads {_mb(own)} ({own / total:.1%})")
+
+
+def _for_python(name: str, tag: str) -> bool:
+    from kiosk.updater import wheel_fits
+
+    return wheel_fits(name, tag)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -175,8 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     s = sub.add_parser("sizes")
-    s.add_argument("--platform", action="append", default=None, help="wheel platform tag (repeat), or 'pi'")
-    s.add_argument("--python", default=None, help="e.g. 3.11")
+    s.add_argument("--platform", choices=("pi", "here"), default="pi")
+    s.add_argument("--python", action="append", default=None, help="the Pi's Python (repeat; default 3.11 and 3.13)")
+    s.add_argument("--download-cache", default=None, help="reuse downloaded dependency wheels from here")
     s.add_argument("--version", default="0.2.0")
     s.add_argument("--out", default=None, help="keep the wheelhouse here (an empty directory)")
     s.add_argument("--extra", action="append", default=None, help="palaute extras (default: kiosk)")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,25 @@ CURRENT = "current"
 STABLE = "stable"
 INSTALLED_MARKER = ".palaute-installed"
 """Written into a version's directory after pip and the import check passed."""
+
+
+DEBIAN_LGPIO_FROM = (3, 13)
+"""From this Python on (Raspberry Pi OS Trixie) PyPI has no lgpio wheel: the kiosk extra leaves
+lgpio out (pyproject.toml: ``lgpio>=0.2.2; python_version < '3.13'``) and the kiosk uses Debian's
+python3-lgpio, seen through a ``--system-site-packages`` venv."""
+
+
+def uses_debian_lgpio(version_info: tuple[int, ...] = tuple(sys.version_info[:2])) -> bool:
+    """Does a kiosk venv on this Python see Debian's python3-lgpio (``--system-site-packages``)?
+
+    The one rule for every kiosk venv: install-kiosk.sh's first install decides the same way
+    (its ``lgpio_from_debian``), and the updater makes each release's venv with it."""
+    return version_info[:2] >= DEBIAN_LGPIO_FROM
+
+
+def venv_options(version_info: tuple[int, ...] = tuple(sys.version_info[:2])) -> list[str]:
+    """``python -m venv`` options for a release's venv on this Python."""
+    return ["--system-site-packages"] if uses_debian_lgpio(version_info) else []
 
 
 def _sync_dir(path: Path) -> None:
@@ -70,10 +91,11 @@ def mark_installed(root: Path, version: str, manifest_text: str = "") -> None:
     _sync_dir(path.parent)
 
 
-def adopt(root: Path, venv: Path, version: str) -> None:
-    """Make an existing installation (a venv made by the first install) ``<root>/<version>``,
-    and point ``current`` and ``stable`` at it unless they name something already: the
-    starting point of the updater's layout."""
+def adopt(root: Path, venv: Path, version: str, *, switch_links: bool = False) -> None:
+    """Make an existing installation (the venv the first install made) ``<root>/<version>``:
+    a link to it unless it is that directory already (install-kiosk.sh installs straight into
+    ``<root>/<version>``), its marker, and ``current`` and ``stable`` pointing at it, when they
+    name nothing yet or with ``switch_links`` (the installer ran again: this version is the one)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / version
@@ -82,8 +104,34 @@ def adopt(root: Path, venv: Path, version: str) -> None:
     if not is_installed(root, version):
         mark_installed(root, version)
     for name in (CURRENT, STABLE):
-        if linked(root, name) is None:
+        if switch_links or linked(root, name) is None:
             switch(root, version, name)
+
+
+def seed_files(cache: Path, wheels: Sequence[Path]) -> int:
+    """Put wheels the first install used into the updater's cache (``<root>/.files/<sha256>``,
+    hard links where it can), so a later release downloads only the files that changed."""
+    import hashlib
+
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    added = 0
+    for wheel in wheels:
+        digest = hashlib.sha256()
+        with open(wheel, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        dest = cache / digest.hexdigest()
+        if dest.exists():
+            continue
+        tmp = cache / f".{dest.name}.seed"
+        try:
+            os.link(wheel, tmp)
+        except OSError:
+            shutil.copyfile(wheel, tmp)
+        os.replace(tmp, dest)
+        added += 1
+    return added
 
 
 def installed_versions(root: Path) -> list[str]:

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from palaute_wire.contract import ReleaseManifest, ReleaseTarget, StationConfig
+from palaute_wire.contract import ReleaseFile, ReleaseManifest, ReleaseTarget, StationConfig
 from palaute_wire.errors import ManifestRefused
 from palaute_wire.opening_hours import LOCAL_TZ, is_open
 
@@ -184,6 +184,28 @@ def in_install_window(config: StationConfig, window: str, now: datetime | None =
         local = now.astimezone(LOCAL_TZ)
         return NIGHT_WINDOW[0] <= local.hour < NIGHT_WINDOW[1]
     return not is_open(hours, now) and not is_open(hours, now + timedelta(minutes=10))
+
+
+def wheel_fits(name: str, tag: str = f"cp{sys.version_info[0]}{sys.version_info[1]}") -> bool:
+    """Can a Python with ``tag`` (``cp311``) install this wheel, by its file name's Python and ABI
+    tags? A release for the Pi carries wheels for each Raspberry Pi OS Python (cp311 and cp313);
+    a kiosk downloads only its own. The platform tag is not checked: a release is for the Pi."""
+    parts = name.removesuffix(".whl").split("-")
+    if len(parts) < 5:
+        return True  # not a wheel name we understand: let pip decide
+    pythons, abi = parts[-3].split("."), parts[-2]
+    if any(not p.startswith("cp") for p in pythons):  # py3, py2.py3: pure Python
+        return True
+    mine = int(tag[3:]) if tag[2:3] == "3" and tag[3:].isdigit() else -1
+    minors = [int(p[3:]) for p in pythons if p.startswith("cp3") and p[3:].isdigit()]
+    if abi == "abi3":
+        return any(m <= mine for m in minors)
+    return tag in pythons
+
+
+def files_for_me(manifest: ReleaseManifest) -> list[ReleaseFile]:
+    """The manifest's files this kiosk's Python installs (see :func:`wheel_fits`)."""
+    return [f for f in manifest.files if wheel_fits(f.name)]
 
 
 def sha256_file(path: Path) -> str:
@@ -334,7 +356,7 @@ class Updater:
         cache = self.root / FILES_DIR
         cache.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        for f in manifest.files:
+        for f in files_for_me(manifest):
             dest = cache / f.sha256
             if dest.is_file():
                 continue
@@ -355,12 +377,13 @@ class Updater:
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        for f in manifest.files:
+        mine = files_for_me(manifest)
+        for f in mine:
             if sha256_file(cache / f.sha256) != f.sha256:
                 (cache / f.sha256).unlink()
                 raise OSError(f"{f.name}: the stored copy no longer matches its sha256; fetching it again")
             os.link(cache / f.sha256, staging / f.name)
-        self.counters.reused_files = len(manifest.files) - self.counters.files_fetched
+        self.counters.reused_files = len(mine) - self.counters.files_fetched
         return staging
 
     def _fetch(self, url: str, part: Path, size: int) -> None:
@@ -404,7 +427,7 @@ class Updater:
         started = time.monotonic()
         if not self._clone_running(target):
             # With its own pip (ensurepip, offline): the new version's updater installs the next one.
-            self._run([self.python, "-m", "venv", str(target)], "create the venv")
+            self._run([self.python, "-m", "venv", *rs.venv_options(), str(target)], "create the venv")
         self._crash_point("install")
         python = str(target / "bin" / "python")
         self._run([python, "-m", "pip", "install", "--no-index", "--no-cache-dir",
@@ -431,7 +454,8 @@ class Updater:
         if not source.is_dir():
             return False
         try:
-            self._run([self.python, "-m", "venv", "--without-pip", str(target)], "create the venv")
+            self._run([self.python, "-m", "venv", "--without-pip", *rs.venv_options(), str(target)],
+                      "create the venv")
             shutil.copytree(source, target / site, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
         except (OSError, shutil.Error, UpdateRefused) as exc:
             _LOGGER.info("new venv from scratch (linking %s's packages failed: %s)", running, exc)
@@ -581,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", "-c", default="/etc/palaute/kiosk.toml")
     parser.add_argument("--once", action="store_true", help="one step, then exit")
     parser.add_argument("--adopt", action="store_true",
-                        help="make the venv this runs from the first release (<root>/<version>, current, stable)")
+                        help="make the venv this runs from the installed release (<root>/<version>, current, stable)")
+    parser.add_argument("--wheelhouse", type=Path, help="with --adopt: the first install's wheelhouse, kept by hash "
+                        "so that updates download only what changed")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--crash-at", choices=CRASH_POINTS, help=argparse.SUPPRESS)  # power-cut tests
     args = parser.parse_args(argv)
@@ -598,9 +624,11 @@ def main(argv: list[str] | None = None) -> int:
         from importlib import metadata
 
         version = metadata.version("palaute")
-        rs.adopt(config.updates.releases_root, Path(sys.prefix), version)
-        print(f"{config.updates.releases_root}/{version} -> {sys.prefix}; current and stable -> "
-              f"{rs.linked(config.updates.releases_root)}")
+        root = config.updates.releases_root
+        rs.adopt(root, Path(sys.prefix), version, switch_links=True)
+        seeded = rs.seed_files(root / FILES_DIR, sorted(args.wheelhouse.glob("*.whl"))) if args.wheelhouse else 0
+        print(f"{root}/{version} ({Path(sys.prefix).resolve()}) is installed; current and stable -> "
+              f"{rs.linked(root)}; {seeded} wheels kept for updates")
         return 0
     updater = Updater(config, crash_at=args.crash_at)
     if args.once:

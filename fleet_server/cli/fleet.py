@@ -111,11 +111,16 @@ def bundle_options(settings: Settings, ssh_key: Path | None = None, wheelhouse: 
         _fail(f"the broker CA certificate {ca} does not exist (PALAUTE_KIOSK_CA_FILE / PALAUTE_MQTT_CA_FILE)")
     wheelhouse = wheelhouse or settings.kiosk_wheelhouse
     if wheelhouse is not None and not any(Path(wheelhouse).glob("requirements-cp*.txt")):
-        _fail(f"{wheelhouse} is not a kiosk wheelhouse; build one with: palaute-server device wheelhouse {wheelhouse}")
+        _fail(f"{wheelhouse} is not a kiosk wheelhouse; build one with: palaute-server release build --out "
+              f"{wheelhouse} (or device wheelhouse {wheelhouse})")
     if wheelhouse is None and writes_bundle:
         err_console.print("[yellow]warning:[/] no --wheelhouse: the bundle's install-kiosk.sh will stop until a "
                           "wheelhouse is copied beside it (palaute-server device wheelhouse DIR)", highlight=False)
-    return BundleOptions(broker_url=url, ca_file=ca, wheelhouse=wheelhouse, ssh_authorized_keys=keys)
+    if settings.release_public_key is None and writes_bundle:
+        err_console.print("[yellow]warning:[/] no PALAUTE_RELEASE_PUBLIC_KEY: the kiosk will install no software "
+                          "updates (palaute-server release keygen)", highlight=False)
+    return BundleOptions(broker_url=url, ca_file=ca, wheelhouse=wheelhouse, ssh_authorized_keys=keys,
+                         release_public_key=settings.release_public_key)
 
 
 def _show_secret(device_id: str, secret: str, bundle: Path | None) -> None:

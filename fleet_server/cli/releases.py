@@ -1,7 +1,7 @@
 """``palaute-server release|rollout``: kiosk software releases and their rollouts.
 
     palaute-server release keygen --out ~/palaute-release.key   # once, on the operator's machine
-    palaute-server release build --out dist/0.2.0 --version 0.2.0 [--platform pi --python 3.11]
+    palaute-server release build --out dist/0.2.0 --version 0.2.0 [--python 3.11]  # Pi wheels
     palaute-server release sign dist/0.2.0 --key ~/palaute-release.key      # off the server
     palaute-server release add dist/0.2.0                                   # on the server
     palaute-server release list | withdraw 0.2.0 --reason "..."
@@ -52,19 +52,26 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="empty directory for the wheels")],
     version: Annotated[str | None, typer.Option(help="set this version in the built wheel")] = None,
     source: Annotated[Path, typer.Option(help="the repository to build from")] = Path("."),
-    platform: Annotated[list[str] | None, typer.Option(help="wheel platform tags (repeat); 'pi' for a Raspberry Pi "
-                                                     "on Bookworm; else this machine")] = None,
-    python: Annotated[str | None, typer.Option("--python", help="the kiosk's Python, e.g. 3.11")] = None,
-    extra: Annotated[list[str] | None, typer.Option(help="extras of palaute to install (default: kiosk)")] = None,
+    platform: Annotated[str, typer.Option(help="'pi': the Raspberry Pi's aarch64 wheelhouse (also a first-install "
+                                                "wheelhouse for device provision); 'here': this machine's wheels")] = "pi",
+    python: Annotated[list[str] | None, typer.Option("--python", help="the Pi's Python (repeat; default 3.11 and "
+                                                     "3.13)")] = None,
+    extra: Annotated[list[str] | None, typer.Option(help="extras of palaute to install (--platform here; "
+                                                    "default: kiosk)")] = None,
+    download_cache: Annotated[Path | None, typer.Option(help="keep downloaded dependency wheels here and reuse "
+                                                        "them")] = None,
 ) -> None:
     """Build the kiosk wheel and download its dependencies as wheels (pip)."""
-    from fleet_server.fleet.releases import PI_PLATFORMS, ReleaseError, build_release
+    from fleet_server.fleet.releases import ReleaseError, build_release
+    from fleet_server.fleet.wheelhouse import PI_PYTHONS
 
-    if platform == ["pi"]:
-        platform = list(PI_PLATFORMS)
+    if platform not in ("pi", "here"):
+        _fail(f"--platform {platform}: use 'pi' (the Raspberry Pi's aarch64 wheels) or 'here' (this machine)")
     try:
-        built = build_release(source, out, version=version, extras=tuple(e for e in (extra if extra is not None else ["kiosk"]) if e),
-                              platform=platform, python_version=python)
+        built = build_release(source, out, version=version,
+                              python_versions=(python or list(PI_PYTHONS)) if platform == "pi" else None,
+                              extras=tuple(e for e in (extra if extra is not None else ["kiosk"]) if e),
+                              download_cache=download_cache)
     except ReleaseError as exc:
         _fail(str(exc))
         raise

@@ -53,7 +53,9 @@ _LOGGER = logging.getLogger(__name__)
 KIOSK_USER = "palaute"
 """The Linux account the kiosk runs as on the Pi."""
 ETC_DIR = "/etc/palaute"
-VENV_DIR = "/opt/palaute/venv"
+RELEASES_DIR = "/opt/palaute/releases"
+KIOSK_UNITS = ("palaute-kiosk.service", "palaute-kiosk-updater.service")
+"""The kiosk's systemd units, shipped in every bundle; install-kiosk.sh enables both."""
 
 
 # ----------------------------------------------------------------- registry
@@ -260,6 +262,9 @@ class BundleOptions:
     """IT's public keys for the admin account the first boot creates (none: no SSH login)."""
     admin_user: str = "palaute-admin"
     timezone: str = LOCAL_ZONE_NAME
+    release_public_key: str | None = None
+    """The operator's release signing key (public half, PALAUTE_RELEASE_PUBLIC_KEY), written into
+    kiosk.toml ``[updates]``: the kiosk's updater installs only releases it signed. None: no updates."""
 
 
 def _bundle_file(name: str) -> str:
@@ -293,6 +298,13 @@ def render_kiosk_toml(device: Device, options: BundleOptions) -> str:
         'dir = "/var/lib/palaute"',
         "",
     ]
+    if options.release_public_key:
+        lines += [
+            "[updates]",
+            "# Software updates (palaute-kiosk-updater): only releases signed with this key are installed.",
+            f'release_public_key = "{options.release_public_key}"',
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -416,7 +428,7 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
     """Write the provisioning bundle for one device into ``out_dir/<device_id>/``.
 
     Contents: kiosk.toml, broker-password (0600), ca.crt (mqtts), install-kiosk.sh,
-    palaute-kiosk.service, wheelhouse/ (with ``options.wheelhouse``), and the cloud-init
+    palaute-kiosk.service and palaute-kiosk-updater.service, wheelhouse/ (with ``options.wheelhouse``), and the cloud-init
     trio user-data / network-config / meta-data. The kiosk.toml loads as is from the bundle directory (relative
     paths), and again from /etc/palaute on the Pi.
     """
@@ -425,7 +437,7 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
     os.chmod(bundle, 0o700)
     kiosk_toml = render_kiosk_toml(device, options)
     ca_text = options.ca_file.read_text() if (options.ca_file and options.broker_url.startswith("mqtts://")) else None
-    service = _bundle_file("palaute-kiosk.service")
+    units = {name: _bundle_file(name) for name in KIOSK_UNITS}
     install = _bundle_file("install-kiosk.sh").replace("@DEBIAN_PACKAGES@", " ".join(debian_packages()))
 
     def put(name: str, text: str, mode: int) -> None:
@@ -437,7 +449,8 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
     put("broker-password", secret + "\n", 0o600)
     if ca_text is not None:
         put("ca.crt", ca_text, 0o644)
-    put("palaute-kiosk.service", service, 0o644)
+    for name, unit in units.items():
+        put(name, unit, 0o644)
     put("install-kiosk.sh", install, 0o755)
     if options.wheelhouse is not None:
         _copy_wheelhouse(Path(options.wheelhouse), bundle / "wheelhouse")
@@ -449,7 +462,8 @@ def write_bundle(out_dir: Path, device: Device, secret: str, options: BundleOpti
     }
     if ca_text is not None:
         files[f"{ETC_DIR}/ca.crt"] = (ca_text, "root:root", "0644")
-    files["/etc/systemd/system/palaute-kiosk.service"] = (service, "root:root", "0644")
+    for name, unit in units.items():
+        files[f"/etc/systemd/system/{name}"] = (unit, "root:root", "0644")
     files["/usr/local/sbin/palaute-install"] = (install, "root:root", "0755")
     put("user-data", render_user_data(device, options, files), 0o600)
     put("network-config", NETWORK_CONFIG, 0o644)

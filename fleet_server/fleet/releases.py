@@ -3,10 +3,10 @@
 The life of a release:
 
 1. ``build_release`` (``palaute-server release build``): the kiosk wheel from this
-   repository (``pip wheel --no-deps``) and a wheelhouse of its dependencies
-   (``pip download --only-binary=:all:``, for the Pi with ``--platform
-   manylinux2014_aarch64 --python-version 3.11``), plus ``release.json`` (version,
-   what pip installs, the outbox schema).
+   repository and, for the Pi, the kiosk wheelhouse of fleet_server.fleet.wheelhouse
+   (aarch64 wheels for cp311 and cp313, hash-pinned requirements per Python: the same
+   directory provisions a first install), plus ``release.json`` (version, what pip
+   installs, the outbox schema).
 2. ``sign_release`` (``release sign``, on the operator's machine with the key file):
    ``manifest.json`` with the sha256 and size of every wheel, and ``manifest.sig``.
 3. ``add_release`` (``release add``, on the server): checks the signature against
@@ -38,7 +38,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
-from fleet_server.core.errors import ReleaseError
+from fleet_server.core.errors import ReleaseError, WheelhouseError
+from fleet_server.fleet import wheelhouse
 from fleet_server.models import Release, ReleaseFile
 from palaute_wire import contract as c
 from palaute_wire import signing
@@ -49,15 +50,6 @@ _LOGGER = logging.getLogger(__name__)
 RELEASE_INFO = "release.json"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-
-_IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "artifacts", "build", "dist", "*.egg-info",
-                                  "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "node_modules")
-
-
-PI_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_34_aarch64", "manylinux_2_28_aarch64",
-                "manylinux2014_aarch64", "linux_aarch64")
-"""Wheel platforms a Raspberry Pi on Bookworm (aarch64, glibc 2.36) runs, as pip download's --platform needs them."""
-
 
 @dataclass(frozen=True)
 class BuiltRelease:
@@ -93,58 +85,52 @@ def build_release(
     out: Path,
     *,
     version: str | None = None,
+    python_versions: Sequence[str] | None = None,
     extras: Sequence[str] = ("kiosk",),
     extra_requirements: Sequence[str] = (),
-    platform: str | Sequence[str] | None = None,
-    python_version: str | None = None,
+    download_cache: Path | None = None,
 ) -> BuiltRelease:
-    """Build the kiosk wheel from ``source`` (a copy, so ``version`` can be set) and
-    download its dependencies as wheels into ``out``.
+    """Build the kiosk wheel from ``source`` (a copy, so ``version`` can be set) and put it and
+    its dependencies as wheels into ``out``.
 
-    ``platform``/``python_version`` select the kiosk's platform; for a Pi on Bookworm
-    ``PI_PLATFORMS`` and ``3.11`` (pip does not widen a manylinux tag: every accepted one
-    is named); without them, this machine's."""
+    For the Pi (``python_versions``, e.g. ``PI_PYTHONS``): ``out`` is the kiosk wheelhouse
+    (fleet_server.fleet.wheelhouse: aarch64 wheels per Python with the environment markers
+    evaluated for that Python, and ``requirements-cpXYZ.txt``), so the same directory is
+    also what ``device provision --wheelhouse`` puts into a first-install bundle. Without
+    them: this machine's wheels (the tests' simulated kiosks), with ``extras`` and
+    ``extra_requirements`` to choose what the kiosk installs."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob("*.whl")):
         raise ReleaseError(f"{out} already holds wheels: build into an empty directory")
-    with tempfile.TemporaryDirectory(prefix="palaute-build-") as tmp:
-        tree = Path(tmp) / "src"
-        shutil.copytree(source, tree, ignore=_IGNORED, symlinks=True)
-        if version is not None:
-            if not re.fullmatch(c.VERSION_PATTERN, version):
-                raise ReleaseError(f"{version!r} is not a release version (e.g. 0.2.0)")
-            pyproject = tree / "pyproject.toml"
-            text, n = re.subn(r'(?m)^version = "[^"]*"', f'version = "{version}"', pyproject.read_text(), count=1)
-            if n != 1:
-                raise ReleaseError(f"{source}/pyproject.toml has no version line to set")
-            pyproject.write_text(text)
-        _pip("wheel", "--no-deps", "-q", "-w", str(out), str(tree))
-        wheels = list(out.glob("palaute-*.whl"))
-        if len(wheels) != 1:
-            raise ReleaseError(f"expected one palaute wheel in {out}, found {len(wheels)}")
-        wheel = wheels[0]
-        built_version = wheel.name.split("-")[1]
-        schema = _outbox_schema(tree)
+    try:
+        if python_versions:
+            if tuple(extras) != ("kiosk",) or extra_requirements:
+                raise ReleaseError("a release for the Pi installs palaute[kiosk]: no other extras or requirements")
+            house = wheelhouse.build_wheelhouse(source, out, python_versions, download_cache=download_cache,
+                                                version=version)
+            for tag, why in house.missing.items():
+                _LOGGER.warning("release without %s: %s", tag, why)
+            wheel = house.kiosk_wheel
+        else:
+            wheel = wheelhouse.build_kiosk_wheel(source, out, version=version)
+    except WheelhouseError as exc:
+        raise ReleaseError(str(exc)) from None
+    built_version = wheel.name.split("-")[1]
     extra = f"[{','.join(extras)}]" if extras else ""
     requirements = (f"palaute{extra}=={built_version}", *extra_requirements)
-    target = ["--only-binary=:all:"]
-    platforms = [platform] if isinstance(platform, str) else list(platform or ())
-    if platforms:
-        target += [arg for p in platforms for arg in ("--platform", p)] + ["--implementation", "cp"]
-    if python_version:
-        target += ["--python-version", python_version]
-    with tempfile.TemporaryDirectory(prefix="palaute-deps-") as tmp:
-        # Resolve against the wheel just built; pip copies that wheel too: drop the copy.
-        _pip("download", "-q", "-d", tmp, *target, f"palaute{extra} @ {wheel.resolve().as_uri()}",
-             *extra_requirements)
-        for path in Path(tmp).glob("*.whl"):
-            if path.name != wheel.name:
-                shutil.move(str(path), out / path.name)
-        sdists = [p.name for p in Path(tmp).iterdir() if not p.name.endswith(".whl")]
-        if sdists:
-            raise ReleaseError(f"dependencies without wheels: {', '.join(sdists)}")
-    info = {"version": built_version, "requirements": list(requirements), "outbox_schema": schema}
+    if not python_versions:
+        with tempfile.TemporaryDirectory(prefix="palaute-deps-") as tmp:
+            # Resolve against the wheel just built; pip copies that wheel too: drop the copy.
+            _pip("download", "-q", "-d", tmp, "--only-binary=:all:", f"palaute{extra} @ {wheel.resolve().as_uri()}",
+                 *extra_requirements)
+            for path in Path(tmp).glob("*.whl"):
+                if path.name != wheel.name:
+                    shutil.move(str(path), out / path.name)
+            sdists = [p.name for p in Path(tmp).iterdir() if not p.name.endswith(".whl")]
+            if sdists:
+                raise ReleaseError(f"dependencies without wheels: {', '.join(sdists)}")
+    info = {"version": built_version, "requirements": list(requirements), "outbox_schema": _outbox_schema(source)}
     (out / RELEASE_INFO).write_text(json.dumps(info, indent=2) + "\n")
     files = tuple(sorted(p.name for p in out.glob("*.whl")))
     _LOGGER.info("built release %s: %d wheels in %s", built_version, len(files), out)

@@ -32,6 +32,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from fleet_server.core.errors import WheelhouseError
+from palaute_wire.contract import VERSION_PATTERN
 
 PI_PYTHONS: dict[str, int] = {"3.11": 36, "3.13": 41}
 """Python version on Raspberry Pi OS -> the glibc minor version of that release (2.X)."""
@@ -137,12 +138,38 @@ def _dependencies(kiosk_wheel: Path, version: str, pip: Sequence[str], cache: Pa
     return sorted(kept.glob("*.whl"))
 
 
+def build_kiosk_wheel(source: Path, out: Path, *, version: str | None = None,
+                      pip: Sequence[str] = (sys.executable, "-m", "pip")) -> Path:
+    """``pip wheel --no-deps`` of a clean copy of ``source`` into ``out``; with ``version``
+    that version is written into the copy's pyproject.toml first. Returns the wheel."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="palaute-wheel-") as tmp:
+        tree = Path(tmp) / "src"  # a clean copy: the build leaves build/ and *.egg-info behind
+        shutil.copytree(source, tree, ignore=_NOT_SOURCE, symlinks=True)
+        if version is not None:
+            if not re.fullmatch(VERSION_PATTERN, version):
+                raise WheelhouseError(f"{version!r} is not a release version (e.g. 0.2.0)")
+            pyproject = tree / "pyproject.toml"
+            text, n = re.subn(r'(?m)^version = "[^"]*"', f'version = "{version}"', pyproject.read_text(), count=1)
+            if n != 1:
+                raise WheelhouseError(f"{source}/pyproject.toml has no version line to set")
+            pyproject.write_text(text)
+        _pip(["wheel", "--no-deps", "-q", "-w", tmp, str(tree)], "building the kiosk wheel", pip)
+        built = list(Path(tmp).glob("palaute-*.whl"))
+        if len(built) != 1:
+            raise WheelhouseError(f"expected one palaute wheel from {source}, pip made {len(built)}")
+        kiosk_wheel = out / built[0].name
+        shutil.copyfile(built[0], kiosk_wheel)
+    return kiosk_wheel
+
+
 def build_wheelhouse(
     source: Path,
     out: Path,
     python_versions: Sequence[str] = tuple(PI_PYTHONS),
     pip: Sequence[str] = (sys.executable, "-m", "pip"),
     download_cache: Path | None = None,
+    version: str | None = None,
 ) -> Wheelhouse:
     """Build the kiosk wheel from ``source`` and download its aarch64 dependencies into ``out``.
 
@@ -150,21 +177,15 @@ def build_wheelhouse(
     some dependency has no wheel is reported in ``missing``, not fatal, so a Bookworm
     rollout does not wait for Trixie wheels. With ``download_cache`` the dependencies'
     wheels are kept there per Python and requirement set and reused without asking the index.
+    ``version`` sets the kiosk wheel's version (a release, ``palaute-server release build``).
     """
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="palaute-wheel-") as tmp:
-        tree = Path(tmp) / "src"  # a clean copy: the build leaves build/ and *.egg-info behind
-        shutil.copytree(source, tree, ignore=_NOT_SOURCE)
-        _pip(["wheel", "--no-deps", "-q", "-w", tmp, str(tree)], "building the kiosk wheel", pip)
-        built = next(Path(tmp).glob("palaute-*.whl"))
-        kiosk_wheel = out / built.name
-        shutil.copyfile(built, kiosk_wheel)
+    kiosk_wheel = build_kiosk_wheel(source, out, version=version, pip=pip)
     requirements: dict[str, Path] = {}
     missing: dict[str, str] = {}
-    for version in python_versions:
-        tag = cp_tag(version)
+    for python in python_versions:
+        tag = cp_tag(python)
         try:
-            downloaded = _dependencies(kiosk_wheel, version, pip, download_cache)
+            downloaded = _dependencies(kiosk_wheel, python, pip, download_cache)
         except WheelhouseError as exc:
             missing[tag] = str(exc).splitlines()[-1]
             continue
@@ -175,7 +196,7 @@ def build_wheelhouse(
                 shutil.copyfile(wheel, target)
             wheels.append(target)
         path = out / f"requirements-{tag}.txt"
-        path.write_text(f"# The kiosk for Python {version} on aarch64: install with --no-index --require-hashes\n"
+        path.write_text(f"# The kiosk for Python {python} on aarch64: install with --no-index --require-hashes\n"
                         + requirements_text(wheels))
         requirements[tag] = path
     if not requirements:

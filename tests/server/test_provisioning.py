@@ -96,8 +96,9 @@ def test_user_data_is_cloud_config_that_installs_the_kiosk(sessions, options, tm
     assert files["/etc/palaute/broker-password"]["defer"] is True  # written after the user exists
     assert files["/etc/palaute/kiosk.toml"]["content"] == (bundle / "kiosk.toml").read_text()
     assert files["/etc/palaute/ca.crt"]["content"] == options.ca_file.read_text()
-    unit = files["/etc/systemd/system/palaute-kiosk.service"]["content"]
-    assert unit == (ROOT / "deploy/systemd/palaute-kiosk.service").read_text()
+    for name in ("palaute-kiosk.service", "palaute-kiosk-updater.service"):
+        unit = files[f"/etc/systemd/system/{name}"]["content"]
+        assert unit == (ROOT / "deploy/systemd" / name).read_text() == (bundle / name).read_text()
     assert "palaute-kiosk" in files["/usr/local/sbin/palaute-install"]["content"]
     assert doc["runcmd"] == [["systemctl", "enable", "--now", "ssh"], ["/usr/local/sbin/palaute-install"]]
     assert doc["ssh_pwauth"] is False
@@ -126,11 +127,42 @@ def test_kiosk_unit_passes_systemd_analyze_verify(tmp_path):
     assert "StateDirectory=palaute\n" in unit and "WorkingDirectory=/var/lib/palaute\n" in unit
     # verify insists the ExecStart binary exists; everything else is checked as shipped.
     (tmp_path / "palaute-kiosk.service").write_text(
-        unit.replace("/opt/palaute/venv/bin/palaute-kiosk", "/bin/true")
+        unit.replace("/opt/palaute/releases/current/bin/palaute-kiosk", "/bin/true")
     )
     result = subprocess.run([tool, "verify", str(tmp_path / "palaute-kiosk.service")],
                             check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_kiosk_runs_the_current_release_and_the_updater_the_stable_one(tmp_path):
+    tool = require("systemd-analyze")
+    kiosk = (ROOT / "deploy/systemd/palaute-kiosk.service").read_text()
+    updater = (ROOT / "deploy/systemd/palaute-kiosk-updater.service").read_text()
+    assert "ExecStart=/opt/palaute/releases/current/bin/palaute-kiosk " in kiosk
+    assert "ExecStart=/opt/palaute/releases/stable/bin/palaute-kiosk-updater " in updater
+    # One file per unit: deploy/ links to the bundle's.
+    for name in ("palaute-kiosk.service", "palaute-kiosk-updater.service"):
+        assert (ROOT / "deploy/systemd" / name).resolve() == ROOT / "fleet_server/fleet/bundle" / name
+    (tmp_path / "palaute-kiosk-updater.service").write_text(
+        updater.replace("/opt/palaute/releases/stable/bin/palaute-kiosk-updater", "/bin/true"))
+    result = subprocess.run([tool, "verify", str(tmp_path / "palaute-kiosk-updater.service")],
+                            check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_bundle_gives_the_kiosk_the_release_key_it_trusts(sessions, options, tmp_path):
+    from dataclasses import replace
+
+    from palaute_wire import signing
+
+    key = signing.public_key_text(signing.new_private_key())
+    device, secret = _provisioned(sessions)
+    config = load_config(write_bundle(tmp_path / "out", device, secret, replace(options, release_public_key=key))
+                         / "kiosk.toml")
+    assert config.updates.release_public_key == key
+    assert str(config.updates.releases_root) == "/opt/palaute/releases"
+    assert load_config(write_bundle(tmp_path / "out2", device, secret, options) / "kiosk.toml"
+                       ).updates.release_public_key is None
 
 
 @pytest.mark.parametrize("unit", ["palaute-server.service", "palaute-broker-reload.service",
