@@ -2,6 +2,7 @@
 
     python bench/bench_updates.py sizes [--platform pi|here] [--python 3.11] [--out DIR]
     python bench/bench_updates.py serve [--kiosks 100]
+    python bench/bench_updates.py arm64                 # as root, ~15 min under qemu
 
 ``sizes`` builds a release from this repository the way ``palaute-server release
 build`` does (the kiosk wheel with ``pip wheel``, its dependencies as wheels, for the
@@ -15,8 +16,16 @@ the dashboard's devices page is asked for every 100 ms. It prints the downloads'
 total time and throughput and the page's p50/p95 during the storm next to its p95
 when quiet.
 
-The download and install times on the arm64 root (qemu) are measured with
-../shared/tools/fresh-debian; see the note at the end of ``sizes``.
+``arm64`` (as root) measures on the arm64 Debian 12 root under qemu-user that the first-boot
+test uses (tests/support/arm64_root.py; the cached root is only read): it builds two Pi
+releases from this repository that differ only in the version (so only the project's wheel
+changes), provisions a kiosk with the first and runs the bundle's install-kiosk.sh there,
+then gives the kiosk's updater the second as its target, served by the fleet server with the
+device's own credentials, and runs one updater step: download, verify, install (a venv linked
+from the running release plus pip), switch. Then once more with the updater's file cache
+emptied (a release whose files are all new). It prints the times and the bytes downloaded.
+Under emulation every Python instruction is several times slower than on a Pi 4/5, so the
+times are an upper bound.
 """
 
 from __future__ import annotations
@@ -180,6 +189,106 @@ def _fetch(creds_file: str) -> None:
     print(json.dumps([got, time.perf_counter() - started]))
 
 
+def arm64(args: argparse.Namespace) -> None:
+    import shutil
+
+    import uvicorn
+
+    from fleet_server.app import create_app
+    from fleet_server.core.settings import load_settings
+    from fleet_server.devtools.local_broker import Mosquitto, free_port
+    from fleet_server.fleet.provisioning import BundleOptions, add_station, provision_device, write_bundle
+    from fleet_server.fleet.release_targets import release_url
+    from fleet_server.fleet.releases import add_release, build_release, sign_release
+    from fleet_server.models import Release
+    from kiosk import release_switch as rs
+    from kiosk.state import save_station_config
+    from palaute_wire import contract as c
+    from palaute_wire import signing
+    from palaute_wire.surveys import default_station_config
+    from tests.support.arm64_root import CACHE, build_tarball, in_root, unpacked_root
+
+    if os.geteuid() != 0:
+        sys.exit("bench_updates.py arm64 needs root (chroot, binfmt_misc)")
+    tarball = build_tarball()
+    versions = ("9.1.0", "9.2.0", "9.3.0")
+    with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp) / "broker") as broker, \
+            unpacked_root(tarball) as root:
+        tmp_path = Path(tmp)
+        key = tmp_path / "key"
+        signing.write_private_key(key, signing.new_private_key())
+        public = signing.public_key_text(signing.load_private_key(key))
+        started = time.monotonic()
+        for version in versions:
+            build_release(REPO, tmp_path / version, version=version, python_versions=[args.python],
+                          download_cache=CACHE / "wheels")
+            sign_release(tmp_path / version, key)
+        print(f"built and signed {len(versions)} releases for the Pi (python {args.python}) in "
+              f"{time.monotonic() - started:.0f} s")
+        port = free_port()
+        settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'fleet.db'}", mqtt_url=broker.url,
+                                 session_secret="s" * 40, release_store_dir=tmp_path / "store",
+                                 release_public_key=public, kiosk_release_url=f"http://127.0.0.1:{port}")
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        factory = app.state.session_factory
+        with factory() as s, s.begin():
+            add_station(s, "bench", "Bench")
+            device, secret = provision_device(s, "bench-1", "bench")
+            for version in versions:
+                add_release(s, settings.release_store_dir, public, tmp_path / version)
+            bundle = write_bundle(tmp_path / "bundles", device, secret, BundleOptions(
+                broker_url=broker.url, ca_file=None, wheelhouse=tmp_path / versions[0], release_public_key=public))
+        shutil.copytree(bundle, root / "root/bundle")
+
+        t = time.monotonic()
+        install = in_root(root, "sh", "/root/bundle/install-kiosk.sh", timeout=3600)
+        first = time.monotonic() - t
+        if install.returncode != 0:
+            sys.exit(f"install-kiosk.sh failed:\n{install.stdout[-2000:]}\n{install.stderr[-2000:]}")
+        wheels = sorted((tmp_path / versions[0]).glob("*.whl"))
+        tag = "cp" + args.python.replace(".", "")
+        mine = [w for w in wheels if _for_python(w.name, tag)]
+        print(f"first install (install-kiosk.sh, pip from the bundle, byte-compiling): {first:.0f} s, "
+              f"{len(mine)} wheels, {_mb(sum(w.stat().st_size for w in mine))}")
+
+        releases = root / "opt/palaute/releases"
+        state_dir = root / "var/lib/palaute"
+
+        def update_to(version: str) -> dict:
+            with factory() as s:
+                release = s.get(Release, version)
+                target = c.ReleaseTarget(device_id="bench-1", version=version, url=release_url(settings, version),
+                                         manifest=release.manifest, signature=release.signature,
+                                         install_window="any")
+            save_station_config(state_dir, default_station_config("bench").model_copy(update={"release": target}))
+            (state_dir / "update-state.json").unlink(missing_ok=True)
+            t = time.monotonic()
+            run = in_root(root, "/opt/palaute/releases/stable/bin/palaute-kiosk-updater", "--config",
+                          "/etc/palaute/kiosk.toml", "--once", timeout=3600)
+            took = time.monotonic() - t
+            state = rs.read_json(state_dir / "update-state.json") or {}
+            if state.get("phase") != "trial" or rs.linked(releases, rs.CURRENT) != version:
+                sys.exit(f"the update to {version} did not switch ({state}):\n{run.stderr[-2000:]}")
+            return {**state["measured"], "step_s": round(took, 1)}
+
+        own = next(w for w in (tmp_path / versions[1]).glob("palaute-*.whl")).stat().st_size
+        m = update_to(versions[1])
+        print(f"update {versions[0]} -> {versions[1]} (only the project's wheel changed): downloaded "
+              f"{_mb(m['downloaded_bytes'])} (the kiosk wheel is {_mb(own)}; {m['reused_files']} files kept), "
+              f"download + verify {m['download_s']:.1f} s, install {m['install_s']:.1f} s, "
+              f"whole updater step {m['step_s']:.0f} s")
+        shutil.rmtree(releases / ".files")
+        m = update_to(versions[2])
+        print(f"update {versions[1]} -> {versions[2]} with an empty file cache (every file new): downloaded "
+              f"{_mb(m['downloaded_bytes'])}, download + verify {m['download_s']:.1f} s, "
+              f"install {m['install_s']:.1f} s, whole updater step {m['step_s']:.0f} s")
+        server.should_exit = True
+
+
 def main() -> None:
     if sys.argv[1:2] == ["_fetch"]:
         _fetch(sys.argv[2])
@@ -193,6 +302,8 @@ def main() -> None:
     s.add_argument("--version", default="0.2.0")
     s.add_argument("--out", default=None, help="keep the wheelhouse here (an empty directory)")
     s.add_argument("--extra", action="append", default=None, help="palaute extras (default: kiosk)")
+    a = sub.add_parser("arm64")
+    a.add_argument("--python", default="3.11", help="the root's Python (Debian 12: 3.11)")
     v = sub.add_parser("serve")
     v.add_argument("--kiosks", type=int, default=100)
     v.add_argument("--wheel-kb", type=int, default=850, help="size of the served wheel (the kiosk wheel is ~850 kB)")
@@ -200,6 +311,8 @@ def main() -> None:
     if args.what == "sizes":
         args.extra = args.extra if args.extra is not None else ["kiosk"]
         sizes(args)
+    elif args.what == "arm64":
+        arm64(args)
     else:
         serve(args)
 

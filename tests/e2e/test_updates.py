@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Self
@@ -36,7 +35,7 @@ from palaute_wire import signing
 from palaute_wire.surveys import default_station_config
 from tests.support.auth_helpers import make_user, sign_in
 from tests.support.mqtt_probe import Probe
-from tests.support.update_kiosk import BASE_VERSION, SystemdStandIn, make_kiosk_dir, wait_until
+from tests.support.update_kiosk import BASE_VERSION, SystemdStandIn, make_kiosk_dir, start_unit, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
@@ -281,11 +280,15 @@ def test_unsigned_another_kiosks_and_tampered_releases_are_refused_and_the_kiosk
     assert fleet.status("kalvia-1")["software_version"] == BASE_VERSION and fleet.status("kalvia-1")["online"]
 
 
-def _updater(kiosk: SystemdStandIn, *args: str, timeout: float = 300) -> int:
+def _updater(kiosk: SystemdStandIn, processes, *args: str, timeout: float = 300) -> int:
+    """One run of the updater as its unit would run it (see start_unit); its exit code."""
     python = str(kiosk.root / "stable/bin/python")
-    with open(kiosk.base / "updater.log", "a") as log:
-        return subprocess.run([python, "-m", "kiosk.updater", "--config", str(kiosk.base / "kiosk.toml"), *args],
-                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False).returncode
+    proc = start_unit(processes, [python, "-m", "kiosk.updater", "--config", str(kiosk.base / "kiosk.toml"), *args],
+                      log=kiosk.base / "updater.log")
+    try:
+        return proc.wait(timeout)
+    finally:
+        processes.stop(proc)
 
 
 def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the_update(
@@ -299,7 +302,7 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
                .get("release") is not None)
     seq = last_seq(kiosk)
     for point in ("download", "install", "switch", "trial", "commit"):
-        assert _updater(kiosk, "--crash-at", point) == 86, f"the updater did not reach {point}"
+        assert _updater(kiosk, processes, "--crash-at", point) == 86, f"the updater did not reach {point}"
         running = boots_into_a_working_version(kiosk)
         assert running in (BASE_VERSION, GOOD), point
         state = rs.read_json(path / "state/update-state.json")
@@ -307,7 +310,7 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
         assert last_seq(kiosk) >= seq
         seq = last_seq(kiosk)
     assert (path / "releases/.files").is_dir()
-    assert _updater(kiosk) == 0  # exits after the commit, as systemd would restart it
+    assert _updater(kiosk, processes) == 0  # exits after the commit, as systemd would restart it
     assert (rs.linked(kiosk.root, rs.CURRENT), rs.linked(kiosk.root, rs.STABLE)) == (GOOD, GOOD)
     wait_until("kalvia-1 runs the release and says so",
                lambda: fleet.status("kalvia-1").get("software_version") == GOOD
@@ -317,9 +320,9 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
     _publish_config(broker, "kalvia-1", _target_of(fleet, BROKEN, "kalvia-1", health_timeout_s=15))
     wait_until("the kiosk stored the new target", lambda: json.dumps(
         rs.read_json(path / "state/station-config.json") or {}).count(BROKEN) > 0)
-    assert _updater(kiosk, "--crash-at", "rollback") == 86
+    assert _updater(kiosk, processes, "--crash-at", "rollback") == 86
     assert boots_into_a_working_version(kiosk) == GOOD
-    assert _updater(kiosk, "--once") == 0
+    assert _updater(kiosk, processes, "--once") == 0
     state = rs.read_json(path / "state/update-state.json")
     assert state["phase"] == "rolled_back" and "never reported running" in state["error"]
     assert rs.linked(kiosk.root, rs.CURRENT) == GOOD

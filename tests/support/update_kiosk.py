@@ -5,7 +5,9 @@ The stand-in does for two "units" what systemd does on a Pi (deploy/systemd):
 ``palaute-kiosk-updater`` runs ``<root>/stable/bin/python -m kiosk.updater``; both are
 started again when they exit (Restart=always, RestartSec 0.5 s); the updater's
 restart command (``touch <dir>/restart-request``) restarts the kiosk unit, as
-``systemctl restart palaute-kiosk.service`` would. A power cut is ``kill -9`` of both.
+``systemctl restart palaute-kiosk.service`` would. Each unit is a process group led by
+tests/support/unit_scope.py (systemd's control group), started through the ``processes``
+fixture: nothing a unit starts outlives it or pytest. A power cut is ``kill -9`` of both groups.
 
 The first installed version, ``0.1.0``, is this test run's own venv (an editable
 install of the worktree) linked into the releases directory.
@@ -20,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kiosk import release_switch as rs
 from tests.support.processes import Processes
@@ -66,6 +69,24 @@ clock_synced = true
     return base
 
 
+UNIT_SCOPE = Path(__file__).with_name("unit_scope.py")
+
+
+def start_unit(processes: Processes, argv: list[str], **popen: Any) -> subprocess.Popen:
+    """Start ``argv`` as a unit: through the processes fixture (it dies with pytest), in a process
+    group of its own with tests/support/unit_scope.py leading it, so what it starts (the updater's
+    pip) goes down with it, on a stop, a power cut, or pytest killed outright."""
+    return processes.start([sys.executable, str(UNIT_SCOPE), *argv], start_new_session=True, **popen)
+
+
+def kill_unit(proc: subprocess.Popen) -> None:
+    """A power cut for one unit: SIGKILL to its whole process group at once."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class SystemdStandIn:
     """Keeps one kiosk's two units running from the links, like systemd with Restart=always."""
 
@@ -92,14 +113,14 @@ class SystemdStandIn:
         log = self.base / f"{unit}.log"
         with open(log, "a") as f:
             f.write(f"--- start {self.starts[unit] + 1}: {' '.join(self._command(unit))}\n")
-        self.procs[unit] = self.processes.start(self._command(unit), log=log, env=env, cwd=self.base)
+        self.procs[unit] = start_unit(self.processes, self._command(unit), log=log, env=env, cwd=self.base)
         self.starts[unit] += 1
 
     def _kill(self, unit: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs[unit]
         if proc is not None:
-            if proc.poll() is None and sig == signal.SIGKILL:
-                proc.kill()
+            if sig == signal.SIGKILL:
+                kill_unit(proc)
             self.processes.stop(proc)
         self.procs[unit] = None
 
