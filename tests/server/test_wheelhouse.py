@@ -48,3 +48,28 @@ def test_requirements_pin_every_wheel_by_hash(tmp_path):
     text = requirements_text(tmp_path.glob("*.whl"))
     assert text.splitlines()[0].startswith("Kivy==2.3.1 --hash=sha256:")
     assert text.splitlines()[1].startswith("palaute[kiosk]==0.1.0 --hash=sha256:")
+
+
+def test_a_release_for_the_pi_is_the_kiosk_wheelhouse(tmp_path, monkeypatch):
+    """`release build` has no aarch64 download of its own: the Pi's wheels come from build_wheelhouse
+    (manylinux_2_34 for lgpio, markers for the Pi's Python), so a release directory also provisions."""
+    import json
+
+    from fleet_server.fleet import releases, wheelhouse
+
+    calls = []
+
+    def fake_wheelhouse(source, out, python_versions, download_cache=None, version=None, **_):
+        calls.append((tuple(python_versions), version, download_cache))
+        wheel = out / f"palaute-{version}-py3-none-any.whl"
+        wheel.write_bytes(b"PK")
+        (out / "requirements-cp311.txt").write_text(requirements_text([wheel]))
+        return wheelhouse.Wheelhouse(out, wheel, {"cp311": out / "requirements-cp311.txt"}, {})
+
+    monkeypatch.setattr(wheelhouse, "build_wheelhouse", fake_wheelhouse)
+    built = releases.build_release(ROOT, tmp_path / "r", version="0.3.0", python_versions=["3.11"],
+                                   download_cache=tmp_path / "cache")
+    assert calls == [(("3.11",), "0.3.0", tmp_path / "cache")]
+    assert built.requirements == ("palaute[kiosk]==0.3.0",)
+    assert json.loads((tmp_path / "r" / "release.json").read_text())["requirements"] == ["palaute[kiosk]==0.3.0"]
+    assert "--platform" not in (ROOT / "fleet_server/fleet/releases.py").read_text()  # no second download path
