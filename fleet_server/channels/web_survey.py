@@ -14,6 +14,13 @@ Abuse protection (docs/counting.md "Web answers"):
   id and the follow-up's is derived from it, so sending the same form twice stores one answer;
 - per client address and per station at most ``web_answers_per_address_hour`` and
   ``web_answers_per_station_hour`` answers an hour, counted in the database (fleet_server.channels.web_limits).
+
+Per station (fleet_server.channels.web_settings, both off by default) the page can instead ask
+the national questionnaire in full (fleet_server.channels.questionnaire: one form, radio groups
+in fieldsets, stored item by item under the page's submission id) and can offer an open comment
+(fleet_server.channels.comments: masked before it is stored; after the smiley and its follow-up,
+or at the end of the questionnaire). A comment after the smiley is taken only for a page whose
+smiley answer is stored, so comments are bounded by the same limits as answers.
 """
 
 from __future__ import annotations
@@ -25,17 +32,20 @@ from typing import Annotated, Any
 
 import uuid6
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet_server.auth.deps import DbSession, PageCoordinator
 from fleet_server.auth.setup import session_secret
-from fleet_server.channels import web_limits
+from fleet_server.channels import comments as web_comments
+from fleet_server.channels import questionnaire, web_limits, web_settings
 from fleet_server.channels.answers import WEB_TOPIC, store_answers
 from fleet_server.channels.links import LinkSigner, link_signer, survey_path
 from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
+from fleet_server.core.errors import BadQuestionnaire
 from fleet_server.core.i18n import N_
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.remote_config import build_station_config
@@ -62,6 +72,15 @@ TEXTS = (
     N_("Feedback"),
     N_("Language"),
     N_("No login, and nothing about you is asked or saved."),
+    N_("Send"),
+    N_("Anything else you would like to tell us? (optional)"),
+    N_("Please do not write your name, identity code, phone number or e-mail address. Identity codes, phone "
+       "numbers and e-mail addresses are removed before the comment is saved."),
+    N_("At most %(num)d characters."),
+    N_("Send the comment"),
+    N_("No comment"),
+    N_("Answer at least one question, or write a comment."),
+    N_("Every question is optional."),
 )
 
 
@@ -131,13 +150,35 @@ def survey_page(request: Request, db: DbSession, station_id: str,
     base = _base(config, db.get(Station, station_id), code, t or "")
     if not request.app.state.web_links.check(t, station_id):
         return _page(request, code, {**base, "mode": "expired"}, status.HTTP_403_FORBIDDEN)
+    chosen = web_settings.choices(db, station_id)
+    if chosen.questionnaire:
+        return _questionnaire_page(request, code, base, str(uuid6.uuid7()), chosen.comments)
     faces = [(v, i18n.translations(code).gettext(label)) for v, label in FACES]
     return _page(request, code, {**base, "mode": "smiley", "question": _text(config.survey.question, code),
                                  "faces": faces, "sid": str(uuid6.uuid7())})
 
 
-def _store(request: Request, db: Session, station_id: str, items: list[dict[str, Any]]) -> str:
-    """'stored' | 'duplicate' | 'limited' | 'refused' for the web answers of one form."""
+def _questionnaire_page(request: Request, lang: str, base: dict[str, Any], sid: str, comments: bool,
+                        error: str | None = None, code: int = 200) -> HTMLResponse:
+    items = [{"id": item.id, "text": item.text_in(lang), "scale": item.scale.id,
+              "points": list(zip(item.scale.points, item.scale.labels.get(lang) or item.scale.labels["fi"],
+                                 strict=True)),
+              "cannot_say": questionnaire.CANNOT_SAY_TEXT[lang] if item.scale.cannot_say else None}
+             for item in questionnaire.ITEMS]
+    return _page(request, lang, {
+        **base, "mode": "questionnaire", "sid": sid, "items": items, "title": questionnaire.TITLE[lang],
+        "intro": questionnaire.STATEMENTS_INTRO[lang], "cannot_say_value": questionnaire.CANNOT_SAY,
+        "comments": comments, "max_chars": request.app.state.settings.web_comment_max_chars, "error": error,
+    }, code)
+
+
+def _comment_page(request: Request, lang: str, base: dict[str, Any], sid: str) -> HTMLResponse:
+    return _page(request, lang, {**base, "mode": "comment", "sid": sid,
+                                 "max_chars": request.app.state.settings.web_comment_max_chars})
+
+
+def _limited(request: Request, db: Session, station_id: str) -> bool:
+    """Count one form against the per-address and per-station limits (committed when hit)."""
     settings: Settings = request.app.state.settings
     address = request.client.host if request.client else "unknown"
     hit = web_limits.take(db, address_key_=web_limits.address_key(request.app.state.web_address_secret, address),
@@ -145,6 +186,12 @@ def _store(request: Request, db: Session, station_id: str, items: list[dict[str,
                           per_station=settings.web_answers_per_station_hour)
     if hit:
         db.commit()
+    return hit is not None
+
+
+def _store(request: Request, db: Session, station_id: str, items: list[dict[str, Any]]) -> str:
+    """'stored' | 'duplicate' | 'limited' | 'refused' for the web answers of one form."""
+    if _limited(request, db, station_id):
         return "limited"
     for item in items:  # a form sent again is the same answer: compare it by content, not by when it came
         stored_ts = db.scalar(select(FeedbackEvent.ts).where(FeedbackEvent.event_id == uuid.UUID(item["answer_id"])))
@@ -183,6 +230,8 @@ def answer_smiley(request: Request, db: DbSession, station_id: str,
     outcome = _store(request, db, station_id, [_answer(config, sid, code, kind="smiley", value=value,
                                                        question_id=config.survey.question_id)])
     question = _followup(config, value)
+    if outcome == "stored" and question is None and web_settings.choices(db, station_id).comments:
+        return _comment_page(request, code, base, str(sid))
     if outcome != "stored" or question is None:
         return _finish(request, base, code, outcome)
     options = [(o.id, _text(o.text, code)) for o in question.options]
@@ -201,15 +250,85 @@ def answer_followup(request: Request, db: DbSession, station_id: str,
     base = _base(config, db.get(Station, station_id), code, t)
     if not request.app.state.web_links.check(t, station_id):
         return _page(request, code, {**base, "mode": "expired"}, status.HTTP_403_FORBIDDEN)
+    comments_on = web_settings.choices(db, station_id).comments
     if option == "skip":
-        return _finish(request, base, code, "stored")
+        return _comment_page(request, code, base, str(sid)) if comments_on else _finish(request, base, code, "stored")
     question = next((f for f in config.survey.followups if f.id == question_id), None)
     if question is None or option not in {o.id for o in question.options}:
         return _finish(request, base, code, "refused")
     outcome = _store(request, db, station_id, [_answer(
         config, followup_id(sid, question_id), code, kind="followup", value=option, question_id=question_id,
         answer_to=str(sid))])
+    if outcome == "stored" and comments_on:
+        return _comment_page(request, code, base, str(sid))
     return _finish(request, base, code, outcome)
+
+
+@router.post("/s/{station_id}/questionnaire", response_class=HTMLResponse,
+             summary="A web survey's national questionnaire (stations that use it)")
+async def answer_questionnaire(request: Request, station_id: str) -> HTMLResponse:
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and len(v) <= web_comments.MAX_FORM_CHARS}
+    return await run_in_threadpool(_answer_questionnaire, request, station_id, fields)
+
+
+def _answer_questionnaire(request: Request, station_id: str, fields: dict[str, str]) -> HTMLResponse:
+    with request.app.state.session_factory() as db:
+        config = _config(db, station_id)
+        code = _lang(request, config, fields.get("lang"))
+        token = fields.get("t", "")[:400]
+        base = _base(config, db.get(Station, station_id), code, token)
+        chosen = web_settings.choices(db, station_id)
+        try:
+            sid = uuid.UUID(fields.get("sid", ""))
+        except ValueError:
+            sid = None
+        if not request.app.state.web_links.check(token, station_id) or sid is None or not chosen.questionnaire:
+            return _page(request, code, {**base, "mode": "expired"}, status.HTTP_403_FORBIDDEN)
+        try:
+            answers = questionnaire.parse_answers(fields)
+        except BadQuestionnaire:
+            return _page(request, code, {**base, "mode": "expired"}, status.HTTP_400_BAD_REQUEST)
+        comment = (fields.get("comment") or "") if chosen.comments else ""
+        if not answers and not comment.strip():
+            return _questionnaire_page(request, code, base, str(sid), chosen.comments, error=i18n.translations(
+                code).gettext("Answer at least one question, or write a comment."), code=status.HTTP_400_BAD_REQUEST)
+        if _limited(request, db, station_id):
+            return _finish(request, base, code, "limited")
+        now = utcnow()
+        outcome = questionnaire.store_response(db, station_id=station_id, submission_id=sid, lang=code,
+                                               answers=answers, now=now) if answers else "stored"
+        if comment.strip() and outcome == "stored":
+            comment_outcome = web_comments.store_comment(
+                db, station_id=station_id, submission_id=sid, lang=code, raw=comment,
+                max_chars=request.app.state.settings.web_comment_max_chars, now=now)
+            if not answers:
+                outcome = "duplicate" if comment_outcome == "duplicate" else "stored"
+        db.commit()
+        return _finish(request, base, code, outcome)
+
+
+@router.post("/s/{station_id}/comment", response_class=HTMLResponse, summary="A web survey's open comment")
+def answer_comment(request: Request, db: DbSession, station_id: str,
+                   t: Annotated[str, Form(max_length=400)], sid: Annotated[uuid.UUID, Form()],
+                   lang: Annotated[str, Form(max_length=5)] = "fi",
+                   comment: Annotated[str, Form(max_length=web_comments.MAX_FORM_CHARS)] = "",
+                   action: Annotated[str, Form(max_length=16)] = "send") -> HTMLResponse:
+    config = _config(db, station_id)
+    code = _lang(request, config, lang)
+    base = _base(config, db.get(Station, station_id), code, t)
+    if not request.app.state.web_links.check(t, station_id) or not web_settings.choices(db, station_id).comments:
+        return _page(request, code, {**base, "mode": "expired"}, status.HTTP_403_FORBIDDEN)
+    answered = db.scalar(select(FeedbackEvent.id).where(
+        FeedbackEvent.event_id == sid, FeedbackEvent.station_id == station_id, FeedbackEvent.channel == "web"))
+    if answered is None:  # a comment belongs to a page whose smiley answer was stored
+        return _page(request, code, {**base, "mode": "expired"}, status.HTTP_400_BAD_REQUEST)
+    if action != "send" or not comment.strip():
+        return _finish(request, base, code, "stored")
+    outcome = web_comments.store_comment(db, station_id=station_id, submission_id=sid, lang=code, raw=comment,
+                                         max_chars=request.app.state.settings.web_comment_max_chars, now=utcnow())
+    db.commit()
+    return _finish(request, base, code, "duplicate" if outcome == "duplicate" else "stored")
 
 
 @router.get("/stations/{station_id}/qr.{fmt}", summary="The QR code of a station's web survey (coordinators)")

@@ -104,6 +104,14 @@ class ChannelRefused(FleetServerError, ValueError):
         self.reason, self.detail = reason, detail
 
 
+class CommentsForbidden(FleetServerError, PermissionError):
+    """Open comments are read and exported by coordinators only, and exported only when confirmed."""
+
+
+class BadQuestionnaire(FleetServerError, ValueError):
+    """A questionnaire form with a value outside an item's scale (the message names the item)."""
+
+
 class BadCsv(FleetServerError, ValueError):
     """The file cannot be read as an answers CSV (the message names the problem)."""
 
