@@ -88,6 +88,9 @@ def install_web_survey(app: FastAPI, settings: Settings) -> None:
     app.state.web_links = link_signer(session_secret(settings), settings)
     app.state.web_address_secret = hashlib.sha256(b"palaute.web-addr\0" + session_secret(settings).encode()).hexdigest()
     app.include_router(router)
+    from fleet_server.web.questionnaire_pages import router as pages_router  # the coordinators' side of it
+
+    app.include_router(pages_router)
 
 
 def followup_id(submission: uuid.UUID, question_id: str) -> uuid.UUID:

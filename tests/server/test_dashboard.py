@@ -140,7 +140,8 @@ def test_every_route_refuses_anonymous_callers(app_client):
     open_paths = {"/login", "/healthz", "/language"}  # /language: picking the sign-in page's language
     # The web survey behind a QR code is open by design: its signed link is checked instead
     # (tests/server/test_web_survey.py refuses a missing, forged or expired one).
-    open_paths |= {"/s/{station_id}", "/s/{station_id}/followup"}
+    open_paths |= {"/s/{station_id}", "/s/{station_id}/followup", "/s/{station_id}/questionnaire",
+                   "/s/{station_id}/comment"}
     # The public results pages are open by design; each is off until a coordinator turns it on
     # (tests/server/test_public_pages.py: off and unknown answer the same 404).
     open_paths |= {"/public", "/public/data.json", "/public/{kinds}/{entity_id}", "/public/{kinds}/{entity_id}/embed",
