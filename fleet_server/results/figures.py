@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -152,18 +153,25 @@ def _zero() -> dict[str, int]:
     return dict.fromkeys(COUNT_COLUMNS, 0)
 
 
+LONG_IN = 100
+"""Past this many station ids a read takes every station's rows and keeps the wanted ones in
+Python: a 500-item IN list cost more to compile, send and plan than the extra rows cost to skip."""
+
+
+def _for_stations(query: Any, column: Any, ids: Sequence[str]) -> Any:
+    return query.where(column.in_(list(ids))) if len(ids) <= LONG_IN else query
+
+
 def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, dict[str, int]]:
-    """{station: {"c1": n, ..., "o4": n}} summed over [start, end)."""
-    h = StationHour
-    cols = [func.coalesce(func.sum(getattr(h, c)), 0) for c in COUNT_COLUMNS]
-    q = (
-        select(h.station_id, *cols)
-        .where(h.hour >= start, h.hour < end, h.station_id.in_(list(station_ids)))
-        .group_by(h.station_id)
-    )
+    """{station: {"c1": n, ..., "o4": n}} summed over [start, end), in one query (Core columns:
+    the ORM's row loading cost more than the sums at 500 stations)."""
+    h = StationHour.__table__.c
+    cols = [func.coalesce(func.sum(h[c]), 0) for c in COUNT_COLUMNS]
+    q = _for_stations(select(h.station_id, *cols).where(h.hour >= start, h.hour < end), h.station_id, station_ids)
     out = {sid: _zero() for sid in station_ids}
-    for sid, *values in session.execute(q):
-        out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
+    for sid, *values in session.execute(q.group_by(h.station_id)):
+        if sid in out:
+            out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
     return out
 
 
@@ -270,55 +278,81 @@ def open_online_hours(session: Session, station_id: str, start: datetime, end: d
     )
 
 
-def opening_hours_many(session: Session, station_ids: Sequence[str]) -> dict[str, OpeningHours | None]:
-    """``opening_hours_for`` of many stations in one query (the newest valid setting per scope)."""
+_OPENING_HOURS_CACHE: WeakKeyDictionary[Any, tuple[int | None, dict[str | None, OpeningHours]]] = (
+    WeakKeyDictionary()
+)
+"""Per database (engine): the newest config row id, and each scope's newest valid opening hours then."""
+
+
+def _opening_hours_layers(session: Session) -> dict[str | None, OpeningHours]:
+    """Each scope's (station id, None for the fleet) newest valid opening hours. Config rows are
+    append-only, so the newest row id says whether the cached answer still holds: one cheap
+    query a page instead of reading every config version ever saved."""
     from fleet_server.models import StationConfigVersion as V
 
-    ids = list(station_ids)
-    rows = session.execute(
-        select(V.station_id, V.settings).where((V.station_id.in_(ids)) | (V.station_id.is_(None))).order_by(V.id.desc())
-    )
+    newest = session.scalar(select(func.max(V.id)))
+    bind = session.get_bind()
+    cached = _OPENING_HOURS_CACHE.get(bind)
+    if cached is not None and cached[0] == newest:
+        return cached[1]
     found: dict[str | None, OpeningHours] = {}
-    for scope, settings in rows:
+    for scope, settings in session.execute(select(V.station_id, V.settings).order_by(V.id.desc())):
         if scope in found or not isinstance(settings, dict) or not settings.get("opening_hours"):
             continue
         try:
             found[scope] = OpeningHours.model_validate(settings["opening_hours"])
         except ValueError:
             continue
-    return {sid: found.get(sid, found.get(None)) for sid in ids}
+    _OPENING_HOURS_CACHE[bind] = (newest, found)
+    return found
 
 
-def _online_spans_many(session: Session, station_ids: Sequence[str], start: datetime,
-                       end: datetime) -> dict[str, list[tuple[float, float]]]:
-    """Per station, the merged spans (epoch seconds) when a kiosk of it was online, in three
-    queries (devices, each device's state at ``start``, the transitions in the period)."""
-    p = DevicePresence
-    devices: dict[str, str] = dict(session.execute(
-        select(Device.id, Device.station_id).where(Device.station_id.in_(list(station_ids)))).all())
+def opening_hours_many(session: Session, station_ids: Sequence[str]) -> dict[str, OpeningHours | None]:
+    """``opening_hours_for`` of many stations (the newest valid setting per scope), cached."""
+    found = _opening_hours_layers(session)
+    return {sid: found.get(sid, found.get(None)) for sid in station_ids}
+
+
+def _device_states(session: Session, station_ids: Sequence[str], at: datetime) -> tuple[dict[str, str], dict[str, bool]]:
+    """The devices of the stations ({device: station}) and whether each was online at ``at`` (its
+    newest transition before, found through the (device_id, at) index), in one query."""
+    p = DevicePresence.__table__.c
+    d = Device.__table__.c
+    wanted = set(station_ids)
+    before = (select(p.online).where(p.device_id == d.id, p.at < at)
+              .order_by(p.at.desc(), p.id.desc()).limit(1).scalar_subquery())
+    devices: dict[str, str] = {}
+    state: dict[str, bool] = {}
+    for device_id, sid, online in session.execute(_for_stations(select(d.id, d.station_id, before),
+                                                                d.station_id, station_ids)):
+        if sid in wanted:
+            devices[device_id] = sid
+            state[device_id] = bool(online)
+    return devices, state
+
+
+def _spans(session: Session, devices: Mapping[str, str], state: Mapping[str, bool], station_ids: Sequence[str],
+           start: datetime, end: datetime, now: datetime) -> dict[str, list[tuple[float, float]]]:
+    """Per station, the merged spans (epoch seconds) of [start, min(end, now)) when a kiosk of it
+    was online, from each device's state at ``start`` and one query for the transitions."""
+    p = DevicePresence.__table__.c
     out: dict[str, list[tuple[float, float]]] = {sid: [] for sid in station_ids}
     if not devices:
         return out
-    last_before = (select(p.device_id, func.max(p.at).label("at"))
-                   .where(p.device_id.in_(list(devices)), p.at < start).group_by(p.device_id).subquery())
-    state: dict[str, bool] = {}
-    for device_id, online in session.execute(
-        select(p.device_id, p.online).join(last_before, (p.device_id == last_before.c.device_id)
-                                           & (p.at == last_before.c.at)).order_by(p.id)
-    ):
-        state[device_id] = bool(online)  # the newest row wins when two share a time
-    t_start, t_end = start.timestamp(), min(end, datetime.now(UTC)).timestamp()
-    since: dict[str, float | None] = {d: (t_start if state.get(d) else None) for d in devices}
+    t_start, t_end = start.timestamp(), min(end, now).timestamp()
+    since: dict[str, float | None] = {dev: (t_start if state.get(dev) else None) for dev in devices}
     intervals: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for device_id, at, online in session.execute(
-        select(p.device_id, p.at, p.online).where(p.device_id.in_(list(devices)), p.at >= start, p.at < end)
-        .order_by(p.device_id, p.at, p.id)
-    ):
-        ts = at.timestamp()
-        if online and since[device_id] is None:
-            since[device_id] = ts
-        elif not online and since[device_id] is not None:
-            intervals[devices[device_id]].append((cast(float, since[device_id]), ts))
+    q = select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end)
+    if len(devices) <= 2 * LONG_IN:
+        q = q.where(p.device_id.in_(list(devices)))
+    for device_id, at, online in session.execute(q.order_by(p.device_id, p.at, p.id)):
+        if device_id not in devices:
+            continue
+        if online:
+            if since[device_id] is None:
+                since[device_id] = at.timestamp()
+        elif since[device_id] is not None:
+            intervals[devices[device_id]].append((cast(float, since[device_id]), at.timestamp()))
             since[device_id] = None
     for device_id, t in since.items():
         if t is not None and t < t_end:
@@ -335,17 +369,23 @@ def _online_spans_many(session: Session, station_ids: Sequence[str], start: date
     return out
 
 
-def open_online_hours_many(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
-                           now: datetime | None = None) -> dict[str, int]:
-    """``open_online_hours`` for many stations at once: a constant number of queries, not five per station."""
-    now_ts = (now or datetime.now(UTC)).timestamp()
-    hours_oh = opening_hours_many(session, station_ids)
-    spans = _online_spans_many(session, station_ids, start, end)
+def _online_spans_many(session: Session, station_ids: Sequence[str], start: datetime,
+                       end: datetime, now: datetime | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Per station, the merged spans (epoch seconds) when a kiosk of it was online, in two queries."""
+    devices, state = _device_states(session, station_ids, start)
+    return _spans(session, devices, state, station_ids, start, end, now or datetime.now(UTC))
+
+
+def _count_open_online(spans: Mapping[str, list[tuple[float, float]]], hours_oh: Mapping[str, OpeningHours | None],
+                       station_ids: Sequence[str], start: datetime, end: datetime, now_ts: float) -> dict[str, int]:
+    """Per station, the hours of [start, end) that were open and online at least half (the rule of
+    ``open_online_hours``), from its online spans."""
     hour0 = int(start.timestamp()) // 3600 * 3600
     n_hours = max(0, int((end.timestamp() - hour0) // 3600))
     # Open hours as prefix sums, once per distinct opening-hours setting (most stations share
     # the fleet default), so an online span counts its whole open hours in O(1).
-    keys = {sid: (None if oh is None else oh.model_dump_json()) for sid, oh in hours_oh.items()}
+    keys = {sid: (None if hours_oh[sid] is None else cast(OpeningHours, hours_oh[sid]).model_dump_json())
+            for sid in station_ids}
     prefix: dict[str | None, list[int]] = {}
     for sid, key in keys.items():
         if key not in prefix:
@@ -379,6 +419,55 @@ def open_online_hours_many(session: Session, station_ids: Sequence[str], start: 
             if 0 <= i < n_hours and _online_enough(hour0 + 3600 * i, secs, now_ts) and open_sum[i + 1] > open_sum[i]:
                 count += 1
         result[sid] = count
+    return result
+
+
+SETTLED = timedelta(minutes=5)
+"""An hour that ended this long ago has all its presence transitions stored (they are stamped
+with the time the server received the status), so its open/online verdict no longer changes."""
+_SETTLED_CACHE: WeakKeyDictionary[Any, dict[tuple, int]] = WeakKeyDictionary()
+"""Per database (engine): (station, start, settled end, opening hours, devices) -> open/online hours."""
+_SETTLED_CACHE_SIZE = 50_000
+
+
+def open_online_hours_many(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
+                           now: datetime | None = None) -> dict[str, int]:
+    """``open_online_hours`` for many stations at once, in a constant number of queries.
+
+    The settled hours of the period (those that ended ``SETTLED`` ago) are counted once per
+    station, period start, settled end, opening hours and set of kiosks, and kept per
+    process; a page then reads only the transitions since the settled end (the last hour
+    or so) and each kiosk's state at it. The count is exact: hours are counted one by
+    one, so [start, end) is [start, settled) plus [settled, end).
+    """
+    now = now or datetime.now(UTC)
+    now_ts = now.timestamp()
+    ids = list(station_ids)
+    hours_oh = opening_hours_many(session, ids)
+    settled = min(end, (now - SETTLED).replace(minute=0, second=0, microsecond=0))
+    if settled <= start:
+        return _count_open_online(_online_spans_many(session, ids, start, end, now), hours_oh, ids, start, end, now_ts)
+    devices, state = _device_states(session, ids, settled)
+    by_station: dict[str, list[str]] = defaultdict(list)
+    for device_id, sid in devices.items():
+        by_station[sid].append(device_id)
+    cache = _SETTLED_CACHE.setdefault(session.get_bind(), {})
+    keys = {sid: (sid, start, settled, None if hours_oh[sid] is None else cast(OpeningHours, hours_oh[sid])
+                  .model_dump_json(), tuple(sorted(by_station.get(sid, ())))) for sid in ids}
+    missing = [sid for sid in ids if keys[sid] not in cache]
+    if missing:
+        if len(cache) > _SETTLED_CACHE_SIZE:
+            cache.clear()
+        counted = _count_open_online(_online_spans_many(session, missing, start, settled, now), hours_oh, missing,
+                                     start, settled, now_ts)
+        for sid in missing:
+            cache[keys[sid]] = counted[sid]
+    result = {sid: cache[keys[sid]] for sid in ids}
+    if settled < end:
+        live = _count_open_online(_spans(session, devices, state, ids, settled, end, now), hours_oh, ids,
+                                  settled, end, now_ts)
+        for sid in ids:
+            result[sid] += live[sid]
     return result
 
 
