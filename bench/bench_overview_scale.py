@@ -11,8 +11,10 @@ requests each:
 - ``GET /?range=7d&group=<a municipality>`` (a group page),
 - ``GET /api/v1/results/overview?range=7d``,
 
-and prints p50 / p95 / max in ms, the SQL statements one overview costs, and for contrast the
-single rollup query (every station's counted answers for the period in one SELECT).
+at rest and while the kiosks send, and prints p50 / p95 / max in ms, the first (cold) request
+of each, the SQL statements one page costs, the message rate the kiosks achieved, and for
+contrast the single rollup query (every station's counted answers for the period in one
+SELECT) measured beside them.
 
     python bench/bench_overview_scale.py [--stations 500] [--runs 40] [--rate 100] [--sqlite]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -21,6 +23,7 @@ single rollup query (every station's counted answers for the period in one SELEC
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -127,10 +130,40 @@ def timed(client: TestClient, path: str, runs: int) -> list[float]:
     return out
 
 
-def report(name: str, ms: list[float]) -> None:
+def percentiles(ms: list[float]) -> tuple[float, float, float]:
+    """p50, p95 (nearest rank) and max."""
     ms = sorted(ms)
-    p95 = ms[max(0, round(0.95 * len(ms)) - 1)]
-    print(f"  {name:<44} p50 {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms")
+    return statistics.median(ms), ms[max(0, math.ceil(0.95 * len(ms)) - 1)], ms[-1]
+
+
+def report(name: str, ms: list[float]) -> None:
+    p50, p95, top = percentiles(ms)
+    print(f"  {name:<46} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   max {top:7.1f} ms   ({len(ms)} runs)")
+
+
+def single_query(factory, ids: list[str], period: Period, runs: int) -> list[float]:
+    """The contrast: every station's counted answers for the period in one SELECT over the rollups."""
+    out = []
+    for _ in range(runs):
+        with factory() as s:
+            t = time.perf_counter()
+            station_totals(s, ids, period.start, period.end)
+            out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def statements_of(app, client: TestClient, path: str) -> int:
+    statements: list[str] = []
+
+    def count(*a) -> None:
+        statements.append(a[2])
+
+    event.listen(app.state.engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", count)
+    return len(statements)
 
 
 def main() -> None:
@@ -162,42 +195,50 @@ def main() -> None:
             seed(factory, args.stations, args.days)
             print(f"seeded {args.stations} stations, {2 * args.stations} kiosks, {args.days} days "
                   f"in {time.perf_counter() - t:.1f} s ({'SQLite' if args.sqlite else 'PostgreSQL'})")
+            if admin is not None:
+                with app.state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM ANALYZE"))  # as autovacuum would have by now
             with factory() as s:
                 token = create_token(s, "bench", "coordinator").token
                 s.commit()
             client.headers["Authorization"] = f"Bearer {token}"
             period = Period(today_local() - timedelta(days=6), today_local())
             ids = [f"s{i:03d}" for i in range(args.stations)]
+            pages = [
+                (f"GET /?range=7d (overview, {args.stations} stations)", "/?range=7d"),
+                ("GET /?range=7d&group=m03 (one municipality)", "/?range=7d&group=m03"),
+                ("GET /api/v1/results/overview?range=7d", "/api/v1/results/overview?range=7d"),
+            ]
+            print(f"load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+                  f"({os.cpu_count()} cores; other work on the machine inflates every figure alike)")
+            print("first requests (cold: the settled open/online hours are counted and kept):")
+            for label, path in pages:
+                t = time.perf_counter()
+                n = statements_of(app, client, path)
+                print(f"  {label:<46} {(time.perf_counter() - t) * 1000:7.1f} ms, {n} SQL statements")
+            print("SQL statements of a warm request (a constant, whatever the number of stations):")
+            for label, path in pages[:2]:
+                print(f"  {label:<46} {statements_of(app, client, path)}")
 
-            statements: list[str] = []
-
-            def count(*a) -> None:
-                statements.append(a[2])
-
-            event.listen(app.state.engine, "before_cursor_execute", count)
-            client.get("/?range=7d")
-            event.remove(app.state.engine, "before_cursor_execute", count)
-            print(f"one overview page: {len(statements)} SQL statements")
-
-            single = []
-            for _ in range(args.runs):
-                with factory() as s:
-                    t = time.perf_counter()
-                    station_totals(s, ids, period.start, period.end)
-                    single.append((time.perf_counter() - t) * 1000)
+            print("at rest:")
+            for label, path in pages:
+                report(label, timed(client, path, args.runs))
+            report("the single rollup query (station_totals)", single_query(factory, ids, period, args.runs))
 
             kiosks = Kiosks(factory, args.stations, args.rate)
             kiosks.start()
-            time.sleep(1.0)
-            print(f"while 1,000 kiosks send ({args.rate:.0f} messages/s into the database):")
-            report("GET /?range=7d (overview, 500 stations)", timed(client, "/?range=7d", args.runs))
-            report("GET /?range=7d&group=m03 (one municipality)", timed(client, "/?range=7d&group=m03", args.runs))
-            report("GET /api/v1/results/overview?range=7d", timed(client, "/api/v1/results/overview?range=7d",
-                                                                  args.runs))
+            time.sleep(2.0)
+            started, sent0 = time.monotonic(), kiosks.sent
+            print(f"while 1,000 kiosks send (asked for {args.rate:.0f} messages/s into the database, "
+                  f"the ingest's own store_batch in this process, as `palaute-server serve` runs it):")
+            for label, path in pages:
+                report(label, timed(client, path, args.runs))
+            report("the single rollup query (station_totals)", single_query(factory, ids, period, args.runs))
+            elapsed, sent = time.monotonic() - started, kiosks.sent - sent0
             kiosks.stop.set()
             kiosks.join(10)
-            print(f"  ({kiosks.sent} kiosk messages stored meanwhile)")
-            report("the single rollup query (station_totals)", single)
+            print(f"  ({sent} kiosk messages stored meanwhile: {sent / elapsed:.0f} messages/s achieved; "
+                  f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     finally:
         if admin is not None:
             with admin.connect() as conn:

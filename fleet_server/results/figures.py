@@ -33,7 +33,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import String, any_, bindparam, case, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from fleet_server.core import i18n
@@ -158,8 +159,14 @@ LONG_IN = 100
 Python: a 500-item IN list cost more to compile, send and plan than the extra rows cost to skip."""
 
 
-def _for_stations(query: Any, column: Any, ids: Sequence[str]) -> Any:
-    return query.where(column.in_(list(ids))) if len(ids) <= LONG_IN else query
+def _for_stations(query: Any, column: Any, ids: Sequence[str], session: Session | None = None,
+                  longest: int = LONG_IN) -> Any:
+    """``query`` limited to ``column`` in ``ids``: on PostgreSQL as ``= ANY(array)`` (one parameter,
+    and the (station_id, hour) index still serves it), elsewhere as IN up to ``LONG_IN`` ids
+    (callers skip the rows of other stations)."""
+    if session is not None and session.get_bind().dialect.name == "postgresql":
+        return query.where(column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(String))))
+    return query.where(column.in_(list(ids))) if len(ids) <= longest else query
 
 
 def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, dict[str, int]]:
@@ -167,12 +174,33 @@ def station_totals(session: Session, station_ids: Sequence[str], start: datetime
     the ORM's row loading cost more than the sums at 500 stations)."""
     h = StationHour.__table__.c
     cols = [func.coalesce(func.sum(h[c]), 0) for c in COUNT_COLUMNS]
-    q = _for_stations(select(h.station_id, *cols).where(h.hour >= start, h.hour < end), h.station_id, station_ids)
+    q = _for_stations(select(h.station_id, *cols).where(h.hour >= start, h.hour < end), h.station_id, station_ids,
+                      session)
     out = {sid: _zero() for sid in station_ids}
     for sid, *values in session.execute(q.group_by(h.station_id)):
         if sid in out:
             out[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
     return out
+
+
+def totals_and_previous(session: Session, station_ids: Sequence[str],
+                        period: Period) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """``station_totals`` of ``period`` and of the period before it (which ends where it starts),
+    in one query over both: the overview's figures and their change."""
+    h = StationHour.__table__.c
+    prev = period.previous()
+    now_cols = [func.coalesce(func.sum(case((h.hour >= period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
+    prev_cols = [func.coalesce(func.sum(case((h.hour < period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
+    q = _for_stations(select(h.station_id, *now_cols, *prev_cols).where(h.hour >= prev.start, h.hour < period.end),
+                      h.station_id, station_ids, session)
+    now = {sid: _zero() for sid in station_ids}
+    before = {sid: _zero() for sid in station_ids}
+    n = len(COUNT_COLUMNS)
+    for sid, *values in session.execute(q.group_by(h.station_id)):
+        if sid in now:
+            now[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values[:n]), strict=True))
+            before[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values[n:]), strict=True))
+    return now, before
 
 
 def station_hours(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
@@ -342,9 +370,8 @@ def _spans(session: Session, devices: Mapping[str, str], state: Mapping[str, boo
     t_start, t_end = start.timestamp(), min(end, now).timestamp()
     since: dict[str, float | None] = {dev: (t_start if state.get(dev) else None) for dev in devices}
     intervals: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    q = select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end)
-    if len(devices) <= 2 * LONG_IN:
-        q = q.where(p.device_id.in_(list(devices)))
+    q = _for_stations(select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end), p.device_id,
+                      list(devices), session, 2 * LONG_IN)
     for device_id, at, online in session.execute(q.order_by(p.device_id, p.at, p.id)):
         if device_id not in devices:
             continue
@@ -430,6 +457,28 @@ _SETTLED_CACHE: WeakKeyDictionary[Any, dict[tuple, int]] = WeakKeyDictionary()
 _SETTLED_CACHE_SIZE = 50_000
 
 
+_STATE_CACHE: WeakKeyDictionary[Any, tuple[datetime, dict[str, bool]]] = WeakKeyDictionary()
+"""Per database (engine): a settled hour, and whether each kiosk was online at it."""
+
+
+def _settled_states(session: Session, station_ids: Sequence[str],
+                    settled: datetime) -> tuple[dict[str, str], dict[str, bool]]:
+    """``_device_states`` at a settled hour, which no longer changes: kept per process, so a page
+    asks only for the devices (and the state of a kiosk first seen since)."""
+    d = Device.__table__.c
+    wanted = set(station_ids)
+    devices = {device_id: sid for device_id, sid in session.execute(
+        _for_stations(select(d.id, d.station_id), d.station_id, station_ids)) if sid in wanted}
+    bind = session.get_bind()
+    cached = _STATE_CACHE.get(bind)
+    state = cached[1] if cached is not None and cached[0] == settled else {}
+    if any(device_id not in state for device_id in devices):
+        _devices, fresh = _device_states(session, station_ids, settled)
+        state = {**state, **fresh}
+        _STATE_CACHE[bind] = (settled, state)
+    return devices, {device_id: state.get(device_id, False) for device_id in devices}
+
+
 def open_online_hours_many(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
                            now: datetime | None = None) -> dict[str, int]:
     """``open_online_hours`` for many stations at once, in a constant number of queries.
@@ -447,7 +496,7 @@ def open_online_hours_many(session: Session, station_ids: Sequence[str], start: 
     settled = min(end, (now - SETTLED).replace(minute=0, second=0, microsecond=0))
     if settled <= start:
         return _count_open_online(_online_spans_many(session, ids, start, end, now), hours_oh, ids, start, end, now_ts)
-    devices, state = _device_states(session, ids, settled)
+    devices, state = _settled_states(session, ids, settled)
     by_station: dict[str, list[str]] = defaultdict(list)
     for device_id, sid in devices.items():
         by_station[sid].append(device_id)
@@ -546,14 +595,16 @@ def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> 
 
 def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int) -> list[OverviewRow]:
     ids = [s.id for s in stations]
-    now_totals = station_totals(session, ids, period.start, period.end)
-    prev = period.previous()
-    prev_totals = station_totals(session, ids, prev.start, prev.end)
+    now_totals, prev_totals = totals_and_previous(session, ids, period)
     all_hours = open_online_hours_many(session, ids, period.start, period.end)
+    counted = {sid: by_kind(now_totals[sid], "c") for sid in ids}
+    # One call for every station (no sums between them here: the group cascade adds those).
+    current = distributions(counted, minimum)
+    previous = distributions({sid: by_kind(prev_totals[sid], "c") for sid in ids}, minimum)
+    lang = i18n.lang()
     rows = []
     for s in stations:
-        cur = distributions({"x": by_kind(now_totals[s.id], "c")}, minimum)["x"]
-        before = distributions({"x": by_kind(prev_totals[s.id], "c")}, minimum)["x"]
+        cur, before = current[s.id], previous[s.id]
         presses = sum(all_presses(now_totals[s.id]).values())
         hours = all_hours[s.id]
         per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
@@ -570,7 +621,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
         rows.append(
             OverviewRow(
                 station_id=s.id,
-                name=s.name_in(i18n.lang()),
+                name=s.name_in(lang),
                 dist=cur,
                 previous=before,
                 presses=presses if presses >= minimum else None,
@@ -578,7 +629,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
                 per_hour=per_hour,
                 satisfaction_change=sat_change,
                 total_change=total_change,
-                counted_raw=by_kind(now_totals[s.id], "c"),
+                counted_raw=counted[s.id],
             )
         )
     return rows

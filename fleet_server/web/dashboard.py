@@ -8,6 +8,7 @@ fleet_server.api.deps, so anonymous visitors are sent to /login.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -22,6 +23,11 @@ from fleet_server.results.small_counts import TOO_FEW
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
+
+OVERVIEW_PAGE_ROWS = 100
+"""Stations per page of the overview's table: a county fits on one page; at country scale
+(500 stations) the groups table and the group filter are the way in, and the station table
+pages (sorted over all stations, so page 2 of "lowest satisfaction" is the next 100)."""
 
 RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom")]
 FromQ = Annotated[str | None, Query(alias="from", description="custom range: first local day, YYYY-MM-DD")]
@@ -65,6 +71,7 @@ def overview(
     sort: str = "name",
     dir: str = "asc",
     group: Annotated[str, Query(max_length=64, description="only the stations of this group")] = "",
+    page: Annotated[int, Query(ge=1, le=100_000, description="page of the station table")] = 1,
 ) -> Response:
     if not principal.may_view_any_results:
         return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
@@ -80,13 +87,19 @@ def overview(
     rows = results.overview(session, stations, period, settings.min_responses)
     group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)
     rows = results.sort_rows(rows, sort, dir == "desc")
+    pages = max(1, -(-len(rows) // OVERVIEW_PAGE_ROWS))
+    page = min(page, pages)
+    first = (page - 1) * OVERVIEW_PAGE_ROWS
+    extra_query = f"&group={quote(group)}" if group else ""
     return templates.TemplateResponse(
         request,
         "overview.html",
         page_context(
-            request, principal, nav="overview", period=period, rows=rows, sort=sort, dir=dir,
-            minimum=settings.min_responses, base_path="/", group_rows=group_rows, group_choices=choices,
-            group=group, extra_query=f"&group={group}" if group else "",
+            request, principal, nav="overview", period=period, rows=rows[first:first + OVERVIEW_PAGE_ROWS],
+            sort=sort, dir=dir, minimum=settings.min_responses, base_path="/", group_rows=group_rows,
+            group_choices=choices, group=group, extra_query=extra_query,
+            pager={"page": page, "pages": pages, "first": first + 1, "last": min(len(rows), first + OVERVIEW_PAGE_ROWS),
+                   "of": len(rows), "query": f"{period.query()}{extra_query}&sort={quote(sort)}&dir={quote(dir)}"},
         ),
     )
 
