@@ -1,7 +1,7 @@
 """``palaute-server``: the fleet server's command line (typer).
 
 One module per command group (server: serve, migrate, demo; fleet: station,
-device, broker, alerts; users: user, token; export; imports: import; releases: release, rollout; public), joined into one typer app here.
+device, broker, alerts; users: user, token; export; imports: import; releases: release, rollout; public; reports: report), joined into one typer app here.
 Settings come from fleet_server.core.settings (PALAUTE_* and PALAUTE_CONFIG_FILE);
 ``--config`` names the file explicitly.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from fleet_server.cli import export, fleet, imports, public, releases, server, users
+from fleet_server.cli import export, fleet, imports, public, releases, reports, server, users
 
 app = typer.Typer(
     name="palaute-server",
@@ -27,6 +27,7 @@ app.add_typer(imports.import_app, name="import")
 app.add_typer(releases.release_app, name="release")
 app.add_typer(releases.rollout_app, name="rollout")
 app.add_typer(public.public_app, name="public")
+app.add_typer(reports.report_app, name="report")
 
 
 def main() -> None:

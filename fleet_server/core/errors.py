@@ -72,6 +72,10 @@ class NoteInvalid(FleetServerError, ValueError):
     """A "you said, we did" note that cannot be saved; the message says why."""
 
 
+class SubscriptionInvalid(FleetServerError, ValueError):
+    """A monthly report subscription that cannot be saved as given; the message says what to fix."""
+
+
 class RolloutError(FleetServerError, ValueError):
     """A rollout that cannot be created or changed; the message says why."""
 

@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     alert_no_feedback_hours: float = Field(default=24, gt=0, description="open this long without feedback: alert")
     alert_email_to: str | None = Field(default=None, description="comma-separated recipients of alert e-mails")
     alert_email_from: str = "palaute@localhost"
+    alert_email_language: Literal["fi", "sv", "en"] = Field(
+        default="fi", description="the language of alert e-mails (the recipients are addresses, not users)")
+    report_send_hour: int = Field(
+        default=6, ge=0, le=23, description="monthly reports go out from this local hour on the 1st "
+        "(to the subscribers, fleet_server.fleet.report_mail); the From address is alert_email_from")
     alert_webhook_url: str | None = Field(default=None, description="alerts are POSTed here as JSON")
     alert_retry_min_s: float = Field(
         default=60, gt=0, description="first wait before a channel that failed is tried again (doubles)"

@@ -308,7 +308,6 @@ def email_channel(settings: Settings) -> Channel | None:
     if not settings.smtp_host or not settings.alert_email_to:
         return None
     recipients = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
-    host = settings.smtp_host
 
     def send(payload: dict) -> None:
         msg = EmailMessage()
@@ -322,14 +321,21 @@ def email_channel(settings: Settings) -> Channel | None:
             lines.append(f"cleared: {payload['cleared_at']}")
         lines += ["", f"alert {payload['key']} (#{payload['id']})"]
         msg.set_content("\n".join(lines))
-        with smtplib.SMTP(host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            if settings.smtp_username and settings.smtp_password:
-                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-            smtp.send_message(msg)
+        send_mail(settings, msg)
 
     return Channel("email", send)
+
+
+def send_mail(settings: Settings, msg: EmailMessage) -> None:
+    """One message through the configured SMTP server (alerts and monthly reports); raises on failure."""
+    if not settings.smtp_host:
+        raise OSError("no SMTP server: set PALAUTE_SMTP_HOST (and PALAUTE_SMTP_PORT)")
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_username and settings.smtp_password:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(msg)
 
 
 def webhook_channel(settings: Settings) -> Channel | None:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet_server.core.clock import utcnow
 from fleet_server.core.locks import Leadership
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.alerts import channels_from, run_once
@@ -78,8 +81,9 @@ class FleetLoop:
     are open, else every ``gap_check_interval_s``."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session], publisher: Publisher,
-                 leadership: Leadership | None = None) -> None:
+                 leadership: Leadership | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
+        self.clock = clock  # "now" for the monthly reports (tests fix it)
         self.session_factory = session_factory
         self.publisher = publisher
         self.channels = channels_from(settings)
@@ -127,11 +131,22 @@ class FleetLoop:
         self.advance_rollouts()
         run_once(self.session_factory, self.settings, self.channels)
         self.correct_clocks()
+        self.send_reports()
         self.gap_pass_if_due()
         if time.monotonic() - self._retention_applied >= RETENTION_INTERVAL_S:
             self._retention_applied = time.monotonic()
             self._retention()
         self.passes += 1
+
+    def send_reports(self) -> int:
+        """Monthly reports to their subscribers from the 1st (fleet_server.fleet.report_mail)."""
+        from fleet_server.fleet.report_mail import run_once as send_monthly
+
+        try:
+            return send_monthly(self.session_factory, self.settings, self.clock())
+        except Exception as exc:  # noqa: BLE001 - retried next pass
+            _LOGGER.warning("monthly reports not sent (%s); retrying next pass", exc)
+            return 0
 
     def correct_clocks(self) -> int:
         """Re-date answers kiosks sent before their clock synced (fleet_server.fleet.clock_corrections)."""

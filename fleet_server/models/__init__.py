@@ -39,6 +39,7 @@ from fleet_server.models.questionnaires import (
     WebComment,
 )
 from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
+from fleet_server.models.reports import ReportDelivery, ReportSubscription
 from fleet_server.models.rollups import ChannelHour, FollowupHour, StationHour
 
 __all__ = [
@@ -68,6 +69,8 @@ __all__ = [
     "QuestionnaireResponse",
     "Release",
     "ReleaseFile",
+    "ReportDelivery",
+    "ReportSubscription",
     "Rollout",
     "RolloutDevice",
     "SeqGap",

@@ -113,6 +113,11 @@ class Alert(Base):
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     message: Mapped[str] = mapped_column(Text)
+    text_id: Mapped[str] = mapped_column(
+        Text, default="", server_default="",
+        doc="the message's catalogue text (English, with {placeholders}); e-mails and pages say it in the "
+        "reader's language from it and params; empty on rows older than migration 2000 (message is used)")
+    params: Mapped[dict[str, Any] | None] = mapped_column(default=dict, doc="the placeholders' values")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     cleared_at: Mapped[datetime | None]
     notified_at: Mapped[datetime | None] = mapped_column(
