@@ -5,7 +5,7 @@ row per subscription and month (unique), sent once with its own retry. alerts.te
 alerts.params: the message's catalogue text and its values, so e-mails and pages translate it.
 
 Revision ID: 2000_report_subscriptions
-Revises: 2200_questionnaire_comments
+Revises: 2400_broker_bridges
 Create Date: 2026-12-01 19:00:00
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2000_report_subscriptions"
-down_revision: str | None = "2200_questionnaire_comments"
+down_revision: str | None = "2400_broker_bridges"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
