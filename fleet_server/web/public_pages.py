@@ -37,7 +37,7 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, sta
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from fleet_server.api.deps import CsrfChecked, PageCoordinator, SessionDep
+from fleet_server.api.deps import CsrfChecked, PageCoordinator, SessionDep, SettingsDep
 from fleet_server.auth.setup import CONTENT_SECURITY_POLICY
 from fleet_server.core import i18n
 from fleet_server.core.i18n import N_
@@ -46,6 +46,7 @@ from fleet_server.models import Station, StationGroup
 from fleet_server.results import public
 from fleet_server.results.groups import load_tree
 from fleet_server.web.dashboard import page_context
+from fleet_server.web.poster import PosterCache, poster_inputs
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)  # pages and files, like the dashboard; docs/api.md documents the JSON
@@ -129,6 +130,7 @@ class PublicCache:
 
 def install_public_pages(app: FastAPI, settings: Settings) -> None:
     app.state.public_cache = PublicCache(settings.public_cache_s)
+    app.state.poster_cache = PosterCache()
     app.include_router(router)
 
 
@@ -398,3 +400,28 @@ def save_public_settings(request: Request, session: SessionDep, principal: CsrfC
     _cache(request).clear()
     message = i18n.gettext("Saved.") if changed else i18n.gettext("Nothing changed.")
     return RedirectResponse("/public-pages?done=" + message.replace(" ", "+"), status_code=303)
+
+
+# --------------------------------------------------------------------- the waiting-room poster
+
+
+@router.get("/stations/{station_id}/poster.pdf")
+def station_poster(request: Request, session: SessionDep, settings: SettingsDep, _who: PageCoordinator,
+                   station_id: str, month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None) -> Response:
+    """The station's A4 poster for a whole month (by default the last one); coordinators print it."""
+    station = session.get(Station, station_id)
+    if station is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("Not found"))
+    last_month = public.spans(public.figures.today_local())[1][-1]
+    try:
+        span = public.month_span(month) if month else last_month
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"month {month!r} is not a month (YYYY-MM)") from None
+    if span.first > last_month.first:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{span.key} is not over yet: the last whole month is "
+                                                         f"{last_month.key}")
+    inputs = poster_inputs(session, station, span, settings.min_responses)
+    pdf = request.app.state.poster_cache.get(inputs, request.app.state.web_links, _base_url(request))
+    return Response(pdf, media_type="application/pdf", headers={
+        "Cache-Control": "no-store",
+        "Content-Disposition": f'inline; filename="palaute-poster-{station_id}-{span.key}.pdf"'})

@@ -311,3 +311,100 @@ def test_cli_turns_pages_on_and_off_and_names_an_unknown_id(tmp_path, monkeypatc
     assert r.exit_code == 1 and "no station 'nowhere'" in r.output
     assert runner.invoke(app, ["public", "off"]).exit_code == 2
     engine.dispose()
+
+
+# --------------------------------------------------------------------- the waiting-room poster
+
+
+def _last_month_days_ago() -> float:
+    """Days back to the middle of last month (local), where the poster's answers go."""
+    today = figures.today_local()
+    middle = (today.replace(day=1) - timedelta(days=1)).replace(day=14)
+    return (today - middle).days + 0.5
+
+
+def _poster_station(client, station="kalvia", languages=("sv", "fi"), default="sv"):
+    from fleet_server.fleet.remote_config import save_settings
+
+    with client.app.state.session_factory() as s:
+        save_settings(s, station, {"languages": list(languages), "default_lang": default})
+        s.add(StationNote(station_id=station, text_fi="Lisäsimme aamuun ajanvarausaikoja.",
+                          text_sv="Vi lade till bokningstider på morgonen.", starts=figures.today_local() - timedelta(days=20),
+                          created_by="c", updated_by="c"))
+        s.commit()
+
+
+def test_poster_is_an_a4_pdf_in_the_stations_languages_with_the_months_result_notes_and_a_working_qr(
+        client, tmp_path):
+    import zxingcpp  # zxing-cpp, a dev dependency: the QR code must decode, not merely be there
+    from PIL import Image
+
+    from tests.support.pdf import pdf_pages, pdf_text, pdf_to_png
+
+    _seed(client)
+    _answers(client, "kalvia", (4, 4, 4, 3, 3, 3, 3, 2, 1, 4), days_ago=_last_month_days_ago())  # 8 of 10 happy
+    _poster_station(client)  # Kruunupyy-like: Swedish first, then Finnish
+    make_user(client.app.state.session_factory, "coord", "coordinator")
+    sign_in(client, "coord")
+    r = client.get("/stations/kalvia/poster.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    pdf = r.content
+    assert pdf_pages(pdf) == 1
+    import pypdfium2
+
+    width, height = pypdfium2.PdfDocument(pdf)[0].get_size()
+    assert (round(width / 72 * 25.4), round(height / 72 * 25.4)) == (210, 297)  # A4 in mm
+    text = " ".join(pdf_text(pdf).split())
+    assert "Kelviå hälsostation" in text and "Kälviän terveysasema" in text
+    assert text.index("Kelviå hälsostation") < text.index("Kälviän terveysasema")  # Swedish first
+    assert "80 % av dem som svarade var nöjda" in text and "80 % vastaajista oli tyytyväisiä" in text
+    assert "(10 svar)" in text and "(10 vastausta)" in text
+    assert "Vad som ändrades tack vare er respons" in text and "Vi lade till bokningstider på morgonen." in text
+    assert "Mitä palautteenne ansiosta muuttui" in text and "Lisäsimme aamuun ajanvarausaikoja." in text
+    assert "Ge respons med din telefon" in text and "Anna palautetta puhelimellasi" in text
+    assert "Patient feedback" not in text and "Give feedback" not in text  # no English at this station
+    png = pdf_to_png(pdf, tmp_path, stem="poster", scale=2)[0]
+    codes = zxingcpp.read_barcodes(Image.open(png))
+    assert len(codes) == 1 and codes[0].format == zxingcpp.BarcodeFormat.QRCode
+    url = codes[0].text
+    assert url.startswith("http://testserver/s/kalvia?t=")
+    client.cookies.clear()
+    survey = client.get(url.removeprefix("http://testserver"))
+    assert survey.status_code == 200 and 'data-mode="smiley"' in survey.text  # the code's link is a valid one
+
+
+def test_poster_month_result_follows_the_small_count_rule_and_is_made_once_a_month(client):
+    from tests.support.pdf import pdf_text
+
+    _seed(client)
+    _answers(client, "lohtaja", (4, 4), days_ago=_last_month_days_ago())
+    _poster_station(client, "lohtaja", languages=("fi", "sv"), default="fi")  # Kokkola-like: fi + sv
+    make_user(client.app.state.session_factory, "coord", "coordinator")
+    sign_in(client, "coord")
+    pdf = client.get("/stations/lohtaja/poster.pdf").content
+    text = " ".join(pdf_text(pdf).split())
+    assert "vastauksia oli liian vähän tuloksen näyttämiseen" in text and "för få svar för att visa ett resultat" in text
+    assert "%" not in text and "2 vastausta" not in text
+    assert text.index("Lohtajan terveysasema") < text.index("Lochteå hälsostation")  # Finnish first
+    cache = client.app.state.poster_cache
+    renders = cache.renders
+    assert client.get("/stations/lohtaja/poster.pdf").content == pdf and cache.renders == renders
+    with client.app.state.session_factory() as s:  # a new note is on the next print
+        s.add(StationNote(station_id="lohtaja", text_fi="Uusi ilmoitustaulu.", starts=figures.today_local(),
+                          created_by="c", updated_by="c"))
+        s.commit()
+    again = client.get("/stations/lohtaja/poster.pdf").content
+    assert cache.renders == renders + 1 and "Uusi ilmoitustaulu." in pdf_text(again)
+    today = figures.today_local()
+    assert client.get(f"/stations/lohtaja/poster.pdf?month={today:%Y-%m}").status_code == 400  # not over yet
+    assert client.get("/stations/lohtaja/poster.pdf?month=2026-13").status_code in (400, 422)
+    assert client.get("/stations/nowhere/poster.pdf").status_code == 404
+
+
+def test_poster_is_for_coordinators(client):
+    _seed(client)
+    make_user(client.app.state.session_factory, "staff1", "staff", "kalvia")
+    sign_in(client, "staff1")
+    assert client.get("/stations/kalvia/poster.pdf").status_code == 403
+    client.cookies.clear()
+    assert client.get("/stations/kalvia/poster.pdf", follow_redirects=False).status_code == 303
