@@ -57,6 +57,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from palaute_wire.contract import (
+    CONFIG_FEATURES,
     CPU_TEMP_RANGE_C,
     MAX_BATCH_EVENTS,
     MAX_DISK_MB,
@@ -586,6 +587,8 @@ class Uplink:
             config_error=self._config_error,
             **self._extra_status(),
             storage_error=stats.storage_error,
+            accepts=CONFIG_FEATURES,
+            survey_link_expires=link.expires if (link := self._station_config.survey_link) else None,
         )
 
     def _extra_status(self) -> dict:

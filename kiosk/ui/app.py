@@ -94,6 +94,8 @@ class KioskApp(App):
     """The window is taller than wide: the .kv files stack what sits side by side in landscape."""
     question = StringProperty("")
     station_name = StringProperty("")
+    survey_url = StringProperty("")
+    """The web survey link the thank-you and idle screens show as a QR code ("" = none: no code)."""
     audio = BooleanProperty(False)
     staff_hold_s = NumericProperty(3.0)
 
@@ -211,10 +213,17 @@ class KioskApp(App):
     def _apply_config(self, config: StationConfig) -> None:
         self.languages = list(config.languages)
         self.station_name = config.station_name
+        self._check_survey_link()
         if self.lang not in config.languages:
             self.set_lang(config.default_lang)
         self.on_lang(self, self.lang)
         self._check_hours()
+
+    def _check_survey_link(self) -> None:
+        """Show the config's survey link, unless this kiosk's clock says it has expired
+        (the server sends a new one long before that; a kiosk offline for weeks shows none)."""
+        link = self.desk.config.survey_link
+        self.survey_url = link.url if link is not None and datetime.now(UTC) < link.expires else ""
 
     def _load_notes(self) -> None:
         config = self.desk.config
@@ -324,6 +333,7 @@ class KioskApp(App):
         self._cancel("followup")
         self._followup_answer = None
         self.root.get_screen("thanks").value = value
+        self._check_survey_link()
         self._show("thanks")
         self._schedule("thanks", self.go_home, self.ui.thanks_s)
         if self._speaking:
@@ -355,6 +365,7 @@ class KioskApp(App):
         idle: IdleScreen = self.root.get_screen("idle")
         idle.index = 0
         self._load_notes()
+        self._check_survey_link()
         self._show("idle")
         self._cancel("idle")
         self._timers["rotate"] = Clock.schedule_interval(lambda _dt: self.next_note(), self.ui.note_rotate_s)

@@ -85,6 +85,8 @@ class ServiceApp(App):
 
     u = NumericProperty(1.0)
     portrait = BooleanProperty(False)
+    survey_url = StringProperty("")
+    """No QR code here; the kiosk screens' shared kv rules read it (as they read ``u``)."""
     error = StringProperty("")
     headline = StringProperty("")
     staff_text = StringProperty("")

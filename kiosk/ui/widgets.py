@@ -1,4 +1,4 @@
-"""Drawn widgets of the kiosk: smiley faces, big rounded buttons, the hidden staff corner.
+"""Drawn widgets of the kiosk: smiley faces, big rounded buttons, the hidden staff corner, the QR code.
 
 Why shapes and not emoji or images: Kivy's default font has no emoji, and drawn
 faces scale crisply from the 7" 800x480 display to 1280x720. Each face differs
@@ -13,7 +13,8 @@ import logging
 import math
 
 from kivy.clock import Clock
-from kivy.graphics import Color, Ellipse, Line, Mesh
+from kivy.graphics import Color, Ellipse, Line, Mesh, Rectangle
+from kivy.graphics.texture import Texture
 from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
@@ -184,3 +185,75 @@ class SpeakerIcon(Widget):
             Mesh(vertices=vertices, indices=list(range(len(pts))), mode="triangle_fan")
             for k in (0.18, 0.32):
                 Line(circle=(x0 + 0.55 * s, y0 + 0.5 * s, k * s * 1.2, 55, 125), width=max(1.5, s * 0.05))
+
+
+QUIET_ZONE = 4
+"""Light modules around a QR code (ISO/IEC 18004 asks for four): part of the drawn picture."""
+
+
+def qr_matrix(url: str) -> tuple[tuple[bool, ...], ...]:
+    """The QR code of ``url`` as rows of modules (True = dark), quiet zone included, top row first.
+
+    segno is pure Python and works offline: the code is drawn from the link in the config,
+    never fetched. Error correction M (15 %), as the coordinators' downloads
+    (fleet_server.channels.web_survey), so a smudged screen still scans."""
+    import segno  # here, not at import: a kiosk venv from before the QR code still starts its UI
+
+    code = segno.make(url, error="m")
+    return tuple(tuple(bool(m) for m in row) for row in code.matrix_iter(scale=1, border=QUIET_ZONE))
+
+
+class SurveyCode(Widget):
+    """The web survey's QR code (``url`` from the station config), dark modules on white.
+
+    Drawn as a texture of one pixel per module, magnified with nearest-neighbour filtering to a
+    whole number of screen pixels per module, so every module edge is sharp. Empty ``url``:
+    nothing is drawn (and the screens hide the panel)."""
+
+    url = StringProperty("")
+    modules = NumericProperty(0)
+    """Modules per side, quiet zone included (0: no code)."""
+    module_px = NumericProperty(0)
+    """Screen pixels per module as drawn."""
+
+    def __init__(self, **kwargs):
+        self.matrix: tuple[tuple[bool, ...], ...] = ()
+        self._texture: Texture | None = None
+        super().__init__(**kwargs)
+        self.bind(pos=self._redraw, size=self._redraw)
+        self._make()
+
+    def on_url(self, *_args) -> None:
+        self._make()
+
+    def _make(self) -> None:
+        self.matrix, self._texture = (), None
+        if self.url:
+            try:
+                self.matrix = qr_matrix(self.url)
+            except Exception:  # a code that cannot be made leaves the screen as it was without one
+                _LOGGER.exception("could not make the QR code of the survey link")
+        if self.matrix:
+            n = len(self.matrix)
+            rows = reversed(self.matrix)  # a Kivy texture's first row is the bottom one
+            pixels = bytes(v for row in rows for dark in row for v in ((0, 0, 0, 255) if dark else (255,) * 4))
+            texture = Texture.create(size=(n, n), colorfmt="rgba")
+            texture.blit_buffer(pixels, colorfmt="rgba", bufferfmt="ubyte")
+            texture.mag_filter = texture.min_filter = "nearest"
+            self._texture = texture
+        self.modules = len(self.matrix)
+        self._redraw()
+
+    def _redraw(self, *_args) -> None:
+        self.canvas.clear()
+        if self._texture is None:
+            self.module_px = 0
+            return
+        n = self.modules
+        px = max(1, int(min(self.width, self.height) // n))
+        side = px * n
+        x, y = int(self.center_x - side / 2), int(self.center_y - side / 2)
+        with self.canvas:
+            Color(1, 1, 1, 1)
+            Rectangle(texture=self._texture, pos=(x, y), size=(side, side))
+        self.module_px = px
