@@ -28,6 +28,9 @@ RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30
                                    "this_quarter | last_year | custom (default 7d)")]
 FromQ = Annotated[str | None, Query(alias="from", description="custom: first local day, YYYY-MM-DD")]
 ToQ = Annotated[str | None, Query(description="custom: last local day, YYYY-MM-DD (included)")]
+ChannelQ = Annotated[Literal["all", "kiosk", "web", "phone", "sms"], Query(
+    description="one answer channel, or all (the default); a channel's figure is hidden wherever the split of "
+    "the all-channel figure by channel hides it")]
 StationsQ = Annotated[list[str], Query(alias="station", description="station ids; repeat for several; default: all you may see")]
 
 
@@ -69,6 +72,7 @@ class StationResult(BaseModel):
 
 class DailyRow(BaseModel):
     station_id: str
+    channel: str = Field("all", description="the channel the figures are of (all: every channel)")
     date: date
     counted: Distribution
     repeated_presses: int | None
@@ -91,10 +95,20 @@ class HeatCell(BaseModel):
     state: Literal["on", "off", "closed", "none"] = Field(description="off: kiosk offline most open hours; closed")
 
 
+class ChannelResult(BaseModel):
+    channel: str = Field(description="kiosk | web | phone | sms, or all (their sum)")
+    counted: Distribution
+    satisfaction_interval: list[float] | None = Field(None, description="95 % Wilson interval of satisfaction [low, high]")
+
+
 class StationDetail(BaseModel):
     station_id: str
     name: str
     period: PeriodOut
+    channel: str = Field("all", description="the channel the figures are of (all: every channel)")
+    by_channel: list[ChannelResult] = Field(
+        default_factory=list, description="the period's counted answers side by side by channel, suppressed together "
+        "with the all-channel row (a second channel is hidden where only one would be)")
     counted: Distribution
     repeated: Distribution
     out_of_hours: Distribution
@@ -129,6 +143,10 @@ def _stations(session, principal, wanted: list[str]) -> list[Station]:
     return [known[sid] for sid in wanted]
 
 
+def _ch(channel: str) -> str | None:
+    return None if channel == "all" else channel
+
+
 def _p(period: results.Period) -> PeriodOut:
     return PeriodOut(first=period.first, last=period.last, days=period.days)
 
@@ -137,9 +155,10 @@ def _p(period: results.Period) -> PeriodOut:
             summary="Every station's counted answers, satisfaction and change for a period")
 def results_overview(session: SessionDep, settings: SettingsDep, principal: ResultsReader,
                      range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                     station: StationsQ = []) -> list[StationResult]:  # noqa: B006
+                     station: StationsQ = [], channel: ChannelQ = "all") -> list[StationResult]:  # noqa: B006
     period = _period(range_, from_, to)
-    rows = results.overview(session, _stations(session, principal, station), period, settings.min_responses)
+    rows = results.overview(session, _stations(session, principal, station), period, settings.min_responses,
+                            _ch(channel))
     groups.apply_to_overview(rows, groups.load_tree(session), settings.min_responses)  # the rule through the groups
     return [
         StationResult(
@@ -159,13 +178,18 @@ def results_overview(session: SessionDep, settings: SettingsDep, principal: Resu
             summary="One station: counted/repeated/out-of-hours, daily or weekly trend, hour x weekday heatmap")
 def results_station(session: SessionDep, settings: SettingsDep, principal: ResultsReader, station_id: str,
                     range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                    granularity: Annotated[Literal["day", "week"], Query()] = "day") -> StationDetail:
+                    granularity: Annotated[Literal["day", "week"], Query()] = "day",
+                    channel: ChannelQ = "all") -> StationDetail:
     (st,) = _stations(session, principal, [station_id])
     period = _period(range_, from_, to)
-    page = results.station_page(session, st, period, settings.min_responses, granularity)
+    page = results.station_page(session, st, period, settings.min_responses, granularity, _ch(channel))
     b = page.breakdown
     return StationDetail(
-        station_id=st.id, name=st.name, period=_p(period), counted=_dist(b["counted"]), repeated=_dist(b["repeated"]),
+        station_id=st.id, name=st.name, period=_p(period), channel=channel,
+        by_channel=[ChannelResult(channel=c["channel"], counted=_dist(c["dist"]),
+                                  satisfaction_interval=None if c["interval"] is None
+                                  else [round(x, 4) for x in c["interval"]]) for c in page.channels],
+        counted=_dist(b["counted"]), repeated=_dist(b["repeated"]),
         out_of_hours=_dist(b["out_of_hours"]), all_presses=_dist(b["all"]),
         trend=[TrendPoint(first=t["first"], last=t["last"], counted=_dist(t["dist"]), open_hours=t["hours"]["open"],
                           offline_open_hours=t["hours"]["offline"]) for t in page.trend],
@@ -178,13 +202,13 @@ def results_station(session: SessionDep, settings: SettingsDep, principal: Resul
             summary="Per-station daily aggregates (JSON); see /exports/daily.csv for files")
 def results_daily(session: SessionDep, settings: SettingsDep, principal: ResultsReader,
                   range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                  station: StationsQ = []) -> list[DailyRow]:  # noqa: B006
+                  station: StationsQ = [], channel: ChannelQ = "all") -> list[DailyRow]:  # noqa: B006
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
     return [
-        DailyRow(station_id=r["station_id"], date=r["date"], counted=_dist(r["counted"]),
+        DailyRow(station_id=r["station_id"], channel=r["channel"], date=r["date"], counted=_dist(r["counted"]),
                  repeated_presses=r["repeated"], out_of_hours=r["out_of_hours"], all_presses=r["all_presses"])
-        for r in results.daily_rows(session, ids, period, settings.min_responses)
+        for r in results.daily_rows(session, ids, period, settings.min_responses, _ch(channel))
     ]
 
 
@@ -216,12 +240,13 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA["csv"
             response_class=StreamingResponse, responses=FILE_RESPONSES)
 def export_daily(request: Request, session: SessionDep, settings: SettingsDep, principal: ResultsReader,
                  fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                 station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
+                 station: StationsQ = [], dialect: DialectQ = None,  # noqa: B006
+                 channel: ChannelQ = "all") -> StreamingResponse:
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
     minimum = settings.min_responses
     return _download(request, "daily", period, fmt, exports.DAILY_COLUMNS,
-                     lambda s: exports.daily_table(s, ids, period, minimum), dialect)
+                     lambda s: exports.daily_table(s, ids, period, minimum, _ch(channel)), dialect)
 
 
 @router.get("/exports/totals.{fmt}",
@@ -229,20 +254,22 @@ def export_daily(request: Request, session: SessionDep, settings: SettingsDep, p
             response_class=StreamingResponse, responses=FILE_RESPONSES)
 def export_totals(request: Request, session: SessionDep, settings: SettingsDep, principal: ResultsReader,
                   fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                  station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
+                  station: StationsQ = [], dialect: DialectQ = None,  # noqa: B006
+                  channel: ChannelQ = "all") -> StreamingResponse:
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
     minimum = settings.min_responses
     return _download(request, "totals", period, fmt, exports.TOTALS_COLUMNS,
-                     lambda s: exports.totals_table(s, ids, period, minimum), dialect)
+                     lambda s: exports.totals_table(s, ids, period, minimum, _ch(channel)), dialect)
 
 
 @router.get("/exports/events.{fmt}", summary="Individual answers as CSV or XLSX (coordinators only)",
             response_class=StreamingResponse, responses=FILE_RESPONSES)
 def export_events(request: Request, session: SessionDep, principal: AnswerExporter,
                   fmt: Literal["csv", "xlsx"], range_: RangeQ = None, from_: FromQ = None, to: ToQ = None,
-                  station: StationsQ = [], dialect: DialectQ = None) -> StreamingResponse:  # noqa: B006
+                  station: StationsQ = [], dialect: DialectQ = None,  # noqa: B006
+                  channel: ChannelQ = "all") -> StreamingResponse:
     period = _period(range_, from_, to)
     ids = [s.id for s in _stations(session, principal, station)]
     return _download(request, "events", period, fmt, exports.EVENT_COLUMNS,
-                     lambda s: exports.event_rows(s, ids, period), dialect)
+                     lambda s: exports.event_rows(s, ids, period, _ch(channel)), dialect)

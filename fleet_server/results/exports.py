@@ -39,7 +39,7 @@ EVENT_COLUMNS = (
 )
 DAILY_COLUMNS = (
     "station_id", "station", "date", "responses", "very_unhappy_1", "unhappy_2", "happy_3", "very_happy_4",
-    "satisfaction", "repeated_presses", "out_of_hours", "all_presses",
+    "satisfaction", "repeated_presses", "out_of_hours", "all_presses", "channel",
 )
 TOTALS_COLUMNS = (
     "level", "id", "name", "part_of", "first_day", "last_day", "responses", "very_unhappy_1", "unhappy_2",
@@ -94,7 +94,8 @@ def _names(session: Session, station_ids: Sequence[str]) -> dict[str, str]:
     return {s.id: s.name_in(lang) for s in session.scalars(select(Station).where(Station.id.in_(list(station_ids))))}
 
 
-def event_rows(session: Session, station_ids: Sequence[str], period: Period) -> Iterator[tuple]:
+def event_rows(session: Session, station_ids: Sequence[str], period: Period,
+               channel: str | None = None) -> Iterator[tuple]:
     names = _names(session, station_ids)
     e = FeedbackEvent
     q = (
@@ -104,6 +105,8 @@ def event_rows(session: Session, station_ids: Sequence[str], period: Period) -> 
         .order_by(e.station_id, e.ts, e.id)
         .execution_options(yield_per=YIELD_PER)
     )
+    if channel is not None:
+        q = q.where(e.channel == channel)
     for r in session.execute(q):
         ts = r.ts.astimezone(UTC)
         yield (
@@ -115,28 +118,32 @@ def event_rows(session: Session, station_ids: Sequence[str], period: Period) -> 
         )
 
 
-def daily_table(session: Session, station_ids: Sequence[str], period: Period, minimum: int) -> Iterator[tuple]:
+def daily_table(session: Session, station_ids: Sequence[str], period: Period, minimum: int,
+                channel: str | None = None) -> Iterator[tuple]:
     names = _names(session, station_ids)
-    for row in daily_rows(session, station_ids, period, minimum):
+    for row in daily_rows(session, station_ids, period, minimum, channel):
         c = row["counted"]
         sat = c["satisfaction"]
         yield (
             row["station_id"], names.get(row["station_id"], row["station_id"]), row["date"], _cell(c["total"]),
             *(_cell(c["counts"][v]) for v in "1234"),
             _cell(None if sat is None else round(sat, 4)),
-            _cell(row["repeated"]), _cell(row["out_of_hours"]), _cell(row["all_presses"]),
+            _cell(row["repeated"]), _cell(row["out_of_hours"]), _cell(row["all_presses"]), row["channel"],
         )
 
 
-def totals_table(session: Session, station_ids: Sequence[str], period: Period, minimum: int) -> Iterator[tuple]:
+def totals_table(session: Session, station_ids: Sequence[str], period: Period, minimum: int,
+                 channel: str | None = None) -> Iterator[tuple]:
     """The period's totals per group (county, municipality) and per station, under the cascaded rule:
-    one row each, so a month's report adds up without summing days (where small days were hidden)."""
+    one row each, so a month's report adds up without summing days (where small days were hidden).
+    ``channel``: of that channel's answers only (a station's figure hidden where its split by channel
+    hides it; the groups cascade over those station figures)."""
     from fleet_server.results import groups as grouping
     from fleet_server.results.figures import overview, stations_visible
 
     stations = stations_visible(session, station_ids)
     tree = grouping.load_tree(session)
-    rows = overview(session, stations, period, minimum)
+    rows = overview(session, stations, period, minimum, channel)
     group_rows = grouping.apply_to_overview(rows, tree, minimum)
     lang = i18n.lang()
 

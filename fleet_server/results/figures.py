@@ -27,7 +27,7 @@ Days and weeks are local (Europe/Helsinki) calendar days; a period
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
@@ -35,15 +35,24 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import String, any_, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fleet_server.core import i18n
 from fleet_server.core.errors import BadPeriod
 from fleet_server.core.i18n import N_
-from fleet_server.models import Device, DevicePresence, FollowupHour, Station, StationHour
+from fleet_server.models import ChannelHour, Device, DevicePresence, FeedbackEvent, FollowupHour, Station, StationHour
+from fleet_server.results.groups import wilson
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
-from fleet_server.results.small_counts import Group, distributions, masked, series_table, share, suppress
-from palaute_wire.contract import OpeningHours, text_in
+from fleet_server.results.small_counts import (
+    Group,
+    distributions,
+    masked,
+    series_table,
+    share,
+    split_hides,
+    suppress,
+)
+from palaute_wire.contract import ANSWER_CHANNELS, OpeningHours, text_in
 from palaute_wire.opening_hours import LOCAL_TZ, hour_is_open
 
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
@@ -169,13 +178,29 @@ def _for_stations(query: Any, column: Any, ids: Sequence[str], session: Session 
     return query.where(column.in_(list(ids))) if len(ids) <= longest else query
 
 
-def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+CHANNEL_LABELS = {"kiosk": N_("Kiosk"), "web": N_("Web (QR code)"), "phone": N_("Phone"), "sms": N_("SMS")}
+"""How the pages name the channels an answer came through (translated where shown)."""
+
+
+def parse_channel(value: str | None) -> str | None:
+    """The ``channel`` query parameter: one of ANSWER_CHANNELS, or None (empty, "all") for every channel."""
+    if value in (None, "", "all"):
+        return None
+    if value not in ANSWER_CHANNELS:
+        raise BadPeriod(f"channel {value!r} is not one of all, {', '.join(ANSWER_CHANNELS)}")
+    return value
+
+
+def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
+                   channel: str | None = None) -> dict[str, dict[str, int]]:
     """{station: {"c1": n, ..., "o4": n}} summed over [start, end), in one query (Core columns:
-    the ORM's row loading cost more than the sums at 500 stations)."""
-    h = StationHour.__table__.c
+    the ORM's row loading cost more than the sums at 500 stations); of one channel's answers or all."""
+    h = (StationHour if channel is None else ChannelHour).__table__.c
     cols = [func.coalesce(func.sum(h[c]), 0) for c in COUNT_COLUMNS]
     q = _for_stations(select(h.station_id, *cols).where(h.hour >= start, h.hour < end), h.station_id, station_ids,
                       session)
+    if channel is not None:
+        q = q.where(h.channel == channel)
     out = {sid: _zero() for sid in station_ids}
     for sid, *values in session.execute(q.group_by(h.station_id)):
         if sid in out:
@@ -183,16 +208,18 @@ def station_totals(session: Session, station_ids: Sequence[str], start: datetime
     return out
 
 
-def totals_and_previous(session: Session, station_ids: Sequence[str],
-                        period: Period) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+def totals_and_previous(session: Session, station_ids: Sequence[str], period: Period,
+                        channel: str | None = None) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """``station_totals`` of ``period`` and of the period before it (which ends where it starts),
-    in one query over both: the overview's figures and their change."""
-    h = StationHour.__table__.c
+    in one query over both: the overview's figures and their change (of one channel or all)."""
+    h = (StationHour if channel is None else ChannelHour).__table__.c
     prev = period.previous()
     now_cols = [func.coalesce(func.sum(case((h.hour >= period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
     prev_cols = [func.coalesce(func.sum(case((h.hour < period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
     q = _for_stations(select(h.station_id, *now_cols, *prev_cols).where(h.hour >= prev.start, h.hour < period.end),
                       h.station_id, station_ids, session)
+    if channel is not None:
+        q = q.where(h.channel == channel)
     now = {sid: _zero() for sid in station_ids}
     before = {sid: _zero() for sid in station_ids}
     n = len(COUNT_COLUMNS)
@@ -203,12 +230,55 @@ def totals_and_previous(session: Session, station_ids: Sequence[str],
     return now, before
 
 
-def station_hours(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
+def station_hours(session: Session, station_id: str, start: datetime, end: datetime,
+                  channel: str | None = None) -> dict[datetime, dict[str, int]]:
+    if channel is not None:
+        return channel_hours(session, station_id, start, end).get(channel, {})
     h = StationHour
     q = select(h.hour, *(getattr(h, c) for c in COUNT_COLUMNS)).where(
         h.station_id == station_id, h.hour >= start, h.hour < end
     )
     return {hour: dict(zip(COUNT_COLUMNS, values, strict=True)) for hour, *values in session.execute(q)}
+
+
+def channel_hours(session: Session, station_id: str, start: datetime, end: datetime) -> dict[str, dict[datetime, dict[str, int]]]:
+    """{channel: {hour: {"c1": n, ...}}} from channel_hourly (summed over channels: station_hours)."""
+    h = ChannelHour
+    q = select(h.channel, h.hour, *(getattr(h, c) for c in COUNT_COLUMNS)).where(
+        h.station_id == station_id, h.hour >= start, h.hour < end)
+    out: dict[str, dict[datetime, dict[str, int]]] = defaultdict(dict)
+    for channel, hour, *values in session.execute(q):
+        out[channel][hour] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
+    return dict(out)
+
+
+def channel_totals(session: Session, station_ids: Sequence[str], start: datetime,
+                   end: datetime) -> dict[str, dict[str, dict[str, int]]]:
+    """{station: {channel: {"c1": n, ...}}} summed over [start, end)."""
+    h = ChannelHour
+    cols = [func.coalesce(func.sum(getattr(h, c)), 0) for c in COUNT_COLUMNS]
+    q = (select(h.station_id, h.channel, *cols)
+         .where(h.hour >= start, h.hour < end, h.station_id.in_(list(station_ids)))
+         .group_by(h.station_id, h.channel))
+    out: dict[str, dict[str, dict[str, int]]] = {sid: {} for sid in station_ids}
+    for sid, channel, *values in session.execute(q):
+        out[sid][channel] = dict(zip(COUNT_COLUMNS, (int(v) for v in values), strict=True))
+    return out
+
+
+def _kind_total(cols: Mapping[str, int], kind: str) -> int:
+    """Answers of one row of the breakdown: c, r, o, or "all" (every press)."""
+    kinds = "cro" if kind == "all" else kind
+    return sum(int(cols.get(f"{k}{v}", 0)) for k in kinds for v in SMILEYS)
+
+
+def channel_guard(per_channel: Mapping[str, Mapping[str, int]], channel: str | None, minimum: int,
+                  kind: str = "c") -> bool:
+    """True when one channel's figure must be hidden because the split by channel hides it
+    (fleet_server.results.small_counts.split_hides); never for the all-channel view."""
+    if channel is None:
+        return False
+    return split_hides({ch: _kind_total(cols, kind) for ch, cols in per_channel.items()}, channel, minimum)
 
 
 def by_kind(cols: Mapping[str, int], kind: str) -> dict[int, int]:
@@ -593,19 +663,30 @@ def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> 
     return stations
 
 
-def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int) -> list[OverviewRow]:
+def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int,
+             channel: str | None = None) -> list[OverviewRow]:
+    """One row per station; ``channel``: that channel's answers only, hidden where the split
+    of the station's figures by channel hides them (``channel_guard``)."""
     ids = [s.id for s in stations]
-    now_totals, prev_totals = totals_and_previous(session, ids, period)
+    now_totals, prev_totals = totals_and_previous(session, ids, period, channel)
+    if channel is not None:
+        prev = period.previous()
+        now_split = channel_totals(session, ids, period.start, period.end)
+        prev_split = channel_totals(session, ids, prev.start, prev.end)
     all_hours = open_online_hours_many(session, ids, period.start, period.end)
     counted = {sid: by_kind(now_totals[sid], "c") for sid in ids}
     # One call for every station (no sums between them here: the group cascade adds those).
-    current = distributions(counted, minimum)
-    previous = distributions({sid: by_kind(prev_totals[sid], "c") for sid in ids}, minimum)
+    current = distributions(counted, minimum, forced=[
+        sid for sid in ids if channel is not None and channel_guard(now_split[sid], channel, minimum)])
+    previous = distributions({sid: by_kind(prev_totals[sid], "c") for sid in ids}, minimum, forced=[
+        sid for sid in ids if channel is not None and channel_guard(prev_split[sid], channel, minimum)])
     lang = i18n.lang()
     rows = []
     for s in stations:
         cur, before = current[s.id], previous[s.id]
         presses = sum(all_presses(now_totals[s.id]).values())
+        if channel is not None and channel_guard(now_split[s.id], channel, minimum, "all"):
+            presses = 0
         hours = all_hours[s.id]
         per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
         sat_change = (
@@ -633,6 +714,28 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
             )
         )
     return rows
+
+
+def channel_split(session: Session, station_id: str, period: Period, minimum: int) -> list[dict]:
+    """The station's counted answers side by side by channel (the channels it used in the period), and all.
+
+    Each channel's distribution is one row of a table whose all-channel row is published, so
+    the rows are suppressed together (secondary suppression hides a second channel where a
+    single one would be hidden: its count would be the total minus the others). Satisfaction
+    carries its 95 % Wilson interval where shown.
+    """
+    per_channel = channel_totals(session, [station_id], period.start, period.end)[station_id]
+    used = [ch for ch in ANSWER_CHANNELS if _kind_total(per_channel.get(ch, {}), "c")]
+    rows: dict[str, dict[int, int]] = {ch: by_kind(per_channel[ch], "c") for ch in used}
+    rows["all"] = {v: sum(r[v] for r in rows.values()) for v in SMILEYS}
+    dists = distributions(rows, minimum, all_key="all")
+    out = []
+    for key in (*used, "all"):
+        d = dists[key]
+        counts = rows[key]
+        out.append({"channel": key, "label": CHANNEL_LABELS.get(key, key), "dist": d,
+                    "interval": None if d["hidden"] else wilson(counts[3] + counts[4], sum(counts.values()))})
+    return out
 
 
 SORT_KEYS = {
@@ -703,14 +806,48 @@ class StationPage:
     heatmap_total: int | None = None
     followups: list[dict] = field(default_factory=list)
     availability: Availability | None = None
+    channel: str | None = None
+    """The one channel shown (None: all channels)."""
+    channels: list[dict] = field(default_factory=list)
+    """The counted answers side by side by channel (``channel_split``)."""
 
 
-def station_page(session: Session, station: Station, period: Period, minimum: int, granularity: str = "day") -> StationPage:
-    hours = station_hours(session, station.id, period.start, period.end)
-    totals: dict[str, int] = _zero()
-    for cols in hours.values():
-        for c, n in cols.items():
-            totals[c] += n
+def _sum_hours(hours: Mapping[datetime, Mapping[str, int]], keep: Callable[[datetime], bool] | None = None) -> dict[str, int]:
+    totals = _zero()
+    for h, cols in hours.items():
+        if keep is None or keep(h):
+            for c, n in cols.items():
+                totals[c] += n
+    return totals
+
+
+def _in_bucket(index: Mapping[date, int], i: int) -> Callable[[datetime], bool]:
+    return lambda h: index.get(_local_day(h)) == i
+
+
+def _in_cell(key: tuple[int, int]) -> Callable[[datetime], bool]:
+    def keep(h: datetime) -> bool:
+        local = h.astimezone(LOCAL_TZ)
+        return (local.weekday(), local.hour) == key
+    return keep
+
+
+def _split_of(by_channel: Mapping[str, Mapping[datetime, Mapping[str, int]]],
+              keep: Callable[[datetime], bool] | None = None) -> dict[str, dict[str, int]]:
+    return {ch: _sum_hours(hours, keep) for ch, hours in by_channel.items()}
+
+
+def station_page(session: Session, station: Station, period: Period, minimum: int, granularity: str = "day",
+                 channel: str | None = None) -> StationPage:
+    """The station's figures, of all channels or of one (``channel``); a figure of one channel is
+    hidden wherever the split of the all-channel figure by channel hides it (``channel_guard``)."""
+    by_channel = channel_hours(session, station.id, period.start, period.end) if channel is not None else {}
+    hours = station_hours(session, station.id, period.start, period.end, channel)
+
+    def guarded(keep: Callable[[datetime], bool] | None, kind: str = "c") -> bool:
+        return channel is not None and channel_guard(_split_of(by_channel, keep), channel, minimum, kind)
+
+    totals = _sum_hours(hours)
     breakdown = distributions(
         {
             "counted": by_kind(totals, "c"),
@@ -720,6 +857,8 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         },
         minimum,
         all_key="all",
+        forced=[key for key, kind in (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"), ("all", "all"))
+                if guarded(None, kind)],
     )
     avail = availability(session, station.id, period.start, period.end)
 
@@ -734,7 +873,13 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
                 per_bucket[i][v] += cols[f"c{v}"]
     rows: dict[int | str, dict[int, int]] = dict(enumerate(per_bucket))
     rows["period"] = by_kind(totals, "c")
-    dists = distributions(rows, minimum, all_key="period")
+    forced_buckets: list[int | str] = []
+    if channel is not None:
+        forced_buckets = [i for i in range(len(buckets))
+                          if guarded(_in_bucket(index, i))]
+        if guarded(None):
+            forced_buckets.append("period")
+    dists = distributions(rows, minimum, all_key="period", forced=forced_buckets)
     bucket_hours: list[dict[str, int]] = [{"open": 0, "online": 0, "offline": 0, "closed": 0} for _ in buckets]
     for h in avail.hours:
         i = index.get(_local_day(h))
@@ -766,7 +911,12 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         local = h.astimezone(LOCAL_TZ)
         cell_status[(local.weekday(), local.hour)][avail.status(h)] += 1
     keys = [(d, hr) for d in range(7) for hr in range(24)]
-    shown_cells, heat_total = series_table([grid.get(k, 0) for k in keys], minimum)
+    forced_cells: list[int | str] = []
+    if channel is not None:
+        forced_cells = [i for i, key in enumerate(keys) if grid.get(key) and guarded(_in_cell(key))]
+        if guarded(None):
+            forced_cells.append("total")
+    shown_cells, heat_total = series_table([grid.get(k, 0) for k in keys], minimum, forced=forced_cells)
     heatmap = []
     for d in range(7):
         cells = []
@@ -790,8 +940,10 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         granularity=granularity,
         heatmap=heatmap,
         heatmap_total=heat_total,
-        followups=followup_tables(session, station.id, period, minimum),
+        followups=followup_tables(session, station.id, period, minimum, channel),
         availability=avail,
+        channel=channel,
+        channels=channel_split(session, station.id, period, minimum),
     )
 
 
@@ -819,30 +971,66 @@ def followup_labels(session: Session, station_id: str, lang: str = "en") -> dict
     return labels
 
 
-def followup_tables(session: Session, station_id: str, period: Period, minimum: int) -> list[dict]:
+def followups_by_channel(session: Session, station_id: str, period: Period) -> dict[str, dict[str, dict[int, dict[str, int]]]]:
+    """{channel: {question: {smiley: {option: n}}}} from the stored answers (follow-up rollups
+    have no channel): each follow-up by its own time, under the smiley it follows (0: not seen)."""
+    f, sm = FeedbackEvent, aliased(FeedbackEvent)
+    q = (
+        select(f.channel, f.question_id, sm.value, f.option_id, func.count())
+        .select_from(f)
+        .outerjoin(sm, (sm.event_id == f.answer_to) & (sm.kind == "smiley"))
+        .where(f.station_id == station_id, f.kind == "followup", f.ts >= period.start, f.ts < period.end)
+        .group_by(f.channel, f.question_id, sm.value, f.option_id)
+    )
+    out: dict[str, dict[str, dict[int, dict[str, int]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for channel, question_id, smiley, option_id, n in session.execute(q):
+        cell = out[channel or "kiosk"][question_id][int(smiley or 0)]
+        cell[option_id or ""] = cell.get(option_id or "", 0) + int(n)
+    return out
+
+
+def followup_tables(session: Session, station_id: str, period: Period, minimum: int,
+                    channel: str | None = None) -> list[dict]:
     """Per follow-up question: reason counts by the smiley they follow.
 
     Each smiley's column is one breakdown based on its follow-up answers, shown
     or hidden whole; the question's total is published, so the columns get
-    secondary suppression against it.
+    secondary suppression against it. ``channel``: that channel's follow-ups (from the
+    stored answers), a column hidden where the split of its base by channel hides it.
     """
-    f = FollowupHour
-    q = (
-        select(f.question_id, f.smiley, f.option_id, func.sum(f.n))
-        .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
-        .group_by(f.question_id, f.smiley, f.option_id)
-    )
     labels = followup_labels(session, station_id, i18n.lang())
     data: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    for question_id, smiley, option_id, n in session.execute(q):
-        data[question_id][smiley][option_id] = int(n)
+    split: dict[str, dict[str, dict[int, dict[str, int]]]] = {}
+    if channel is None:
+        f = FollowupHour
+        q = (
+            select(f.question_id, f.smiley, f.option_id, func.sum(f.n))
+            .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
+            .group_by(f.question_id, f.smiley, f.option_id)
+        )
+        for question_id, smiley, option_id, n in session.execute(q):
+            data[question_id][smiley][option_id] = int(n)
+    else:
+        split = followups_by_channel(session, station_id, period)
+        for question_id, columns in split.get(channel, {}).items():
+            for smiley, chosen in columns.items():
+                data[question_id][smiley].update(chosen)
     tables = []
     for question_id in sorted(data):
         columns = data[question_id]
         smileys = sorted(columns)
         bases: dict[Any, int] = {v: sum(columns[v].values()) for v in smileys}
         bases["total"] = sum(bases.values())
-        hidden = suppress(bases, [Group("total", tuple(smileys))], minimum)
+        forced: list[Any] = []
+        if channel is not None:
+            def base_of(ch: str, v: int | None, question_id: str = question_id) -> int:
+                cols = split.get(ch, {}).get(question_id, {})
+                return sum(sum(cols.get(s, {}).values()) for s in ([v] if v is not None else list(cols)))
+
+            forced = [v for v in smileys if split_hides({ch: base_of(ch, v) for ch in split}, channel, minimum)]
+            if split_hides({ch: base_of(ch, None) for ch in split}, channel, minimum):
+                forced.append("total")
+        hidden = suppress(bases, [Group("total", tuple(smileys))], minimum, forced)
         shown = masked(bases, hidden)
         options = sorted({o for v in smileys for o in columns[v]})
         tables.append(
@@ -865,23 +1053,31 @@ def followup_tables(session: Session, station_id: str, period: Period, minimum: 
 
 
 def comparison(
-    session: Session, stations: Sequence[Station], period: Period, minimum: int, granularity: str = "day"
+    session: Session, stations: Sequence[Station], period: Period, minimum: int, granularity: str = "day",
+    channel: str | None = None,
 ) -> dict:
-    """Side by side: the overview row and the satisfaction trend of each chosen station."""
-    rows = overview(session, stations, period, minimum)
+    """Side by side: the overview row and the satisfaction trend of each chosen station (of one channel or all)."""
+    rows = overview(session, stations, period, minimum, channel)
     buckets = _buckets(period, granularity)
     index = _bucket_index(buckets)
     series = {}
     for s in stations:
+        by_channel = channel_hours(session, s.id, period.start, period.end) if channel is not None else {}
         per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
-        for h, cols in station_hours(session, s.id, period.start, period.end).items():
+        for h, cols in station_hours(session, s.id, period.start, period.end, channel).items():
             i = index.get(_local_day(h))
             if i is not None:
                 for v in SMILEYS:
                     per_bucket[i][v] += cols[f"c{v}"]
         data: dict[Any, dict[int, int]] = {i: c for i, c in enumerate(per_bucket)}
         data["period"] = {v: sum(c[v] for c in per_bucket) for v in SMILEYS}
-        series[s.id] = distributions(data, minimum, all_key="period")
+        forced: list[Any] = []
+        if channel is not None:
+            forced = [i for i in range(len(buckets)) if channel_guard(
+                _split_of(by_channel, _in_bucket(index, i)), channel, minimum)]
+            if channel_guard(_split_of(by_channel), channel, minimum):
+                forced.append("period")
+        series[s.id] = distributions(data, minimum, all_key="period", forced=forced)
     labels = [i18n.day_month(a) if granularity == "day"
               else i18n.gettext("wk {week}").format(week=a.isocalendar().week) for a, _ in buckets]
     return {"rows": rows, "labels": labels, "series": series, "buckets": len(buckets)}
@@ -890,22 +1086,32 @@ def comparison(
 # --------------------------------------------------------------------- daily aggregates (exports, API)
 
 
-def daily_rows(session: Session, station_ids: Sequence[str], period: Period, minimum: int) -> Iterable[dict]:
+def daily_rows(session: Session, station_ids: Sequence[str], period: Period, minimum: int,
+               channel: str | None = None) -> Iterable[dict]:
     """One row per station and local day: counted distribution, repeated, out of hours, all.
 
     Each day's counted / repeated / out-of-hours / all figures are suppressed
     together (all = the other three); the station's period total is not in
-    the export, so there is no published sum across days to protect.
+    the export, so there is no published sum across days to protect. ``channel``: that
+    channel's answers, a figure hidden where the day's split by channel hides it.
     """
     for sid in station_ids:
         per_day: dict[date, dict[str, int]] = defaultdict(_zero)
-        for h, cols in station_hours(session, sid, period.start, period.end).items():
+        for h, cols in station_hours(session, sid, period.start, period.end, channel).items():
             day = per_day[_local_day(h)]
             for c, n in cols.items():
                 day[c] += n
+        split_by_day: dict[date, dict[str, dict[str, int]]] = defaultdict(dict)
+        if channel is not None:
+            for ch, hours in channel_hours(session, sid, period.start, period.end).items():
+                for h, cols in hours.items():
+                    day_cols = split_by_day[_local_day(h)].setdefault(ch, _zero())
+                    for c, n in cols.items():
+                        day_cols[c] += n
         d = period.first
         while d <= period.last:
             cols = per_day.get(d, _zero())
+            split = split_by_day.get(d, {})
             parts = distributions(
                 {
                     "counted": by_kind(cols, "c"),
@@ -915,9 +1121,12 @@ def daily_rows(session: Session, station_ids: Sequence[str], period: Period, min
                 },
                 minimum,
                 all_key="all",
+                forced=[key for key, kind in (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"),
+                                              ("all", "all")) if channel_guard(split, channel, minimum, kind)],
             )
             yield {
                 "station_id": sid,
+                "channel": channel or "all",
                 "date": d,
                 "counted": parts["counted"],
                 "repeated": parts["repeated"]["total"],

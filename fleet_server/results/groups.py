@@ -127,11 +127,12 @@ def _dist(counts: dict[int, int] | None, minimum: int) -> dict:
 
 
 def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
-            within: str | None = None) -> tuple[dict[str, dict], list[GroupRow]]:
+            within: str | None = None, hidden_stations: Sequence[str] = ()) -> tuple[dict[str, dict], list[GroupRow]]:
     """Station and group distributions with the small-count rule applied through the hierarchy.
 
     ``station_counts``: counted answers per smiley of every station shown. ``within``: only
-    this group and what is below it (the group filter). Returns (station dists, group rows
+    this group and what is below it (the group filter). ``hidden_stations``: hidden whatever their
+    count (one channel's figure that the split by channel hides). Returns (station dists, group rows
     from the top down).
     """
     shown_stations = set(station_counts)
@@ -168,7 +169,7 @@ def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
                       + [("s", s) for s in tree.stations.get(gid, []) if s in shown_stations])
         if parts:
             equations.append(Group(("g", gid), parts))
-    hidden = suppress(values, equations, minimum)
+    hidden = suppress(values, equations, minimum, [("s", sid) for sid in hidden_stations])
     station_dists = {sid: _dist(None if ("s", sid) in hidden else c, minimum) for sid, c in station_counts.items()}
     lang = i18n.lang()
     rows = []
@@ -234,7 +235,7 @@ def apply_to_overview(rows: list, tree: Tree, minimum: int, within: str | None =
     """Cascade the rule over the overview's station rows (hiding more where a group total would
     give one away), add each shown station's interval and comparison; return the group rows."""
     counts = {r.station_id: r.counted_raw for r in rows}
-    dists, group_rows = cascade(tree, counts, minimum, within)
+    dists, group_rows = cascade(tree, counts, minimum, within, [r.station_id for r in rows if r.dist["hidden"]])
     for r in rows:
         if dists[r.station_id]["hidden"] and not r.dist["hidden"]:  # secondary: hidden for the group's sake
             r.dist = dists[r.station_id]

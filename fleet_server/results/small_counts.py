@@ -60,14 +60,15 @@ class Group:
 
 
 def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
-             forced: Iterable[K] = ()) -> frozenset[K]:
+             forced: Iterable[Hashable] = ()) -> frozenset[K]:
     """The keys of ``values`` to hide, primary and secondary; deterministic.
 
     ``values`` holds every published count (parts and totals alike); each
     group's keys must be in it. Ties between equally small cells are broken by
     the order of ``values``, so the same table always hides the same cells.
     ``forced``: keys hidden whatever their size, because another table already hides
-    them (a station's month total hidden by its group's cascade hides its trend's total too).
+    them (a station's month total hidden by its group's cascade hides its trend's total too; a
+    channel's count that the split by channel hides stays hidden on that channel's own page).
     """
     groups = [g for g in groups if g.parts]
     order = {key: i for i, key in enumerate(values)}
@@ -75,7 +76,7 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
         for key in (g.total, *g.parts):
             if key not in values:
                 raise KeyError(f"group names {key!r}, which is not in the table")
-    hidden: set[K] = {key for key, n in values.items() if n < minimum} | (set(forced) & set(values))
+    hidden: set[K] = {key for key, n in values.items() if n < minimum} | {k for k in forced if k in values}  # type: ignore[misc]
     if not hidden:
         return frozenset()
 
@@ -207,7 +208,7 @@ def distributions(
     rows: Mapping[K, Mapping[int, int]],
     minimum: int,
     all_key: K | None = None,
-    forced: Iterable[K] = (),
+    forced: Iterable[Hashable] = (),
 ) -> dict[K, dict]:
     """Smiley distributions (one per row) with their totals, shares and satisfaction.
 
@@ -255,13 +256,14 @@ def distribution(counts: Mapping[int, int], minimum: int) -> dict:
 
 
 def series_table(counts: Sequence[int], minimum: int,
-                 hide_total: bool = False) -> tuple[list[int | None], int | None]:
+                 hide_total: bool = False, forced: Iterable[Hashable] = ()) -> tuple[list[int | None], int | None]:
     """Counts that add up to a published total (heatmap cells, responses per day), suppressed together;
-    ``hide_total``: the total is hidden elsewhere, so the cells must not give it away either."""
+    ``hide_total``: the total is hidden elsewhere, so the cells must not give it away either;
+    ``forced``: cell positions (or "total") hidden whatever their value."""
     values: dict[Hashable, int] = {i: int(n) for i, n in enumerate(counts)}
     values["total"] = sum(values.values())
     hidden = suppress(values, [Group("total", tuple(range(len(counts))))], minimum,
-                      ["total"] if hide_total else [])
+                      [*(["total"] if hide_total else []), *forced])
     shown = masked(values, hidden)
     return [shown[i] for i in range(len(counts))], shown["total"]
 
@@ -302,3 +304,18 @@ def grid_table(
 def render(value: float | None, fmt: str = "{}") -> str:
     """How a possibly hidden figure is printed in pages and exports."""
     return TOO_FEW if value is None else fmt.format(value)
+
+
+def split_hides(counts_by_part: Mapping[Hashable, int], part: Hashable, minimum: int) -> bool:
+    """Does the split of a published figure into parts (channels) hide ``part``'s count?
+
+    The all-channel figure is published, so a split by channel hides one more channel where a
+    single one would be hidden (secondary suppression, as the group cascade does). A page that
+    shows one channel alone must hide what the split hides, or that channel's count could be
+    taken from the all-channel figure minus the others. Parts with no answers are not in the split.
+    """
+    used = {key: int(n) for key, n in counts_by_part.items() if n}
+    if not used.get(part):
+        return False
+    values: dict[Hashable, int] = {**used, ("all",): sum(used.values())}
+    return part in suppress(values, [Group(("all",), tuple(used))], minimum)

@@ -32,11 +32,19 @@ pages (sorted over all stations, so page 2 of "lowest satisfaction" is the next 
 RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom")]
 FromQ = Annotated[str | None, Query(alias="from", description="custom range: first local day, YYYY-MM-DD")]
 ToQ = Annotated[str | None, Query(description="custom range: last local day, YYYY-MM-DD")]
+ChannelQ = Annotated[str | None, Query(max_length=8, description="all (default) | kiosk | web | phone | sms")]
 
 
 def _period(range_: str | None, from_: str | None, to: str | None) -> results.Period:
     try:
         return results.parse_period(range_, from_, to, results.today_local())
+    except results.BadPeriod as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def _channel(value: str | None) -> str | None:
+    try:
+        return results.parse_channel(value)
     except results.BadPeriod as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 
@@ -56,7 +64,8 @@ def page_context(request: Request, principal, **extra) -> dict:
     paths = getattr(request.app.state, "route_paths", None)
     if paths is None:
         paths = request.app.state.route_paths = {path for path, _ in iter_routes(request.app)}
-    return {"principal": principal, "has_devices_page": "/devices" in paths, **extra}
+    return {"principal": principal, "has_devices_page": "/devices" in paths, "CHANNEL_LABELS": results.CHANNEL_LABELS,
+            **extra}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -115,15 +124,17 @@ def station(
     from_: FromQ = None,
     to: ToQ = None,
     granularity: Annotated[str, Query(pattern="^(day|week)$")] = "day",
+    channel: ChannelQ = None,
 ) -> Response:
     ensure_station_results(principal, station_id)
+    chosen_channel = _channel(channel)
     st = session.get(Station, station_id)
     if st is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
     period = _period(range_, from_ or None, to or None)
     if range_ is None and from_ is None:
         period = results.parse_period("30d", None, None, results.today_local())
-    page = results.station_page(session, st, period, settings.min_responses, granularity)
+    page = results.station_page(session, st, period, settings.min_responses, granularity, chosen_channel)
     chart = {
         "labels": [b["label"] for b in page.trend],
         "responses": [b["dist"]["total"] for b in page.trend],
@@ -140,6 +151,7 @@ def station(
         page_context(
             request, principal, nav="overview", page=page, period=period, minimum=settings.min_responses,
             chart=chart, base_path=f"/stations/{station_id}", granularity=granularity,
+            channel_query=f"&channel={chosen_channel}" if chosen_channel else "",
         ),
     )
 
@@ -155,12 +167,14 @@ def compare(
     from_: FromQ = None,
     to: ToQ = None,
     granularity: Annotated[str, Query(pattern="^(day|week)$")] = "day",
+    channel: ChannelQ = None,
 ) -> Response:
+    chosen_channel = _channel(channel)
     period = _period(range_, from_, to)
     all_stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
     chosen_ids = [s for s in station if principal.may_view_results(s)] or [s.id for s in all_stations[:3]]
     chosen = [s for s in all_stations if s.id in chosen_ids]
-    data = results.comparison(session, chosen, period, settings.min_responses, granularity)
+    data = results.comparison(session, chosen, period, settings.min_responses, granularity, chosen_channel)
     chart = {
         "labels": data["labels"],
         "series": [
@@ -188,8 +202,8 @@ def compare(
         page_context(
             request, principal, nav="compare", period=period, stations=all_stations, chosen=chosen_ids,
             rows=data["rows"], chart=chart, minimum=settings.min_responses,
-            base_path="/compare", granularity=granularity,
-            extra_query="".join(f"&station={s}" for s in chosen_ids),
+            base_path="/compare", granularity=granularity, channel=chosen_channel,
+            extra_query="".join(f"&station={s}" for s in chosen_ids) + (f"&channel={chosen_channel}" if chosen_channel else ""),
         ),
     )
 
