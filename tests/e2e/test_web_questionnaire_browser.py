@@ -28,7 +28,7 @@ from fleet_server.devtools.local_broker import free_port
 from fleet_server.models import QuestionnaireAnswer, QuestionnaireResponse, Station, WebComment
 from tests.support.browser_support import launch, shot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]  # 3 languages and 8 axe runs; slow on a loaded machine
 
 AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
 AXE_RUN = """async () => {
