@@ -52,7 +52,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
+from fleet_server.core.i18n import N_
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Alert, AlertDelivery, Device
@@ -92,6 +94,35 @@ def device_online(device: Device, now: datetime, heartbeat_timeout_s: float) -> 
 # ----------------------------------------------------------------- rules
 
 
+RULE_NAMES = {
+    "offline": N_("offline"), "backlog": N_("backlog"), "clock": N_("clock"), "disk": N_("disk"),
+    "storage": N_("storage"), "temperature": N_("temperature"), "events_missing": N_("events_missing"),
+    "no_feedback": N_("no_feedback"), "rollout_halted": N_("rollout_halted"), "test": N_("test"),
+}
+"""The rules as e-mail subjects and pages name them; English keeps the rule ids (scripts filter on them)."""
+TEXTS = {
+    "offline": N_("kiosk {device} at {station} has been offline for {duration} while the station is open"),
+    "backlog": N_("kiosk {device}: {depth} answers waiting, the oldest for {duration}; it is online but not delivering"),
+    "clock": N_("kiosk {device}: clock not synchronised (NTP); answer times are unreliable"),
+    "disk": N_("kiosk {device}: only {free} MB disk free"),
+    "storage": N_("kiosk {device} cannot store answers normally: {detail}"),
+    "temperature": N_("kiosk {device}: CPU at {temp} °C"),
+    "events_missing": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the device page "
+                         "says whether they can still come back"),
+    "no_feedback_ever": N_("station {station}: no feedback ever although it was open; check the kiosk's buttons "
+                           "and screen"),
+    "no_feedback": N_("station {station}: no feedback for {duration} although it was open; check the kiosk's "
+                      "buttons and screen"),
+    "rollout_halted": N_("rollout {rollout} of release {version} halted: {reason}"),
+}
+"""Alert messages as catalogue texts: stored with their values (alerts.text_id, .params) and said in the
+reader's language (``alert_text``); ``message`` keeps the English for logs, the CLI and webhooks."""
+STATES = {"critical": N_("CRITICAL"), "warning": N_("WARNING"), "cleared": N_("RESOLVED")}
+SUBJECT = N_("[Palaute {state}] {rule} at {where}")
+STARTED, CLEARED = N_("started: {when}"), N_("cleared: {when}")
+FOOTER = N_("alert {key} (#{id})")
+
+
 @dataclass(frozen=True)
 class Condition:
     rule: str
@@ -99,10 +130,36 @@ class Condition:
     device_id: str | None
     message: str
     severity: str = "warning"
+    text: str = ""
+    """A TEXTS entry; empty: ``message`` is said as it is, in every language."""
+    params: Mapping[str, str | int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f"{self.rule}:{self.station_id}" + (f"/{self.device_id}" if self.device_id else "")
+
+
+def condition(rule: str, station_id: str, device_id: str | None, text: str, severity: str = "warning",
+              **params: str | int) -> Condition:
+    """A condition whose message is the catalogue ``text`` with ``params`` (English in ``message``)."""
+    return Condition(rule, station_id, device_id, text.format(**params), severity, text, params)
+
+
+def alert_text(alert: Alert | Mapping) -> str:
+    """An alert's message in the current language (i18n): its catalogue text with its values, or
+    the stored message for rows and payloads without one (older rows, the CLI's test alert)."""
+    get = alert.get if isinstance(alert, Mapping) else lambda name, default=None: getattr(alert, name, default)
+    text, params = get("text_id") or get("text") or "", get("params") or {}
+    if not text:
+        return str(get("message") or "")
+    try:
+        return i18n.gettext(text).format(**params)
+    except (KeyError, IndexError, ValueError):  # a translation with other placeholders: English, never nothing
+        return text.format(**params)
+
+
+def rule_name(rule: str) -> str:
+    return i18n.gettext(RULE_NAMES[rule]) if rule in RULE_NAMES else rule
 
 
 def _station_hours(session: Session) -> dict[str, OpeningHours | None]:
@@ -112,6 +169,7 @@ def _station_hours(session: Session) -> dict[str, OpeningHours | None]:
 
 
 def _minutes(delta: timedelta) -> str:
+    """A duration the same in fi, sv and en ("30 min", "2 h 5 min")."""
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
@@ -138,9 +196,8 @@ def _kiosk_conditions(d: Device, hours: OpeningHours | None, settings: Settings,
     if not device_online(d, now, settings.alert_heartbeat_timeout_s):
         away = now - d.last_seen_at
         if away > timedelta(minutes=settings.alert_offline_after_min) and is_open(hours, now):
-            return [Condition("offline", d.station_id, d.id,
-                              f"kiosk {d.id} at {d.station_id} has been offline for {_minutes(away)} "
-                              "while the station is open", "critical")]
+            return [condition("offline", d.station_id, d.id, TEXTS["offline"], "critical",
+                              device=d.id, station=d.station_id, duration=_minutes(away))]
         return []
     checks = (_backlog(d, settings), _clock(d), _disk(d, settings), _storage(d), _temperature(d, settings))
     return [c for c in checks if c is not None]
@@ -149,39 +206,35 @@ def _kiosk_conditions(d: Device, hours: OpeningHours | None, settings: Settings,
 def _backlog(d: Device, settings: Settings) -> Condition | None:
     depth, age = sane(d, "queue_depth"), sane(d, "oldest_queued_age_s")
     if (depth or 0) >= settings.alert_backlog_events and (age or 0) >= settings.alert_backlog_age_min * 60:
-        return Condition("backlog", d.station_id, d.id,
-                         f"kiosk {d.id}: {depth} answers waiting, the oldest for "
-                         f"{_minutes(timedelta(seconds=age or 0))}; "
-                         "it is online but not delivering")
+        return condition("backlog", d.station_id, d.id, TEXTS["backlog"], device=d.id, depth=int(depth or 0),
+                         duration=_minutes(timedelta(seconds=age or 0)))
     return None
 
 
 def _clock(d: Device) -> Condition | None:
     if d.clock_synced is False:
-        return Condition("clock", d.station_id, d.id,
-                         f"kiosk {d.id}: clock not synchronised (NTP); answer times are unreliable")
+        return condition("clock", d.station_id, d.id, TEXTS["clock"], device=d.id)
     return None
 
 
 def _disk(d: Device, settings: Settings) -> Condition | None:
     free = sane(d, "disk_free_mb")
     if free is not None and free < settings.alert_disk_low_mb:
-        return Condition("disk", d.station_id, d.id, f"kiosk {d.id}: only {free:.0f} MB disk free")
+        return condition("disk", d.station_id, d.id, TEXTS["disk"], device=d.id, free=f"{free:.0f}")
     return None
 
 
 def _storage(d: Device) -> Condition | None:
     storage = (d.last_status or {}).get("storage_error")
     if storage:
-        return Condition("storage", d.station_id, d.id,
-                         f"kiosk {d.id} cannot store answers normally: {storage}", "critical")
+        return condition("storage", d.station_id, d.id, TEXTS["storage"], "critical", device=d.id, detail=str(storage))
     return None
 
 
 def _temperature(d: Device, settings: Settings) -> Condition | None:
     cpu = sane(d, "cpu_temp_c")
     if cpu is not None and cpu > settings.alert_temp_high_c:
-        return Condition("temperature", d.station_id, d.id, f"kiosk {d.id}: CPU at {cpu:.0f} °C")
+        return condition("temperature", d.station_id, d.id, TEXTS["temperature"], device=d.id, temp=f"{cpu:.0f}")
     return None
 
 
@@ -195,9 +248,13 @@ def _missing_answers(session: Session, devices: Sequence[Device], settings: Sett
     for d in devices:
         missing = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
                    and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
-        if missing:
-            found.append(Condition("events_missing", d.station_id, d.id,
-                                   f"kiosk {d.id}: {describe(missing, now)[0]}"))
+        if missing:  # the English message keeps gaps.describe's detail; other languages the summary
+            ranges = ", ".join(f"{g.first_seq}–{g.last_seq}" if g.last_seq > g.first_seq else f"{g.first_seq}"
+                               for g in missing[:5]) + (" …" if len(missing) > 5 else "")
+            params: dict[str, str | int] = {"device": d.id, "count": sum(g.missing for g in missing),
+                                            "ranges": ranges}
+            found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(missing, now)[0]}",
+                                   "warning", TEXTS["events_missing"], params))
     return found
 
 
@@ -215,18 +272,27 @@ def _quiet_stations(session: Session, hours: Mapping[str, OpeningHours | None], 
         if since is None or now - since < window:
             continue
         if (last_event is None or now - last_event > window) and open_within(hours.get(station_id), now - window, now):
-            quiet = "ever" if last_event is None else f"for {_minutes(now - last_event)}"
-            found.append(Condition("no_feedback", station_id, None,
-                                   f"station {station_id}: no feedback {quiet} although it was open; "
-                                   "check the kiosk's buttons and screen"))
+            if last_event is None:
+                found.append(condition("no_feedback", station_id, None, TEXTS["no_feedback_ever"], station=station_id))
+            else:
+                found.append(condition("no_feedback", station_id, None, TEXTS["no_feedback"], station=station_id,
+                                       duration=_minutes(now - last_event)))
     return found
 
 
 def _halted_rollouts(session: Session) -> list[Condition]:
-    from fleet_server.fleet.rollouts import halted
+    """One per halted rollout, at the station of a kiosk that failed it (as rollouts.halted finds them)."""
+    from fleet_server.models import Rollout, RolloutDevice
 
-    return [Condition("rollout_halted", station_id, None, message, "critical")
-            for station_id, message in halted(session)]
+    found = []
+    for rollout in session.scalars(select(Rollout).where(Rollout.state == "halted")):
+        failed = session.scalars(select(RolloutDevice).where(RolloutDevice.rollout_id == rollout.id,
+                                                             RolloutDevice.state == "failed")).first()
+        device = session.get(Device, failed.device_id) if failed is not None else None
+        if device is not None:
+            found.append(condition("rollout_halted", device.station_id, None, TEXTS["rollout_halted"], "critical",
+                                   rollout=rollout.id, version=rollout.release_version, reason=rollout.reason or ""))
+    return found
 
 
 # ----------------------------------------------------------------- state
@@ -244,15 +310,16 @@ def reconcile(session: Session, conditions: Sequence[Condition], now: datetime |
     open_rows = {a.key: a for a in session.scalars(select(Alert).where(Alert.cleared_at.is_(None)))}
     wanted = {c.key: c for c in conditions}
     changes = Changes()
-    for key, condition in wanted.items():
+    for key, cond in wanted.items():
         row = open_rows.get(key)
         if row is None:
-            row = Alert(key=key, rule=condition.rule, severity=condition.severity, station_id=condition.station_id,
-                        device_id=condition.device_id, message=condition.message, started_at=now)
+            row = Alert(key=key, rule=cond.rule, severity=cond.severity, station_id=cond.station_id,
+                        device_id=cond.device_id, message=cond.message, text_id=cond.text,
+                        params=dict(cond.params), started_at=now)
             session.add(row)
             changes.fired.append(row)
-        else:
-            row.message = condition.message  # keep the figures current; not a new firing
+        else:  # keep the figures current; not a new firing
+            row.message, row.text_id, row.params = cond.message, cond.text, dict(cond.params)
     for key, row in open_rows.items():
         if key not in wanted:
             row.cleared_at = now
@@ -288,6 +355,8 @@ def alert_payload(alert: Alert, event: str) -> dict:
         "station_id": alert.station_id,
         "device_id": alert.device_id,
         "message": alert.message,
+        "text": alert.text_id or None,
+        "params": alert.params or {},
         "started_at": alert.started_at.isoformat(),
         "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
     }
@@ -310,20 +379,35 @@ def email_channel(settings: Settings) -> Channel | None:
     recipients = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
 
     def send(payload: dict) -> None:
-        msg = EmailMessage()
-        state = "RESOLVED" if payload["event"] == "cleared" else payload["severity"].upper()
-        where = payload["station_id"] + (f"/{payload['device_id']}" if payload["device_id"] else "")
-        msg["Subject"] = f"[Palaute {state}] {payload['rule']} at {where}"
-        msg["From"] = settings.alert_email_from
-        msg["To"] = ", ".join(recipients)
-        lines = [payload["message"], "", f"started: {payload['started_at']}"]
-        if payload["cleared_at"]:
-            lines.append(f"cleared: {payload['cleared_at']}")
-        lines += ["", f"alert {payload['key']} (#{payload['id']})"]
-        msg.set_content("\n".join(lines))
+        msg = alert_email(settings, payload, recipients)
         send_mail(settings, msg)
 
     return Channel("email", send)
+
+
+def alert_email(settings: Settings, payload: Mapping, recipients: Sequence[str]) -> EmailMessage:
+    """The e-mail of one firing or clearing, in ``alert_email_language`` (plain text)."""
+    with i18n.using(settings.alert_email_language):
+        _ = i18n.gettext
+        state = STATES["cleared"] if payload["event"] == "cleared" else STATES.get(payload["severity"], STATES["warning"])
+        where = payload["station_id"] + (f"/{payload['device_id']}" if payload["device_id"] else "")
+        msg = EmailMessage()
+        msg["Subject"] = _(SUBJECT).format(state=_(state), rule=rule_name(payload["rule"]), where=where)
+        msg["From"] = settings.alert_email_from
+        msg["To"] = ", ".join(recipients)
+        lines = [alert_text(payload), "", _(STARTED).format(when=_when(payload["started_at"]))]
+        if payload["cleared_at"]:
+            lines.append(_(CLEARED).format(when=_when(payload["cleared_at"])))
+        lines += ["", _(FOOTER).format(key=payload["key"], id=payload["id"])]
+        msg.set_content("\n".join(lines))
+        msg["Content-Language"] = settings.alert_email_language
+    return msg
+
+
+def _when(value: str | datetime) -> str:
+    """A time in the reader's format, local (Finland) time."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return i18n.moment_long(at) if at.tzinfo else str(value)
 
 
 def send_mail(settings: Settings, msg: EmailMessage) -> None:

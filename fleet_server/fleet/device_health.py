@@ -3,7 +3,9 @@
 Each field comes with a level (ok | warn | bad | unknown) and words, so the page
 can colour it *and* say it ("offline 25 min", "clock not synced"): colour is
 never the only carrier of meaning. Thresholds are the alert settings, so the page
-and the alerts agree on what is wrong.
+and the alerts agree on what is wrong. The words are the reader's language's (the
+dashboard's catalogue, fleet_server.core.i18n); the missing-answers detail is
+fleet_server.fleet.gaps' own (English).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
+from fleet_server.core.i18n import N_
 from fleet_server.core.settings import Settings
-from fleet_server.fleet.alerts import device_online, open_alerts
-from fleet_server.fleet.gaps import ago, describe, gap_dict, open_gaps
+from fleet_server.fleet.alerts import alert_text, device_online, open_alerts
+from fleet_server.fleet.gaps import describe, gap_dict, open_gaps
 from fleet_server.fleet.remote_config import current_versions, recent_commands
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Device, Station
@@ -29,15 +33,34 @@ class Field:
     level: str = "ok"  # ok | warn | bad | unknown
 
 
+_ = i18n.gettext
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     s = int(seconds)
     if s < 3600:
-        return f"{s // 60} min"
+        return _("{minutes} min").format(minutes=s // 60)
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return _("{hours} h {minutes} min").format(hours=s // 3600, minutes=s % 3600 // 60)
+    return _("{days} d {hours} h").format(days=s // 86400, hours=s % 86400 // 3600)
+
+
+def ago(delta: timedelta) -> str:
+    """A duration back from now, as the pages say it: "40 s ago", "12 min ago", "3 h ago", "2 days ago"."""
+    seconds = int(delta.total_seconds())
+    if seconds < 90:
+        return _("{n} s ago").format(n=seconds)
+    if seconds < 2 * 3600:
+        return _("{n} min ago").format(n=seconds // 60)
+    if seconds < 2 * 86400:
+        return _("{n} h ago").format(n=seconds // 3600)
+    return _("{n} days ago").format(n=seconds // 86400)
+
+
+UPDATE_STATES = {"waiting": N_("waiting"), "downloading": N_("downloading"), "installing": N_("installing"),
+                 "switching": N_("switching"), "trial": N_("trial")}
 
 
 @dataclass
@@ -86,11 +109,13 @@ def _software(device: Device) -> Field:
     running = device.software_version or "—"
     status = device.last_status or {}
     state, target = status.get("update_state"), status.get("update_version")
-    if state in ("waiting", "downloading", "installing", "switching", "trial") and target:
-        return Field(f"{running}, updating to {target} ({state})", "warn")
+    if state in UPDATE_STATES and target:
+        return Field(_("{running}, updating to {target} ({state})").format(
+            running=running, target=target, state=_(UPDATE_STATES[state])), "warn")
     if state in ("rolled_back", "failed") and target:
-        what = "went back from" if state == "rolled_back" else "did not install"
-        return Field(f"{running}; {what} {target}: {status.get('update_error') or '?'}"[:300], "bad")
+        what = _("{running}; went back from {target}: {error}") if state == "rolled_back" \
+            else _("{running}; did not install {target}: {error}")
+        return Field(what.format(running=running, target=target, error=status.get("update_error") or "?")[:300], "bad")
     return Field(running, "ok" if device.software_version else "unknown")
 
 
@@ -127,26 +152,26 @@ def device_health(device: Device, station_name: str, current_version: int, setti
 
 def _status_field(device: Device, online: bool, settings: Settings, now: datetime) -> Field:
     if device.state == "retired":
-        return Field("retired", "unknown")
+        return Field(_("retired"), "unknown")
     if device.last_seen_at is None:
-        return Field("never connected", "unknown")
+        return Field(_("never connected"), "unknown")
     if online:
-        return Field("online", "ok")
+        return Field(_("online"), "ok")
     away = now - device.last_seen_at
-    why = "Last Will" if not device.online else "no heartbeat"
+    why = _("Last Will") if not device.online else _("no heartbeat")
     level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
-    return Field(f"offline since {ago(away)} ({why})", level)
+    return Field(_("offline since {ago} ({why})").format(ago=ago(away), why=why), level)
 
 
 def _seen(at: datetime | None, now: datetime) -> Field:
-    return Field(ago(now - at), "ok") if at else Field("never", "unknown")
+    return Field(ago(now - at), "ok") if at else Field(_("never"), "unknown")
 
 
 def _queue_fields(device: Device, settings: Settings) -> tuple[Field, Field]:
     """(answers waiting, age of the oldest) as the kiosk last reported them."""
     depth = sane(device, "queue_depth")
     queue = Field("—", "unknown") if depth is None else Field(
-        f"{depth} waiting", "warn" if depth >= settings.alert_backlog_events else "ok")
+        _("{n} waiting").format(n=i18n.number(int(depth))), "warn" if depth >= settings.alert_backlog_events else "ok")
     age = sane(device, "oldest_queued_age_s")
     oldest = Field("—", "unknown") if age is None else Field(
         _duration(age), "warn" if age >= settings.alert_backlog_age_min * 60 else "ok")
@@ -156,25 +181,26 @@ def _queue_fields(device: Device, settings: Settings) -> tuple[Field, Field]:
 def _shed_field(device: Device) -> Field:
     shed_count = sane(device, "shed_count")
     return Field("—", "unknown") if shed_count is None else Field(
-        f"{shed_count} dropped", "bad" if shed_count else "ok")
+        _("{n} dropped").format(n=i18n.number(int(shed_count))), "bad" if shed_count else "ok")
 
 
 def _config_field(device: Device, applied: float | None, current_version: int) -> Field:
     """The config version the kiosk runs against the current one; a refused config says why."""
     refused = (device.last_status or {}).get("config_error")
     if refused:
-        return Field(f"{applied if applied is not None else '?'}; refused the published config: {refused}"[:300], "bad")
+        return Field(_("{applied}; refused the published config: {error}").format(
+            applied=applied if applied is not None else "?", error=refused)[:300], "bad")
     if applied is None:
-        return Field(f"unknown (current {current_version})", "unknown")
+        return Field(_("unknown (current {current})").format(current=current_version), "unknown")
     if applied == current_version:
-        return Field(f"{applied} (current)", "ok")
-    return Field(f"{applied}, current is {current_version}", "warn")
+        return Field(_("{applied} (current)").format(applied=applied), "ok")
+    return Field(_("{applied}, current is {current}").format(applied=applied, current=current_version), "warn")
 
 
 def _clock_field(device: Device) -> Field:
     if device.clock_synced is None:
         return Field("—", "unknown")
-    return Field("synced", "ok") if device.clock_synced else Field("NOT synced", "bad")
+    return Field(_("synced"), "ok") if device.clock_synced else Field(_("NOT synced"), "bad")
 
 
 def _temperature_field(device: Device, settings: Settings) -> Field:
@@ -186,7 +212,7 @@ def _temperature_field(device: Device, settings: Settings) -> Field:
 def _disk_field(device: Device, settings: Settings) -> Field:
     free = sane(device, "disk_free_mb")
     return Field("—", "unknown") if free is None else Field(
-        f"{free:,.0f} MB free".replace(",", "\u202f"),
+        _("{mb} MB free").format(mb=i18n.number(float(free), 0)),
         "bad" if free < settings.alert_disk_low_mb else "ok")
 
 
@@ -208,7 +234,7 @@ def fleet_health(session: Session, settings: Settings, station_ids: list[str] | 
     alerts_by_device: dict[str, list[str]] = {}
     for alert in open_alerts(session, station_ids):
         if alert.device_id:
-            alerts_by_device.setdefault(alert.device_id, []).append(alert.message)
+            alerts_by_device.setdefault(alert.device_id, []).append(alert_text(alert))
     out = [
         device_health(device, name, versions.get(device.station_id, 1), settings, now,
                       alerts_by_device.get(device.id))

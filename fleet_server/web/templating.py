@@ -103,13 +103,26 @@ def station_name(station) -> str:
     return own or station.name
 
 
+def alert_text(alert) -> str:
+    """An alert's message in the reader's language (fleet_server.fleet.alerts.alert_text)."""
+    from fleet_server.fleet.alerts import alert_text as text
+
+    return text(alert)
+
+
+def rule_name(rule: str) -> str:
+    from fleet_server.fleet.alerts import rule_name as name
+
+    return name(rule)
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
     i18n.gettext, i18n.ngettext, newstyle=True)
 templates.env.filters.update(fig=fig, pct=pct, change_pp=change_pp, local_time=local_time, local_day=local_day,
                              iso_date=iso_date, number=i18n.number, station_name=station_name,
-                             smiley_bar=smiley_bar)
+                             smiley_bar=smiley_bar, alert_text=alert_text, rule_name=rule_name)
 templates.env.globals.update(
     TOO_FEW=TOO_FEW, lang=i18n.lang, LANGUAGES=i18n.LANGUAGES, LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
 )

@@ -128,6 +128,7 @@ def test_three_servers_one_killed_then_scaled_to_one_store_every_answer_once_and
         "PALAUTE_GAP_CHECK_INTERVAL_S": "1", "PALAUTE_GAP_GRACE_S": "1",
         "PALAUTE_SMTP_HOST": "127.0.0.1", "PALAUTE_SMTP_PORT": str(smtp.port),
         "PALAUTE_ALERT_EMAIL_TO": "it@county.example",
+        "PALAUTE_ALERT_EMAIL_LANGUAGE": "en",  # the subjects below name the rules by id
     })
     engine = make_engine(postgres_url)
     sessions = make_session_factory(engine)

@@ -177,7 +177,7 @@ def test_an_alert_is_sent_once_by_email_and_webhook_and_its_clearing_once(sessio
     controller, box = smtp
     url, receiver = webhook
     s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
-                 alert_webhook_url=url)
+                 alert_webhook_url=url, alert_email_language="en")
     channels = channels_from(s)
     put_device(sessions, WED_10, online=False, last_seen_at=WED_10 - timedelta(minutes=30))
     run_once(sessions, s, channels, now=WED_10)
@@ -266,3 +266,57 @@ def test_concurrent_delivery_passes_send_each_firing_once_per_channel(postgres_u
             assert session.scalar(select(func.count()).select_from(AlertDelivery)) == 12
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("lang", "subject", "words"), [
+    ("fi", "[Palaute VAKAVA] ei yhteyttä: kalvia/kalvia-1",
+     ["Laite kalvia-1 (kalvia) on ollut ilman yhteyttä 30 min, vaikka asema on auki.", "alkoi: "]),
+    ("sv", "[Palaute ALLVARLIGT] utan förbindelse: kalvia/kalvia-1",
+     ["Apparaten kalvia-1 (kalvia) har varit utan förbindelse i 30 min fast stationen är öppen.", "började: "]),
+])
+def test_alert_emails_are_written_in_the_configured_language(sessions, smtp, lang, subject, words):
+    controller, box = smtp
+    s = settings(smtp_host="127.0.0.1", smtp_port=controller.port, alert_email_to="it@county.example",
+                 alert_email_language=lang)
+    put_device(sessions, WED_10, online=False, last_seen_at=WED_10 - timedelta(minutes=30))
+    run_once(sessions, s, channels_from(s), now=WED_10)
+    (msg,) = box.messages
+    assert msg["Subject"] == subject and msg["Content-Language"] == lang
+    body = msg.get_content()
+    assert all(w in body for w in words), body
+    with sessions() as session:  # stored with its values, so any language can say it later
+        (alert,) = session.scalars(select(Alert)).all()
+    assert alert.params == {"device": "kalvia-1", "station": "kalvia", "duration": "30 min"}
+    assert alert.message.startswith("kiosk kalvia-1 at kalvia has been offline for 30 min")
+
+
+def test_the_default_alert_language_is_finnish():
+    assert settings().alert_email_language == "fi"
+
+
+def test_every_alert_text_is_in_the_catalogue_in_finnish_and_swedish():
+    from fleet_server.core import i18n
+    from fleet_server.fleet.alerts import RULE_NAMES, STATES, TEXTS
+
+    for lang in ("fi", "sv"):
+        with i18n.using(lang):
+            for text in [*TEXTS.values(), *RULE_NAMES.values(), *STATES.values()]:
+                assert i18n.gettext(text) != text or text == "test", (lang, text)
+
+
+def test_device_health_and_open_alerts_read_in_the_readers_language(sessions):
+    from fleet_server.core import i18n
+    from fleet_server.fleet.device_health import fleet_health
+
+    put_device(sessions, WED_10, online=False, last_seen_at=WED_10 - timedelta(minutes=30), clock_synced=False,
+               disk_free_mb=1234.0)
+    run_once(sessions, settings(), [], now=WED_10)
+    with sessions() as s:
+        with i18n.using("sv"):
+            (health,) = fleet_health(s, settings(), now=WED_10)
+        with i18n.using("en"):
+            (english,) = fleet_health(s, settings(), now=WED_10)
+    assert health.status.text == "utan förbindelse, bröts för 30 min sedan (apparaten meddelade avbrott)"
+    assert health.clock.text == "INTE synkroniserad" and health.disk.text == "1\u00a0234 MB ledigt"
+    assert health.alerts == ["Apparaten kalvia-1 (kalvia) har varit utan förbindelse i 30 min fast stationen är öppen."]
+    assert english.status.text == "offline since 30 min ago (Last Will)" and english.disk.text == "1,234 MB free"
