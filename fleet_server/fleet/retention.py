@@ -6,6 +6,8 @@ Run by the fleet loop's leader once an hour (``apply_retention``). The hourly ro
 - raw answers (``feedback_events``, by the answer's ``ts``): on PostgreSQL the monthly
   partitions lying wholly before the cutoff are dropped (instant, no bloat), and the
   default partition is cleaned with DELETE; on SQLite a DELETE. Default: kept for ever.
+  The web page's questionnaire responses (``received_at``) go with them: they are raw
+  answers too, and have no rollups, so their item figures for those days go as well.
 - dead letters (``received_at``, 30 days), presence history (``at``, 90 days), cleared
   alerts with their delivery rows (``cleared_at``, 365 days), resolved gaps
   (``resolved_at``, 90 days).
@@ -23,7 +25,17 @@ from sqlalchemy import Engine, delete, select
 
 from fleet_server.core.partitions import drop_partitions_before, ensure_partitions, is_partitioned
 from fleet_server.core.settings import Settings
-from fleet_server.models import Alert, AlertDelivery, DeadLetter, DevicePresence, FeedbackEvent, SeqGap, WebComment
+from fleet_server.models import (
+    Alert,
+    AlertDelivery,
+    DeadLetter,
+    DevicePresence,
+    FeedbackEvent,
+    QuestionnaireAnswer,
+    QuestionnaireResponse,
+    SeqGap,
+    WebComment,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +59,11 @@ def apply_retention(engine: Engine, settings: Settings, now: datetime) -> Retent
             if is_partitioned(conn):
                 result.dropped_partitions = drop_partitions_before(conn, before)
             result.removed["answers"] = conn.execute(delete(FeedbackEvent).where(FeedbackEvent.ts < before)).rowcount
+            # The web page's questionnaire responses are raw answers too (they have no rollups).
+            old = select(QuestionnaireResponse.id).where(QuestionnaireResponse.received_at < before)
+            conn.execute(delete(QuestionnaireAnswer).where(QuestionnaireAnswer.response_id.in_(old)))
+            result.removed["questionnaires"] = conn.execute(
+                delete(QuestionnaireResponse).where(QuestionnaireResponse.received_at < before)).rowcount
         if (before := cutoff(settings.retention_dead_letters_days)) is not None:
             result.removed["dead_letters"] = conn.execute(
                 delete(DeadLetter).where(DeadLetter.received_at < before)).rowcount

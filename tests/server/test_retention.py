@@ -45,7 +45,7 @@ def test_each_history_goes_after_its_window_and_the_rollups_stay(sessions):
         ])
     settings = load_settings(environ={}, retention_answers_days=365)
     result = apply_retention(engine, settings, NOW)
-    assert {k: v for k, v in result.removed.items() if k != "answers"} == {
+    assert {k: v for k, v in result.removed.items() if k not in ("answers", "questionnaires")} == {
         "dead_letters": 1, "presence": 1, "alerts": 1, "gaps": 1, "comments": 0}
     with sessions() as s:
         assert s.scalars(select(FeedbackEvent.seq)).all() == [2]
@@ -76,3 +76,23 @@ def test_open_comments_go_after_their_own_window_by_the_injected_clock(sessions)
         assert sorted(s.scalars(select(WebComment.text))) == ["c1", "c29"]
     later = NOW + timedelta(days=2)  # the same pass two days on: c29 is past 30 days now, c1 is not
     assert apply_retention(engine, load_settings(environ={}, retention_comments_days=30), later).removed["comments"] == 1
+
+
+def test_questionnaire_responses_go_with_the_raw_answers_and_stay_by_default(sessions):
+    from fleet_server.channels.questionnaire import store_response
+    from fleet_server.models import QuestionnaireAnswer, QuestionnaireResponse, Station
+
+    with sessions() as s, s.begin():
+        if s.get(Station, "kalvia") is None:
+            s.add(Station(id="kalvia", name="Kälviä"))
+            s.flush()
+        for days in (10, 400):
+            store_response(s, station_id="kalvia", submission_id=uuid.uuid4(), lang="fi",
+                           answers={"thl.recommend": 9, "thl.access": None}, now=NOW - timedelta(days=days))
+    engine = sessions.kw["bind"]
+    assert apply_retention(engine, load_settings(environ={}), NOW).removed.get("questionnaires") is None
+    assert apply_retention(engine, load_settings(environ={}, retention_answers_days=365), NOW).removed[
+        "questionnaires"] == 1
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(QuestionnaireResponse)) == 1
+        assert s.scalar(select(func.count()).select_from(QuestionnaireAnswer)) == 2
