@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -87,6 +88,7 @@ def intruder_attempts(port: int, username: str, password: str) -> dict:
     return outcome
 
 
+@pytest.mark.timeout(300)  # three RabbitMQ nodes start in 30 to 60 s on a busy 2-core machine
 def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk_fails_over_a_lost_node(
         tmp_path, processes, mock_pins, caplog, capsys):
     why_not = rabbitmq.available()
@@ -113,7 +115,7 @@ def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk
         "PALAUTE_BROKER_AUTH_TOKEN": token, "PALAUTE_LOG_LEVEL": "info",
     })
     server_log = tmp_path / "server.log"
-    server = processes.start([sys.executable, "-m", "fleet_server.cli", "serve"], env=env, log=server_log)
+    server = None
 
     def health() -> dict:
         try:
@@ -127,9 +129,20 @@ def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk
         started = time.monotonic()
         cluster.start()
         cluster_up_s = time.monotonic() - started
-        assert cluster.running_nodes(node_b) == sorted(n.name for n in cluster.nodes), "the nodes did not cluster"
-        wait_until(lambda: server.poll() is None and health().get("mqtt") == "connected", 60,
-                   "the ingest connected to node B through the registry's hook")
+        # The server (and its ingest) only now that every node has joined (a node opens its MQTT listener
+        # after joining): a quorum queue's members are the nodes clustered when it is declared, and an
+        # ingest session made before node C joined would not survive the loss of node A.
+        server = proc = processes.start([sys.executable, "-m", "fleet_server.cli", "serve"], env=env, log=server_log)
+        cluster.wait_ready(SERVER_USER, SERVER_PASSWORD)  # through the server's hook, so after it is up
+        cluster_ready_s = time.monotonic() - started
+        try:
+            wait_until(lambda: proc.poll() is None and health().get("mqtt") == "connected", 60,
+                       "the ingest connected to node B through the registry's hook")
+        except AssertionError:
+            said = [line for line in server_log.read_text(errors="replace").splitlines() if "ingest" in line]
+            raise AssertionError("the ingest did not connect: " + "\n".join(said[-15:]) + "\nnode B:\n"
+                                 + "\n".join(line for line in node_b.log().splitlines() if "[error]" in line)[-3000:]
+                                 ) from None
 
         config = kiosk_config(tmp_path / "kiosk", node_a.url, broker={
             "mqtt_version": "3.1.1", "fallback_urls": [node_b.url], "username": "kalvia-1", "password": secret,
@@ -143,6 +156,11 @@ def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk
         wait_until(lambda: {str(e) for e in stored(sessions)} >= before, 30,
                    "the answers published through node A stored from node B")
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACKs")
+        sessions_made = re.findall(r"ra: started cluster %2F_mqtt-subscription-(\S+) with (\d+) servers",
+                                   "".join(n.log() for n in cluster.nodes))
+        made = {name: members for name, members in sessions_made}  # the persistent sessions, each on all 3 nodes
+        assert made.pop(f"{kiosk.uplink.client_id}qos1") == "3", sessions_made
+        assert [(n.startswith("palaute-ingest-"), m) for n, m in made.items()] == [(True, "3")], sessions_made
 
         tried = intruder_attempts(node_a.mqtt_port, "lohtaja-1", other_secret)
         assert not tried["publish_acked"] and tried["publish_cut_off"], tried  # no PUBACK: the connection closed
@@ -165,12 +183,15 @@ def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk
     finally:
         if kiosk is not None:
             kiosk.close()
-        processes.stop(server)
+        if server is not None:
+            processes.stop(server)
         cluster.close()
         engine.dispose()
     with capsys.disabled():
         starts = ", ".join(f"{n.name.rsplit('-', 1)[1]} {n.started_in_s:.1f}s" for n in cluster.nodes
                            if n.started_in_s is not None)
-        print(f"\n  RabbitMQ 3.10 cluster of {len(cluster.nodes)} up in {cluster_up_s:.1f}s (MQTT listeners: {starts}); "
+        ready = ", ".join(f"{n.ready_in_s:.1f}s" for n in cluster.nodes if n.ready_in_s is not None)
+        print(f"\n  RabbitMQ 3.10 cluster of {len(cluster.nodes)} up in {cluster_up_s:.1f}s (MQTT listeners: {starts}), "
+              f"accepting MQTT sessions after {cluster_ready_s:.1f}s (nodes: {ready}); "
               f"node A stopped (SIGTERM) in {stop_s:.1f}s; the kiosk on node B with every answer acknowledged "
               f"{failover_s:.1f}s after the stop began")
