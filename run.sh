@@ -112,11 +112,12 @@ case "$verb" in
     test)
         # libatomic1: Playwright's node driver; nginx-light: `nginx -t` of deploy/nginx;
         # libpango*: WeasyPrint's PDFs (reports, posters);
-        # qemu-user-static + debootstrap: the arm64 first-boot test (tests/e2e/test_arm64_first_boot.py).
+        # qemu-user-static + debootstrap: the arm64 first-boot test (tests/e2e/test_arm64_first_boot.py);
+        # rabbitmq-server: the clustered-broker test starts its own nodes (tests/e2e/test_clustered_broker.py).
         need_debs mosquitto mosquitto-clients openssl ca-certificates systemd xvfb xauth libmtdev1 \
             libgl1 libegl1 libatomic1 chromium chromium-driver espeak-ng sox fonts-dejavu-core \
             libpango-1.0-0 libpangoft2-1.0-0 \
-            nginx-light qemu-user-static debootstrap
+            nginx-light qemu-user-static debootstrap rabbitmq-server
         ensure_venv
         # Linters first: a finding fails the run before any test starts (config in pyproject.toml).
         say "checking the code: ruff check . and mypy"
