@@ -25,6 +25,7 @@ LONG_FIRST = (
     "tests/e2e/test_updates.py",
     "tests/e2e/test_soak.py",
     "tests/e2e/test_multi_process.py",
+    "tests/e2e/test_clustered_broker.py",
     "tests/server/test_api_fuzz.py",
 )
 """Test files whose tests take a minute or more, longest first."""
