@@ -314,3 +314,24 @@ def test_a_kiosk_with_several_brokers_fails_over_when_the_one_in_use_goes_away(t
 def test_fallback_brokers_must_use_the_same_scheme(tmp_path):
     with pytest.raises(ConfigError, match="fallback_urls must all be mqtts://"):
         kiosk_config(tmp_path, "mqtts://central.example:8883", broker={"fallback_urls": ["mqtt://region.example"]})
+
+
+def test_a_kiosk_says_it_accepts_survey_links_and_applies_a_renewed_one_under_the_same_version(broker, make_kiosk):
+    from datetime import UTC, datetime
+
+    with Subscriber(broker.port) as sub:
+        kiosk = make_kiosk(broker.url)
+        status = wait_until(lambda: sub.last_status(), 10, "a status")
+        assert status["accepts"] == ["survey_link"] and "survey_link_expires" not in status
+        link = c.SurveyLink(url="https://palaute.example.fi/s/kalvia?t=first", expires=datetime(2027, 2, 1, tzinfo=UTC))
+        config = default_station_config(STATION, "Kälviä").model_copy(update={"config_version": 7, "survey_link": link})
+        publish(broker.port, TOPIC["config"], c.encode(config), retain=True)
+        wait_until(lambda: (sub.last_status() or {}).get("survey_link_expires") == "2027-02-01T00:00:00Z", 10,
+                   "the link's expiry in status")
+        renewed = config.model_copy(update={"survey_link": c.SurveyLink(
+            url="https://palaute.example.fi/s/kalvia?t=second", expires=datetime(2027, 3, 1, tzinfo=UTC))})
+        publish(broker.port, TOPIC["config"], c.encode(renewed), retain=True)
+        wait_until(lambda: (sub.last_status() or {}).get("survey_link_expires") == "2027-03-01T00:00:00Z", 10,
+                   "the renewed link's expiry")
+        assert kiosk.station_config.survey_link == renewed.survey_link and kiosk.station_config.config_version == 7
+    kiosk.close()
