@@ -100,7 +100,9 @@ def _phones(text: str, counts: dict[str, int]) -> str:
                 continue
             for j in range(min(len(run) - 1, i + 7), i - 1, -1):
                 parts = run[i:j + 1]
-                if any(_DATE_LIKE.match(p.group(0)) or _RANGE_LIKE.match(p.group(0)) for p in parts):
+                international = first.startswith(("+", "00"))  # a country code: what follows is no date
+                if not international and any(_DATE_LIKE.match(p.group(0)) or _RANGE_LIKE.match(p.group(0))
+                                             for p in parts):
                     continue
                 if _is_phone(text[run[i].start():run[j].end()]):
                     a = run[i].start()

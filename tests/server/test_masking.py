@@ -132,3 +132,16 @@ def test_masking_is_idempotent_and_keeps_its_markers(text):
 
 def test_full_width_digits_are_read_as_digits():
     assert mask("０４０ １２３ ４５６７").text == PHONE
+
+
+@given(prefix=TEXT, country=st.integers(1, 998), groups=st.lists(st.text("0123456789", min_size=2, max_size=4),
+                                                                 min_size=2, max_size=4),
+       sep=st.sampled_from([" ", "-", ""]), suffix=TEXT)
+@settings(max_examples=300, deadline=None)
+def test_any_international_number_is_masked(prefix, country, groups, sep, suffix):
+    digits = str(country) + "".join(groups)
+    if not 7 <= len(digits) <= 15:
+        return
+    phone = f"+{country} " + sep.join(groups)
+    out = mask(f"{prefix} {phone} {suffix}")
+    assert "+" + str(country) not in out.text and PHONE in out.text, (phone, out.text)
