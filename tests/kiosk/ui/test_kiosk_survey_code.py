@@ -75,7 +75,7 @@ def test_idle_and_thank_you_show_a_code_that_decodes_to_the_configured_link(make
     k.app.set_lang(lang)
     k.tap(k.face(4))
     _visible(k, "thanks")
-    shot = k.shot(f"thanks-code-{lang}")
+    shot = k.shot("thanks-code" if lang == "fi" else f"thanks-code-{lang}")
     assert decode(shot) == [URL]
     texts = [w.text for w in k.screen().walk() if hasattr(w, "text")]
     assert LINE[lang] in texts
