@@ -216,7 +216,7 @@ def make_kiosk(tmp_path):
 
 DOC_SCREENSHOTS = ("home-fi", "home-sv", "home-en", "followup", "thanks", "idle", "closed", "staff",
                    "home-fi-portrait", "followup-portrait", "staff-portrait", "staff-problems", "staff-disk-full",
-                   "idle-280", "service", "thanks-sad", "idle-code")
+                   "idle-280", "service", "thanks-sad", "idle-code", "thanks-code")
 """The screens docs/ and the README show; refreshed from a passing UI test run when
 PALAUTE_UPDATE_DOC_SCREENSHOTS=1 (so an ordinary run never dirties the work tree)."""
 
