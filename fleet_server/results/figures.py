@@ -230,6 +230,23 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
     return now, before
 
 
+def channels_used(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
+                  minimum: int) -> dict[str, tuple[str, ...]]:
+    """Per station, the answer channels (palaute_wire.contract.ANSWER_CHANNELS order) with at least
+    ``minimum`` presses in [start, end), in one query over channel_hourly. A channel with fewer is
+    not named: that it brought one or two answers is a small count too."""
+    h = ChannelHour.__table__.c
+    presses = func.sum(sum((h[c] for c in COUNT_COLUMNS[1:]), h[COUNT_COLUMNS[0]]))
+    q = _for_stations(select(h.station_id, h.channel, presses).where(h.hour >= start, h.hour < end),
+                      h.station_id, station_ids, session)
+    found: dict[str, set[str]] = defaultdict(set)
+    for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)):
+        if int(n or 0) >= max(1, minimum):
+            found[sid].add(channel)
+    order = {c: i for i, c in enumerate(ANSWER_CHANNELS)}
+    return {sid: tuple(sorted(found.get(sid, ()), key=lambda c: (order.get(c, len(order)), c))) for sid in station_ids}
+
+
 def station_hours(session: Session, station_id: str, start: datetime, end: datetime,
                   channel: str | None = None) -> dict[datetime, dict[str, int]]:
     if channel is not None:
@@ -652,6 +669,8 @@ class OverviewRow:
     """95 % Wilson interval of satisfaction (fleet_server.results.groups), None when hidden."""
     versus: str | None = None
     """lower / higher / similar than the other stations shown, or "not compared"."""
+    channels: tuple[str, ...] = ()
+    """The channels (kiosk, web, phone, sms) that brought it at least ``minimum`` presses in the period."""
 
 
 def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> list[Station]:
@@ -674,6 +693,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
         now_split = channel_totals(session, ids, period.start, period.end)
         prev_split = channel_totals(session, ids, prev.start, prev.end)
     all_hours = open_online_hours_many(session, ids, period.start, period.end)
+    channels = channels_used(session, ids, period.start, period.end, minimum)
     counted = {sid: by_kind(now_totals[sid], "c") for sid in ids}
     # One call for every station (no sums between them here: the group cascade adds those).
     current = distributions(counted, minimum, forced=[
@@ -711,6 +731,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
                 satisfaction_change=sat_change,
                 total_change=total_change,
                 counted_raw=counted[s.id],
+                channels=channels[s.id],
             )
         )
     return rows

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, SettingsDep, ensure_station_results
 from fleet_server.auth.setup import iter_routes
 from fleet_server.core import i18n
+from fleet_server.core.i18n import N_
 from fleet_server.models import Station
 from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
@@ -28,6 +29,9 @@ OVERVIEW_PAGE_ROWS = 100
 """Stations per page of the overview's table: a county fits on one page; at country scale
 (500 stations) the groups table and the group filter are the way in, and the station table
 pages (sorted over all stations, so page 2 of "lowest satisfaction" is the next 100)."""
+
+CHANNEL_NAMES = {"kiosk": N_("kiosk"), "web": N_("web survey"), "phone": N_("phone"), "sms": N_("text message")}
+"""The answer channels (palaute_wire.contract.ANSWER_CHANNELS) as the overview names them."""
 
 RangeQ = Annotated[str | None, Query(alias="range", description="today | 7d | 30d | custom")]
 FromQ = Annotated[str | None, Query(alias="from", description="custom range: first local day, YYYY-MM-DD")]
@@ -107,6 +111,7 @@ def overview(
             request, principal, nav="overview", period=period, rows=rows[first:first + OVERVIEW_PAGE_ROWS],
             sort=sort, dir=dir, minimum=settings.min_responses, base_path="/", group_rows=group_rows,
             group_choices=choices, group=group, extra_query=extra_query,
+            channel_names={c: i18n.gettext(label) for c, label in CHANNEL_NAMES.items()},
             pager={"page": page, "pages": pages, "first": first + 1, "last": min(len(rows), first + OVERVIEW_PAGE_ROWS),
                    "of": len(rows), "query": f"{period.query()}{extra_query}&sort={quote(sort)}&dir={quote(dir)}"},
         ),

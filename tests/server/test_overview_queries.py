@@ -203,3 +203,29 @@ def test_the_station_table_pages_by_100_sorted_over_all_stations(sqlite_url):
     assert rows(second) == rows(past) == ["s004", "s003", "s002", "s001", "s000"]
     assert "Stations 1–100 of 105" in first and 'dir=desc&page=2" rel="next"' in first
     assert "Stations 101–105 of 105" in second and "page=1" in second
+
+
+def test_the_overview_names_the_channels_a_station_uses(db_url):
+    """Kiosk and web answers (5 each, the minimum) are named under the station; two phone answers are
+    a small count, so the phone channel is not named."""
+    from fastapi.testclient import TestClient
+
+    from fleet_server.app import create_app
+    from fleet_server.core.settings import load_settings
+    from fleet_server.ingest.consumer import store_batch
+    from tests.support.auth_helpers import bearer
+    from tests.support.server_factories import event as make_event
+    from tests.support.server_factories import events_message
+
+    settings = load_settings(environ={}, database_url=db_url, mode="development")
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=40)
+    answers = [make_event(value=4, ts=base - timedelta(minutes=i), channel=ch)
+               for i, ch in enumerate(["kiosk"] * 5 + ["web"] * 5 + ["phone"] * 2)]
+    with TestClient(create_app(settings, start_ingest=False)) as client:
+        store_batch(client.app.state.session_factory, [events_message(answers)])
+        client.headers.update(bearer(client, "coordinator"))
+        html = client.get("/?range=today").text
+        sv = client.get("/?range=today", headers={"Accept-Language": "sv"}).text
+    assert 'data-channels="kiosk web"' in html and "kiosk, web survey" in html
+    assert "phone" not in html.split('data-channels="kiosk web"')[1].split("</small>")[0]
+    assert 'data-channels="kiosk web"' in sv
