@@ -35,6 +35,7 @@ from fleet_server.web.pages import router as pages_router
 from fleet_server.web.public_pages import install_public_pages
 from fleet_server.web.report_pages import router as report_router
 from fleet_server.web.rollouts_pages import router as rollouts_pages_router
+from fleet_server.web.stations_admin import router as stations_admin_router
 from fleet_server.web.templating import templates
 from fleet_server.web.users_pages import router as users_router
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
     app.include_router(notes_router)
     app.include_router(report_router)  # monthly reports: printable pages, PDFs, e-mail subscriptions
     app.include_router(users_router)
+    app.include_router(stations_admin_router)  # station names and groups (IT, coordinators)
     install_fleet_routes(app)
     app.include_router(kiosk_releases_router)  # release files for kiosks (device credentials)
     app.include_router(broker_hook_router)  # /broker-auth for brokers that ask over HTTP (off without a token)
