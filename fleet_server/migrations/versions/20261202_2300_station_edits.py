@@ -1,7 +1,7 @@
 """station_edits: who changed a station's names or group, when, from what to what
 
 Revision ID: 2300_station_edits
-Revises: 2400_broker_bridges
+Revises: 2000_report_subscriptions
 Create Date: 2026-12-02 23:00:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2300_station_edits"
-down_revision: str | None = "2400_broker_bridges"
+down_revision: str | None = "2000_report_subscriptions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
