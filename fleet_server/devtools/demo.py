@@ -410,6 +410,22 @@ def _get_json(url: str, headers: dict[str, str] | None = None):
         return json.load(response)
 
 
+def console_rows(stations: list[dict], devices: list[dict]) -> list[tuple[str, str, str, str]]:
+    """The console table's rows (station, devices online, answers, satisfaction) from /api/v1/stations
+    and /api/v1/devices: the server has applied the small-count rule, and a station it marks
+    ``suppressed`` shows "too few" and no satisfaction, whatever else the row holds."""
+    online: dict[str, int] = {}
+    for d in devices:
+        online[d["station_id"]] = online.get(d["station_id"], 0) + (1 if d.get("online") else 0)
+    rows = []
+    for s in stations:
+        sat, total = s.get("satisfaction"), s.get("total")
+        hidden = bool(s.get("suppressed")) or total is None
+        rows.append((s.get("name") or s["station_id"], str(online.get(s["station_id"], 0)),
+                     "too few" if hidden else str(total), "-" if hidden or sat is None else f"{sat:.0%}"))
+    return rows
+
+
 def run(options: DemoOptions) -> int:
     """Run the demo until Ctrl-C (or ``duration_s``); return a process exit code."""
     from rich.console import Console
@@ -443,18 +459,8 @@ def run(options: DemoOptions) -> int:
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 t.caption = f"server not answering: {exc}"
                 return t
-            online: dict[str, int] = {}
-            for d in devices:
-                online[d["station_id"]] = online.get(d["station_id"], 0) + (1 if d.get("online") else 0)
-            for s in stations:
-                # The server applies the small-count rule (suppressed: too few answers to show).
-                sat, total = s.get("satisfaction"), s.get("total")
-                t.add_row(
-                    s.get("name") or s["station_id"],
-                    str(online.get(s["station_id"], 0)),
-                    "too few" if s.get("suppressed") or total is None else str(total),
-                    "-" if sat is None or s.get("suppressed") else f"{sat:.0%}",
-                )
+            for row in console_rows(stations, devices):
+                t.add_row(*row)
             return t
 
         started = time.monotonic()

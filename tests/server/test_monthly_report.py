@@ -172,3 +172,13 @@ def test_heatmap_text_contrasts_with_its_cell_at_every_shade():
         rgb = [int(fill[i:i + 2], 16) for i in (1, 3, 5)]
         other = [int(ink[i:i + 2], 16) for i in (1, 3, 5)]
         assert _contrast(rgb, other) >= 4.5, (step, fill, ink)
+
+
+def test_the_demo_console_table_shows_no_satisfaction_for_three_answers(client):
+    from fleet_server.devtools.demo import console_rows
+
+    client.headers.update(bearer(client, "coordinator"))
+    stations = client.get("/api/v1/stations").json()
+    rows = {r[0]: r for r in console_rows(stations, [{"station_id": "ullava", "online": True}])}
+    assert rows["Ullava"] == ("Ullava", "1", "too few", "-")  # 3 answers: neither a count nor a share
+    assert rows["Kälviä"][2] == "60" and rows["Kälviä"][3] == "75%"
