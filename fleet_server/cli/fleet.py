@@ -120,7 +120,7 @@ def bundle_options(settings: Settings, ssh_key: Path | None = None, wheelhouse: 
         err_console.print("[yellow]warning:[/] no PALAUTE_RELEASE_PUBLIC_KEY: the kiosk will install no software "
                           "updates (palaute-server release keygen)", highlight=False)
     return BundleOptions(broker_url=url, ca_file=ca, wheelhouse=wheelhouse, ssh_authorized_keys=keys,
-                         release_public_key=settings.release_public_key)
+                         release_public_key=settings.release_public_key, mqtt_version=settings.mqtt_version)
 
 
 def _show_secret(device_id: str, secret: str, bundle: Path | None) -> None:

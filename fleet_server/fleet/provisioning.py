@@ -262,6 +262,8 @@ class BundleOptions:
     """IT's public keys for the admin account the first boot creates (none: no SSH login)."""
     admin_user: str = "palaute-admin"
     timezone: str = LOCAL_ZONE_NAME
+    mqtt_version: str = "5"
+    """The kiosk's [broker] mqtt_version: the server's PALAUTE_MQTT_VERSION (one broker, one protocol)."""
     release_public_key: str | None = None
     """The operator's release signing key (public half, PALAUTE_RELEASE_PUBLIC_KEY), written into
     kiosk.toml ``[updates]``: the kiosk's updater installs only releases it signed. None: no updates."""
@@ -289,6 +291,8 @@ def render_kiosk_toml(device: Device, options: BundleOptions) -> str:
     ]
     if tls and options.ca_file is not None:
         lines.append('ca_file = "ca.crt"')
+    if options.mqtt_version != "5":
+        lines.append(f'mqtt_version = "{options.mqtt_version}"  # the broker speaks only this (docs/operations.md)')
     lines += [
         "",
         "[outbox]",

@@ -81,6 +81,15 @@ def test_bundle_kiosk_toml_loads_with_the_kiosks_own_loader(sessions, options, t
     assert stat.S_IMODE((bundle / "broker-password").stat().st_mode) == 0o600
     assert stat.S_IMODE((bundle / "user-data").stat().st_mode) == 0o600
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o700
+    assert config.broker.mqtt_version == "5"
+
+
+def test_a_server_on_mqtt_3_1_1_gives_its_kiosks_the_same_protocol(sessions, options, tmp_path):
+    import dataclasses
+
+    device, secret = _provisioned(sessions)
+    bundle = write_bundle(tmp_path / "out", device, secret, dataclasses.replace(options, mqtt_version="3.1.1"))
+    assert load_config(bundle / "kiosk.toml").broker.mqtt_version == "3.1.1"
 
 
 def test_user_data_is_cloud_config_that_installs_the_kiosk(sessions, options, tmp_path):
