@@ -74,7 +74,11 @@ full batches). Large, so a backlog comes into the lanes (where live presses over
 of waiting in the broker's FIFO queue; the broker's own max_inflight_messages must allow it."""
 
 BAD_CREDENTIALS = (0x86, 0x87)
-"""CONNACK reason codes (bad user name or password, not authorised) that stop reconnecting."""
+"""CONNACK reason codes (bad user name or password, not authorised; 3.1.1's codes 4 and 5 read the same)."""
+AUTH_RETRY_S = 30
+"""After a refusal for credentials, reconnect this seldom (not in a hot loop) until the broker accepts.
+Not never: a broker asking an HTTP hook (RabbitMQ, go-auth) refuses everyone while the hook is down,
+e.g. during the very start of the server that answers it."""
 
 
 # --------------------------------------------------------------------- counters
@@ -227,6 +231,7 @@ class Ingestor:
         self._short_connections = 0
         self.counters = IngestCounters()
         self.fatal_error: str | None = None
+        self._auth_refusal: str | None = None  # the fatal_error a refusal for credentials set (cleared on success)
         self._session_factory = session_factory
         self._queue = IngestLanes()
         self._connected = threading.Event()
@@ -363,12 +368,18 @@ class Ingestor:
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _props: Any) -> None:
         if reason_code.is_failure:
             if reason_code.value in BAD_CREDENTIALS:
-                self.fatal_error = f"broker refused the ingest: {reason_code}"
-                _LOGGER.error("%s; not reconnecting (check PALAUTE_MQTT_USERNAME/PASSWORD)", self.fatal_error)
-                client.disconnect()
+                self.fatal_error = self._auth_refusal = f"broker refused the ingest: {reason_code}"
+                _LOGGER.error("%s; retrying every %ds (check PALAUTE_MQTT_USERNAME/PASSWORD, or the broker's auth "
+                              "hook)", self.fatal_error, AUTH_RETRY_S)
+                client.reconnect_delay_set(min_delay=AUTH_RETRY_S, max_delay=AUTH_RETRY_S)
             else:
                 _LOGGER.warning("broker refused the connection: %s; retrying", reason_code)
             return
+        if self._auth_refusal is not None:  # accepted again: back to the normal backoff
+            client.reconnect_delay_set(min_delay=1, max_delay=self.settings.mqtt_reconnect_max_s)
+            if self.fatal_error == self._auth_refusal:
+                self.fatal_error = None
+            self._auth_refusal = None
         with self._ack_lock:
             self._generation += 1
         self._connected.set()

@@ -209,3 +209,34 @@ def test_two_workers_on_a_shared_subscription_split_the_load_and_count_once(brok
         assert a.counters.received + b.counters.received == 600
     pub.loop_stop()
     assert set(stored_ids(sessions)) == ids
+
+
+def test_a_refused_ingest_retries_seldom_and_recovers_once_the_broker_accepts_it(tmp_path, sqlite_url, mocker):
+    """A broker that asks an HTTP hook refuses everyone while the hook is down (the server's own start):
+    the ingest must not give up for good, nor hammer the broker."""
+    import subprocess
+
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+    from fleet_server.devtools.local_broker import Mosquitto
+
+    mocker.patch.object(ingest_module, "AUTH_RETRY_S", 3)  # the normal backoff here: 1 s
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "someone-else", "x"], check=True)
+    passwd.chmod(0o600)
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    password = "ingest-" + "p" * 24
+    with Mosquitto(tmp_path / "auth", allow_anonymous=False, extra_config=f"password_file {passwd}") as b:
+        settings = load_settings(environ={}, mqtt_url=b.url, database_url=sqlite_url, mqtt_client_id="refused-ingest",
+                                 mqtt_username="palaute-server", mqtt_password=password, mqtt_reconnect_max_s=1)
+        with Ingestor(settings, make_session_factory(engine)) as ingest:
+            wait_until(lambda: ingest.fatal_error is not None, 10, "the refusal")
+            assert "refused" in ingest.fatal_error and not ingest.connected
+            time.sleep(4)
+            tries = b.log().count("disconnected, not authorised")
+            assert 2 <= tries <= 3, f"{tries} attempts in about 4 s at AUTH_RETRY_S = 3"
+            subprocess.run(["mosquitto_passwd", "-b", str(passwd), "palaute-server", password], check=True)
+            b.reload()
+            assert ingest.wait_subscribed(10), "the ingest did not come back once accepted"
+            assert ingest.fatal_error is None
+    engine.dispose()
