@@ -16,7 +16,7 @@ import typer
 
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import SettingsError, load_settings
-from fleet_server.results import exports
+from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
 
 export_app = typer.Typer(help="Daily figures or individual answers as CSV or XLSX.", no_args_is_help=True)
@@ -25,12 +25,14 @@ RangeOpt = Annotated[str, typer.Option("--range", help="today | 7d | 30d | custo
 FromOpt = Annotated[str | None, typer.Option("--from", help="custom: first local day, YYYY-MM-DD")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="custom: last local day, YYYY-MM-DD")]
 StationOpt = Annotated[list[str] | None, typer.Option("--station", help="repeat for several; default all")]
+GroupOpt = Annotated[str | None, typer.Option("--group", help="only the stations under this group (county, "
+                                                             "municipality or area); with --station, both must hold")]
 FormatOpt = Annotated[str, typer.Option("--format", help="csv or xlsx")]
 OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: standard output, CSV only)")]
 
 
 def _run(kind: str, range_: str, from_: str | None, to: str | None, station: list[str] | None, fmt: str,
-         output: Path | None) -> None:
+         output: Path | None, group: str | None = None) -> None:
     try:
         settings = load_settings()
         period = results.parse_period(range_, from_, to, results.today_local())
@@ -54,6 +56,14 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             typer.echo(f"error: no station {', '.join(unknown)} (known: {', '.join(known)})", err=True)
             raise typer.Exit(1)
         ids = list(station or known)
+        if group is not None:
+            with factory() as session:
+                tree = groups.load_tree(session)
+            if group not in tree.groups:
+                typer.echo(f"error: no group {group} (known: {', '.join(sorted(tree.groups)) or 'none'})", err=True)
+                raise typer.Exit(1)
+            under = set(tree.under(group))
+            ids = [sid for sid in ids if sid in under]
         header: tuple[str, ...]
         if kind == "daily":
             header = exports.DAILY_COLUMNS
@@ -74,13 +84,13 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
 
 @export_app.command("daily")
 def export_daily(range_: RangeOpt = "7d", from_: FromOpt = None, to: ToOpt = None, station: StationOpt = None,
-                 fmt: FormatOpt = "csv", output: OutOpt = None) -> None:
+                 fmt: FormatOpt = "csv", output: OutOpt = None, group: GroupOpt = None) -> None:
     """Per-station daily figures (small-count rule applied)."""
-    _run("daily", range_, from_, to, station, fmt, output)
+    _run("daily", range_, from_, to, station, fmt, output, group)
 
 
 @export_app.command("events")
 def export_events(range_: RangeOpt = "7d", from_: FromOpt = None, to: ToOpt = None, station: StationOpt = None,
-                  fmt: FormatOpt = "csv", output: OutOpt = None) -> None:
+                  fmt: FormatOpt = "csv", output: OutOpt = None, group: GroupOpt = None) -> None:
     """One row per answer (individual answers: keep the file inside the county)."""
-    _run("events", range_, from_, to, station, fmt, output)
+    _run("events", range_, from_, to, station, fmt, output, group)

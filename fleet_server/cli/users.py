@@ -75,12 +75,16 @@ def user_add(
     name: str,
     role: str = typer.Option(..., "--role", help=ROLE_HELP),
     station: str | None = typer.Option(None, "--station", help="staff only: the station they work at"),
+    group: str | None = typer.Option(
+        None, "--group", help="staff only, instead of --station: a group (county, municipality or area); "
+        "they see every station under it"),
 ) -> None:
     """Create a user; the password is prompted (or read from standard input)."""
     password = _read_password()
     with _changing() as session:
-        user = add_user(session, name, role, password, station)
-    typer.echo(f"user {user.username} added ({user.role}{', ' + user.station_id if user.station_id else ''})")
+        user = add_user(session, name, role, password, station, group)
+    where = user.station_id or (f"group {user.group_id}" if user.group_id else "")
+    typer.echo(f"user {user.username} added ({user.role}{', ' + where if where else ''})")
 
 
 @user_app.command("list")
@@ -88,7 +92,8 @@ def user_list() -> None:
     with _session() as session:
         for u in session.scalars(select(User).order_by(User.username)):
             state = "active" if u.active else "disabled"
-            typer.echo(f"{u.username}\t{u.role}\t{u.station_id or '-'}\t{state}")
+            where = u.station_id or (f"group:{u.group_id}" if u.group_id else "-")
+            typer.echo(f"{u.username}\t{u.role}\t{where}\t{state}")
 
 
 @user_app.command("passwd")
