@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
-from fleet_server.models import Station, StationGroup, StationNote
+from fleet_server.models import Station, StationGroup, StationHour, StationNote
 from fleet_server.results import figures
 from fleet_server.results.groups import Tree, load_tree
 from fleet_server.results.small_counts import SATISFIED, SMILEYS, Group, suppress
@@ -202,10 +202,33 @@ def cascade(tree: Tree, counts: Mapping[str, Mapping[int, int]], public: set[Key
     return out
 
 
-def _counted(session: Session, station_ids: list[str], span: Span) -> dict[str, dict[int, int]]:
-    period = span.period
-    totals = figures.station_totals(session, station_ids, period.start, period.end)
-    return {sid: figures.by_kind(cols, "c") for sid, cols in totals.items()}
+def counted(session: Session, station_ids: list[str], periods: list[Span]) -> dict[str, dict[str, dict[int, int]]]:
+    """{period key: {station: {smiley: counted answers}}} for every station, in one scan of the rollups.
+
+    The periods overlap (90 days holds 30), so the time line is cut at every period's edge into
+    disjoint segments, the rollups are summed per station and segment (one CASE per row), and
+    each period adds up its segments.
+    """
+    h = StationHour
+    edges = sorted({p.period.start for p in periods} | {p.period.end for p in periods})
+    segment = case(*((h.hour < edge, i) for i, edge in enumerate(edges[1:])), else_=len(edges) - 1).label("segment")
+    query = (select(h.station_id, segment, *(func.sum(getattr(h, f"c{v}")) for v in SMILEYS))
+             .where(h.hour >= edges[0], h.hour < edges[-1]).group_by(h.station_id, segment))
+    per_segment: dict[str, dict[int, tuple[int, ...]]] = {sid: {} for sid in station_ids}
+    for sid, seg, *values in session.execute(query):
+        if sid in per_segment:
+            per_segment[sid][int(seg)] = tuple(int(n or 0) for n in values)
+    out: dict[str, dict[str, dict[int, int]]] = {}
+    for p in periods:
+        first, last = edges.index(p.period.start), edges.index(p.period.end)
+        out[p.key] = {}
+        for sid, segs in per_segment.items():
+            acc = dict.fromkeys(SMILEYS, 0)
+            for i in range(first, last):
+                for v, n in zip(SMILEYS, segs.get(i, (0, 0, 0, 0)), strict=True):
+                    acc[v] += n
+            out[p.key][sid] = acc
+    return out
 
 
 def public_notes(session: Session, station_ids: Iterable[str], today: date) -> dict[str, list[PublicNote]]:
@@ -251,9 +274,10 @@ def build_snapshot(session: Session, minimum: int, *, today: date | None = None)
     public = set(entities)
     out: dict[Key, dict[str, Figure]] = {key: {} for key in public}
     if public:
-        ids = list(stations)
-        for span in (*windows, *months):
-            for key, fig in cascade(tree, _counted(session, ids, span), public, minimum).items():
+        periods = [*windows, *months]
+        answers = counted(session, list(stations), periods)
+        for span in periods:
+            for key, fig in cascade(tree, answers[span.key], public, minimum).items():
                 out[key][span.key] = fig
     return Snapshot(
         made_at=utcnow(), today=today, minimum=minimum, windows=windows, months=months,
@@ -288,5 +312,5 @@ def month_figure(session: Session, station_id: str, month: Span, minimum: int) -
     public: set[Key] = {("station", sid) for sid in session.scalars(select(Station.id).where(Station.public_page))}
     public |= {("group", gid) for gid in session.scalars(select(StationGroup.id).where(StationGroup.public_page))}
     public.add(("station", station_id))
-    counts = _counted(session, list(tree.station_group), month)
+    counts = counted(session, list(tree.station_group), [month])[month.key]
     return cascade(tree, counts, public, minimum)[("station", station_id)]

@@ -15,9 +15,10 @@ Variants of each page:
 and the same under ``/public/groups/<id>``; ``/public`` and ``/public/data.json`` list them all.
 
 Speed: the figures of all public pages are one ``Snapshot`` and each answer's bytes are kept, both
-in a small in-process cache (``PublicCache``) for ``PALAUTE_PUBLIC_CACHE_S`` seconds (60). When an
-entry is older, one request rebuilds it while the others keep getting the old one, so no reader
-waits for the database. A change made on /public-pages clears this process's cache at once; other
+in a small in-process cache (``PublicCache``) for ``PALAUTE_PUBLIC_CACHE_S`` seconds (60). When the
+snapshot is older, a background thread rebuilds it while every reader keeps getting the old one
+(a page older than its snapshot is rendered again by its next reader, a few milliseconds), so only
+the first reader after a start (or after a coordinator's change) waits for the database. A change made on /public-pages clears this process's cache at once; other
 server processes of the same deployment show it when their entries expire (at most
 ``public_cache_s`` later), as they do new answers and notes.
 """
@@ -98,8 +99,13 @@ class PublicCache:
             self._entries.clear()
             self._generation += 1
 
-    def get(self, key: Any, build: Callable[[], Any], valid: Callable[[Any], bool] | None = None) -> Any:
-        """The value of ``key``, built by ``build`` when missing, older than the TTL or not ``valid``."""
+    def get(self, key: Any, build: Callable[[], Any], valid: Callable[[Any], bool] | None = None,
+            background: bool = False) -> Any:
+        """The value of ``key``, built by ``build`` when missing, older than the TTL or not ``valid``.
+
+        A stale value is returned while one thread rebuilds it; with ``background`` that thread is a
+        new one, so no reader waits (only the very first build of a key is waited for).
+        """
         while True:
             with self._lock:
                 entry = self._entries.get(key)
@@ -113,6 +119,13 @@ class PublicCache:
                     generation = self._generation
                     break
             waiting.wait(30)  # the first build of this key is under way: take its result
+        if entry is not None and background and self.ttl_s > 0:
+            threading.Thread(target=self._build, args=(key, build, done, generation), daemon=True,
+                             name="public-cache").start()
+            return entry.value
+        return self._build(key, build, done, generation)
+
+    def _build(self, key: Any, build: Callable[[], Any], done: threading.Event, generation: int) -> Any:
         try:
             value = build()
             with self._lock:
@@ -150,7 +163,7 @@ def snapshot(request: Request) -> public.Snapshot:
         snap.serial = next(_SERIALS)
         return snap
 
-    return _cache(request).get("snapshot", build)
+    return _cache(request).get("snapshot", build, background=True)
 
 
 def _cached(request: Request, key: Any, snap: public.Snapshot, build: Callable[[], bytes]) -> bytes:
@@ -212,9 +225,10 @@ def _page_context(request: Request, snap: public.Snapshot, entity: public.Entity
     }
 
 
-def _html(request: Request, template: str, context: dict[str, Any], lang: str) -> bytes:
+def _html(request: Request, template: str, context: Callable[[], dict[str, Any]], lang: str) -> bytes:
+    """The page in ``lang``: its context is built in that language too (labels, month names)."""
     i18n.current_lang.set(lang)
-    return templates.get_template(template).render({"request": request, **context}).encode()
+    return templates.get_template(template).render({"request": request, **context()}).encode()
 
 
 def _frame_policy(settings: Settings) -> str:
@@ -287,7 +301,7 @@ def public_index(request: Request, lang: Annotated[str | None, Query(max_length=
     def build() -> bytes:
         entities = sorted(snap.entities.values(), key=lambda e: (e.kind != "group", e.name(code)))
         fig30 = {k: snap.figures[k][snap.windows[0].key] for k in snap.entities}
-        return _html(request, "public/index.html", {
+        return _html(request, "public/index.html", lambda: {
             "principal": None, "lang_code": code, "entities": entities, "fig30": fig30, "path": "/public",
             "languages": [(c, i18n.LANGUAGE_NAMES[c]) for c in i18n.LANGUAGES], "made_at": snap.made_at,
             "minimum": snap.minimum}, code)
@@ -326,7 +340,7 @@ def _page(request: Request, kinds: str, entity_id: str, lang: str | None, varian
     code = _lang(request, lang)
     template = "public/embed.html" if variant == "embed" else "public/page.html"
     body = _cached(request, (variant, kind, entity_id, code), snap,
-                   lambda: _html(request, template, _page_context(request, snap, entity, code), code))
+                   lambda: _html(request, template, lambda: _page_context(request, snap, entity, code), code))
     return _respond(request, body, "text/html; charset=utf-8", code, embed=variant == "embed")
 
 

@@ -172,6 +172,11 @@ def test_notes_show_under_what_changed_in_the_page_language(client):
     assert notes.index("Odotustilaan") < notes.index("Vi lade till")  # newest first
     fi = client.get("/public/stations/kalvia", headers={"accept-language": "fi-FI,fi;q=0.9"}).text
     assert "Mitä palautteenne ansiosta muuttui" in fi and '<html lang="fi">' in fi
+    assert "Viimeiset 30 päivää" in fi and "Viimeiset 90 päivää" in fi and "Last 30 days" not in fi
+    month = figures.today_local().replace(day=1) - timedelta(days=1)
+    from babel.dates import format_date
+
+    assert format_date(month, format="LLLL yyyy", locale="fi_FI") in fi  # month names in the page's language
     # The group page carries its public stations' notes, named.
     group = client.get("/public/groups/kokkola-city?lang=fi").text
     assert "Odotustilaan tuli lisää tuoleja." in group and "Kälviän terveysasema" in group
@@ -408,3 +413,26 @@ def test_poster_is_for_coordinators(client):
     assert client.get("/stations/kalvia/poster.pdf").status_code == 403
     client.cookies.clear()
     assert client.get("/stations/kalvia/poster.pdf", follow_redirects=False).status_code == 303
+
+
+def test_a_stale_snapshot_is_rebuilt_in_the_background_while_readers_get_the_old_one():
+    import threading as th
+
+    now = [0.0]
+    cache = PublicCache(10, clock=lambda: now[0])
+    assert cache.get("snap", lambda: "one", background=True) == "one"  # the first build is waited for
+    now[0] = 11
+    release = th.Event()
+
+    def slow():
+        release.wait(5)
+        return "two"
+
+    assert cache.get("snap", slow, background=True) == "one"  # returns at once, the old value
+    assert cache.get("snap", lambda: "never", background=True) == "one"  # still rebuilding
+    release.set()
+    for _ in range(100):
+        if cache.get("snap", lambda: "never", background=True) == "two":
+            break
+        th.Event().wait(0.02)
+    assert cache.get("snap", lambda: "never", background=True) == "two"
