@@ -144,7 +144,21 @@ def totals_table(session: Session, station_ids: Sequence[str], period: Period, m
     stations = stations_visible(session, station_ids)
     tree = grouping.load_tree(session)
     rows = overview(session, stations, period, minimum, channel)
-    group_rows = grouping.apply_to_overview(rows, tree, minimum)
+    hidden_groups: list[str] = []
+    if channel is not None:  # a group's channel figure, hidden where the split of its all-channel figure hides it
+        from fleet_server.results.figures import channel_totals
+        from fleet_server.results.small_counts import split_hides
+
+        split = channel_totals(session, [st.id for st in stations], period.start, period.end)
+        for gid in tree.groups:
+            inside = [sid for sid in tree.under(gid) if sid in split]
+            per_channel: dict[str, int] = {}
+            for sid in inside:
+                for ch, cols in split[sid].items():
+                    per_channel[ch] = per_channel.get(ch, 0) + sum(cols.get(f"c{v}", 0) for v in (1, 2, 3, 4))
+            if split_hides(per_channel, channel, minimum):
+                hidden_groups.append(gid)
+    group_rows = grouping.apply_to_overview(rows, tree, minimum, hidden_groups=hidden_groups)
     lang = i18n.lang()
 
     def parent_name(group_id: str | None) -> str:

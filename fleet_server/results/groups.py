@@ -127,12 +127,14 @@ def _dist(counts: dict[int, int] | None, minimum: int) -> dict:
 
 
 def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
-            within: str | None = None, hidden_stations: Sequence[str] = ()) -> tuple[dict[str, dict], list[GroupRow]]:
+            within: str | None = None, hidden_stations: Sequence[str] = (),
+            hidden_groups: Sequence[str] = ()) -> tuple[dict[str, dict], list[GroupRow]]:
     """Station and group distributions with the small-count rule applied through the hierarchy.
 
     ``station_counts``: counted answers per smiley of every station shown. ``within``: only
     this group and what is below it (the group filter). ``hidden_stations``: hidden whatever their
-    count (one channel's figure that the split by channel hides). Returns (station dists, group rows
+    count (one channel's figure that the split by channel hides); ``hidden_groups`` the same for
+    groups. Returns (station dists, group rows
     from the top down).
     """
     shown_stations = set(station_counts)
@@ -169,7 +171,8 @@ def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
                       + [("s", s) for s in tree.stations.get(gid, []) if s in shown_stations])
         if parts:
             equations.append(Group(("g", gid), parts))
-    hidden = suppress(values, equations, minimum, [("s", sid) for sid in hidden_stations])
+    hidden = suppress(values, equations, minimum, [*(("s", sid) for sid in hidden_stations),
+                                                   *(("g", gid) for gid in hidden_groups if gid in group_counts)])
     station_dists = {sid: _dist(None if ("s", sid) in hidden else c, minimum) for sid, c in station_counts.items()}
     lang = i18n.lang()
     rows = []
@@ -231,11 +234,13 @@ def group_choices(tree: Tree, visible: Sequence[str]) -> list[tuple[str, str, in
     return [(r.group_id, r.name, r.depth) for r in rows]
 
 
-def apply_to_overview(rows: list, tree: Tree, minimum: int, within: str | None = None) -> list[GroupRow]:
+def apply_to_overview(rows: list, tree: Tree, minimum: int, within: str | None = None,
+                      hidden_groups: Sequence[str] = ()) -> list[GroupRow]:
     """Cascade the rule over the overview's station rows (hiding more where a group total would
     give one away), add each shown station's interval and comparison; return the group rows."""
     counts = {r.station_id: r.counted_raw for r in rows}
-    dists, group_rows = cascade(tree, counts, minimum, within, [r.station_id for r in rows if r.dist["hidden"]])
+    dists, group_rows = cascade(tree, counts, minimum, within, [r.station_id for r in rows if r.dist["hidden"]],
+                                hidden_groups)
     for r in rows:
         if dists[r.station_id]["hidden"] and not r.dist["hidden"]:  # secondary: hidden for the group's sake
             r.dist = dists[r.station_id]

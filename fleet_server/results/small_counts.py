@@ -306,7 +306,7 @@ def render(value: float | None, fmt: str = "{}") -> str:
     return TOO_FEW if value is None else fmt.format(value)
 
 
-def split_hides(counts_by_part: Mapping[Hashable, int], part: Hashable, minimum: int) -> bool:
+def split_hides(counts_by_part: Mapping[K, int], part: K, minimum: int) -> bool:
     """Does the split of a published figure into parts (channels) hide ``part``'s count?
 
     The all-channel figure is published, so a split by channel hides one more channel where a
@@ -314,7 +314,7 @@ def split_hides(counts_by_part: Mapping[Hashable, int], part: Hashable, minimum:
     shows one channel alone must hide what the split hides, or that channel's count could be
     taken from the all-channel figure minus the others. Parts with no answers are not in the split.
     """
-    used = {key: int(n) for key, n in counts_by_part.items() if n}
+    used: dict[Hashable, int] = {key: int(n) for key, n in counts_by_part.items() if n}
     if not used.get(part):
         return False
     values: dict[Hashable, int] = {**used, ("all",): sum(used.values())}

@@ -183,3 +183,26 @@ def test_pages_exports_and_the_api_take_a_channel(client):
     day_file = client.get("/api/v1/exports/daily.csv?range=7d&csv=plain&station=kalvia&channel=web", headers=headers)
     day_rows = list(csv.DictReader(io.StringIO(day_file.text.lstrip("\ufeff"))))
     assert day_rows and {r["channel"] for r in day_rows} == {"web"}
+
+
+def test_a_groups_channel_figure_is_hidden_where_its_split_by_channel_hides_it(seeded):
+    """Group soite: kiosk many, web 52 (40 + 12), phone 3. The web export hides the group's web figure
+    (else the all-channel and kiosk files would give phone's 3 by subtraction); kiosk's stays."""
+    from fleet_server.models import StationGroup
+    from fleet_server.results.exports import totals_table
+
+    with seeded() as s:
+        s.add(StationGroup(id="soite", kind="county", name="Soite"))
+        s.flush()
+        for sid in ("kalvia", "lohtaja"):
+            s.get(Station, sid).group_id = "soite"
+        s.commit()
+    period = _period()
+    with seeded() as s:
+        def group_responses(channel):
+            rows = [r for r in totals_table(s, ["kalvia", "lohtaja"], period, MINIMUM, channel) if r[1] == "soite"]
+            return rows[0][6]
+
+        everything, kiosk, web = group_responses(None), group_responses("kiosk"), group_responses("web")
+    assert everything is not None and kiosk is not None and web is None
+    assert everything - kiosk == 52 + 3, "what the files give away together: web and phone combined, not phone"
