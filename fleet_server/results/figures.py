@@ -705,8 +705,8 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
     for s in stations:
         cur, before = current[s.id], previous[s.id]
         presses = sum(all_presses(now_totals[s.id]).values())
-        if channel is not None and channel_guard(now_split[s.id], channel, minimum, "all"):
-            presses = 0
+        presses_hidden = presses < minimum or (
+            channel is not None and channel_guard(now_split[s.id], channel, minimum, "all"))
         hours = all_hours[s.id]
         per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
         sat_change = (
@@ -725,7 +725,7 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
                 name=s.name_in(lang),
                 dist=cur,
                 previous=before,
-                presses=presses if presses >= minimum else None,
+                presses=None if presses_hidden else presses,
                 open_online_hours=hours,
                 per_hour=per_hour,
                 satisfaction_change=sat_change,
