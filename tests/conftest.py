@@ -16,9 +16,8 @@ from fleet_server.devtools.local_broker import Mosquitto
 from tests.support.processes import Processes
 
 # --------------------------------------------------------------------- scheduling
-# bash run.sh test runs the suite on several pytest-xdist workers (--dist loadgroup). The
-# longest tests start first so that no worker is left with a long one at the end, and a module
-# whose module-scoped fixture is expensive (wheels built once) stays on one worker.
+# bash run.sh test runs the suite on several pytest-xdist workers. The longest tests start
+# first, so that no worker is left with a long one at the end while the others idle.
 
 LONG_FIRST = (
     "tests/e2e/test_arm64_first_boot.py",
@@ -29,7 +28,6 @@ LONG_FIRST = (
     "tests/server/test_api_fuzz.py",
 )
 """Test files whose tests take a minute or more, longest first."""
-ONE_WORKER = ("tests/e2e/test_updates.py",)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,9 +36,6 @@ def pytest_collection_modifyitems(config, items):
         return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their order
-    for item in items:
-        if item.nodeid.split("::", 1)[0] in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture
