@@ -175,13 +175,24 @@ def test_coordinator_staff_and_it_journeys_in_finnish_and_swedish_pass_axe(serve
             phone.context.close()
             ctx.close()
 
-            # IT, in Finnish: devices, one kiosk, a station's settings; the admin's users page.
-            for user, paths in (("tuki", ("/", "/devices", "/devices/kalvia-1", "/stations/kalvia/config")),
+            # IT, in Finnish: devices, one kiosk, a station's settings, a station's names; the admin's users page.
+            for user, paths in (("tuki", ("/", "/devices", "/devices/kalvia-1", "/stations/kalvia/config",
+                                          "/manage/stations", "/manage/stations/kalvia")),
                                 ("paakayttaja", ("/", "/users"))):
                 ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True, locale="fi-FI")
                 page = ctx.new_page()
                 page.set_default_timeout(15_000)
                 _sign_in(page, base, user, "fi")
+                if user == "tuki":  # the Swedish name of Kälviä, from the station list
+                    page.click("nav a[href='/manage/stations']")
+                    expect(page.locator("h1")).to_have_text("Asemat")
+                    page.click("tr[data-station=kalvia] a")
+                    expect(page.locator("h1")).to_contain_text("Kälviän terveysasema")
+                    page.fill("input[name=name_sv]", "Kelviå vårdcentral")
+                    page.click("form[data-testid=station-edit] button[type=submit]")
+                    expect(page.locator("p.ok[role=status]")).to_have_text("Tallennettu.")
+                    expect(page.locator("input[name=name_sv]")).to_have_value("Kelviå vårdcentral")
+                    expect(page.locator("table[data-testid=station-history] tbody tr").first).to_contain_text("tuki")
                 phone = _pair(browser, ctx)
                 for path in paths:
                     _check(page, phone, base, path, problems)
