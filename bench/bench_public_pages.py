@@ -11,7 +11,8 @@ fi/sv/en, the embed variant and the open-data JSON, at --rate per second for --s
 (no coordinated omission).
 
 Phases: the normal server (PALAUTE_PUBLIC_CACHE_S=60), warmed up first with one request per URL
-(the first builds the figures: printed apart, as a cold start's cost), then timed; then for contrast the same load for a shorter time with the cache off
+(the first builds the figures: printed apart, as a cold start's cost), then timed, then the same
+rate at a small static file of the same server (the floor: what the HTTP stack alone costs); then for contrast the same load for a shorter time with the cache off
 (PALAUTE_PUBLIC_CACHE_S=0: every request rebuilds the figures of every public page).
 
 The load generator runs on the same 2 cores as the server; wrk and oha are not in Debian 12
@@ -236,6 +237,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--uncached-seconds", type=float, default=10, help="0: skip the phase without the cache")
+    parser.add_argument("--floor-seconds", type=float, default=10, help="0: skip the static-file floor")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--stations", type=int, default=len(SAMPLE_STATIONS))
     parser.add_argument("--days", type=int, default=400)
@@ -263,6 +265,12 @@ def main() -> None:
                 print(f"  server CPU: {used * 1000 / max(1, len(result['latencies'])):.2f} ms per request "
                       f"({used / result['elapsed'] * 100:.0f} % of one core); machine load average "
                       f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+                if cache_s > 0 and args.floor_seconds > 0:  # the same server sending a small static file
+                    before = cpu_s(proc.pid)
+                    floor = load(port, ["/static/public.css"], args.rate, args.floor_seconds, args.workers)
+                    used = cpu_s(proc.pid) - before
+                    report("floor: GET /static/public.css, same server, same rate", floor, args.rate)
+                    print(f"  server CPU: {used * 1000 / max(1, len(floor['latencies'])):.2f} ms per request")
             finally:
                 proc.terminate()
                 proc.wait(10)

@@ -35,6 +35,7 @@ from typing import Annotated, Any
 
 from babel.dates import format_date
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -93,6 +94,14 @@ class PublicCache:
         self._generation = 0
         self.builds = 0
         """How many times a value was built (tests and the benchmark read it)."""
+
+    def peek(self, key: Any, valid: Callable[[Any], bool] | None = None) -> Any:
+        """The value of ``key`` if it is fresh (and ``valid``), else None; never builds."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry.made < self.ttl_s and (valid is None or valid(entry.value)):
+                return entry.value
+            return None
 
     def clear(self) -> None:
         with self._lock:
@@ -328,38 +337,68 @@ def public_index_json(request: Request) -> Response:
     return _respond(request, _cached(request, ("index.json",), snap, build), "application/json", None)
 
 
-def _page(request: Request, kinds: str, entity_id: str, lang: str | None, variant: str) -> Response:
+@dataclass(frozen=True)
+class _Parts:
+    """What one public page is: its cache key, how to build it, how to send it."""
+
+    key: tuple
+    build: Callable[[], bytes]
+    media: str
+    lang: str | None
+    embed: bool
+
+
+def _parts(request: Request, kinds: str, entity_id: str, lang: str | None, variant: str,
+           snap: public.Snapshot) -> _Parts:
     kind = KINDS.get(kinds)
     if kind is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("Not found"))
-    snap = snapshot(request)
     entity = _entity_or_404(snap, kind, entity_id)
     if variant == "json":
-        body = _cached(request, ("json", kind, entity_id), snap, lambda: _dumps(_entity_json(request, snap, entity)))
-        return _respond(request, body, "application/json", None)
+        return _Parts(("json", kind, entity_id), lambda: _dumps(_entity_json(request, snap, entity)),
+                      "application/json", None, False)
     code = _lang(request, lang)
     template = "public/embed.html" if variant == "embed" else "public/page.html"
-    body = _cached(request, (variant, kind, entity_id, code), snap,
-                   lambda: _html(request, template, lambda: _page_context(request, snap, entity, code), code))
-    return _respond(request, body, "text/html; charset=utf-8", code, embed=variant == "embed")
+    return _Parts((variant, kind, entity_id, code),
+                  lambda: _html(request, template, lambda: _page_context(request, snap, entity, code), code),
+                  "text/html; charset=utf-8", code, variant == "embed")
+
+
+def _page(request: Request, kinds: str, entity_id: str, lang: str | None, variant: str) -> Response:
+    snap = snapshot(request)
+    parts = _parts(request, kinds, entity_id, lang, variant, snap)
+    return _respond(request, _cached(request, parts.key, snap, parts.build), parts.media, parts.lang,
+                    embed=parts.embed)
+
+
+async def _serve(request: Request, kinds: str, entity_id: str, lang: str | None, variant: str) -> Response:
+    """A page from the cache on the event loop (no thread hop); a build goes to the thread pool."""
+    cache = _cache(request)
+    snap = cache.peek("snapshot")  # only a fresh one: anything else may wait, so it goes to a thread
+    if snap is not None:
+        parts = _parts(request, kinds, entity_id, lang, variant, snap)
+        kept = cache.peek(parts.key, valid=lambda v: v[0] == snap.serial)
+        if kept is not None:
+            return _respond(request, kept[1], parts.media, parts.lang, embed=parts.embed)
+    return await run_in_threadpool(_page, request, kinds, entity_id, lang, variant)
 
 
 LangQ = Annotated[str | None, Query(max_length=5, description="fi | sv | en")]
 
 
 @router.get("/public/{kinds}/{entity_id}", response_class=HTMLResponse)
-def public_page(request: Request, kinds: str, entity_id: str, lang: LangQ = None) -> Response:
-    return _page(request, kinds, entity_id, lang, "page")
+async def public_page(request: Request, kinds: str, entity_id: str, lang: LangQ = None) -> Response:
+    return await _serve(request, kinds, entity_id, lang, "page")
 
 
 @router.get("/public/{kinds}/{entity_id}/embed", response_class=HTMLResponse)
-def public_embed(request: Request, kinds: str, entity_id: str, lang: LangQ = None) -> Response:
-    return _page(request, kinds, entity_id, lang, "embed")
+async def public_embed(request: Request, kinds: str, entity_id: str, lang: LangQ = None) -> Response:
+    return await _serve(request, kinds, entity_id, lang, "embed")
 
 
 @router.get("/public/{kinds}/{entity_id}/data.json")
-def public_json(request: Request, kinds: str, entity_id: str) -> Response:
-    return _page(request, kinds, entity_id, None, "json")
+async def public_json(request: Request, kinds: str, entity_id: str) -> Response:
+    return await _serve(request, kinds, entity_id, None, "json")
 
 
 # --------------------------------------------------------------------- the coordinators' settings
