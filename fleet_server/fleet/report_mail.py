@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from email.message import EmailMessage
 
 from sqlalchemy import delete, select, update
@@ -44,7 +46,10 @@ from palaute_wire.opening_hours import LOCAL_TZ
 _LOGGER = logging.getLogger(__name__)
 
 MAX_PER_PASS = 20
-"""Reports made and sent in one pass (a PDF takes about a second); the rest wait for the next pass."""
+"""Reports sent in one pass at most; the rest wait for the next pass."""
+PASS_BUDGET_S = 20.0
+"""A pass starts no new report after this long (a county's PDF takes seconds: bench/bench_monthly_report.py),
+so the alert rules the same fleet loop runs are not held up; the rest go in the next pass."""
 MAX_ATTEMPTS = 30
 """After this many failures a delivery is left alone (the reports page shows its last error)."""
 EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -120,10 +125,10 @@ def due_month(now: datetime, send_hour: int) -> tuple[date, datetime]:
     1st whose ``send_hour`` has passed in local time."""
     local = now.astimezone(LOCAL_TZ)
     first = local.date().replace(day=1)
-    due = datetime.combine(first, time(send_hour), LOCAL_TZ)
+    due = datetime.combine(first, day_time(send_hour), LOCAL_TZ)
     if local < due:
         first = (first - timedelta(days=1)).replace(day=1)
-        due = datetime.combine(first, time(send_hour), LOCAL_TZ)
+        due = datetime.combine(first, day_time(send_hour), LOCAL_TZ)
     return last_full_month(first + timedelta(days=1)), due
 
 
@@ -149,11 +154,12 @@ class Made:
     filename: str
     subject: str
     body: str
+    """The summary; ``message`` adds the subscriber's own footer."""
 
 
 def make_report(session: Session, subscription: ReportSubscription, month: date, minimum: int,
                 now: datetime) -> Made:
-    """The subscription's report for ``month`` in its language."""
+    """The subscription's report for ``month`` in its language (the same for every subscriber of it)."""
     from fleet_server.results import monthly_report as reports
     from fleet_server.web import report_render
     from fleet_server.web.templating import pct
@@ -167,12 +173,9 @@ def make_report(session: Session, subscription: ReportSubscription, month: date,
         label = report_render.month_label(month)
         total = report.headline["total"]
         too_few = i18n.gettext("too few responses")
-        body = "\n\n".join([
-            i18n.gettext(BODY).format(name=scope.name, month=label,
-                                      total=too_few if total is None else i18n.number(total),
-                                      satisfaction=re.sub("<[^>]+>", "", str(pct(report.headline["satisfaction"])))),
-            i18n.gettext(FOOTER).format(email=subscription.email),
-        ])
+        body = i18n.gettext(BODY).format(name=scope.name, month=label,
+                                         total=too_few if total is None else i18n.number(total),
+                                         satisfaction=re.sub("<[^>]+>", "", str(pct(report.headline["satisfaction"]))))
         return Made(report_render.report_pdf(report), report_render.filename(report),
                     i18n.gettext(SUBJECT).format(name=scope.name, month=label), body)
 
@@ -182,7 +185,9 @@ def message(settings: Settings, subscription: ReportSubscription, made: Made) ->
     msg["Subject"] = made.subject
     msg["From"] = settings.alert_email_from
     msg["To"] = subscription.email
-    msg.set_content(made.body)
+    with i18n.using(subscription.language):
+        footer = i18n.gettext(FOOTER).format(email=subscription.email)
+    msg.set_content(f"{made.body}\n\n{footer}")
     msg.add_attachment(made.pdf, maintype="application", subtype="pdf", filename=made.filename)
     msg["Content-Language"] = subscription.language  # after: making it multipart moves Content-* headers in
     return msg
@@ -200,9 +205,14 @@ def _claim_one(session: Session, now: datetime) -> ReportDelivery | None:
 
 def deliver(session_factory: sessionmaker[Session], settings: Settings, now: datetime,
             send: Callable[[Settings, EmailMessage], None] = send_mail) -> int:
-    """Make and send the due reports, each in its own transaction; how many went out."""
+    """Make and send the due reports, each in its own transaction; how many went out. Subscribers of
+    the same report in the same language share one PDF; no new one is started after PASS_BUDGET_S."""
     sent = 0
+    made: dict[tuple, Made] = {}
+    started = time.monotonic()
     for _ in range(MAX_PER_PASS):
+        if time.monotonic() - started > PASS_BUDGET_S:
+            break
         with session_factory() as session, session.begin():
             row = _claim_one(session, now)
             if row is None:
@@ -210,8 +220,10 @@ def deliver(session_factory: sessionmaker[Session], settings: Settings, now: dat
             subscription = session.get(ReportSubscription, row.subscription_id)
             try:
                 assert subscription is not None  # deleting it deletes its rows
-                send(settings, message(settings, subscription, make_report(
-                    session, subscription, row.month, settings.min_responses, now)))
+                key = (subscription.station_id, subscription.group_id, subscription.language, row.month)
+                if key not in made:
+                    made[key] = make_report(session, subscription, row.month, settings.min_responses, now)
+                send(settings, message(settings, subscription, made[key]))
             except Exception as exc:  # noqa: BLE001 - any failure: this row waits and is retried
                 row.attempts += 1
                 row.next_attempt_at = now + retry_delay(settings, row.attempts)

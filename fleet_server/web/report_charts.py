@@ -1,7 +1,7 @@
 """The monthly report's charts as inline SVG, drawn on the server: the same drawing on the
 printed page and in the PDF (WeasyPrint draws SVG itself; no JavaScript anywhere).
 
-Figures hidden by the small-count rule are drawn as hatched stubs labelled ``<N`` (N the
+Figures hidden by the small-count rule are drawn as grey stubs labelled ``<N`` (N the
 minimum), explained by the legend under each chart; every count is written on the chart
 as well as drawn, so colour and size are never the only carriers of a figure.
 """
@@ -19,8 +19,8 @@ WIDTH = 680
 BLUE = (33, 102, 172)
 LINE = "#b35806"
 TEXT = "#1b1f24"
-HATCH = """<pattern id="{id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
-<rect width="6" height="6" fill="#f1f1f1"/><line x1="0" y1="0" x2="0" y2="6" stroke="#8a8f98" stroke-width="2"/></pattern>"""
+HIDDEN = "#dcdfe3"
+"""Hidden figures' fill: flat grey with the ``<N`` label (a hatch pattern cost WeasyPrint a pattern paint per cell)."""
 
 
 def _luminance(rgb: Sequence[float]) -> float:
@@ -65,7 +65,7 @@ def trend_svg(trend: Sequence[dict], minimum: int, granularity: str) -> Markup:
     bar_w = max(4.0, step * 0.7)
     totals = [t["dist"]["total"] for t in trend]
     peak = max([v for v in totals if v is not None] or [0]) or 1
-    parts: list[Markup] = [Markup("<defs>%s</defs>") % Markup(HATCH.format(id="hatch-trend"))]
+    parts: list[Markup] = []
     for frac in (0, 0.5, 1):  # horizontal guides; left axis responses, right axis satisfaction
         y = top + plot_h * (1 - frac)
         parts.append(Markup('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#d0d4da" stroke-width="0.6"/>')
@@ -82,8 +82,8 @@ def trend_svg(trend: Sequence[dict], minimum: int, granularity: str) -> Markup:
                          % (left + step * i, top, step, plot_h))
         if total is None:
             stub = min(plot_h, 14)
-            parts.append(Markup('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="url(#hatch-trend)" '
-                                'stroke="#8a8f98" stroke-width="0.6"/>') % (x, top + plot_h - stub, bar_w, stub))
+            parts.append(Markup('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>')
+                         % (x, top + plot_h - stub, bar_w, stub, HIDDEN))
             parts.append(_t(cx, top + plot_h - stub - 3, f"<{minimum}", size=7))
         else:
             h = plot_h * total / peak
@@ -115,7 +115,14 @@ def heatmap_svg(rows: Sequence[dict], heat_max: int, minimum: int) -> Markup:
     _ = i18n.gettext
     left, top, cell_h = 34, 16, 20
     cell_w = (WIDTH - left) / 24
-    parts: list[Markup] = [Markup("<defs>%s</defs>") % Markup(HATCH.format(id="hatch-heat"))]
+    height = top + cell_h * len(rows) + 4
+    # One white grid behind every cell: zero cells need no drawing of their own.
+    parts: list[Markup] = [Markup('<rect x="%d" y="%d" width="%.1f" height="%d" fill="#ffffff" stroke="#e3e6ea"/>')
+                           % (left, top, cell_w * 24, cell_h * len(rows))]
+    parts += [Markup('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e3e6ea"/>')
+              % (left + cell_w * h, top, left + cell_w * h, top + cell_h * len(rows)) for h in range(1, 24)]
+    parts += [Markup('<line x1="%d" y1="%d" x2="%.1f" y2="%d" stroke="#e3e6ea"/>')
+              % (left, top + cell_h * r, left + cell_w * 24, top + cell_h * r) for r in range(1, len(rows))]
     for h in range(24):
         parts.append(_t(left + cell_w * (h + 0.5), top - 4, f"{h:02d}", size=8))
     for r, row in enumerate(rows):
@@ -125,18 +132,16 @@ def heatmap_svg(rows: Sequence[dict], heat_max: int, minimum: int) -> Markup:
             x = left + c["hour"] * cell_w
             n = c["n"]
             if n is None:
-                parts.append(Markup('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="url(#hatch-heat)" '
-                                    'stroke="#ffffff" stroke-width="1"/>') % (x, y, cell_w, cell_h))
+                parts.append(Markup('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff"/>')
+                             % (x, y, cell_w, cell_h, HIDDEN))
                 parts.append(_t(x + cell_w / 2, y + cell_h / 2 + 3, f"<{minimum}", size=7))
             elif n == 0:
-                parts.append(Markup('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#ffffff" '
-                                    'stroke="#e3e6ea" stroke-width="1"/>') % (x, y, cell_w, cell_h))
+                continue
             else:
                 fill, ink = cell_colours(n / (heat_max or 1))
                 parts.append(Markup('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff" '
                                     'stroke-width="1"/>') % (x, y, cell_w, cell_h, fill))
                 parts.append(_t(x + cell_w / 2, y + cell_h / 2 + 3, i18n.number(n), size=8, fill=ink))
-    height = top + cell_h * len(rows) + 4
     label = _("Responses by hour of the day and weekday (local time)")
     return Markup('<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" '
                   'role="img" aria-label="%s"><title>%s</title>%s</svg>') % (
@@ -144,7 +149,7 @@ def heatmap_svg(rows: Sequence[dict], heat_max: int, minimum: int) -> Markup:
 
 
 def legend_text(minimum: int) -> str:
-    return i18n.gettext('Hatched "<%(minimum)s": too few responses to show.') % {"minimum": minimum}
+    return i18n.gettext('Grey "<%(minimum)s": too few responses to show.') % {"minimum": minimum}
 
 
 __all__ = ["cell_colours", "heatmap_svg", "legend_text", "trend_svg"]
