@@ -41,7 +41,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,11 +62,43 @@ COPY_TX_ROWS = getattr(store, "TX_MAX_EVENTS", 5000)  # rows per transaction of 
 EVENT_COLUMNS = (
     "event_id", "station_id", "device_id", "kind", "value", "option_id", "question_id", "lang", "ts",
     "received_at", "seq", "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours",
+    "epoch", "boot_id", "mono_s", "ts_offset_s", "channel",
 )  # fmt: skip
+"""Every column the ingest stores of a kiosk's event, so the ceilings write the same data."""
 PG_TYPES = (
     "uuid", "varchar", "varchar", "varchar", "int4", "varchar", "varchar", "varchar", "timestamptz",
-    "timestamptz", "int8", "bool", "int4", "uuid", "bool", "bool",
+    "timestamptz", "int8", "bool", "int4", "uuid", "bool", "bool", "uuid", "uuid", "float8", "float8", "varchar",
 )  # fmt: skip
+
+
+# --------------------------------------------------------------------- CPU accounting
+
+_TICK = os.sysconf("SC_CLK_TCK")
+CPU: dict[str, dict[str, float]] = {}
+STARTUP: list[float] = []
+"""Seconds from the kiosks' start until the server had their first message (connecting), per round:
+left out of the end-to-end time, which runs from that first message to the last commit."""
+"""Per phase of the current round: CPU seconds per component (this process, the kiosks, the broker,
+the database's backends). Wall rates swing with the machine's load; CPU per event much less."""
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+
+
+def _pg_backends_cpu(conn) -> float:
+    """CPU seconds of every PostgreSQL backend connected to ``conn``'s database (read before they close);
+    ``conn`` a psycopg or a SQLAlchemy connection."""
+    query = text(_BACKENDS) if isinstance(conn, Connection) else _BACKENDS
+    return sum(_proc_cpu(row[0]) for row in conn.execute(query).fetchall())
 
 
 # --------------------------------------------------------------------- kiosks and payloads
@@ -121,7 +153,9 @@ def _rows(payloads: list[tuple[str, list[bytes]]]) -> tuple[list[tuple], set[tup
                         e["value"] if smiley else None, None if smiley else e["value"], e["question_id"],
                         e["lang"], datetime.fromisoformat(e["ts"]), now, e["seq"], e["clock_synced"],
                         e.get("survey_version", 0), e.get("answer_to") and uuid.UUID(e["answer_to"]), "burst" in e.get("flags", ()),
-                        "out_of_hours" in e.get("flags", ()),
+                        "out_of_hours" in e.get("flags", ()), e.get("epoch") and uuid.UUID(e["epoch"]),
+                        e.get("boot_id") and uuid.UUID(e["boot_id"]), e.get("mono_s"), e.get("ts_offset_s"),
+                        e.get("channel", "kiosk"),
                     )
                 )
     return rows, senders
@@ -218,7 +252,7 @@ def ceiling_pg_copy(url: str, rows: list[tuple], senders: set[tuple[str, str]]) 
             f"CREATE TEMP TABLE bench_in ON COMMIT DELETE ROWS AS SELECT {cols} FROM feedback_events WITH NO DATA"
         )
         conn.commit()
-        started = time.perf_counter()
+        started, cpu0, pg0 = time.perf_counter(), time.process_time(), _pg_backends_cpu(conn)
         for i in range(0, len(rows), COPY_TX_ROWS):
             with conn.cursor() as cur:
                 with cur.copy(f"COPY bench_in ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -231,6 +265,7 @@ def ceiling_pg_copy(url: str, rows: list[tuple], senders: set[tuple[str, str]]) 
                 )
             conn.commit()
         elapsed = time.perf_counter() - started
+        CPU["pg copy"] = {"bench": time.process_time() - cpu0, "postgres": _pg_backends_cpu(conn) - pg0}
         stored = conn.execute("SELECT count(*) FROM feedback_events").fetchone()[0]
     if stored != len(rows):
         raise RuntimeError(f"COPY ceiling stored {stored} of {len(rows)}")
@@ -263,8 +298,9 @@ def ceiling_sqlite(url: str, rows: list[tuple], senders: set[tuple[str, str]]) -
     _seed_senders(url, senders)
     # The values as the schema stores them on SQLite (hex uuids, naive UTC text), prepared untimed.
     plain = [
-        (r[0].hex, *r[1:8], r[8].astimezone(UTC).replace(tzinfo=None).isoformat(" "),
-         r[9].replace(tzinfo=None).isoformat(" "), *r[10:13], r[13], *r[14:])
+        (r[0].hex, *r[1:8], r[8].astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds"),
+         r[9].replace(tzinfo=None).isoformat(" ", "microseconds"), *r[10:13], r[13] and r[13].hex, *r[14:16],
+         r[16] and r[16].hex, r[17] and r[17].hex, *r[18:])
         for r in rows
     ]  # fmt: skip
     sql = (
@@ -274,12 +310,13 @@ def ceiling_sqlite(url: str, rows: list[tuple], senders: set[tuple[str, str]]) -
     conn = sqlite3.connect(make_url(url).database, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     for i in range(0, len(plain), CEILING_TX_ROWS):
         conn.execute("BEGIN")
         conn.executemany(sql, plain[i : i + CEILING_TX_ROWS])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
+    CPU["sqlite executemany"] = {"bench": time.process_time() - cpu0}
     conn.close()
     return len(rows) / elapsed
 
@@ -311,11 +348,14 @@ def bench_database(url: str, payloads: list[tuple[str, list[bytes]]], total_even
     engine = make_engine(url)
     factory = make_session_factory(engine)
     messages = [InboundMessage(topic, p) for topic, batches in payloads for p in batches]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     for chunk in _transactions(messages, batch):
         store_batch(factory, chunk)
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:
+        CPU["database only"] = {"ingest": time.process_time() - cpu0}
+        if engine.dialect.name == "postgresql":
+            CPU["database only"]["postgres"] = _pg_backends_cpu(conn)
         stored = conn.execute(select(func.count()).select_from(FeedbackEventRow)).scalar_one()
     engine.dispose()
     if stored != total_events:
@@ -351,14 +391,25 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
         with Ingestor(settings, factory) as ingestor:
             if not ingestor.wait_subscribed(20) or not ready.wait(60):
                 raise RuntimeError("ingest did not subscribe or the kiosks did not start")
-            started = time.perf_counter()
+            kiosks0, broker0 = _proc_cpu(child.pid), _proc_cpu(broker.proc.pid) if broker.proc else 0.0
+            started, cpu0 = time.perf_counter(), time.process_time()
             go.set()
             deadline = time.monotonic() + 600
+            first = None
             while ingestor.counters.inserted < total_events:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {ingestor.counters.inserted} of {total_events} events arrived")
+                if first is None and ingestor.counters.received:
+                    first = time.perf_counter()
                 time.sleep(0.005)
-            elapsed = time.perf_counter() - started
+            ended = time.perf_counter()
+            CPU["end to end"] = {"ingest": time.process_time() - cpu0, "kiosks": _proc_cpu(child.pid) - kiosks0,
+                                 "broker": (_proc_cpu(broker.proc.pid) if broker.proc else 0.0) - broker0}
+            if engine.dialect.name == "postgresql":
+                with engine.connect() as conn:
+                    CPU["end to end"]["postgres"] = _pg_backends_cpu(conn)
+            elapsed = ended - (first or started)
+            STARTUP.append((first or started) - started)
             done.set()
             child.join(90)
     finally:
@@ -415,6 +466,7 @@ def main() -> None:
         args.db = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     sqlite_db = args.db == "sqlite"
     figures: dict[str, list[float]] = {}
+    cpu_figures: dict[str, dict[str, list[float]]] = {}
 
     def note(name: str, value: float) -> float:
         figures.setdefault(name, []).append(value)
@@ -457,6 +509,10 @@ def main() -> None:
                                       "e2e/db": ("end to end", "database only")}.items():
                     if a in figures and b in figures:
                         note(ratio, figures[a][-1] / figures[b][-1])
+                for phase, parts in CPU.items():
+                    for part, seconds in {**parts, "total": sum(parts.values())}.items():
+                        cpu_figures.setdefault(phase, {}).setdefault(part, []).append(seconds / total * 1e6)
+                CPU.clear()
                 print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.2f}" for k, v in figures.items()), flush=True)
                 db.drop_all()
         finally:
@@ -480,6 +536,12 @@ def main() -> None:
     for key, label, unit in lines:
         if key in med:
             print(f"  {label} {med[key]:10,.0f} {unit}")
+    if STARTUP:
+        print(f"  (end to end runs from the server's first message to the last commit; the kiosks took "
+              f"{statistics.median(STARTUP):.2f} s to connect and send it, not counted)")
+    print("  CPU per event, microseconds (all processes; median of the rounds):")
+    for phase, parts in cpu_figures.items():
+        print(f"    {phase + ':':20s} " + ", ".join(f"{part} {statistics.median(v):,.0f}" for part, v in parts.items()))
     goal = 0.5 if sqlite_db else 0.75
     for key, label in (("e2e/broker", "end to end / broker:"), ("e2e/ceiling", f"end to end / {ceiling_name}:"),
                        ("db/ceiling", f"database only / {ceiling_name}:"), ("e2e/db", "end to end / database only:")):

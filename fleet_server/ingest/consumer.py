@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from fleet_server.core.settings import Settings
 from fleet_server.ingest.lanes import IngestLanes
@@ -224,6 +224,7 @@ class Ingestor:
         client_id: str | None = None,
         deployment: str | None = None,
     ) -> None:
+        configure_mappers()  # once per process (0.5 s here), not inside the first message's transaction
         self.settings = settings
         self.client_id = client_id or settings.ingest_client_id
         self.deployment = deployment  # set: keep a retained marker naming it while connected

@@ -18,10 +18,10 @@ A replaced SD card starts a new outbox epoch at seq 1, which is below, not above
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from fleet_server.models import Device, FeedbackEvent
 from palaute_wire import contract
@@ -32,8 +32,20 @@ SEQ_JUMP_LIMIT = 200_000
 """Largest plausible step above a kiosk's ceiling (twice a default outbox)."""
 
 
-def seq_ceilings(session: Session, payloads: Iterable[contract.EventBatch | contract.StatusHeartbeat]) -> dict[str, int]:
-    """Ceiling per kiosk that sends events in this batch (absent: no ceiling known yet)."""
+def stored_max_seq() -> Any:
+    """A device row's highest stored seq, as a correlated subquery of ``devices`` (one index probe each on
+    ``(device_id, seq)``): the store reads it with the device itself, in the same query."""
+    return (select(func.max(FeedbackEvent.seq)).where(FeedbackEvent.device_id == Device.id)
+            .correlate(Device).scalar_subquery())
+
+
+def seq_ceilings(
+    payloads: Iterable[contract.EventBatch | contract.StatusHeartbeat], stored: Mapping[str, int | None]
+) -> dict[str, int]:
+    """Ceiling per kiosk that sends events in this batch (absent: no ceiling known yet).
+
+    ``stored``: per device, the highest of its stored ``last_seq`` and its highest stored
+    event seq (None: neither), as the store read them with the device rows."""
     payloads = list(payloads)
     senders = {p.device_id for p in payloads if isinstance(p, contract.EventBatch)}
     if not senders:
@@ -44,10 +56,8 @@ def seq_ceilings(session: Session, payloads: Iterable[contract.EventBatch | cont
         if seq is not None and device_id in senders:
             ceilings[device_id] = max(ceilings.get(device_id, 0), seq)
 
-    for device_id, last_seq in session.execute(select(Device.id, Device.last_seq).where(Device.id.in_(senders))):
-        raise_to(device_id, last_seq)
-    for device_id in senders:  # one (device_id, seq) index probe each
-        raise_to(device_id, session.scalar(select(func.max(FeedbackEvent.seq)).where(FeedbackEvent.device_id == device_id)))
+    for device_id in senders:
+        raise_to(device_id, stored.get(device_id))
     for p in payloads:
         if isinstance(p, contract.StatusHeartbeat):
             raise_to(p.device_id, p.last_seq)

@@ -16,11 +16,14 @@ commits; only then may it acknowledge the messages (PUBACK after COMMIT).
   acknowledged.
 
 Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
-not per-row SQLAlchemy binds. PostgreSQL: binary COPY into a temp table, then
-``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id``;
+not per-row SQLAlchemy binds. PostgreSQL: binary COPY into a temp table (made
+once per connection), then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO
+NOTHING`` that answers with the ids it did not insert (none, but for redeliveries);
 SQLite: the write lock first (``BEGIN IMMEDIATE``), the ids already stored, then
-one ``executemany`` of the new rows. Statuses are one UPDATE per batch, not a
-SELECT and an UPDATE each.
+one ``executemany`` of the new rows. The senders, their state and their seq
+ceilings are one query; statuses are one UPDATE per batch, not a SELECT and an
+UPDATE each. Under a loaded machine every round trip costs a wake-up, so a
+transaction makes as few as it can.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hashlib
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -40,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
-from fleet_server.ingest.seq_jumps import REASON_SEQ_JUMP, seq_ceilings, split_jumps
+from fleet_server.ingest.seq_jumps import REASON_SEQ_JUMP, seq_ceilings, split_jumps, stored_max_seq
 from fleet_server.models import (
     MAX_STORED_PAYLOAD,
     DeadLetter,
@@ -209,6 +213,7 @@ class _Known:
     online: bool
     status_order: tuple | None = None  # status_order() of the status last applied
     status_received_at: datetime | None = None
+    stored_seq: int | None = None  # the highest of its stored last_seq and its highest stored event seq
 
 
 STATUS_REORDER_WINDOW = timedelta(minutes=5)
@@ -227,6 +232,13 @@ def status_order(connected_at: datetime | None, online: bool, sent_at: datetime)
     return (connected_at, not online, sent_at)
 
 
+_KNOWN_DEVICES = select(
+    Device.id, Device.station_id, Device.state, Device.online, Device.status_connected_at, Device.status_sent_at,
+    Device.status_received_at, Device.last_seq, stored_max_seq().label("max_seq"),
+).where(Device.id.in_(bindparam("ids", expanding=True)))
+"""What a batch needs of its senders, seq ceilings included, in one query."""
+
+
 def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[str, _Known]:
     """Create stations and devices seen for the first time; return what the batch needs of each.
 
@@ -236,11 +248,9 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
     known = {
         row.id: _Known(row.station_id, row.state, bool(row.online),
                        status_order(row.status_connected_at, bool(row.online), row.status_sent_at)
-                       if row.status_sent_at is not None else None, row.status_received_at)
-        for row in session.execute(
-            select(Device.id, Device.station_id, Device.state, Device.online, Device.status_connected_at,
-                   Device.status_sent_at, Device.status_received_at).where(Device.id.in_(list(senders)))
-        )
+                       if row.status_sent_at is not None else None, row.status_received_at,
+                       max((s for s in (row.last_seq, row.max_seq) if s is not None), default=None))
+        for row in session.execute(_KNOWN_DEVICES, {"ids": list(senders)})
     }
     first_words = [d for d, k in known.items() if k.state == "provisioned"]
     if first_words:  # a provisioned kiosk that speaks is in service from this message on
@@ -364,30 +374,51 @@ def _pg_copy_types(session: Session, columns: Sequence[str]) -> list[str]:
     return [_PG_TYPES[table.c[c].type.compile(dialect).split("(")[0]] for c in columns]
 
 
+_PG_TEMP_READY: weakref.WeakSet[Any] = weakref.WeakSet()
+"""psycopg connections whose ``ingest_events_in`` was created in a committed transaction (it then lives
+as long as the connection); the others create it (IF NOT EXISTS) in the transaction that needs it."""
+_TEMP_CREATED = "palaute_ingest_temp_created"  # session.info: the connection that created it in this session
+_TEMP_USED = "palaute_ingest_temp_used"  # session.info: this session's transaction has rows in it
+
+
 def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Binary COPY into a temp table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING."""
+    """Binary COPY into a temp table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING that
+    answers with the ids it did not insert (none, but for a redelivery)."""
     columns = list(rows[0])
     names = ", ".join(columns)
     raw = session.connection().connection.driver_connection
     assert raw is not None
     getter = itemgetter(*columns)
     with raw.cursor(binary=True) as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
-            f"SELECT {names} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
-        )
+        if raw not in _PG_TEMP_READY:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
+                f"SELECT {names} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
+            )
+            session.info[_TEMP_CREATED] = raw
+        if session.info.get(_TEMP_USED):  # two batches in one transaction must not meet here
+            cur.execute("DELETE FROM ingest_events_in")
         with cur.copy(f"COPY ingest_events_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_pg_copy_types(session, columns))
             for row in rows:
                 copy.write_row(getter(row))
+        session.info[_TEMP_USED] = True
         cur.execute(
-            f"INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
-            # uuid_send: the 16 raw bytes, much cheaper to read back than a uuid.UUID per row
-            "ON CONFLICT (event_id) DO NOTHING RETURNING uuid_send(event_id)"
+            f"WITH ins AS (INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+            # uuid_send: the 16 raw bytes, cheaper to read back than a uuid.UUID per row
+            "SELECT uuid_send(i.event_id) FROM ingest_events_in i "
+            "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = i.event_id)"
         )
-        returned = {r[0] for r in cur.fetchall()}
-        cur.execute("TRUNCATE ingest_events_in")  # two batches in one transaction must not meet here
-    return {row["event_id"] for row in rows if row["event_id"].bytes in returned}
+        return {uuid.UUID(bytes=bytes(r[0])) for r in cur.fetchall()}
+
+
+def _temp_table_committed(session: Session) -> None:
+    """After a commit: the temp table this session created now outlives the transaction."""
+    raw = session.info.pop(_TEMP_CREATED, None)
+    session.info.pop(_TEMP_USED, None)
+    if raw is not None:
+        _PG_TEMP_READY.add(raw)
 
 
 def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -404,7 +435,8 @@ def _sqlite_time(value: datetime) -> str:
 
 
 def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Under the write lock: look up the ids already stored, then executemany the new rows."""
+    """Under the write lock: look up the ids already stored, then executemany the new rows;
+    returns the ids already stored (not inserted)."""
     columns = list(rows[0])
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -421,11 +453,11 @@ def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[u
     getter = itemgetter(*columns)
     texts: dict[datetime, str] = {}  # a message's rows share received_at
     values = []
-    inserted: set[uuid.UUID] = set()
+    skipped: set[uuid.UUID] = set()
     for row, hexed in zip(rows, hexes, strict=True):
         if hexed in stored:
+            skipped.add(row["event_id"])
             continue
-        inserted.add(row["event_id"])
         v = list(getter(row))
         for i in uuids:
             if v[i] is not None:
@@ -442,11 +474,14 @@ def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[u
         raw.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
         )
-    return inserted
+    return skipped
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert the rows whose event_id is new; return those ids."""
+    """Insert the rows whose event_id is new; return the ids that were stored already (not inserted).
+
+    ``rows`` have distinct event ids. The usual answer is the empty set, so the caller
+    needs no set of every inserted id."""
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
         return _insert_events_postgresql(session, rows)
@@ -510,6 +545,8 @@ class Decoded:
 
     dead: list[dict[str, Any]]
     payloads: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat]]
+    rows: list[list[dict[str, Any]] | None] = field(default_factory=list)
+    """Per payload: an events message's rows (``_event_row``), made here too so the writer need not."""
 
 
 class PreparedBatch(list[InboundMessage]):
@@ -544,7 +581,9 @@ def prepare(messages: Sequence[InboundMessage]) -> Decoded:
             continue
         assert isinstance(payload, (contract.EventBatch, contract.StatusHeartbeat))
         decoded.append((message, payload))
-    return Decoded(dead, decoded)
+    rows = [[_event_row(e, m.received_at) for e in p.events] if isinstance(p, contract.EventBatch) else None
+            for m, p in decoded]
+    return Decoded(dead, decoded, rows)
 
 
 def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
@@ -566,12 +605,12 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         senders.setdefault(payload.device_id, payload.station_id)
     known = _register(session, senders, now) if senders else {}
 
-    ceilings = seq_ceilings(session, [p for _, p in decoded])
+    ceilings = seq_ceilings([p for _, p in decoded], {d: k.stored_seq for d, k in known.items()})
     event_rows: dict[uuid.UUID, dict[str, Any]] = {}
     came_in: dict[uuid.UUID, InboundMessage] = {}
     last_event_at: dict[str, datetime] = {}
     statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]] = []
-    for message, payload in decoded:
+    for i, (message, payload) in enumerate(decoded):
         device = known[payload.device_id]
         if device.station_id != payload.station_id:
             dead.append(
@@ -593,39 +632,34 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         if jumped:
             dead.append(_dead_letter_row(message, REASON_SEQ_JUMP, jumped))
             result.events -= len(payload.events) - len(events)
-        for event in events:
-            row = _event_row(event, message.received_at)
-            first = event_rows.get(event.event_id)
+        made = ready.rows[i] if i < len(ready.rows) and not jumped else None
+        for row in made if made is not None else (_event_row(e, message.received_at) for e in events):
+            event_id = row["event_id"]
+            first = event_rows.get(event_id)
             if first is None:
-                event_rows[event.event_id] = row
-                came_in[event.event_id] = message
+                event_rows[event_id] = row
+                came_in[event_id] = message
             elif _differences(first, row):
-                dead.append(_conflict_letter(message, event.event_id, first, row, "came twice in one batch"))
+                dead.append(_conflict_letter(message, event_id, first, row, "came twice in one batch"))
         previous = last_event_at.get(payload.device_id)
         if previous is None or message.received_at > previous:
             last_event_at[payload.device_id] = message.received_at
 
     if event_rows:
         rows = list(event_rows.values())
-        inserted = _insert_events(session, rows)
-        result.inserted = len(inserted)
+        skipped = _insert_events(session, rows)
+        result.inserted = len(rows) - len(skipped)
         # Only the rows really inserted reach the rollups: a redelivery adds nothing.
-        rollups.add_events(session, [r for r in rows if r["event_id"] in inserted])
+        rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
         result.duplicates = result.events - result.inserted
-        repeated = [event_id for event_id in event_rows if event_id not in inserted]
+        repeated = [event_id for event_id in event_rows if event_id in skipped] if skipped else []
         if repeated:
             for event_id, stored in _stored_copies(session, repeated).items():
                 if _differences(stored, event_rows[event_id]):
                     dead.append(
                         _conflict_letter(came_in[event_id], event_id, stored, event_rows[event_id], "was stored before")
                     )
-        table = Device.__table__
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(last_event_at=bindparam("b_at"), last_seen_at=bindparam("b_at")),
-            [{"b_id": d, "b_at": at} for d, at in last_event_at.items()],
-        )
+        session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in last_event_at.items()])
     if statuses:
         _apply_statuses(session, statuses, known)
         result.statuses = len(statuses)
@@ -636,11 +670,18 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
     return result
 
 
+_LAST_EVENT_UPDATE = (
+    update(Device.__table__).where(Device.__table__.c.id == bindparam("b_id"))
+    .values(last_event_at=bindparam("b_at"), last_seen_at=bindparam("b_at"))
+)
+
+
 def store_batch(session_factory: sessionmaker[Session], messages: Sequence[InboundMessage]) -> BatchResult:
     """``handle_batch`` in its own transaction, committed before returning."""
     with session_factory() as session:
         result = handle_batch(session, messages)
         session.commit()
+        _temp_table_committed(session)
     return result
 
 
@@ -664,10 +705,11 @@ def store_channel_rows(
     ``rows`` are ``_event_row``-shaped dicts (``device_id`` and ``seq`` None); ``message`` is
     what a dead letter records (its topic names the channel, e.g. ``api/v1/answers``).
     Returns the ids inserted and, for each conflicting id, the dead letter's detail. The caller commits."""
-    inserted = _insert_events(session, rows) if rows else set()
-    rollups.add_events(session, [r for r in rows if r["event_id"] in inserted])
+    skipped = _insert_events(session, rows) if rows else set()
+    inserted = {r["event_id"] for r in rows} - skipped
+    rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped])
     conflicts: dict[uuid.UUID, str] = {}
-    repeated = [r["event_id"] for r in rows if r["event_id"] not in inserted]
+    repeated = [r["event_id"] for r in rows if r["event_id"] in skipped]
     if repeated:
         by_id = {r["event_id"]: r for r in rows}
         dead = []

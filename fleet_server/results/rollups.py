@@ -38,12 +38,35 @@ from fleet_server.models import ChannelHour, FeedbackEvent, FollowupHour, Statio
 SMILEYS = (1, 2, 3, 4)
 KINDS = ("c", "r", "o")
 COUNT_COLUMNS = tuple(f"{k}{v}" for k in KINDS for v in SMILEYS)
+_COLUMN = {(k, v): f"{k}{v}" for k in KINDS for v in SMILEYS}
 UNKNOWN_SMILEY = 0
 """Follow-ups whose smiley the server has not seen are rolled up under smiley 0."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_HOUR = timedelta(hours=1)
+_HOURS: dict[int, datetime] = {}
+"""Hours since the epoch -> that UTC hour as a datetime: a batch's events share a few hours."""
+_HOURS_KEPT = 100_000
+
+
 def hour_of(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    """The start of ``ts``'s UTC hour (``ts`` aware, any offset or zone; a naive one is local time).
+
+    Whole hours since the epoch, in integers (an aware subtraction honours the offset,
+    DST folds included), then one datetime per hour from a cache: no zone conversion
+    and no new datetime per event.
+    """
+    try:
+        n = (ts - _EPOCH) // _ONE_HOUR
+    except TypeError:  # naive: as astimezone takes it, the machine's local time
+        return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = _HOURS.get(n)
+    if hour is None:
+        if len(_HOURS) >= _HOURS_KEPT:
+            _HOURS.clear()
+        hour = _HOURS[n] = _EPOCH + n * _ONE_HOUR
+    return hour
 
 
 def flag_kind(burst: bool, out_of_hours: bool) -> str:
@@ -52,10 +75,26 @@ def flag_kind(burst: bool, out_of_hours: bool) -> str:
     return "r" if burst else "c"
 
 
-def _insert(session: Session, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+_UPSERTS: dict[tuple[str, str], Any] = {}
+_KEYS = {
+    StationHour.__tablename__: ("station_id", "hour"),
+    ChannelHour.__tablename__: ("station_id", "hour", "channel"),
+    FollowupHour.__tablename__: ("station_id", "hour", "smiley", "question_id", "option_id"),
+}
+
+
+def _upsert(session: Session, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE SET count = count + excluded.count``, made once per dialect."""
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get((dialect, table.name))
+    if stmt is None:
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        counts = COUNT_COLUMNS if table.name != FollowupHour.__tablename__ else ("n",)
+        stmt = _UPSERTS[(dialect, table.name)] = insert.on_conflict_do_update(
+            index_elements=list(_KEYS[table.name]),
+            set_={col: table.c[col] + insert.excluded[col] for col in counts},
+        )
+    return stmt
 
 
 def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 1, *, channels: bool = True) -> None:
@@ -64,39 +103,38 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 
     ``sign=-1`` takes stored rows out again: an event whose time is corrected moves from
     its old hour to its new one (fleet_server.fleet.clock_corrections). ``channels=False``: not
     ``channel_hourly`` (``rebuild`` run by a migration older than that table)."""
-    smiley_cells: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
-    channel_cells: dict[tuple[str, datetime, str], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(COUNT_COLUMNS, 0))
+    smiley_cells: dict[tuple[str, datetime], dict[str, int]] = {}
+    channel_cells: dict[tuple[str, datetime, str], dict[str, int]] = {}
     followups: list[Mapping[str, Any]] = []
     smiley_of: dict[uuid.UUID, int] = {}
     for row in rows:
         if row["kind"] == "smiley":
-            key = (row["station_id"], hour_of(row["ts"]))
-            column = f"{flag_kind(row['burst'], row['out_of_hours'])}{row['value']}"
-            smiley_cells[key][column] += sign
-            channel_cells[(*key, row.get("channel") or "kiosk")][column] += sign  # rows read before channels: kiosk
+            station, hour = row["station_id"], hour_of(row["ts"])
+            if row["out_of_hours"]:
+                column = _COLUMN["o", row["value"]]
+            else:
+                column = _COLUMN["r" if row["burst"] else "c", row["value"]]
+            cell = smiley_cells.get((station, hour))
+            if cell is None:
+                cell = smiley_cells[(station, hour)] = dict.fromkeys(COUNT_COLUMNS, 0)
+            cell[column] += sign
+            key = (station, hour, row.get("channel") or "kiosk")  # rows read before channels: kiosk
+            cell = channel_cells.get(key)
+            if cell is None:
+                cell = channel_cells[key] = dict.fromkeys(COUNT_COLUMNS, 0)
+            cell[column] += sign
             smiley_of[row["event_id"]] = row["value"]
         else:
             followups.append(row)
     if smiley_cells:
-        table = StationHour.__table__
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["station_id", "hour"],
-            set_={col: table.c[col] + stmt.excluded[col] for col in COUNT_COLUMNS},
-        )
         session.execute(
-            stmt, [{"station_id": s, "hour": h, **counts} for (s, h), counts in sorted(smiley_cells.items())]
+            _upsert(session, StationHour.__table__),
+            [{"station_id": s, "hour": h, **counts} for (s, h), counts in sorted(smiley_cells.items())],
         )
         if channels:
-            table = ChannelHour.__table__
-            stmt = _insert(session, table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["station_id", "hour", "channel"],
-                set_={col: table.c[col] + stmt.excluded[col] for col in COUNT_COLUMNS},
-            )
-            session.execute(stmt, [{"station_id": s, "hour": h, "channel": ch, **counts}
-                                   for (s, h, ch), counts in sorted(channel_cells.items())])
+            session.execute(_upsert(session, ChannelHour.__table__),
+                            [{"station_id": s, "hour": h, "channel": ch, **counts}
+                             for (s, h, ch), counts in sorted(channel_cells.items())])
     if followups:
         missing = {r["answer_to"] for r in followups if r.get("answer_to") and r["answer_to"] not in smiley_of}
         if missing:
@@ -111,14 +149,8 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 
             answer_to = r.get("answer_to")
             smiley = smiley_of.get(answer_to, UNKNOWN_SMILEY) if answer_to else UNKNOWN_SMILEY
             cells[(r["station_id"], hour_of(r["ts"]), smiley, r["question_id"], r["option_id"])] += sign
-        table = FollowupHour.__table__
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["station_id", "hour", "smiley", "question_id", "option_id"],
-            set_={"n": table.c.n + stmt.excluded.n},
-        )
         session.execute(
-            stmt,
+            _upsert(session, FollowupHour.__table__),
             [
                 {"station_id": s, "hour": h, "smiley": v, "question_id": q, "option_id": o, "n": n}
                 for (s, h, v, q, o), n in sorted(cells.items())
