@@ -206,3 +206,9 @@ def test_a_groups_channel_figure_is_hidden_where_its_split_by_channel_hides_it(s
         everything, kiosk, web = group_responses(None), group_responses("kiosk"), group_responses("web")
     assert everything is not None and kiosk is not None and web is None
     assert everything - kiosk == 52 + 3, "what the files give away together: web and phone combined, not phone"
+
+
+def test_the_exports_page_offers_the_channels(client):
+    page = client.get("/exports?range=7d", headers=bearer(client, "coordinator"))
+    assert page.status_code == 200
+    assert 'name="channel" value="all" checked' in page.text and 'data-testid="export-channel-web"' in page.text
