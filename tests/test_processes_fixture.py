@@ -64,6 +64,32 @@ def test_a_started_process_dies_with_pytest_even_without_teardown():
             parent.wait()
 
 
+def test_a_private_broker_dies_with_the_process_that_started_it(tmp_path):
+    """The broker fixture's and the demo's Mosquitto: a test run or demo killed outright frees its port."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from pathlib import Path\n"
+        "from fleet_server.devtools.local_broker import Mosquitto\n"
+        "b = Mosquitto(Path(sys.argv[2])).start()\n"
+        "print(b.proc.pid, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(REPO), str(tmp_path / "broker")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        broker = int(parent.stdout.readline())
+        assert not _gone(broker)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        if not _wait_gone(broker):
+            os.kill(broker, signal.SIGKILL)
+            pytest.fail("the broker outlived its killed parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 def test_the_ui_tests_leave_no_kivy_home_behind(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"KIVY_HOME", "DISPLAY", "WAYLAND_DISPLAY"}}
     env["TMPDIR"] = str(tmp_path)

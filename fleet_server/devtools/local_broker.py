@@ -8,16 +8,33 @@ Production brokers are configured from deploy/mosquitto/ instead.
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child between fork and exec (``preexec_fn``): get ``sig`` when the parent dies.
+
+    A demo or a test run killed outright then leaves no broker behind holding its port (Linux;
+    a no-op elsewhere). The signal comes when the thread that started the child ends, so start
+    long-lived children from the main thread.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def free_port() -> int:
@@ -94,6 +111,7 @@ class Mosquitto:
             [MOSQUITTO, "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - started before any thread of ours needs the fork
         )
         try:
             wait_for_port(self.port)

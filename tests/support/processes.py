@@ -10,18 +10,16 @@ Ctrl-C pressed twice), each child also asks the kernel for SIGKILL when its pare
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-_PR_SET_PDEATHSIG = 1
+from fleet_server.devtools.local_broker import die_with_parent
 
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_die_with_parent = functools.partial(die_with_parent, signal.SIGKILL)  # runs in the child between fork and exec
 
 
 class Processes:
