@@ -85,6 +85,7 @@ def overview(
     dir: str = "asc",
     group: Annotated[str, Query(max_length=64, description="only the stations of this group")] = "",
     page: Annotated[int, Query(ge=1, le=100_000, description="page of the station table")] = 1,
+    channel: ChannelQ = None,
 ) -> Response:
     if not principal.may_view_any_results:
         return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
@@ -97,20 +98,21 @@ def overview(
     if group:
         inside = set(tree.under(group))
         stations = [s for s in stations if s.id in inside]
-    rows = results.overview(session, stations, period, settings.min_responses)
+    chosen_channel = _channel(channel)
+    rows = results.overview(session, stations, period, settings.min_responses, chosen_channel)
     group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)
     rows = results.sort_rows(rows, sort, dir == "desc")
     pages = max(1, -(-len(rows) // OVERVIEW_PAGE_ROWS))
     page = min(page, pages)
     first = (page - 1) * OVERVIEW_PAGE_ROWS
-    extra_query = f"&group={quote(group)}" if group else ""
+    extra_query = (f"&group={quote(group)}" if group else "") + (f"&channel={chosen_channel}" if chosen_channel else "")
     return templates.TemplateResponse(
         request,
         "overview.html",
         page_context(
             request, principal, nav="overview", period=period, rows=rows[first:first + OVERVIEW_PAGE_ROWS],
             sort=sort, dir=dir, minimum=settings.min_responses, base_path="/", group_rows=group_rows,
-            group_choices=choices, group=group, extra_query=extra_query,
+            group_choices=choices, group=group, extra_query=extra_query, channel=chosen_channel,
             channel_names={c: i18n.gettext(label) for c, label in CHANNEL_NAMES.items()},
             pager={"page": page, "pages": pages, "first": first + 1, "last": min(len(rows), first + OVERVIEW_PAGE_ROWS),
                    "of": len(rows), "query": f"{period.query()}{extra_query}&sort={quote(sort)}&dir={quote(dir)}"},

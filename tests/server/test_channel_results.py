@@ -166,6 +166,10 @@ def test_pages_exports_and_the_api_take_a_channel(client):
     assert 'data-testid="channel-note"' in page.text and '<option value="kiosk" selected>' in page.text
     assert client.get("/stations/kalvia?channel=fax", headers=headers).status_code == 400
     assert client.get("/compare?station=kalvia&station=lohtaja&channel=web", headers=headers).status_code == 200
+    web_overview = client.get("/?range=7d&channel=web", headers=headers)
+    assert web_overview.status_code == 200 and '<option value="web" selected>' in web_overview.text
+    assert 'data-testid="channel-note"' in web_overview.text
+    assert client.get("/?channel=fax", headers=headers).status_code == 400
     body = client.get("/api/v1/results/stations/kalvia?range=7d&channel=web", headers=headers).json()
     assert body["channel"] == "web" and body["counted"]["suppressed"]
     assert [c["channel"] for c in body["by_channel"]] == [*USED, "all"]
