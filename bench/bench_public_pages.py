@@ -21,7 +21,7 @@ the machine's load average are printed beside the latencies: on a shared machine
 how far the latencies can be trusted, the CPU per request does not depend on it.
 
     python bench/bench_public_pages.py [--rate 100] [--seconds 30] [--workers 16] [--stations 8]
-        [--uncached-seconds 10] [--database-url URL]
+        [--cache-s 60] [--uncached-seconds 10] [--floor-seconds 10] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -238,6 +238,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--uncached-seconds", type=float, default=10, help="0: skip the phase without the cache")
     parser.add_argument("--floor-seconds", type=float, default=10, help="0: skip the static-file floor")
+    parser.add_argument("--cache-s", type=float, default=60,
+                        help="PALAUTE_PUBLIC_CACHE_S of the cached phase (e.g. 5: rebuilds under load)")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--stations", type=int, default=len(SAMPLE_STATIONS))
     parser.add_argument("--days", type=int, default=400)
@@ -248,7 +250,7 @@ def main() -> None:
         station_ids, group_ids = seed(url, args.stations, args.days)
         urls = paths(station_ids, group_ids)
         print(f"{len(urls)} distinct URLs; load: {args.rate:g} requests/s from {args.workers} threads")
-        phases = [("cached (PALAUTE_PUBLIC_CACHE_S=60)", 60.0, args.seconds)]
+        phases = [(f"cached (PALAUTE_PUBLIC_CACHE_S={args.cache_s:g})", args.cache_s, args.seconds)]
         if args.uncached_seconds > 0:
             phases.append(("no cache (PALAUTE_PUBLIC_CACHE_S=0)", 0.0, args.uncached_seconds))
         for name, cache_s, seconds in phases:
