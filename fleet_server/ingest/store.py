@@ -431,6 +431,9 @@ def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
 
 def _sqlite_time(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text (naive UTC, always with microseconds)."""
+    offset = value.utcoffset()
+    if offset is not None and not offset:  # already UTC (every time the contract lets through): no conversion
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 

@@ -76,3 +76,14 @@ def test_answers_across_a_dst_change_roll_up_into_their_utc_hours_exactly(db_url
         s.commit()
         assert {r.hour: r.c1 for r in s.scalars(select(StationHour))} == expected
     engine.dispose()
+
+
+def test_sqlite_time_text_is_the_utc_text_for_every_offset():
+    """The SQLite bulk path's time text skips the conversion only where there is none to make."""
+    from fleet_server.ingest.store import _sqlite_time
+
+    parse = TypeAdapter(AwareDatetime).validate_python
+    for utc in (AUTUMN + timedelta(minutes=30, microseconds=1), SPRING - timedelta(seconds=1), datetime(2026, 1, 1)):
+        for ts in (utc, utc.astimezone(HELSINKI), utc.astimezone(timezone(timedelta(hours=3))),
+                   parse("2026-10-25T01:30:00.000001Z"), parse("2026-10-25T03:30:00+02:00")):
+            assert _sqlite_time(ts) == ts.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
