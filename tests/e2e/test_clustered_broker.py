@@ -156,11 +156,19 @@ def test_a_rabbitmq_cluster_asking_the_registry_carries_answers_once_and_a_kiosk
         wait_until(lambda: {str(e) for e in stored(sessions)} >= before, 30,
                    "the answers published through node A stored from node B")
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the PUBACKs")
-        sessions_made = re.findall(r"ra: started cluster %2F_mqtt-subscription-(\S+) with (\d+) servers",
-                                   "".join(n.log() for n in cluster.nodes))
-        made = {name: members for name, members in sessions_made}  # the persistent sessions, each on all 3 nodes
-        assert made.pop(f"{kiosk.uplink.client_id}qos1") == "3", sessions_made
-        assert [(n.startswith("palaute-ingest-"), m) for n, m in made.items()] == [(True, "3")], sessions_made
+
+        def sessions_made() -> dict[str, str]:  # the persistent sessions' queues, as the nodes log them
+            found = re.findall(r"ra: started cluster %2F_mqtt-subscription-(\S+) with (\d+) servers",
+                               "".join(n.log() for n in cluster.nodes))
+            return {name: members for name, members in found}
+
+        own = f"{kiosk.uplink.client_id}qos1"
+        # A node writes its log asynchronously: wait for both sessions' lines, then check them.
+        wait_until(lambda: own in sessions_made() and any(n.startswith("palaute-ingest-") for n in sessions_made()),
+                   20, "the nodes' log lines of the kiosk's and the ingest's sessions")
+        made = sessions_made()  # each session on all 3 nodes
+        assert made.pop(own) == "3", made
+        assert [(n.startswith("palaute-ingest-"), m) for n, m in made.items()] == [(True, "3")], made
 
         tried = intruder_attempts(node_a.mqtt_port, "lohtaja-1", other_secret)
         assert not tried["publish_acked"] and tried["publish_cut_off"], tried  # no PUBACK: the connection closed
