@@ -140,7 +140,7 @@ case "$verb" in
         cores=$(nproc)
         workers=${PALAUTE_TEST_WORKERS:-$(( cores * 2 > 6 ? 6 : cores * 2 ))}
         xvfb-run -a -s "-screen 0 1280x720x24" "$VENV/bin/python" -m pytest -p no:cacheprovider \
-            -n "$workers" "$@"
+            -n "$workers" --maxschedchunk 1 "$@"
         rc=$?
         set -e
         # pytest's 5 means "no tests collected": that is a failure here, not a pass.

@@ -16,8 +16,10 @@ from fleet_server.devtools.local_broker import Mosquitto
 from tests.support.processes import Processes
 
 # --------------------------------------------------------------------- scheduling
-# bash run.sh test runs the suite on several pytest-xdist workers. The longest tests start
-# first, so that no worker is left with a long one at the end while the others idle.
+# bash run.sh test runs the suite on several pytest-xdist workers, which take the tests in the
+# collected order, two at first and then one at a time (--maxschedchunk 1). The longest tests
+# come first, each followed by one short test, so that every worker starts on a long one and
+# none is left with a long one at the end while the others idle.
 
 LONG_FIRST = (
     "tests/e2e/test_arm64_first_boot.py",
@@ -35,7 +37,13 @@ def pytest_collection_modifyitems(config, items):
         path = item.nodeid.split("::", 1)[0]
         return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
 
-    items.sort(key=rank)  # stable: the rest keep their order
+    ordered = sorted(items, key=rank)  # stable: the rest keep their order
+    long = [item for item in ordered if rank(item) < len(LONG_FIRST)]
+    rest = ordered[len(long):]
+    interleaved = []
+    for i, item in enumerate(long):
+        interleaved += [item, *rest[i:i + 1]]
+    items[:] = interleaved + rest[len(long):]
 
 
 @pytest.fixture
