@@ -9,23 +9,19 @@ and injected with the page's CSP bypassed, since the dashboard allows scripts fr
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
 from fleet_server.app import create_app
 from fleet_server.auth.service import add_user
 from fleet_server.core.settings import load_settings
 from fleet_server.devtools.demo import SAMPLE_GROUPS, SAMPLE_NAMES, SAMPLE_STATIONS
-from fleet_server.devtools.local_broker import free_port
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup
-from tests.support.browser_support import launch, shot
+from tests.support.browser_support import launch, serve_in_thread, shot
 from tests.support.server_factories import event, events_message, status_message
 
 pytestmark = pytest.mark.browser
@@ -45,20 +41,9 @@ AXE_RUN = """async () => {
 def server(tmp_path):
     settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'palaute.db'}", mode="development")
     app = create_app(settings, start_ingest=False)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    _seed(app.state.session_factory)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as base:
+        _seed(app.state.session_factory)
+        yield base, app
 
 
 def _seed(factory) -> None:

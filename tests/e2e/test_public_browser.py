@@ -11,12 +11,10 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from fleet_server.app import create_app
@@ -26,7 +24,7 @@ from fleet_server.devtools.local_broker import free_port
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup, StationNote
 from fleet_server.results import figures
-from tests.support.browser_support import launch, shot
+from tests.support.browser_support import launch, serve_in_thread, shot
 from tests.support.server_factories import event, events_message
 
 pytestmark = pytest.mark.browser
@@ -107,20 +105,9 @@ def server(tmp_path, site):
     settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'palaute.db'}", mode="development",
                              public_frame_ancestors=site["origin"])
     app = create_app(settings, start_ingest=False)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    _seed(app.state.session_factory)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as base:
+        _seed(app.state.session_factory)
+        yield base, app
 
 
 PAGES = [(path, "fi") for path in ("/public/stations/kalvia", "/public/stations/ullava", "/public/groups/kokkola-city",

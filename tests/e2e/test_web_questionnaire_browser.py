@@ -9,13 +9,10 @@ in tests/support/vendor and injected into a second, JavaScript-enabled page of t
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
@@ -24,9 +21,8 @@ from fleet_server.auth.service import add_user
 from fleet_server.channels import web_settings
 from fleet_server.channels.web_survey import survey_path
 from fleet_server.core.settings import load_settings
-from fleet_server.devtools.local_broker import free_port
 from fleet_server.models import QuestionnaireAnswer, QuestionnaireResponse, Station, WebComment
-from tests.support.browser_support import launch, shot
+from tests.support.browser_support import launch, serve_in_thread, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]  # 3 languages and 8 axe runs; slow on a loaded machine
 
@@ -52,28 +48,17 @@ def server(tmp_path):
     settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'palaute.db'}", mode="development",
                              min_responses=1)
     app = create_app(settings, start_ingest=False)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    with app.state.session_factory() as s:
-        s.add_all([Station(id="kalvia", name="Kälviän terveysasema", name_sv="Kelviå hälsostation",
-                           name_en="Kälviä health station"), Station(id="lohtaja", name="Lohtajan terveysasema")])
-        s.flush()
-        now = datetime.now(UTC)
-        web_settings.set_choices(s, "kalvia", questionnaire=True, comments=True, by="test", now=now)
-        web_settings.set_choices(s, "lohtaja", questionnaire=False, comments=True, by="test", now=now)
-        add_user(s, "koordinaattori", "coordinator", PASSWORD)
-        s.commit()
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as base:
+        with app.state.session_factory() as s:
+            s.add_all([Station(id="kalvia", name="Kälviän terveysasema", name_sv="Kelviå hälsostation",
+                               name_en="Kälviä health station"), Station(id="lohtaja", name="Lohtajan terveysasema")])
+            s.flush()
+            now = datetime.now(UTC)
+            web_settings.set_choices(s, "kalvia", questionnaire=True, comments=True, by="test", now=now)
+            web_settings.set_choices(s, "lohtaja", questionnaire=False, comments=True, by="test", now=now)
+            add_user(s, "koordinaattori", "coordinator", PASSWORD)
+            s.commit()
+        yield base, app
 
 
 def _axe(browser, url: str, problems: list[str], storage_state=None) -> None:

@@ -9,20 +9,16 @@ tests/support/vendor) is injected into each page as it stands.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from fleet_server.app import create_app
 from fleet_server.channels.web_survey import survey_path
 from fleet_server.core.settings import load_settings
-from fleet_server.devtools.local_broker import free_port
 from fleet_server.models import Station
-from tests.support.browser_support import launch, shot
+from tests.support.browser_support import launch, serve_in_thread, shot
 
 pytestmark = pytest.mark.browser
 
@@ -42,23 +38,12 @@ THANKS = {"fi": "Kiitos palautteestasi!", "sv": "Tack för din respons!", "en": 
 def server(tmp_path):
     settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'palaute.db'}", mode="development")
     app = create_app(settings, start_ingest=False)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    with app.state.session_factory() as s:
-        s.add(Station(id="kalvia", name="Kälviän terveysasema", name_sv="Kelviå hälsostation",
-                      name_en="Kälviä health station"))
-        s.commit()
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as base:
+        with app.state.session_factory() as s:
+            s.add(Station(id="kalvia", name="Kälviän terveysasema", name_sv="Kelviå hälsostation",
+                          name_en="Kälviä health station"))
+            s.commit()
+        yield base, app
 
 
 def _axe(page: Page, what: str, problems: list[str]) -> None:

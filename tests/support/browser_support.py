@@ -6,8 +6,12 @@ also refresh docs/screenshots/ (as tests/ui does), so an ordinary run leaves doc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.tools import require
@@ -33,3 +37,25 @@ def shot(page, name: str) -> None:
     if os.environ.get("PALAUTE_UPDATE_DOC_SCREENSHOTS") == "1":
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOC_SHOTS / f"{name}.png")
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, *, timeout_s: float = 20) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    from fleet_server.devtools.local_broker import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
