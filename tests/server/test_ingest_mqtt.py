@@ -108,6 +108,8 @@ def test_burst_published_while_ingest_is_away_arrives_whole(settings, sessions, 
     pub.loop_stop()
     with Ingestor(settings, sessions) as ingestor:
         wait_for_rows(sessions, 3000, timeout=60)
+        # The counters are added after store_batch's commit returns: the rows can show first.
+        wait_until(lambda: ingestor.counters.inserted >= 3000, 10, "the ingest's count of its last commit")
         assert ingestor.counters.inserted == 3000
     stored = stored_ids(sessions)
     assert len(stored) == 3000 and set(stored) == ids
