@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between the lookup and the read
         return True
     return state in {"Z", "X"}
 
