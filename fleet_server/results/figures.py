@@ -795,7 +795,7 @@ def _bucket_index(buckets: Sequence[tuple[date, date]]) -> dict[date, int]:
     return index
 
 
-def _buckets(period: Period, granularity: str) -> list[tuple[date, date]]:
+def period_buckets(period: Period, granularity: str) -> list[tuple[date, date]]:
     out = []
     if granularity == "week":
         d = period.first - timedelta(days=period.first.weekday())
@@ -884,7 +884,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
     avail = availability(session, station.id, period.start, period.end)
 
     # Trend: counted answers per local day or ISO week, with open/online hours per bucket.
-    buckets = _buckets(period, granularity)
+    buckets = period_buckets(period, granularity)
     index = _bucket_index(buckets)
     per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
     for h, cols in hours.items():
@@ -1079,7 +1079,7 @@ def comparison(
 ) -> dict:
     """Side by side: the overview row and the satisfaction trend of each chosen station (of one channel or all)."""
     rows = overview(session, stations, period, minimum, channel)
-    buckets = _buckets(period, granularity)
+    buckets = period_buckets(period, granularity)
     index = _bucket_index(buckets)
     series = {}
     for s in stations:

@@ -33,7 +33,7 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import BadPeriod
 from fleet_server.models import FollowupHour, Station, StationHour, StationNote
 from fleet_server.results import groups as grouping
-from fleet_server.results.figures import Period, by_kind, followup_labels, station_totals
+from fleet_server.results.figures import Period, by_kind, followup_labels, period_buckets, station_totals
 from fleet_server.results.small_counts import SMILEYS, Group, distributions, masked, suppress
 from palaute_wire.opening_hours import LOCAL_TZ
 
@@ -170,24 +170,9 @@ def _hours(session: Session, station_ids: Sequence[str], period: Period) -> dict
             for hour, *values in session.execute(q)}
 
 
-def _buckets(period: Period, granularity: str) -> list[tuple[date, date]]:
-    out = []
-    if granularity == "week":
-        d = period.first - timedelta(days=period.first.weekday())
-        while d <= period.last:
-            out.append((max(d, period.first), min(d + timedelta(days=6), period.last)))
-            d += timedelta(days=7)
-    else:
-        d = period.first
-        while d <= period.last:
-            out.append((d, d))
-            d += timedelta(days=1)
-    return out
-
-
 def _trend(hours: dict[datetime, dict[int, int]], period: Period, granularity: str, minimum: int,
            hide_total: bool) -> tuple[list[dict], int | None]:
-    buckets = _buckets(period, granularity)
+    buckets = period_buckets(period, granularity)
     index = {}
     for i, (a, b) in enumerate(buckets):
         d = a
