@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url as _make_url
 from fleet_server.devtools.local_broker import Mosquitto
 from tests.support.processes import Processes
 
+pytest_plugins = ("tests.support.mail",)  # the `smtp` fixture: a real SMTP sink on loopback
+
 # --------------------------------------------------------------------- scheduling
 # bash run.sh test runs the suite on several pytest-xdist workers, which take the tests in the
 # collected order, two at first and then one at a time (--maxschedchunk 1). The longest tests

@@ -6,16 +6,13 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from fleet_server.core.settings import load_settings
-from fleet_server.devtools.local_broker import free_port
 from fleet_server.fleet.alerts import channels_from, evaluate, is_open, run_once
 from fleet_server.fleet.remote_config import save_settings
 from fleet_server.models import Alert, AlertDelivery, Device, Station
@@ -120,22 +117,6 @@ def test_no_feedback_for_a_day_at_an_open_station(sessions):
 # ----------------------------------------------------------------- delivery
 
 
-class _Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, box
-    controller.stop()
 
 
 class _Receiver(BaseHTTPRequestHandler):

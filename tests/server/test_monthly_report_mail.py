@@ -7,10 +7,8 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime, time, timedelta
-from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
@@ -19,7 +17,6 @@ from typer.testing import CliRunner
 from fleet_server.app import create_app
 from fleet_server.cli import app as cli_app
 from fleet_server.core.settings import load_settings
-from fleet_server.devtools.local_broker import free_port
 from fleet_server.fleet import report_mail
 from fleet_server.fleet.loop import FleetLoop
 from fleet_server.fleet.publisher import Publisher
@@ -34,22 +31,6 @@ FIRST_0559 = datetime.combine(datetime(2026, 12, 1).date(), time(5, 59), LOCAL_T
 FIRST_0600 = FIRST_0559 + timedelta(minutes=1)
 
 
-class _Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, box
-    controller.stop()
 
 
 @pytest.fixture
