@@ -68,7 +68,17 @@ def _from_bearer(db: Session, credential: str) -> Principal | None:
     if record.last_used_at is None or now - record.last_used_at > TOKEN_TOUCH_INTERVAL:
         record.last_used_at = now
         db.commit()
-    return Principal("token", record.id, record.name, Role(record.role), record.station_id)
+    return Principal("token", record.id, record.name, Role(record.role), record.station_id,
+                     group_stations=_group_stations(db, record.group_id))
+
+
+def _group_stations(db: Session, group_id: str | None) -> frozenset[str] | None:
+    """Every station under a user's or token's group (None: not limited to a group)."""
+    if group_id is None:
+        return None
+    from fleet_server.results.groups import stations_under
+
+    return frozenset(stations_under(db, group_id))
 
 
 def _from_cookie(request: Request, db: Session) -> Principal | None:
@@ -78,13 +88,8 @@ def _from_cookie(request: Request, db: Session) -> Principal | None:
     user = db.get(User, data.user_id)
     if user is None or not user.active or user.session_epoch != data.epoch:
         return None
-    group_stations = None
-    if user.group_id is not None:
-        from fleet_server.results.groups import stations_under
-
-        group_stations = frozenset(stations_under(db, user.group_id))
     return Principal("user", user.id, user.username, Role(user.role), user.station_id, csrf=data.csrf,
-                     group_stations=group_stations)
+                     group_stations=_group_stations(db, user.group_id))
 
 
 # Declared so the OpenAPI document names both ways in (securitySchemes); neither refuses by

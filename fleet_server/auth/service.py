@@ -84,14 +84,17 @@ class IssuedToken:
     record: ApiToken
 
 
-def create_token(session: Session, name: str, role: str, station_id: str | None = None) -> IssuedToken:
+def create_token(session: Session, name: str, role: str, station_id: str | None = None,
+                 group_id: str | None = None) -> IssuedToken:
+    """A new token; staff tokens get one station or a group (every station under it), as staff users do."""
     if not name or len(name) > 100:
         raise AuthSetupError("a token needs a name of 1-100 characters (who or what uses it)")
-    _check_role_station(session, role, station_id)
+    _check_role_station(session, role, station_id, group_id)
     if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
         raise AuthSetupError(f"a token named {name!r} already exists; revoke it or pick another name")
     token = new_token()
-    record = ApiToken(name=name, role=role, station_id=station_id, token_hash=token_hash(token), prefix=token[:10])
+    record = ApiToken(name=name, role=role, station_id=station_id, group_id=group_id, token_hash=token_hash(token),
+                      prefix=token[:10])
     session.add(record)
     session.flush()
     return IssuedToken(token, record)

@@ -117,12 +117,17 @@ def token_create(
     name: str,
     role: str = typer.Option(..., "--role", help=ROLE_HELP),
     station: str | None = typer.Option(None, "--station", help="staff tokens only: the station"),
+    group: str | None = typer.Option(
+        None, "--group", help="staff tokens only, instead of --station: a group (county, municipality or area); "
+        "the token sees every station under it"),
 ) -> None:
     """Create a token and print it once: only its hash is stored."""
     with _changing() as session:
-        issued = create_token(session, name, role, station)
+        issued = create_token(session, name, role, station, group)
     typer.echo(issued.token)
-    typer.echo(f"token {name!r} ({role}) created; it is shown only now. Use: Authorization: Bearer <token>", err=True)
+    where = station or (f"group {group}" if group else "")
+    typer.echo(f"token {name!r} ({role}{', ' + where if where else ''}) created; it is shown only now. "
+               "Use: Authorization: Bearer <token>", err=True)
 
 
 @token_app.command("list")
@@ -131,7 +136,8 @@ def token_list() -> None:
         for t in session.scalars(select(ApiToken).order_by(ApiToken.name)):
             state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
             used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
-            typer.echo(f"{t.name}\t{t.role}\t{t.prefix}…\t{state}\tlast used {used}")
+            where = t.station_id or (f"group:{t.group_id}" if t.group_id else "-")
+            typer.echo(f"{t.name}\t{t.role}\t{where}\t{t.prefix}…\t{state}\tlast used {used}")
 
 
 @token_app.command("revoke")

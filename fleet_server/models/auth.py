@@ -53,6 +53,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("station_groups.id"), doc="staff tokens of a group: every station under it (instead of station_id)"
+    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, doc="SHA-256 hex of the token")
     prefix: Mapped[str] = mapped_column(String(16), doc="the token's first characters, to recognise it")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
