@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -69,6 +70,13 @@ class Principal:
     @property
     def may_view_any_results(self) -> bool:
         return self.role in (Role.COORDINATOR, Role.STAFF)
+
+    def may_view_group(self, station_ids: Sequence[str]) -> bool:
+        """A group's figures as a whole (its monthly report), given the stations under it:
+        coordinators any group; staff only a group every station of which is theirs."""
+        if self.sees_all_results:
+            return True
+        return bool(station_ids) and all(self.may_view_results(s) for s in station_ids)
 
     def result_stations(self, all_ids: list[str]) -> list[str]:
         """The subset of ``all_ids`` whose results this principal may see."""

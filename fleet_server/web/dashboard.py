@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.api.deps import PageResultsReader, PageUser, SessionDep, SettingsDep, ensure_station_results
+from fleet_server.auth.roles import Principal
 from fleet_server.auth.setup import iter_routes
 from fleet_server.core import i18n
 from fleet_server.core.i18n import N_
@@ -113,11 +114,22 @@ def overview(
             request, principal, nav="overview", period=period, rows=rows[first:first + OVERVIEW_PAGE_ROWS],
             sort=sort, dir=dir, minimum=settings.min_responses, base_path="/", group_rows=group_rows,
             group_choices=choices, group=group, extra_query=extra_query, channel=chosen_channel,
+            report_path=_report_path(principal, tree, group, stations),
             channel_names={c: i18n.gettext(label) for c, label in CHANNEL_NAMES.items()},
             pager={"page": page, "pages": pages, "first": first + 1, "last": min(len(rows), first + OVERVIEW_PAGE_ROWS),
                    "of": len(rows), "query": f"{period.query()}{extra_query}&sort={quote(sort)}&dir={quote(dir)}"},
         ),
     )
+
+
+def _report_path(principal: Principal, tree: groups.Tree, group: str, stations: list) -> str | None:
+    """The monthly report the overview links to, only if ``principal`` may open it: the chosen
+    group's; else, for staff of one station, their station's (a 403 page is no link)."""
+    if group and principal.may_view_group(tree.under(group)):
+        return f"/reports/groups/{quote(group)}"
+    if not principal.sees_all_results and len(principal.own_stations) == 1 and stations:
+        return f"/reports/stations/{quote(principal.own_stations[0])}"
+    return None
 
 
 @router.get("/stations/{station_id}", response_class=HTMLResponse)

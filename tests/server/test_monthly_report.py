@@ -138,6 +138,33 @@ def test_staff_read_their_own_stations_report_only(client):
     assert "/reports/stations/kalvia" in index and "/reports/stations/ullava" not in index
 
 
+def _report_links(html: str) -> set[str]:
+    return set(re.findall(r'href="(/reports/[^"]+)"', html))
+
+
+def test_the_overview_links_staff_of_one_station_only_to_reports_they_may_open(client):
+    make_user(client.app.state.session_factory, "nurse", "staff", "kalvia")
+    sign_in(client, "nurse")
+    links = _report_links(client.get("/?range=30d&group=kokkola").text)
+    assert links == {"/reports/stations/kalvia", "/reports/stations/kalvia/pdf"}
+    assert all(client.get(link).status_code == 200 for link in links)
+
+
+def test_the_overview_links_staff_of_a_group_to_its_report_and_not_to_the_countys(client):
+    make_user(client.app.state.session_factory, "manager", "staff", "kalvia")
+    with client.app.state.session_factory() as s:
+        s.add(Station(id="kruunupyy", name="Kruunupyy", group_id="soite"))
+        user = s.query(User).filter_by(username="manager").one()
+        user.group_id, user.station_id = "kokkola", None
+        s.commit()
+    sign_in(client, "manager")
+    assert _report_links(client.get("/?range=30d&group=kokkola").text) == {
+        "/reports/groups/kokkola", "/reports/groups/kokkola/pdf"}
+    assert client.get("/reports/groups/kokkola").status_code == 200
+    assert _report_links(client.get("/?range=30d&group=soite").text) == set()  # it holds a station not theirs
+    assert client.get("/reports/groups/soite").status_code == 403
+
+
 def test_staff_given_a_group_read_its_report(client):
     make_user(client.app.state.session_factory, "manager", "staff", "kalvia")
     with client.app.state.session_factory() as s:
