@@ -22,6 +22,7 @@ from fleet_server.fleet import note_publishing, notes
 from fleet_server.models import Station, StationNote
 from fleet_server.results import figures as results
 from fleet_server.web.dashboard import page_context
+from fleet_server.web.public_pages import forget_public_pages
 from fleet_server.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -123,7 +124,9 @@ def _checked_note(text_fi: str, text_sv: str, text_en: str, starts: str, ends: s
 
 
 def _after_publish(request: Request, session, principal, outcome, verb: str) -> Response:
-    """Back to the list with what happened, or the page with why the kiosks did not get it (502)."""
+    """Back to the list with what happened, or the page with why the kiosks did not get it (502).
+    Either way the note is saved, so the public pages show it from now on."""
+    forget_public_pages(request.app)
     message, error = _outcome_message(outcome, verb)
     if error:
         return _render(request, session, principal, error=error, code=502)

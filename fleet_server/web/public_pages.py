@@ -18,9 +18,11 @@ Speed: the figures of all public pages are one ``Snapshot`` and each answer's by
 in a small in-process cache (``PublicCache``) for ``PALAUTE_PUBLIC_CACHE_S`` seconds (60). When the
 snapshot is older, a background thread rebuilds it while every reader keeps getting the old one
 (a page older than its snapshot is rendered again by its next reader, a few milliseconds), so only
-the first reader after a start (or after a coordinator's change) waits for the database. A change made on /public-pages clears this process's cache at once; other
+the first reader after a start (or after a coordinator's change) waits for the database. A change
+made on /public-pages, and a "you said, we did" note written, edited, withdrawn or published again
+(fleet_server.web.notes_pages), clears this process's cache at once (``forget_public_pages``); other
 server processes of the same deployment show it when their entries expire (at most
-``public_cache_s`` later), as they do new answers and notes.
+``public_cache_s`` later), as they do new answers.
 """
 
 from __future__ import annotations
@@ -158,6 +160,15 @@ def install_public_pages(app: FastAPI, settings: Settings) -> None:
 
 def _cache(request: Request) -> PublicCache:
     return request.app.state.public_cache
+
+
+def forget_public_pages(app: FastAPI) -> None:
+    """After a change the public pages show (a page turned on or off, a note): this process builds
+    them again for their next reader. Every page is made from the one snapshot, so a station's
+    pages and its groups' go with it; other server processes keep theirs until they expire."""
+    cache: PublicCache | None = getattr(app.state, "public_cache", None)
+    if cache is not None:
+        cache.clear()
 
 
 _SERIALS = itertools.count(1)
@@ -450,7 +461,7 @@ def save_public_settings(request: Request, session: SessionDep, principal: CsrfC
     all_g = list(session.scalars(select(StationGroup.id)))
     changed = public.set_public(session, stations={s: s in on_s for s in all_s}, groups={g: g in on_g for g in all_g})
     session.commit()
-    _cache(request).clear()
+    forget_public_pages(request.app)
     message = i18n.gettext("Saved.") if changed else i18n.gettext("Nothing changed.")
     return RedirectResponse("/public-pages?done=" + message.replace(" ", "+"), status_code=303)
 

@@ -261,6 +261,29 @@ def test_pages_are_cached_and_a_coordinators_change_applies_at_once(client):
     assert client.get("/public/stations/lohtaja").status_code == 200
 
 
+def test_publishing_and_withdrawing_a_note_shows_on_the_public_pages_at_once(db_url, broker):
+    with _client(db_url, mqtt_url=broker.url, mqtt_client_id="public-notes-test") as client:
+        _seed(client)
+        pages = ("/public/stations/kalvia?lang=fi", "/public/groups/kokkola-city?lang=fi",
+                 "/public/stations/kalvia/data.json")
+        assert all("Odotustilaan" not in client.get(p).text for p in pages)  # cached without the note
+        make_user(client.app.state.session_factory, "coord", "coordinator")
+        sign_in(client, "coord")
+        r = client.post("/notes", data={"csrf_token": page_csrf(client.get("/notes").text), "station_id": "kalvia",
+                                        "text_fi": "Odotustilaan tuli lisää tuoleja.",
+                                        "starts": figures.today_local().isoformat()}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert all("Odotustilaan tuli lisää tuoleja." in client.get(p).text for p in pages)
+        builds = client.app.state.public_cache.builds
+        client.get(pages[0])
+        assert client.app.state.public_cache.builds == builds  # cached again after the change
+        note_id = re.search(r'action="/notes/(\d+)/withdraw"', client.get("/notes").text).group(1)
+        r = client.post(f"/notes/{note_id}/withdraw", data={"csrf_token": page_csrf(client.get("/notes").text)},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert all("Odotustilaan" not in client.get(p).text for p in pages)
+
+
 def test_settings_page_is_for_coordinators_only(client):
     _seed(client)
     make_user(client.app.state.session_factory, "staff1", "staff", "kalvia")
