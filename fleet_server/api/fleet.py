@@ -86,13 +86,14 @@ def get_device_health(device_id: str, session: SessionDep, settings: SettingsDep
 @router.get("/devices/{device_id}/gaps", summary="Missing answers: a kiosk's unresolved seq gaps and their resend state")
 def get_device_gaps(device_id: str, session: SessionDep, principal: DeviceReader) -> dict:
     from fleet_server.core.clock import utcnow
-    from fleet_server.fleet.gaps import describe, gap_dict, open_gaps
+    from fleet_server.fleet.gap_words import describe, gap_row
+    from fleet_server.fleet.gaps import open_gaps
 
     _device(session, principal, device_id)
     rows = open_gaps(session, [device_id]).get(device_id, [])
     text, level = describe(rows, utcnow())
     return {"device_id": device_id, "missing": sum(r.missing for r in rows), "text": text, "level": level,
-            "gaps": [gap_dict(r) for r in rows]}
+            "gaps": [gap_row(r) for r in rows]}
 
 
 @router.get("/alerts", summary="Open alerts (or the recent history with all=true)")

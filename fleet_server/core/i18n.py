@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -178,3 +178,15 @@ def moment(value: datetime | None) -> str:
 
 def moment_long(value: datetime) -> str:
     return format_datetime(value.astimezone(LOCAL_TZ), format="medium", locale=babel_locale())
+
+
+def ago(delta: timedelta) -> str:
+    """A duration back from now, as the pages say it: "40 s ago", "12 min ago", "3 h ago", "2 days ago"."""
+    seconds = int(delta.total_seconds())
+    if seconds < 90:
+        return _("{n} s ago").format(n=seconds)
+    if seconds < 2 * 3600:
+        return _("{n} min ago").format(n=seconds // 60)
+    if seconds < 2 * 86400:
+        return _("{n} h ago").format(n=seconds // 3600)
+    return _("{n} days ago").format(n=seconds // 86400)

@@ -24,7 +24,8 @@ from palaute_wire.catalog_tool import FIXED_DATE, CatalogTool, add_message
 SERVER_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = ("web/templates/**/*.html",)
 SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/exports.py", "results/monthly_report.py",
-           "auth/setup.py", "auth/routes.py", "fleet/alerts.py", "fleet/device_health.py", "fleet/report_mail.py")
+           "auth/setup.py", "auth/routes.py", "fleet/alerts.py", "fleet/device_health.py", "fleet/gap_words.py", "fleet/gaps.py",
+           "core/i18n.py", "fleet/report_mail.py")
 """Globs under fleet_server/ whose texts a dashboard user reads."""
 
 _KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}

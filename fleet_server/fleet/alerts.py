@@ -109,6 +109,12 @@ TEXTS = {
     "temperature": N_("kiosk {device}: CPU at {temp} °C"),
     "events_missing": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the device page "
                          "says whether they can still come back"),
+    "events_missing_waiting": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the "
+                                 "server asks the kiosk to send them again when it is online"),
+    "events_missing_asked": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the server "
+                               "has asked the kiosk to send them again"),
+    "events_missing_lost": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); {lost} of "
+                              "them cannot come back, the kiosk no longer has them"),
     "no_feedback_ever": N_("station {station}: no feedback ever although it was open; check the kiosk's buttons "
                            "and screen"),
     "no_feedback": N_("station {station}: no feedback for {duration} although it was open; check the kiosk's "
@@ -146,14 +152,16 @@ def condition(rule: str, station_id: str, device_id: str | None, text: str, seve
 
 
 def alert_text(alert: Alert | Mapping) -> str:
-    """An alert's message in the current language (i18n): its catalogue text with its values, or
+    """An alert's message in the current language (i18n): its catalogue text with its values (whole
+    numbers in the language's format), or
     the stored message for rows and payloads without one (older rows, the CLI's test alert)."""
     get = alert.get if isinstance(alert, Mapping) else lambda name, default=None: getattr(alert, name, default)
     text, params = get("text_id") or get("text") or "", get("params") or {}
     if not text:
         return str(get("message") or "")
+    said = {k: i18n.number(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in params.items()}
     try:
-        return i18n.gettext(text).format(**params)
+        return i18n.gettext(text).format(**said)
     except (KeyError, IndexError, ValueError):  # a translation with other placeholders: English, never nothing
         return text.format(**params)
 
@@ -241,20 +249,25 @@ def _temperature(d: Device, settings: Settings) -> Condition | None:
 def _missing_answers(session: Session, devices: Sequence[Device], settings: Settings,
                      now: datetime) -> list[Condition]:
     """Kiosks with gaps past the grace; an unrecoverable gap stays on the device page, but alerts for a day."""
-    from fleet_server.fleet.gaps import UNRECOVERABLE_ALERT_FOR, describe, open_gaps
+    from fleet_server.fleet.gap_words import describe
+    from fleet_server.fleet.gaps import UNRECOVERABLE_ALERT_FOR, open_gaps
 
     gaps = open_gaps(session, [d.id for d in devices])
     found = []
     for d in devices:
         missing = [g for g in gaps.get(d.id, []) if now - g.detected_at >= timedelta(seconds=settings.gap_grace_s)
                    and (g.unrecoverable_at is None or now - g.unrecoverable_at < UNRECOVERABLE_ALERT_FOR)]
-        if missing:  # the English message keeps gaps.describe's detail; other languages the summary
+        if missing:  # the English message has describe's detail; every language says the state (TEXTS)
             ranges = ", ".join(f"{g.first_seq}–{g.last_seq}" if g.last_seq > g.first_seq else f"{g.first_seq}"
                                for g in missing[:5]) + (" …" if len(missing) > 5 else "")
+            lost = sum(g.missing for g in missing if g.unrecoverable_at is not None)
+            state = "lost" if lost else ("asked" if any(g.resend_at for g in missing) else "waiting")
             params: dict[str, str | int] = {"device": d.id, "count": sum(g.missing for g in missing),
-                                            "ranges": ranges}
-            found.append(Condition("events_missing", d.station_id, d.id, f"kiosk {d.id}: {describe(missing, now)[0]}",
-                                   "warning", TEXTS["events_missing"], params))
+                                            "ranges": ranges, **({"lost": lost} if lost else {})}
+            with i18n.using("en"):
+                message = f"kiosk {d.id}: {describe(missing, now)[0]}"
+            found.append(Condition("events_missing", d.station_id, d.id, message, "warning",
+                                   TEXTS[f"events_missing_{state}"], params))
     return found
 
 

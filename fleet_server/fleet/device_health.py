@@ -4,8 +4,8 @@ Each field comes with a level (ok | warn | bad | unknown) and words, so the page
 can colour it *and* say it ("offline 25 min", "clock not synced"): colour is
 never the only carrier of meaning. Thresholds are the alert settings, so the page
 and the alerts agree on what is wrong. The words are the reader's language's (the
-dashboard's catalogue, fleet_server.core.i18n); the missing-answers detail is
-fleet_server.fleet.gaps' own (English).
+dashboard's catalogue, fleet_server.core.i18n), the missing-answers detail too
+(fleet_server.fleet.gap_words).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from fleet_server.core.clock import utcnow
 from fleet_server.core.i18n import N_
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.alerts import alert_text, device_online, open_alerts
-from fleet_server.fleet.gaps import describe, gap_dict, open_gaps
+from fleet_server.fleet.gap_words import describe, gap_row
+from fleet_server.fleet.gaps import open_gaps
 from fleet_server.fleet.remote_config import current_versions, recent_commands
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Device, Station
@@ -45,18 +46,6 @@ def _duration(seconds: float | None) -> str:
     if s < 86400:
         return _("{hours} h {minutes} min").format(hours=s // 3600, minutes=s % 3600 // 60)
     return _("{days} d {hours} h").format(days=s // 86400, hours=s % 86400 // 3600)
-
-
-def ago(delta: timedelta) -> str:
-    """A duration back from now, as the pages say it: "40 s ago", "12 min ago", "3 h ago", "2 days ago"."""
-    seconds = int(delta.total_seconds())
-    if seconds < 90:
-        return _("{n} s ago").format(n=seconds)
-    if seconds < 2 * 3600:
-        return _("{n} min ago").format(n=seconds // 60)
-    if seconds < 2 * 86400:
-        return _("{n} h ago").format(n=seconds // 3600)
-    return _("{n} days ago").format(n=seconds // 86400)
 
 
 UPDATE_STATES = {"waiting": N_("waiting"), "downloading": N_("downloading"), "installing": N_("installing"),
@@ -87,7 +76,7 @@ class DeviceHealth:
     config_version_current: int
     alerts: list[str] = field(default_factory=list)
     missing: Field = field(default_factory=lambda: Field("—", "unknown"))
-    """Unresolved seq gaps in words (fleet_server.fleet.gaps.describe)."""
+    """Unresolved seq gaps in words (fleet_server.fleet.gap_words.describe)."""
     gaps: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -160,11 +149,11 @@ def _status_field(device: Device, online: bool, settings: Settings, now: datetim
     away = now - device.last_seen_at
     why = _("Last Will") if not device.online else _("no heartbeat")
     level = "bad" if away > timedelta(minutes=settings.alert_offline_after_min) else "warn"
-    return Field(_("offline since {ago} ({why})").format(ago=ago(away), why=why), level)
+    return Field(_("offline since {ago} ({why})").format(ago=i18n.ago(away), why=why), level)
 
 
 def _seen(at: datetime | None, now: datetime) -> Field:
-    return Field(ago(now - at), "ok") if at else Field(_("never"), "unknown")
+    return Field(i18n.ago(now - at), "ok") if at else Field(_("never"), "unknown")
 
 
 def _queue_fields(device: Device, settings: Settings) -> tuple[Field, Field]:
@@ -243,7 +232,7 @@ def fleet_health(session: Session, settings: Settings, station_ids: list[str] | 
     gaps = open_gaps(session, [h.device_id for h in out])
     for h in out:
         h.missing = Field(*describe(gaps.get(h.device_id, []), now))
-        h.gaps = [gap_dict(g) for g in gaps.get(h.device_id, [])]
+        h.gaps = [gap_row(g) for g in gaps.get(h.device_id, [])]
     return out
 
 

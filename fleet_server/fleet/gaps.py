@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server import models as fleet_models
 from fleet_server.core.clock import utcnow
+from fleet_server.core.i18n import N_
 from fleet_server.models import Device, FeedbackEvent, GapCheck, SeqGap
 
 _LOGGER = logging.getLogger(__name__)
@@ -300,8 +301,9 @@ def _reconcile(session: Session, device_id: str, found: list[SeqRange], rows: li
     return kept
 
 
-REPLACED_OUTBOX = ("the kiosk's outbox was replaced (a new SD card: a new epoch, seq from 1 again); "
-                   "these answers were on the old one")
+REPLACED_OUTBOX = N_("the kiosk's outbox was replaced (a new SD card: a new epoch, seq from 1 again); "
+                     "these answers were on the old one")
+"""Stored in English as ``seq_gaps.reason``; said in the reader's language by device_health.reason_words."""
 
 
 def _close_replaced_outboxes(rows_by_device: dict[str, list[SeqGap]], epochs: Mapping[str, uuid.UUID | None],
@@ -469,47 +471,7 @@ def _ask_for_resend(session: Session, publisher, device: Device, rows: list[SeqG
                  sum(r.missing for r in rows), from_seq)
 
 
-# ----------------------------------------------------------------- words for the pages
-
-
-def ago(delta: timedelta) -> str:
-    """A duration as the pages say it: "40 s ago", "12 min ago", "3 h ago", "2 days ago"."""
-    seconds = int(delta.total_seconds())
-    if seconds < 90:
-        return f"{seconds} s ago"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
-
-
-def describe(rows: Sequence[SeqGap], now: datetime) -> tuple[str, str]:
-    """(text, level) for a kiosk's open gaps: "12 answers missing, seq 5–9, 20–26; ...".
-
-    Level: ok none missing, warn being asked for, bad some cannot come back.
-    """
-    if not rows:
-        return "none missing", "ok"
-    missing = sum(r.missing for r in rows)
-    shown = ", ".join(f"{r.first_seq}–{r.last_seq}" if r.last_seq > r.first_seq else f"{r.first_seq}"
-                      for r in rows[:5])
-    more = f" and {len(rows) - 5} more ranges" if len(rows) > 5 else ""
-    least = "at least " if len(rows) >= MAX_TRACKED_GAPS else ""  # only the lowest ranges are tracked
-    parts = [f"{least}{missing} answer{'s' if missing != 1 else ''} missing, seq {shown}{more}"]
-    asked = [r for r in rows if r.resend_at is not None and r.unrecoverable_at is None]
-    if asked:
-        last = max(r.resend_at for r in asked if r.resend_at)
-        parts.append(f"resend asked {ago(now - last)}")
-        acked = [r.ack_seen_at for r in asked if r.ack_seen_at]
-        parts.append(f"acknowledged {ago(now - max(acked))}" if acked else "not acknowledged yet")
-    elif any(r.unrecoverable_at is None for r in rows):
-        parts.append("not asked for yet")
-    gone = [r for r in rows if r.unrecoverable_at is not None]
-    if gone:
-        count = sum(r.missing for r in gone)
-        parts.append(f"unrecoverable: {count} ({gone[0].reason})")
-    return "; ".join(parts), "bad" if gone else "warn"
+# ----------------------------------------------------------------- for the pages and the API
 
 
 def gap_dict(row: SeqGap) -> dict:

@@ -20,7 +20,8 @@ from sqlalchemy import delete, func, select
 from fleet_server.core.clock import utcnow
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import load_settings
-from fleet_server.fleet.gaps import describe, open_gaps
+from fleet_server.fleet.gap_words import describe
+from fleet_server.fleet.gaps import open_gaps
 from fleet_server.fleet.loop import FleetLoop
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.ingest.consumer import Ingestor

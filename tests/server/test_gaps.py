@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from fleet_server.core.settings import load_settings
-from fleet_server.fleet.gaps import SeqRange, describe, find_gaps, open_gaps, track_gaps
+from fleet_server.fleet.gap_words import describe
+from fleet_server.fleet.gaps import SeqRange, find_gaps, open_gaps, track_gaps
 from fleet_server.fleet.remote_config import reconcile_acks
 from fleet_server.models import Device, DeviceCommand, FeedbackEvent, SeqGap, Station
 from palaute_wire.contract import decode, topic
@@ -374,3 +375,39 @@ def test_the_migration_collapses_copied_open_gap_rows_before_making_them_unique(
             assert len(open_rows) == 1
     finally:
         engine.dispose()
+
+
+ENGLISH_GAP_WORDS = ("answer", "missing", "seq", "resend", "asked", "acknowledged", "unrecoverable", "kiosk",
+                     "retention", "holds", "none")
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("fi", ["palvelimelta puuttuu 1\u00a0236 vastausta", "Niistä 2 on menetetty", "1\u00a0236 vastausta puuttuu",
+            "uudelleenlähetystä pyydetty 2 min sitten", "menetetty: 2 (laitteella ei enää ole niitä"]),
+    ("sv", ["servern saknar 1\u00a0236 svar", "Av dem har 2 gått förlorade", "1\u00a0236 svar saknas",
+            "begärt på nytt för 2 min sedan", "förlorade: 2 (apparaten har dem inte längre"]),
+])
+def test_missing_answers_read_in_finnish_and_swedish_in_the_alert_mail_and_on_the_device_page(
+        sessions, smtp, lang, words):
+    from fleet_server.core import i18n
+    from fleet_server.fleet.alerts import channels_from, run_once
+    from fleet_server.fleet.device_health import fleet_health
+
+    controller, box = smtp
+    settings = load_settings(environ={}, database_url="sqlite://", gap_grace_s=120, smtp_host="127.0.0.1",
+                             smtp_port=controller.port, alert_email_to="it@county.example", alert_email_language=lang)
+    with sessions() as s, s.begin():
+        add_events(s, "kalvia-1", [1, 2, 5, 1240])  # missing 3-4 and 6-1239: 1,236 answers
+        track_gaps(s, settings, RecordingPublisher(), T0, online=lambda d: False)
+        lost, asked = sorted(open_gaps(s)["kalvia-1"], key=lambda g: g.first_seq)
+        lost.unrecoverable_at, lost.reason = T0, "the kiosk holds answers from seq 5 on; past its retention window"
+        asked.resend_at = T0 + timedelta(seconds=60)
+    now = T0 + timedelta(seconds=180)
+    run_once(sessions, settings, channels_from(settings), now=now)
+    (mail,) = box.messages
+    with sessions() as s, i18n.using(lang):
+        (health,) = [h for h in fleet_health(s, settings, now=now) if h.device_id == "kalvia-1"]
+    said = [mail.get_content().splitlines()[0], health.missing.text, *(g["reason_text"] for g in health.gaps)]
+    english = [w for w in ENGLISH_GAP_WORDS for text in said if w in text.lower()]
+    assert english == [], said
+    assert all(any(w in text for text in said) for w in words), said
