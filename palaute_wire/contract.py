@@ -642,9 +642,18 @@ def _fast_schema(node: Any) -> Any:
             for key, value in node.items()}
 
 
+def fast_core_schema(channel: str) -> Any:
+    """The pydantic-core schema the fast path validates a channel's payload with (``_fast_schema``).
+
+    For a reader that wants the same rules with another output (the server's SQLite ingest
+    validates events straight into its insert parameters): whatever it derives must accept
+    no more than this schema does."""
+    return _fast_schema(_MODELS[channel].__pydantic_core_schema__)
+
+
 _FAST_VALIDATORS: dict[str, SchemaValidator] = {
-    "events": SchemaValidator(_fast_schema(EventBatch.__pydantic_core_schema__)),
-    "status": SchemaValidator(_fast_schema(StatusHeartbeat.__pydantic_core_schema__)),
+    "events": SchemaValidator(fast_core_schema("events")),
+    "status": SchemaValidator(fast_core_schema("status")),
 }
 
 

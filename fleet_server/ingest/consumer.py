@@ -234,6 +234,8 @@ class Ingestor:
         self.fatal_error: str | None = None
         self._auth_refusal: str | None = None  # the fatal_error a refusal for credentials set (cleared on success)
         self._session_factory = session_factory
+        bind = session_factory.kw.get("bind")
+        self._dialect: str | None = bind.dialect.name if bind is not None else None  # how the preparer decodes
         self._queue = IngestLanes()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -478,7 +480,7 @@ class Ingestor:
         try:
             while (batch := self._take_batch()) is not None:
                 try:
-                    ready: list[InboundMessage] = PreparedBatch(batch)
+                    ready: list[InboundMessage] = PreparedBatch(batch, self._dialect)
                 except Exception:  # a bug here must not lose the batch: the writer decodes it
                     _LOGGER.exception("decoding a batch ahead failed; the writer decodes it")
                     ready = batch

@@ -40,14 +40,16 @@ def stored_max_seq() -> Any:
 
 
 def seq_ceilings(
-    payloads: Iterable[contract.EventBatch | contract.StatusHeartbeat], stored: Mapping[str, int | None]
+    payloads: Iterable[Any], stored: Mapping[str, int | None]
 ) -> dict[str, int]:
     """Ceiling per kiosk that sends events in this batch (absent: no ceiling known yet).
 
-    ``stored``: per device, the highest of its stored ``last_seq`` and its highest stored
-    event seq (None: neither), as the store read them with the device rows."""
+    ``payloads``: statuses and events messages (``contract.EventBatch`` or the SQLite ingest's
+    ``EventParams``: anything with a ``device_id`` that is not a status). ``stored``: per device,
+    the highest of its stored ``last_seq`` and its highest stored event seq (None: neither), as
+    the store read them with the device rows."""
     payloads = list(payloads)
-    senders = {p.device_id for p in payloads if isinstance(p, contract.EventBatch)}
+    senders = {p.device_id for p in payloads if not isinstance(p, contract.StatusHeartbeat)}
     if not senders:
         return {}
     ceilings: dict[str, int] = {}
@@ -62,6 +64,12 @@ def seq_ceilings(
         if isinstance(p, contract.StatusHeartbeat):
             raise_to(p.device_id, p.last_seq)
     return ceilings
+
+
+def below_jump(ceilings: dict[str, int], device_id: str, seq: int) -> bool:
+    """``seq`` (e.g. a message's highest) is not refused as a jump for this kiosk."""
+    ceiling = ceilings.get(device_id)
+    return ceiling is None or seq <= ceiling + SEQ_JUMP_LIMIT
 
 
 def split_jumps(batch: contract.EventBatch, ceilings: dict[str, int]) -> tuple[list[contract.FeedbackEvent], str | None]:

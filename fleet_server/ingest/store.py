@@ -19,8 +19,9 @@ Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
 not per-row SQLAlchemy binds. PostgreSQL: binary COPY into a temp table (made
 once per connection), then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO
 NOTHING`` that answers with the ids it did not insert (none, but for redeliveries);
-SQLite: the write lock first (``BEGIN IMMEDIATE``), the ids already stored, then
-one ``executemany`` of the new rows. The senders, their state and their seq
+SQLite: kiosk batches validated straight into the INSERT's parameters by the preparer
+(``sqlite_events``), then under the write lock one ``executemany`` ... ON CONFLICT DO
+NOTHING, the ids stored before looked up only when fewer rows went in. The senders, their state and their seq
 ceilings are one query; statuses are one UPDATE per batch, not a SELECT and an
 UPDATE each. Under a loaded machine every round trip costs a wake-up, so a
 transaction makes as few as it can.
@@ -33,9 +34,9 @@ import json
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Self
 
@@ -44,7 +45,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
-from fleet_server.ingest.seq_jumps import REASON_SEQ_JUMP, seq_ceilings, split_jumps, stored_max_seq
+from fleet_server.ingest import sqlite_events
+from fleet_server.ingest.seq_jumps import (
+    REASON_SEQ_JUMP,
+    below_jump,
+    seq_ceilings,
+    split_jumps,
+    stored_max_seq,
+)
 from fleet_server.models import (
     MAX_STORED_PAYLOAD,
     DeadLetter,
@@ -429,12 +437,7 @@ def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
     return uuids, times
 
 
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME text (naive UTC, always with microseconds)."""
-    offset = value.utcoffset()
-    if offset is not None and not offset:  # already UTC (every time the contract lets through): no conversion
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+_sqlite_time = sqlite_events.time_text
 
 
 def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
@@ -470,7 +473,7 @@ def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[u
             if t is not None:
                 text_ = texts.get(t)
                 if text_ is None:
-                    text_ = texts[t] = _sqlite_time(t)
+                    text_ = texts[t] = sqlite_events.time_text(t)
                 v[i] = text_
         values.append(v)
     if values:
@@ -515,6 +518,103 @@ def _conflict_letter(
     )
 
 
+class _EventRows:
+    """A transaction's events, one row per event id, until ``store``: the generic path (row dicts)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, dict[str, Any]] = {}
+        self.came_in: dict[uuid.UUID, InboundMessage] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Take a message's rows; returns dead letters for ids that came twice with other content."""
+        dead = []
+        for row in rows:
+            event_id = row["event_id"]
+            first = self.rows.get(event_id)
+            if first is None:
+                self.rows[event_id] = row
+                self.came_in[event_id] = message
+            elif _differences(first, row):
+                dead.append(_conflict_letter(message, event_id, first, row, "came twice in one batch"))
+        return dead
+
+    def store(self, session: Session) -> tuple[int, list[dict[str, Any]]]:
+        """Insert the new ones and add them to the rollups; (how many were inserted, dead letters for
+        ids stored before with other content)."""
+        rows = list(self.rows.values())
+        skipped = _insert_events(session, rows)
+        # Only the rows really inserted reach the rollups: a redelivery adds nothing.
+        rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
+        dead = []
+        repeated = [event_id for event_id in self.rows if event_id in skipped] if skipped else []
+        if repeated:
+            for event_id, stored in _stored_copies(session, repeated).items():
+                if _differences(stored, self.rows[event_id]):
+                    dead.append(
+                        _conflict_letter(self.came_in[event_id], event_id, stored, self.rows[event_id], "was stored before")
+                    )
+        return len(rows) - len(skipped), dead
+
+
+def _typed_row(message: InboundMessage, event_id: str) -> dict[str, Any]:
+    """The generic row (``_event_row``) of one event of ``message``, decoded again (for a dead letter)."""
+    _, payload = contract.decode(message.topic, message.payload)
+    assert isinstance(payload, contract.EventBatch)
+    return next(_event_row(e, message.received_at) for e in payload.events if str(e.event_id) == event_id)
+
+
+class _SqliteEventRows:
+    """A transaction's events on SQLite: ``sqlite_events`` parameters by event id text, stored by one
+    executemany. The dead letters' rows are decoded again from their messages (rare)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.came_in: dict[str, InboundMessage] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.add_params(message, [sqlite_events.params_of(row) for row in rows])
+
+    def add_params(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ids = [e["event_id"] for e in events]
+        if self.rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):  # the usual case, at C speed
+            self.rows.update(zip(ids, events, strict=True))
+            self.came_in.update(dict.fromkeys(ids, message))
+            return []
+        dead = []
+        for event_id, event in zip(ids, events, strict=True):
+            first = self.rows.get(event_id)
+            if first is None:
+                self.rows[event_id] = event
+                self.came_in[event_id] = message
+            elif not sqlite_events.same_content(first, event):
+                dead.append(_conflict_letter(message, uuid.UUID(event_id), _typed_row(self.came_in[event_id], event_id),
+                                             _typed_row(message, event_id), "came twice in one batch"))
+        return dead
+
+    def store(self, session: Session) -> tuple[int, list[dict[str, Any]]]:
+        session.flush()
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        events = list(self.rows.values())
+        skipped = sqlite_events.insert(raw, events)
+        inserted = [e for e in events if e["event_id"] not in skipped] if skipped else events
+        sqlite_events.rollup(session, raw, inserted)  # only the rows really inserted: a redelivery adds nothing
+        dead = []
+        if skipped:
+            repeated = [uuid.UUID(event_id) for event_id in self.rows if event_id in skipped]
+            for event_id, stored in _stored_copies(session, repeated).items():
+                new = _typed_row(self.came_in[str(event_id)], str(event_id))
+                if _differences(stored, new):
+                    dead.append(_conflict_letter(self.came_in[str(event_id)], event_id, stored, new, "was stored before"))
+        return len(inserted), dead
+
+
 # --------------------------------------------------------------------- dead letters
 
 
@@ -547,9 +647,10 @@ class Decoded:
     """A batch after the contract checks, before the database: what ``prepare`` found."""
 
     dead: list[dict[str, Any]]
-    payloads: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat]]
+    payloads: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat | sqlite_events.EventParams]]
+    """``EventParams`` (decoded for SQLite, ``prepare(..., "sqlite")``) for most events messages there."""
     rows: list[list[dict[str, Any]] | None] = field(default_factory=list)
-    """Per payload: an events message's rows (``_event_row``), made here too so the writer need not."""
+    """Per payload: an ``EventBatch``'s rows (``_event_row``), made here too so the writer need not."""
 
 
 class PreparedBatch(list[InboundMessage]):
@@ -561,23 +662,30 @@ class PreparedBatch(list[InboundMessage]):
 
     decoded: Decoded
 
-    def __init__(self, messages: Sequence[InboundMessage]) -> None:
+    def __init__(self, messages: Sequence[InboundMessage], dialect: str | None = None) -> None:
         super().__init__(messages)
-        self.decoded = prepare(self)
+        self.decoded = prepare(self, dialect)
 
 
-def prepare(messages: Sequence[InboundMessage]) -> Decoded:
-    """The contract checks of every message (topic, JSON, schema); no database."""
+def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> Decoded:
+    """The contract checks of every message (topic, JSON, schema); no database. For ``dialect``
+    sqlite, events straight into the INSERT's parameters where they can (``sqlite_events``)."""
     dead: list[dict[str, Any]] = []
-    decoded: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat]] = []
+    decoded: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat | sqlite_events.EventParams]] = []
     for message in messages:
         try:
-            channel = contract.parse_topic(message.topic).channel
+            parts = contract.parse_topic(message.topic)
+            channel = parts.channel
             if channel not in ("events", "status"):
                 dead.append(
                     _dead_letter_row(message, REASON_UNEXPECTED_CHANNEL, f"the ingest reads events and status, not {channel}")
                 )
                 continue
+            if dialect == "sqlite" and channel == "events":
+                params = sqlite_events.decode(parts, message.payload, sqlite_events.time_text(message.received_at))
+                if params is not None:
+                    decoded.append((message, params))
+                    continue
             _, payload = contract.decode(message.topic, message.payload)
         except ContractError as exc:
             dead.append(_dead_letter_row(message, exc.reason, exc.detail))
@@ -598,7 +706,8 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
     not decoded again.
     """
     result = BatchResult(messages=len(messages))
-    ready = messages.decoded if isinstance(messages, PreparedBatch) else prepare(messages)
+    dialect = session.get_bind().dialect.name
+    ready = messages.decoded if isinstance(messages, PreparedBatch) else prepare(messages, dialect)
     dead = list(ready.dead)
     decoded = ready.payloads
 
@@ -609,8 +718,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
     known = _register(session, senders, now) if senders else {}
 
     ceilings = seq_ceilings([p for _, p in decoded], {d: k.stored_seq for d, k in known.items()})
-    event_rows: dict[uuid.UUID, dict[str, Any]] = {}
-    came_in: dict[uuid.UUID, InboundMessage] = {}
+    sink = _SqliteEventRows() if dialect == "sqlite" else _EventRows()
     last_event_at: dict[str, datetime] = {}
     statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]] = []
     for i, (message, payload) in enumerate(decoded):
@@ -630,38 +738,30 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         if isinstance(payload, contract.StatusHeartbeat):
             statuses.append((message, payload))
             continue
+        made = ready.rows[i] if i < len(ready.rows) else None
+        if isinstance(payload, sqlite_events.EventParams):
+            if isinstance(sink, _SqliteEventRows) and below_jump(ceilings, payload.device_id, payload.max_seq):
+                result.events += len(payload.events)
+                dead.extend(sink.add_params(message, payload.events))
+                _latest(last_event_at, payload.device_id, message.received_at)
+                continue
+            _, again = contract.decode(message.topic, message.payload)  # a seq jump: the generic path says which
+            assert isinstance(again, contract.EventBatch)
+            payload = again
         result.events += len(payload.events)
         events, jumped = split_jumps(payload, ceilings)
         if jumped:
             dead.append(_dead_letter_row(message, REASON_SEQ_JUMP, jumped))
             result.events -= len(payload.events) - len(events)
-        made = ready.rows[i] if i < len(ready.rows) and not jumped else None
-        for row in made if made is not None else (_event_row(e, message.received_at) for e in events):
-            event_id = row["event_id"]
-            first = event_rows.get(event_id)
-            if first is None:
-                event_rows[event_id] = row
-                came_in[event_id] = message
-            elif _differences(first, row):
-                dead.append(_conflict_letter(message, event_id, first, row, "came twice in one batch"))
-        previous = last_event_at.get(payload.device_id)
-        if previous is None or message.received_at > previous:
-            last_event_at[payload.device_id] = message.received_at
+        if made is None or jumped:
+            made = [_event_row(e, message.received_at) for e in events]
+        dead.extend(sink.add(message, made))
+        _latest(last_event_at, payload.device_id, message.received_at)
 
-    if event_rows:
-        rows = list(event_rows.values())
-        skipped = _insert_events(session, rows)
-        result.inserted = len(rows) - len(skipped)
-        # Only the rows really inserted reach the rollups: a redelivery adds nothing.
-        rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
+    if sink:
+        result.inserted, conflicts = sink.store(session)
         result.duplicates = result.events - result.inserted
-        repeated = [event_id for event_id in event_rows if event_id in skipped] if skipped else []
-        if repeated:
-            for event_id, stored in _stored_copies(session, repeated).items():
-                if _differences(stored, event_rows[event_id]):
-                    dead.append(
-                        _conflict_letter(came_in[event_id], event_id, stored, event_rows[event_id], "was stored before")
-                    )
+        dead.extend(conflicts)
         session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in last_event_at.items()])
     if statuses:
         _apply_statuses(session, statuses, known)
@@ -671,6 +771,12 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         result.dead_lettered = len(dead)
     session.flush()
     return result
+
+
+def _latest(times: dict[str, datetime], device_id: str, at: datetime) -> None:
+    previous = times.get(device_id)
+    if previous is None or at > previous:
+        times[device_id] = at
 
 
 _LAST_EVENT_UPDATE = (

@@ -126,15 +126,7 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 
             smiley_of[row["event_id"]] = row["value"]
         else:
             followups.append(row)
-    if smiley_cells:
-        session.execute(
-            _upsert(session, StationHour.__table__),
-            [{"station_id": s, "hour": h, **counts} for (s, h), counts in sorted(smiley_cells.items())],
-        )
-        if channels:
-            session.execute(_upsert(session, ChannelHour.__table__),
-                            [{"station_id": s, "hour": h, "channel": ch, **counts}
-                             for (s, h, ch), counts in sorted(channel_cells.items())])
+    cells: dict[tuple, int] = defaultdict(int)
     if followups:
         missing = {r["answer_to"] for r in followups if r.get("answer_to") and r["answer_to"] not in smiley_of}
         if missing:
@@ -144,16 +136,37 @@ def add_events(session: Session, rows: Iterable[Mapping[Any, Any]], sign: int = 
             ):
                 if value is not None:  # a smiley always has one
                     smiley_of[event_id] = value
-        cells: dict[tuple, int] = defaultdict(int)
         for r in followups:
             answer_to = r.get("answer_to")
             smiley = smiley_of.get(answer_to, UNKNOWN_SMILEY) if answer_to else UNKNOWN_SMILEY
             cells[(r["station_id"], hour_of(r["ts"]), smiley, r["question_id"], r["option_id"])] += sign
+    write_cells(session, smiley_cells, channel_cells if channels else None, cells)
+
+
+def write_cells(
+    session: Session,
+    smiley_cells: Mapping[tuple[str, datetime], Mapping[str, int]],
+    channel_cells: Mapping[tuple[str, datetime, str], Mapping[str, int]] | None,
+    followup_cells: Mapping[tuple[str, datetime, int, str, str], int],
+) -> None:
+    """Add counted cells to the rollup tables (one upsert per table): smiley cells by (station, hour),
+    their split by (station, hour, channel) (None: not ``channel_hourly``), follow-up counts by
+    (station, hour, smiley, question, option). The SQLite ingest counts its own (ingest.sqlite_events)."""
+    if smiley_cells:
+        session.execute(
+            _upsert(session, StationHour.__table__),
+            [{"station_id": s, "hour": h, **counts} for (s, h), counts in sorted(smiley_cells.items())],
+        )
+    if channel_cells:
+        session.execute(_upsert(session, ChannelHour.__table__),
+                        [{"station_id": s, "hour": h, "channel": ch, **counts}
+                         for (s, h, ch), counts in sorted(channel_cells.items())])
+    if followup_cells:
         session.execute(
             _upsert(session, FollowupHour.__table__),
             [
                 {"station_id": s, "hour": h, "smiley": v, "question_id": q, "option_id": o, "n": n}
-                for (s, h, v, q, o), n in sorted(cells.items())
+                for (s, h, v, q, o), n in sorted(followup_cells.items())
             ],
         )
 

@@ -1,0 +1,253 @@
+"""The SQLite ingest's events path: kiosk batches validated straight into the INSERT's parameters.
+
+Why: on SQLite the ingest is CPU-bound in one Python process (bench/bench_ingest.py). Per
+event it made a pydantic model, a row dict, then the driver's tuple (uuid hex, time text),
+looked the ids up before inserting, and walked every row again for the rollups. Here:
+
+- ``decode`` validates an events payload with the contract's own fast schema
+  (``contract.fast_core_schema``: the same rules), changed only in what it gives back:
+  plain dicts instead of models, uuids as their canonical text, and ``ts`` a second time
+  as its text. A payload in another form the contract accepts (an uppercase uuid, a time
+  with "+00:00" or a fraction of other than 6 digits) gives None and takes the generic path; nothing
+  is accepted here that the contract refuses (tests/server/test_sqlite_events.py).
+- Those dicts are the executemany's parameters: SQLite itself turns the uuid text into the
+  stored hex and the wire time into the stored text (``INSERT_SQL``).
+- ``ON CONFLICT (event_id) DO NOTHING`` and the change count instead of a lookup first; only
+  when fewer rows went in than were given are the ones stored before looked up (by a rowid
+  at most the highest before the insert, so this transaction's rows are not among them).
+- The rollup cells are counted from the parameters (an hour is the time text's first 13
+  characters) and written by ``rollups.write_cells``, as ``rollups.add_events`` writes them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import SchemaValidator, ValidationError, core_schema
+from sqlalchemy.orm import Session
+
+from fleet_server.models import FeedbackEvent
+from fleet_server.results import rollups
+from palaute_wire import contract
+
+TABLE = FeedbackEvent.__tablename__
+COLUMNS = (
+    "event_id", "station_id", "device_id", "kind", "value", "option_id", "question_id", "lang", "ts",
+    "received_at", "seq", "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours",
+    "epoch", "boot_id", "mono_s", "ts_offset_s", "channel",
+)  # fmt: skip
+"""The feedback_events columns an event fills (store._event_row's keys, in its order)."""
+
+CONTENT_KEYS = (
+    "station_id", "device_id", "kind", "value", "question_id", "lang", "ts_text", "seq", "clock_synced",
+    "survey_version", "answer_to", "burst", "out_of_hours", "channel",
+)  # fmt: skip
+"""store.CONTENT_COLUMNS in parameter form: two copies of one event id agree on these."""
+
+_UUID_HEX = "replace(:{0}, '-', '')"
+_VALUES = {
+    "event_id": _UUID_HEX.format("event_id"),
+    "value": "CASE WHEN :kind = 'smiley' THEN :value END",
+    "option_id": "CASE WHEN :kind = 'smiley' THEN NULL ELSE :value END",
+    # "2026-11-27T08:00:00.123456Z" -> "2026-11-27 08:00:00.123456", SQLAlchemy's DATETIME text
+    "ts": "substr(:ts_text, 1, 10) || ' ' || substr(:ts_text, 12, 15)",
+    "answer_to": _UUID_HEX.format("answer_to"),
+    "epoch": _UUID_HEX.format("epoch"),
+    "boot_id": _UUID_HEX.format("boot_id"),
+}
+INSERT_SQL = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(_VALUES.get(c, ':' + c) for c in COLUMNS)}) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+MAX_PARAMS = 500
+"""Ids per ``IN (...)`` lookup (old SQLite builds allow 999 parameters)."""
+
+_UUID_TEXT = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_TIME_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z$"
+"""A UTC time as kiosks and pydantic write it: microseconds, or none when they are 0."""
+
+
+def _typed_dict(model: Any, *, required: tuple[str, ...] = (), time_text: bool = False) -> Any:
+    """A model's fields as a typed dict: the same field schemas, a dict out instead of a model."""
+    fields = {}
+    for name, spec in model["schema"]["fields"].items() if model["type"] == "model" else model["fields"].items():
+        schema = spec["schema"]
+        if name in required and schema["type"] == "default":
+            schema = schema["schema"]
+        fields[name] = core_schema.typed_dict_field(schema, required=schema["type"] != "default")
+    if time_text:  # ts once more, as its text: the datetime keeps the rules, the text goes to SQLite
+        fields["ts_text"] = core_schema.typed_dict_field(core_schema.str_schema(pattern=_TIME_TEXT),
+                                                         validation_alias="ts")
+    return core_schema.typed_dict_schema(fields, extra_behavior="forbid", config=model["config"])
+
+
+def _params_schema(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_params_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "definition-ref":
+        raise ValueError("the events schema refers to a definition; _params_schema does not follow those")
+    if node.get("type") == "uuid":  # every canonical text is a uuid; any other spelling: the generic path
+        return core_schema.str_schema(pattern=_UUID_TEXT)
+    node = {key: value if key in ("metadata", "default", "cls", "function", "serialization") else _params_schema(value)
+            for key, value in node.items()}
+    if node.get("type") == "model" and node.get("cls") is contract.FeedbackEvent:
+        union = node["schema"]  # tagged by kind (contract._fast_schema)
+        if union.get("type") != "tagged-union":
+            raise ValueError("contract.fast_core_schema's FeedbackEvent is no longer a union tagged by kind")
+        choices = {kind: _typed_dict({**fields, "config": node["config"]}, time_text=True)
+                   for kind, fields in union["choices"].items()}
+        return {**union, "choices": choices}
+    if node.get("type") == "model" and node.get("cls") is contract.EventBatch:
+        return _typed_dict(node, required=("v",))  # the fast path refuses a missing v (unsupported version)
+    return node
+
+
+_VALIDATOR = SchemaValidator(_params_schema(contract.fast_core_schema("events")))
+
+
+@dataclass(slots=True)
+class EventParams:
+    """An events message decoded by ``decode``: its sender and the INSERT's parameters, one dict per event."""
+
+    station_id: str
+    device_id: str
+    events: list[dict[str, Any]]
+    max_seq: int
+
+
+def time_text(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text (naive UTC, always with microseconds)."""
+    offset = value.utcoffset()
+    if offset is not None and not offset:  # already UTC (every time the contract lets through): no conversion
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def decode(parts: contract.TopicParts, payload: bytes, received_at: str) -> EventParams | None:
+    """An events payload as INSERT parameters, or None: then ``contract.decode`` judges it (and names
+    the reason if it is bad). ``received_at``: the message's, as ``time_text``."""
+    if len(payload) > contract.MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        batch = _VALIDATOR.validate_json(payload)
+    except ValidationError:
+        return None
+    station_id, device_id = batch["station_id"], batch["device_id"]
+    if (station_id, device_id) != (parts.station_id, parts.device_id):
+        return None
+    events: list[dict[str, Any]] = batch["events"]
+    for event in events:
+        if event["station_id"] != station_id or event["device_id"] != device_id:
+            return None
+        flags = event["flags"]
+        event["burst"] = "burst" in flags
+        event["out_of_hours"] = "out_of_hours" in flags
+        event["received_at"] = received_at
+        if len(event["ts_text"]) == 20:  # on the second: the text with its microseconds, as every other
+            event["ts_text"] = event["ts_text"][:19] + ".000000Z"
+    return EventParams(station_id, device_id, events, max(event["seq"] for event in events))
+
+
+def params_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of the generic path (store._event_row) as ``decode`` makes its parameters."""
+    params = dict(row)
+    for key in ("event_id", "answer_to", "epoch", "boot_id"):
+        if params[key] is not None:
+            params[key] = str(params[key])
+    params["ts_text"] = time_text(row["ts"]).replace(" ", "T") + "Z"
+    params["received_at"] = time_text(row["received_at"])
+    if row["kind"] != "smiley":
+        params["value"] = row["option_id"]
+    return params
+
+
+def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return all(a[key] == b[key] for key in CONTENT_KEYS)
+
+
+def _stored_of(raw: sqlite3.Connection, query: str, ids: list[str], *args: Any) -> list[tuple]:
+    """``query`` (its ids as ``{}``) for the hex of each id text, in chunks."""
+    out: list[tuple] = []
+    for i in range(0, len(ids), MAX_PARAMS):
+        chunk = [event_id.replace("-", "") for event_id in ids[i : i + MAX_PARAMS]]
+        out += raw.execute(query.format(", ".join("?" * len(chunk))), (*args, *chunk)).fetchall()
+    return out
+
+
+def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
+    """Insert the events (distinct ids) whose id is new; return the ids (their text) stored before.
+
+    Under the write lock (``BEGIN IMMEDIATE``), so the highest rowid before the insert tells the rows
+    stored before from this insert's."""
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
+    (top,) = raw.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()
+    changes = raw.total_changes
+    raw.executemany(INSERT_SQL, events)
+    missing = len(events) - (raw.total_changes - changes)
+    if not missing:
+        return set()
+    text_of = {event["event_id"].replace("-", ""): event["event_id"] for event in events}
+    stored = {text_of[hexed] for (hexed,) in _stored_of(
+        raw, f"SELECT event_id FROM {TABLE} WHERE id <= ? AND event_id IN ({{}})", list(text_of.values()), top)}
+    if len(stored) != missing:
+        raise RuntimeError(f"{missing} of {len(events)} events were not inserted, but {len(stored)} were stored before")
+    return stored
+
+
+_HOURS: dict[str, datetime] = {}
+
+
+def _hour(text: str) -> datetime:
+    """``"2026-11-27 08"`` (a time text's first 13 characters) -> that UTC hour."""
+    hour = _HOURS.get(text)
+    if hour is None:
+        if len(_HOURS) > 10_000:
+            _HOURS.clear()
+        hour = _HOURS[text] = rollups.hour_of(datetime.fromisoformat(text + ":00:00+00:00"))
+    return hour
+
+
+def rollup(session: Session, raw: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+    """Add freshly inserted events to the rollups: the cells ``rollups.add_events`` would add."""
+    smileys: Counter[tuple[str, str, str, str]] = Counter()
+    smiley_of: dict[str, int] = {}
+    followups = []
+    for event in events:
+        if event["kind"] == "smiley":
+            kind = "o" if event["out_of_hours"] else "r" if event["burst"] else "c"
+            smileys[(event["station_id"], event["ts_text"][:13], event["channel"], f"{kind}{event['value']}")] += 1
+            smiley_of[event["event_id"]] = event["value"]
+        else:
+            followups.append(event)
+    station_cells: dict[tuple, dict[str, int]] = {}
+    channel_cells: dict[tuple, dict[str, int]] = {}
+    for (station, hour_text, channel, column), n in smileys.items():
+        hour = _hour(hour_text)
+        for cells, key in ((station_cells, (station, hour)), (channel_cells, (station, hour, channel))):
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = dict.fromkeys(rollups.COUNT_COLUMNS, 0)
+            cell[column] += n
+    followup_cells: Counter[tuple[str, datetime, int, str, str]] = Counter()
+    if followups:
+        missing = sorted({a for f in followups if (a := f["answer_to"]) and a not in smiley_of})
+        if missing:
+            text_of = {a.replace("-", ""): a for a in missing}
+            for hexed, value in _stored_of(
+                    raw, f"SELECT event_id, value FROM {TABLE} WHERE kind = 'smiley' AND event_id IN ({{}})", missing):
+                if value is not None:
+                    smiley_of[text_of[hexed]] = value
+        for f in followups:
+            answer_to = f["answer_to"]
+            smiley = smiley_of.get(answer_to, rollups.UNKNOWN_SMILEY) if answer_to else rollups.UNKNOWN_SMILEY
+            followup_cells[(f["station_id"], _hour(f["ts_text"][:13]), smiley, f["question_id"], f["value"])] += 1
+    rollups.write_cells(session, station_cells, channel_cells, followup_cells)
