@@ -94,11 +94,15 @@ def test_lost_events_are_asked_for_resent_by_the_kiosk_and_the_gap_closes(tmp_pa
 
         asked = loop.check_gaps(t0 + timedelta(seconds=GRACE_S + 1))
         assert [(c.name, c.from_seq) for c in asked.resends] == [("resend", 5)]
-        assert loop.check_gaps(t0 + timedelta(seconds=GRACE_S + 2)).resends == []  # one, not one per pass
+        again = loop.check_gaps(t0 + timedelta(seconds=GRACE_S + 2))
+        assert again.resends == []  # one, not one per pass
 
         wait_until(lambda: _seqs(factory) == list(range(1, 21)), what="the resent events on the server")
         closed = loop.check_gaps(t0 + timedelta(seconds=GRACE_S + 3))
-        assert sorted((g.first_seq, g.last_seq) for g in closed.resolved) == [(5, 8), (19, 20)]
+        # The tail may close one pass early: once the kiosk's status says 16 queued again,
+        # seqs 19-20 are in flight, not missing (seen once when that status beat the pass).
+        resolved = again.resolved + closed.resolved
+        assert sorted((g.first_seq, g.last_seq) for g in resolved) == [(5, 8), (19, 20)]
         assert _gaps(factory) == []
 
         def acknowledged():
