@@ -10,7 +10,6 @@ and injected with the page's CSP bypassed, since the dashboard allows scripts fr
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -21,20 +20,13 @@ from fleet_server.core.settings import load_settings
 from fleet_server.devtools.demo import SAMPLE_GROUPS, SAMPLE_NAMES, SAMPLE_STATIONS
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup
-from tests.support.browser_support import launch, serve_in_thread, shot
+from tests.support.browser_support import axe_is_looking, launch, page_problems, serve_in_thread, shot, too_wide
 from tests.support.server_factories import event, events_message, status_message
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
 PASSWORD = "a long journey password"
 MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 3)
-
-AXE_RUN = """async () => {
-  const result = await axe.run(document, {resultTypes: ['violations']});
-  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
-}"""
 
 
 @pytest.fixture
@@ -75,12 +67,9 @@ def _seed(factory) -> None:
 def _check(page, phone, base: str, path: str, problems: list[str]) -> None:
     """axe on the desktop page; the same page at 390 px must not be wider than the phone."""
     page.goto(base + path)
-    page.add_script_tag(path=str(AXE))
-    problems += [f"{path}: {v}" for v in page.evaluate(AXE_RUN)]
+    problems += page_problems(page, path)
     phone.goto(base + path)
-    width = phone.evaluate("() => document.documentElement.scrollWidth")
-    if width > 390:
-        problems.append(f"{path}: {width} px wide on a 390 px phone")
+    problems += too_wide(phone, path, 390)
     for region in phone.locator(".table-wrap").all():  # wide tables scroll inside a focusable region
         scrolls = region.evaluate("el => el.scrollWidth > el.clientWidth")
         if scrolls and (region.get_attribute("tabindex") != "0" or not region.get_attribute("aria-label")):
@@ -186,11 +175,8 @@ def test_coordinator_staff_and_it_journeys_in_finnish_and_swedish_pass_axe(serve
             ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
             page = ctx.new_page()
             page.goto(f"{base}/login")
-            page.add_script_tag(path=str(AXE))
-            problems += [f"/login: {v}" for v in page.evaluate(AXE_RUN)]
-            # axe is really looking: an image without a text alternative is reported.
-            page.evaluate("() => document.querySelector('main').append(document.createElement('img'))")
-            assert any(v.startswith("image-alt") for v in page.evaluate(AXE_RUN))
+            problems += page_problems(page, "/login")
+            assert axe_is_looking(page)  # an image without a text alternative is reported
             ctx.close()
         finally:
             browser.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.test_dashboard_journeys import AXE, AXE_RUN, _check, _pair, _sign_in, server  # noqa: F401
+from tests.e2e.test_dashboard_journeys import _check, _pair, _sign_in, server  # noqa: F401
 from tests.support.browser_support import launch, shot
 from tests.support.pdf import pdf_pages, pdf_text
 

@@ -12,7 +12,6 @@ import contextlib
 import http.server
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -24,17 +23,11 @@ from fleet_server.devtools.local_broker import free_port
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup, StationNote
 from fleet_server.results import figures
-from tests.support.browser_support import launch, serve_in_thread, shot
+from tests.support.browser_support import axe_is_looking, launch, page_problems, serve_in_thread, shot
 from tests.support.server_factories import event, events_message
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-AXE_RUN = """async () => {
-  const result = await axe.run(document, {resultTypes: ['violations']});
-  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
-}"""
 MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 3)
 VIEWPORTS = ({"width": 1366, "height": 768}, {"width": 390, "height": 844})
 
@@ -130,18 +123,11 @@ def test_public_pages_pass_axe_on_desktop_and_phone_in_each_language(server):
                     response = page.goto(f"{base}{path}?lang={lang}")
                     assert response is not None and response.status == 200, path
                     assert page.get_attribute("html", "lang") == lang
-                    page.add_script_tag(path=str(AXE))
                     where = f"{path}?lang={lang} at {viewport['width']}x{viewport['height']}"
-                    problems += [f"{where}: {v}" for v in page.evaluate(AXE_RUN)]
-                    width = page.evaluate("() => document.documentElement.scrollWidth")
-                    if width > viewport["width"]:
-                        problems.append(f"{where}: {width} px wide")
+                    problems += page_problems(page, where, viewport["width"])
                 page.goto(f"{base}/public/stations/kalvia?lang=fi")
                 shot(page, f"public-station-{viewport['width']}")
-                # axe is really looking: an image without a text alternative is reported.
-                page.add_script_tag(path=str(AXE))
-                page.evaluate("() => document.querySelector('main').append(document.createElement('img'))")
-                assert any(v.startswith("image-alt") for v in page.evaluate(AXE_RUN))
+                assert axe_is_looking(page)  # an image without a text alternative is reported
                 ctx.close()
         finally:
             browser.close()

@@ -10,7 +10,6 @@ in tests/support/vendor and injected into a second, JavaScript-enabled page of t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -22,16 +21,10 @@ from fleet_server.channels import web_settings
 from fleet_server.channels.web_survey import survey_path
 from fleet_server.core.settings import load_settings
 from fleet_server.models import QuestionnaireAnswer, QuestionnaireResponse, Station, WebComment
-from tests.support.browser_support import launch, serve_in_thread, shot
+from tests.support.browser_support import axe_violations, launch, serve_in_thread, shot, too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]  # 3 languages and 8 axe runs; slow on a loaded machine
 
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-AXE_RUN = """async () => {
-  const result = await axe.run(document, {resultTypes: ['violations']});
-  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
-}"""
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "a long questionnaire password"
 TREATED = {"fi": "Minua kohdeltiin arvostavasti.", "sv": "Jag blev bemött med respekt.",
@@ -65,11 +58,7 @@ def _axe(browser, url: str, problems: list[str], storage_state=None) -> None:
     ctx = browser.new_context(viewport=PHONE, bypass_csp=True, storage_state=storage_state)
     page = ctx.new_page()
     page.goto(url)
-    page.add_script_tag(path=str(AXE))
-    problems += [f"{url.split('?')[0]}: {v}" for v in page.evaluate(AXE_RUN)]
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    if width > PHONE["width"]:
-        problems.append(f"{url}: {width} px wide on a 390 px phone")
+    problems += [f"{url.split('?')[0]}: {v}" for v in axe_violations(page)] + too_wide(page, url, PHONE["width"])
     ctx.close()
 
 
@@ -128,8 +117,7 @@ def test_a_phone_answers_the_national_questionnaire_in_each_language_and_axe_fin
             ctx = browser.new_context(viewport=PHONE, bypass_csp=True)
             page = ctx.new_page()
             page.set_content(comment_html)
-            page.add_script_tag(path=str(AXE))
-            problems += [f"comment step: {v}" for v in page.evaluate(AXE_RUN)]
+            problems += [f"comment step: {v}" for v in axe_violations(page)]
             page.goto(f"{base}/login")
             page.fill("input[name=username]", "koordinaattori")
             page.fill("input[name=password]", PASSWORD)

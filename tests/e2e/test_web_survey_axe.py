@@ -9,8 +9,6 @@ tests/support/vendor) is injected into each page as it stands.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -18,16 +16,10 @@ from fleet_server.app import create_app
 from fleet_server.channels.web_survey import survey_path
 from fleet_server.core.settings import load_settings
 from fleet_server.models import Station
-from tests.support.browser_support import launch, serve_in_thread, shot
+from tests.support.browser_support import launch, page_problems, serve_in_thread, shot
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-AXE_RUN = """async () => {
-  const result = await axe.run(document, {resultTypes: ['violations']});
-  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
-}"""
 PHONE = {"width": 390, "height": 844}
 FACE = {"fi": "Erittäin tyytymätön", "sv": "Mycket missnöjd", "en": "Very unhappy"}
 WAITED = {"fi": "Odotin liian kauan", "sv": "Jag väntade för länge", "en": "I waited too long"}
@@ -47,11 +39,7 @@ def server(tmp_path):
 
 
 def _axe(page: Page, what: str, problems: list[str]) -> None:
-    page.add_script_tag(path=str(AXE))
-    problems += [f"{what}: {v}" for v in page.evaluate(AXE_RUN)]
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    if width > PHONE["width"]:
-        problems.append(f"{what}: {width} px wide on a 390 px phone")
+    problems += page_problems(page, what, PHONE["width"])
 
 
 def test_axe_finds_no_serious_problem_on_the_web_survey_pages_in_fi_sv_and_en(server):

@@ -24,6 +24,38 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 """Root needs --no-sandbox; the rest keep Chromium off this machine's closed network."""
 
+AXE = ROOT / "tests" / "support" / "vendor" / "axe.min.js"
+"""axe-core, vendored (npm ``axe-core``, MPL-2.0): the browser tests' accessibility check."""
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on ``page`` as it is now ("rule (impact): targets")."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_RUN)
+
+
+def too_wide(page, where: str, max_width: int) -> list[str]:
+    """A problem if ``page`` is wider than ``max_width`` (a phone's 390 px): it would scroll sideways."""
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    return [f"{where}: {width} px wide on a {max_width} px screen"] if width > max_width else []
+
+
+def page_problems(page, where: str, max_width: int | None = None) -> list[str]:
+    """axe's serious and critical violations on ``page``, and with ``max_width`` its being wider, named by ``where``."""
+    problems = [f"{where}: {v}" for v in axe_violations(page)]
+    return problems + (too_wide(page, where, max_width) if max_width is not None else [])
+
+
+def axe_is_looking(page) -> bool:
+    """Whether axe reports an image without a text alternative added to ``page``'s main: the check can fail."""
+    page.evaluate("() => document.querySelector('main').append(document.createElement('img'))")
+    return any(v.startswith("image-alt") for v in axe_violations(page))
+
 
 def launch(pw):
     """A headless Chromium (the system one; never `playwright install`)."""
