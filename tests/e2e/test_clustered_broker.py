@@ -37,8 +37,9 @@ from kiosk.simulate import Simulator
 from kiosk.uplink import UplinkTunables
 from palaute_wire import contract as c
 from tests.support import rabbitmq
-from tests.support.kiosk_support import kiosk_config, wait_until
+from tests.support.kiosk_support import kiosk_config
 from tests.support.server_factories import batch, event
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

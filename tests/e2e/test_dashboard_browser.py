@@ -36,8 +36,8 @@ from fleet_server.models import Device, DevicePresence, Station
 from fleet_server.results.figures import LOCAL_TZ, today_local
 from palaute_wire import contract as c
 from tests.support.browser_support import launch, shot
-from tests.support.kiosk_support import wait_until
 from tests.support.mqtt_probe import Probe
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 

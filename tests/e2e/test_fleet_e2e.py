@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -30,22 +29,12 @@ from fleet_server.models import Device, FeedbackEvent
 from tests.support.auth_helpers import bearer, make_user, sign_in
 from tests.support.fleet_broker import DeployBroker
 from tests.support.tls import make_tls
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
 BIN = Path(sys.executable).parent
 DEADLINE_S = 45.0
-
-
-def wait_until(what: str, check, timeout: float = DEADLINE_S, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for: {what}")
-        time.sleep(step)
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -151,15 +140,16 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
             with TestClient(app) as client:
                 loop = app.state.fleet_loop
                 factory = app.state.session_factory
-                wait_until("the server's ingest connected", lambda: client.get("/healthz").json().get("mqtt") == "connected")
+                wait_until(lambda: client.get("/healthz").json().get("mqtt") == "connected", DEADLINE_S,
+                           "the server's ingest connected")
                 make_user(factory, "anna", "it")
                 assert sign_in(client, "anna", next_url="/devices").status_code in (302, 303)
                 it = bearer(client, "it")
 
                 # 2. The kiosk starts from its bundle and shows up online on the devices page.
                 kiosk.start()
-                wait_until("kalvia-1 online on /devices",
-                           lambda: 'data-device="kalvia-1" data-online="yes"' in client.get("/devices").text)
+                wait_until(lambda: 'data-device="kalvia-1" data-online="yes"' in client.get("/devices").text, DEADLINE_S,
+                           "kalvia-1 online on /devices")
                 loop.run_pass()
                 with factory() as s:
                     assert s.get(Device, "kalvia-1").state == "active"  # registered by its first status
@@ -170,12 +160,12 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
                 assert put.status_code == 200, put.text
                 version = put.json()["published"][0]["config_version"]
                 assert version > 1
-                health = wait_until(
-                    "kiosk reports the new config_version",
-                    lambda: next((d for d in client.get("/api/v1/fleet/devices", headers=it).json()
-                                  if d["config_version_applied"] == version), None))
+                health = wait_until(lambda: next((d for d in client.get("/api/v1/fleet/devices", headers=it).json()
+                                                  if d["config_version_applied"] == version), None),
+                                    DEADLINE_S, "kiosk reports the new config_version")
                 assert health["config"] == {"text": f"{version} (current)", "level": "ok"}
-                wait_until("answers given with the new survey arrive", lambda: _count_questions(factory, "overall") > 0)
+                wait_until(lambda: _count_questions(factory, "overall") > 0, DEADLINE_S,
+                           "answers given with the new survey arrive")
 
                 # IT asks the kiosk to identify itself; its acknowledgement shows on its page.
                 sent = client.post("/api/v1/fleet/devices/kalvia-1/commands", headers=it, json={"name": "identify"})
@@ -186,14 +176,14 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
                     commands = client.get("/api/v1/fleet/devices/kalvia-1/commands", headers=it).json()
                     return commands[0]["state"] != "pending" and commands[0]
 
-                command = wait_until("the kiosk acknowledges identify", acknowledged)
+                command = wait_until(acknowledged, DEADLINE_S, "the kiosk acknowledges identify")
                 assert (command["cmd_id"], command["state"]) == (sent.json()["cmd_id"], "done")
                 assert "✔ done" in client.get("/devices/kalvia-1").text
 
                 # 4. The kiosk stops: offline on the page, the alert fires once, on the page and the webhook.
                 assert kiosk.stop() == 0
-                wait_until("kalvia-1 offline on /devices",
-                           lambda: 'data-device="kalvia-1" data-online="no"' in client.get("/devices").text)
+                wait_until(lambda: 'data-device="kalvia-1" data-online="no"' in client.get("/devices").text, DEADLINE_S,
+                           "kalvia-1 offline on /devices")
                 loop.run_pass()
                 loop.run_pass()
                 assert [(h["event"], h["rule"], h["device_id"]) for h in hook_received] == [
@@ -203,8 +193,8 @@ def test_provisioned_kiosk_goes_online_applies_a_survey_and_its_outage_alerts(tm
 
                 # 5. It comes back: the alert clears, once.
                 kiosk.start()
-                wait_until("kalvia-1 back online",
-                           lambda: 'data-device="kalvia-1" data-online="yes"' in client.get("/devices").text)
+                wait_until(lambda: 'data-device="kalvia-1" data-online="yes"' in client.get("/devices").text, DEADLINE_S,
+                           "kalvia-1 back online")
                 loop.run_pass()
                 loop.run_pass()
                 assert [h["event"] for h in hook_received] == ["firing", "cleared"]

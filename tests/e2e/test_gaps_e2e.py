@@ -27,7 +27,8 @@ from fleet_server.fleet.publisher import Publisher
 from fleet_server.ingest.consumer import Ingestor
 from fleet_server.models import Device, DeviceCommand, FeedbackEvent
 from kiosk.app import Kiosk
-from tests.support.kiosk_support import DEVICE, kiosk_config, wait_until
+from tests.support.kiosk_support import DEVICE, kiosk_config
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

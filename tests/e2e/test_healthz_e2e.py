@@ -3,8 +3,6 @@ refuses writes (as with a full disk) and a stalled ingest are 503, with the back
 
 from __future__ import annotations
 
-import time
-
 import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +14,7 @@ from fleet_server.core.settings import load_settings
 from fleet_server.models import FeedbackEvent
 from palaute_wire import contract as c
 from tests.support.server_factories import batch, event
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
@@ -32,16 +31,6 @@ DROP TRIGGER disk_full_events ON feedback_events;
 DROP TRIGGER disk_full_probe ON health_probes;
 DROP FUNCTION palaute_test_disk_full();
 """
-
-
-def wait_for(what, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_healthz_is_503_while_the_database_refuses_writes_and_the_ingest_is_stuck(broker, postgres_url):
@@ -63,8 +52,8 @@ def test_healthz_is_503_while_the_database_refuses_writes_and_the_ingest_is_stuc
             for chunk in (events[:5], events[5:]):
                 kiosk.publish(c.topic("kalvia", "kalvia-1", "events"), c.encode(batch(chunk)), qos=1).wait_for_publish(10)
 
-            sick = wait_for("healthz to say the ingest is stalled", lambda: (
-                r := client.get("/healthz")).json().get("ingest", {}).get("state") == "stalled" and r)
+            sick = wait_until(lambda: (r := client.get("/healthz")).json().get("ingest", {}).get("state") == "stalled"
+                              and r, 30.0, "healthz to say the ingest is stalled")
             body = sick.json()
             assert sick.status_code == 503 and body["status"] == "failing"
             assert body["database"] == "ok" and body["database_writable"].startswith("error: DiskFull")
@@ -75,7 +64,8 @@ def test_healthz_is_503_while_the_database_refuses_writes_and_the_ingest_is_stuc
 
             with admin.connect() as conn:
                 conn.exec_driver_sql(DISK_FREED)
-            well = wait_for("healthz to recover", lambda: (r := client.get("/healthz")).status_code == 200 and r)
+            well = wait_until(lambda: (r := client.get("/healthz")).status_code == 200 and r, 30.0,
+                              "healthz to recover")
             assert well.json()["status"] == "ok" and well.json()["ingest"]["backlog"] == 0
             with client.app.state.session_factory() as s:
                 assert s.scalar(select(func.count()).select_from(FeedbackEvent)) == 10

@@ -28,8 +28,8 @@ from fleet_server.core.db import make_engine, make_session_factory
 from fleet_server.devtools.local_broker import free_port
 from fleet_server.models import Alert, FeedbackEvent
 from palaute_wire import contract as c
-from tests.support.kiosk_support import wait_until
 from tests.support.server_factories import batch, event, status
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 

@@ -26,8 +26,8 @@ from fleet_server.fleet.provisioning import BrokerFiles, add_bridge, add_station
 from fleet_server.ingest.consumer import Ingestor
 from fleet_server.models import FeedbackEvent
 from palaute_wire import contract as c
-from tests.support.kiosk_support import wait_until
 from tests.support.server_factories import batch, event
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

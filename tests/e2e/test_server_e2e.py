@@ -25,17 +25,9 @@ from fleet_server.models import FeedbackEvent
 from palaute_wire import contract as c
 from tests.support.auth_helpers import bearer
 from tests.support.server_factories import T0, batch, event, status
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def device_state(client) -> dict:
@@ -58,12 +50,12 @@ def test_status_heartbeat_and_last_will_update_the_devices_api(broker, db_url):
         kiosk.publish(
             status_topic, c.encode(status(software_version="2.0.1", queue_depth=12, sent_at=T0)), qos=1, retain=True
         ).wait_for_publish(10)
-        wait_until(lambda: device_state(client).get("online") is True, what="the device to show online")
+        wait_until(lambda: device_state(client).get("online") is True, 30.0, "the device to show online")
         assert device_state(client)["queue_depth"] == 12
         # The kiosk dies without a DISCONNECT: the broker publishes its Last Will.
         kiosk.loop_stop()
         kiosk.socket().close()
-        wait_until(lambda: device_state(client).get("online") is False, what="the Last Will to mark it offline")
+        wait_until(lambda: device_state(client).get("online") is False, 30.0, "the Last Will to mark it offline")
         assert device_state(client)["software_version"] == "2.0.1"
         assert client.get("/healthz").json()["mqtt"] == "connected"
 
@@ -128,7 +120,7 @@ def test_server_process_killed_mid_stream_loses_nothing(broker, db_url, tmp_path
 
         sender = threading.Thread(target=send)
         sender.start()
-        wait_until(lambda: rows() >= 200, what="the first server to be mid-stream")
+        wait_until(lambda: rows() >= 200, 30.0, "the first server to be mid-stream")
         server.send_signal(signal.SIGKILL)
         server.wait(10)
         sender.join(60)

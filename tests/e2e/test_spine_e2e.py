@@ -21,7 +21,8 @@ from fleet_server.models import Device
 from fleet_server.models import FeedbackEvent as EventRow
 from kiosk.app import Kiosk
 from kiosk.outbox import Outbox
-from tests.support.kiosk_support import DEVICE, STATION, kiosk_config, kiosk_raw, wait_until, write_toml
+from tests.support.kiosk_support import DEVICE, STATION, kiosk_config, kiosk_raw, write_toml
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ from palaute_wire import signing
 from palaute_wire.surveys import default_station_config
 from tests.support.auth_helpers import make_user, sign_in
 from tests.support.mqtt_probe import Probe
-from tests.support.update_kiosk import BASE_VERSION, SystemdStandIn, make_kiosk_dir, start_unit, wait_until
+from tests.support.update_kiosk import BASE_VERSION, SystemdStandIn, make_kiosk_dir, start_unit
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
@@ -87,9 +88,9 @@ class Fleet:
 
     def __enter__(self) -> Self:
         self.thread.start()
-        wait_until("the fleet server started", lambda: self.server.started, timeout=30)
+        wait_until(lambda: self.server.started, 30, "the fleet server started")
         self.client = TestClient(self.app)  # the same app (its lifespan runs under uvicorn)
-        wait_until("the ingest connected", lambda: self.client.get("/healthz").json().get("mqtt") == "connected")
+        wait_until(lambda: self.client.get("/healthz").json().get("mqtt") == "connected", 60.0, "the ingest connected")
         self.sessions = self.app.state.session_factory
         self.loop = self.app.state.fleet_loop
         return self
@@ -131,9 +132,8 @@ def start_kiosks(tmp_path, fleet, broker, processes, ids=KIOSKS) -> dict[str, Sy
                               fleet.public_key)
         kiosks[device_id] = SystemdStandIn(path, processes).start()
     for device_id in ids:
-        wait_until(f"{device_id} online with its updater",
-                   lambda d=device_id: fleet.status(d).get("update_state") == "idle"
-                   and fleet.status(d).get("online"), timeout=60)
+        wait_until(lambda d=device_id: fleet.status(d).get("update_state") == "idle"
+                   and fleet.status(d).get("online"), 60, f"{device_id} online with its updater")
     return kiosks
 
 
@@ -177,7 +177,7 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
                 power_cut_done.append(device_id)
         return fleet.rollout_state(good) == "done"
 
-    wait_until("the good release is on every kiosk", progress, timeout=420, step=1)
+    wait_until(progress, 420, "the good release is on every kiosk", step=1)
     # Wave by wave: no kiosk was sent the release while an earlier wave was not healthy yet.
     for members in seen:
         for wave, state, _ in members.values():
@@ -201,20 +201,20 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
         fleet.loop.run_pass()
         return fleet.rollout_state(bad) == "halted"
 
-    wait_until("the broken rollout halts", halted, timeout=300, step=1)
+    wait_until(halted, 300, "the broken rollout halts", step=1)
     members = fleet.members(bad)
     (failed,) = [d for d, (_, state, _) in members.items() if state == "failed"]
     reason = members[failed][2]
     assert f"{BROKEN} did not prove itself healthy within 25 s" in reason and "never reported running" in reason
     assert [state for d, (_, state, _) in members.items() if d != failed] == ["pending", "pending"]
-    wait_until("the rolled-back kiosk runs the good release again",
-               lambda: fleet.status(failed).get("software_version") == GOOD and fleet.status(failed).get("online"))
+    wait_until(lambda: fleet.status(failed).get("software_version") == GOOD and fleet.status(failed).get("online"), 60.0,
+               "the rolled-back kiosk runs the good release again")
     status = fleet.status(failed)
     assert (status["update_state"], status["update_version"]) == ("rolled_back", BROKEN)
     assert "never reported running" in status["update_error"]
     assert (rs.linked(kiosks[failed].root, rs.CURRENT), rs.linked(kiosks[failed].root, rs.STABLE)) == (GOOD, GOOD)
     assert "deliberately broken" in kiosks[failed].log("kiosk")
-    wait_until("its outbox is intact and still counting", lambda: last_seq(kiosks[failed]) > seq_before[failed])
+    wait_until(lambda: last_seq(kiosks[failed]) > seq_before[failed], 60.0, "its outbox is intact and still counting")
     # Only the project's own wheel changed: only that one file was downloaded.
     second = rs.read_json(kiosks[failed].base / "state/update-state.json")["measured"]
     with fleet.sessions() as s:
@@ -263,10 +263,10 @@ def test_unsigned_another_kiosks_and_tampered_releases_are_refused_and_the_kiosk
             fleet.status("kalvia-1").get("update_error") or "")
 
     _publish_config(broker, "kalvia-1", _target_of(fleet, GOOD, "kalvia-1", signature=""))
-    wait_until("an unsigned manifest is refused", refused("the manifest is not signed"))
+    wait_until(refused("the manifest is not signed"), 60.0, "an unsigned manifest is refused")
     # kalvia-2's target (as the server sends it on kalvia-2's topic), delivered on kalvia-1's topic.
     _publish_config(broker, "kalvia-1", _target_of(fleet, GOOD, "kalvia-2"))
-    wait_until("another kiosk's target is refused", refused("is for kalvia-2, this kiosk is kalvia-1"))
+    wait_until(refused("is for kalvia-2, this kiosk is kalvia-1"), 60.0, "another kiosk's target is refused")
     # A web server that swaps a wheel: the signed manifest's hash does not match.
     with fleet.sessions() as s:
         wheel = s.scalars(select(ReleaseFile).where(ReleaseFile.release_version == GOOD,
@@ -274,7 +274,7 @@ def test_unsigned_another_kiosks_and_tampered_releases_are_refused_and_the_kiosk
     stored = releases.store_path(fleet.settings.release_store_dir, wheel.sha256)
     stored.write_bytes(b"not the signed wheel" + bytes(wheel.size - 20))
     _publish_config(broker, "kalvia-1", _target_of(fleet, GOOD, "kalvia-1"))
-    wait_until("a file that does not match the manifest is refused", refused("does not match its sha256"))
+    wait_until(refused("does not match its sha256"), 60.0, "a file that does not match the manifest is refused")
     assert boots_into_a_working_version(kiosk) == BASE_VERSION
     assert not (kiosk.root / GOOD).exists()
     assert fleet.status("kalvia-1")["software_version"] == BASE_VERSION and fleet.status("kalvia-1")["online"]
@@ -296,10 +296,10 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
     path = make_kiosk_dir(tmp_path / "kalvia-1", "kalvia", "kalvia-1", fleet.secrets["kalvia-1"], broker.url,
                           fleet.public_key)
     kiosk = SystemdStandIn(path, processes, units=("kiosk",)).start()  # the test runs the updater itself
-    wait_until("kalvia-1 online", lambda: fleet.status("kalvia-1").get("update_state") == "idle")
+    wait_until(lambda: fleet.status("kalvia-1").get("update_state") == "idle", 60.0, "kalvia-1 online")
     _publish_config(broker, "kalvia-1", _target_of(fleet, GOOD, "kalvia-1"))
-    wait_until("the kiosk stored its target", lambda: (rs.read_json(path / "state/station-config.json") or {})
-               .get("release") is not None)
+    wait_until(lambda: (rs.read_json(path / "state/station-config.json") or {})
+               .get("release") is not None, 60.0, "the kiosk stored its target")
     seq = last_seq(kiosk)
     for point in ("download", "install", "switch", "trial", "commit"):
         assert _updater(kiosk, processes, "--crash-at", point) == 86, f"the updater did not reach {point}"
@@ -312,20 +312,20 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
     assert (path / "releases/.files").is_dir()
     assert _updater(kiosk, processes) == 0  # exits after the commit, as systemd would restart it
     assert (rs.linked(kiosk.root, rs.CURRENT), rs.linked(kiosk.root, rs.STABLE)) == (GOOD, GOOD)
-    wait_until("kalvia-1 runs the release and says so",
-               lambda: fleet.status("kalvia-1").get("software_version") == GOOD
-               and fleet.status("kalvia-1").get("update_state") == "committed")
+    wait_until(lambda: fleet.status("kalvia-1").get("software_version") == GOOD
+               and fleet.status("kalvia-1").get("update_state") == "committed", 60.0,
+               "kalvia-1 runs the release and says so")
 
     # The broken release, killed while switching back: the next start finishes the rollback.
     _publish_config(broker, "kalvia-1", _target_of(fleet, BROKEN, "kalvia-1", health_timeout_s=15))
-    wait_until("the kiosk stored the new target", lambda: json.dumps(
-        rs.read_json(path / "state/station-config.json") or {}).count(BROKEN) > 0)
+    wait_until(lambda: json.dumps(rs.read_json(path / "state/station-config.json") or {}).count(BROKEN) > 0, 60.0,
+               "the kiosk stored the new target")
     assert _updater(kiosk, processes, "--crash-at", "rollback") == 86
     assert boots_into_a_working_version(kiosk) == GOOD
     assert _updater(kiosk, processes, "--once") == 0
     state = rs.read_json(path / "state/update-state.json")
     assert state["phase"] == "rolled_back" and "never reported running" in state["error"]
     assert rs.linked(kiosk.root, rs.CURRENT) == GOOD
-    wait_until("the kiosk reports the rollback", lambda: fleet.status("kalvia-1").get("update_state") == "rolled_back"
-               and fleet.status("kalvia-1").get("software_version") == GOOD)
+    wait_until(lambda: fleet.status("kalvia-1").get("update_state") == "rolled_back"
+               and fleet.status("kalvia-1").get("software_version") == GOOD, 60.0, "the kiosk reports the rollback")
     assert last_seq(kiosk) >= seq

@@ -9,7 +9,7 @@ from kiosk.buttons import ButtonPanel
 from kiosk.feedback import Recorder
 from kiosk.outbox import Outbox
 from kiosk.pinmap import load_pinmap
-from tests.support.kiosk_support import wait_until
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

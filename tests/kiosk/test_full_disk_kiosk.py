@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kiosk.app import Kiosk
-from tests.support.kiosk_support import Subscriber, kiosk_config, wait_until
+from tests.support.kiosk_support import Subscriber, kiosk_config
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

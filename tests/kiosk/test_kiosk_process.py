@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from palaute_wire import contract as c
-from tests.support.kiosk_support import (
-    DEVICE,
-    STATION,
-    Subscriber,
-    kiosk_raw,
-    wait_until,
-    write_toml,
-)
+from tests.support.kiosk_support import DEVICE, STATION, Subscriber, kiosk_raw, write_toml
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

@@ -16,15 +16,9 @@ from kiosk.state import station_config_path
 from kiosk.uplink import UplinkTunables
 from palaute_wire import contract as c
 from palaute_wire.surveys import default_station_config
-from tests.support.kiosk_support import (
-    DEVICE,
-    STATION,
-    Subscriber,
-    kiosk_config,
-    publish,
-    wait_until,
-)
+from tests.support.kiosk_support import DEVICE, STATION, Subscriber, kiosk_config, publish
 from tests.support.tls import make_tls
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 

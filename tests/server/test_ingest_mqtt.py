@@ -17,6 +17,7 @@ from fleet_server.ingest.consumer import Ingestor
 from fleet_server.models import DeadLetter, FeedbackEvent
 from palaute_wire import contract as c
 from tests.support.server_factories import batch, event
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -66,15 +67,6 @@ def stored_ids(sessions) -> list:
         return list(s.scalars(select(FeedbackEvent.event_id)))
 
 
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def wait_for_rows(sessions, n, timeout=30.0):
     def enough():
         with sessions() as s:
@@ -89,7 +81,7 @@ def test_events_published_qos1_are_ingested_exactly_once(settings, sessions, bro
     with Ingestor(settings, sessions) as ingestor:
         assert ingestor.wait_subscribed(10), "ingest did not subscribe"
         publish_all(pub, messages + messages[:20])  # the first 20 again: a kiosk resending
-        wait_until(lambda: ingestor.counters.inserted + ingestor.counters.duplicates >= 220, what="220 events handled")
+        wait_until(lambda: ingestor.counters.inserted + ingestor.counters.duplicates >= 220, 30.0, "220 events handled")
         assert ingestor.counters.snapshot()["received"] == 220
     pub.loop_stop()
     stored = stored_ids(sessions)
@@ -133,7 +125,7 @@ def test_ingest_killed_mid_stream_loses_nothing_after_restart(settings, sessions
     pub = publisher(broker)
     sender = threading.Thread(target=publish_all, args=(pub, messages))
     sender.start()
-    wait_until(lambda: first.backlog >= 20, what="received-but-uncommitted messages in the first ingest")
+    wait_until(lambda: first.backlog >= 20, 30.0, "received-but-uncommitted messages in the first ingest")
     first.abort()
     slow.clear()
     sender.join(60)
@@ -179,7 +171,7 @@ def test_invalid_messages_over_mqtt_are_dead_lettered_and_ingest_continues(setti
         assert ingestor.wait_subscribed(10)
         publish_all(pub, bad + good)
         wait_for_rows(sessions, 5)
-        wait_until(lambda: ingestor.counters.dead_lettered == 3, what="3 dead letters")
+        wait_until(lambda: ingestor.counters.dead_lettered == 3, 30.0, "3 dead letters")
     pub.loop_stop()
     with sessions() as s:
         reasons = sorted(s.scalars(select(DeadLetter.reason)))

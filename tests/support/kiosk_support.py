@@ -1,4 +1,4 @@
-"""Helpers for the kiosk tests: configs, a recording MQTT subscriber, polling.
+"""Helpers for the kiosk tests: configs, a recording MQTT subscriber.
 
 Plain functions and classes that tests import; the fixtures (``mock_pins``...)
 are in tests/conftest.py.
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -21,21 +19,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from kiosk.config import KioskConfig, parse_config
+from tests.support.waiting import wait_until
 
 STATION = "kalvia"
 DEVICE = "kalvia-1"
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
-    """Poll until ``condition()`` is truthy; fail with ``what`` after ``timeout`` (a deadline, not a measurement)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def kiosk_raw(tmp_path: Path, url: str, **sections: dict) -> dict:

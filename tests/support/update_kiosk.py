@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +165,3 @@ class SystemdStandIn:
     def log(self, unit: str) -> str:
         path = self.base / f"{unit}.log"
         return path.read_text() if path.exists() else ""
-
-
-def wait_until(what: str, check, timeout: float = 60.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for: {what}")
-        time.sleep(step)

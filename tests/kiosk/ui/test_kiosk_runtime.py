@@ -7,7 +7,8 @@ import pytest
 from kiosk.app import Kiosk
 from kiosk.config import UISection
 from kiosk.ui.run import staff_info_source
-from tests.support.kiosk_support import kiosk_config, wait_until
+from tests.support.kiosk_support import kiosk_config
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.ui, pytest.mark.broker]
 
