@@ -15,12 +15,10 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select, text
 
@@ -37,17 +35,6 @@ KIOSKS = [f"kalvia-{n}" for n in range(1, 7)]
 CLOCKLESS = "kalvia-9"  # online with an unsynchronised clock: one "clock" alert
 GAPPY = "kalvia-8"  # never sends seq 10..12: one gap row
 SEND_INTERVAL_S = 0.02  # per kiosk: 6 kiosks, about 300 answers a second together
-
-
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
 
 
 class Server:
@@ -117,16 +104,14 @@ def _send_from_all(kiosks: list[Kiosk], n: int) -> list[threading.Thread]:
 
 
 def test_three_servers_one_killed_then_scaled_to_one_store_every_answer_once_and_mail_once(
-        broker, postgres_url, processes, tmp_path):
-    box = Mailbox()
-    smtp = Controller(box, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+        broker, postgres_url, processes, tmp_path, smtp):
+    mail_server, box = smtp
     env = {k: v for k, v in os.environ.items() if not k.startswith("PALAUTE_")}
     env.update({
         "PALAUTE_DATABASE_URL": postgres_url, "PALAUTE_MQTT_URL": broker.url, "PALAUTE_MODE": "development",
         "PALAUTE_LOG_LEVEL": "info", "PALAUTE_LEADER_POLL_S": "0.5", "PALAUTE_ALERT_CHECK_INTERVAL_S": "1",
         "PALAUTE_GAP_CHECK_INTERVAL_S": "1", "PALAUTE_GAP_GRACE_S": "1",
-        "PALAUTE_SMTP_HOST": "127.0.0.1", "PALAUTE_SMTP_PORT": str(smtp.port),
+        "PALAUTE_SMTP_HOST": "127.0.0.1", "PALAUTE_SMTP_PORT": str(mail_server.port),
         "PALAUTE_ALERT_EMAIL_TO": "it@county.example",
         "PALAUTE_ALERT_EMAIL_LANGUAGE": "en",  # the subjects below name the rules by id
     })
@@ -218,5 +203,4 @@ def test_three_servers_one_killed_then_scaled_to_one_store_every_answer_once_and
     finally:
         for k in kiosks + others:
             k.close()
-        smtp.stop()
         engine.dispose()

@@ -65,32 +65,15 @@ def test_csv_provisioning_shows_progress_and_lists_bad_rows(run, tmp_path):
     assert set(_passwd(tmp_path)) == {"palaute-server", "k-1", "k-2"}
 
 
-def test_alerts_test_sends_through_the_configured_smtp_server(tmp_path):
-    from email import message_from_bytes, policy
-
-    from aiosmtpd.controller import Controller
-
-    from fleet_server.devtools.local_broker import free_port
-
-    received = []
-
-    class Box:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(message_from_bytes(envelope.content, policy=policy.default))
-            return "250 OK"
-
-    controller = Controller(Box(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        env = {"PALAUTE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "PALAUTE_SMTP_HOST": "127.0.0.1",
-               "PALAUTE_SMTP_PORT": str(controller.port), "PALAUTE_ALERT_EMAIL_TO": "it@county.example"}
-        runner = CliRunner()
-        result = runner.invoke(app, ["alerts", "test"], env=env, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        assert "no open alerts" in runner.invoke(app, ["alerts", "list"], env=env).output
-    finally:
-        controller.stop()
-    (mail,) = received
+def test_alerts_test_sends_through_the_configured_smtp_server(tmp_path, smtp):
+    controller, box = smtp
+    env = {"PALAUTE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "PALAUTE_SMTP_HOST": "127.0.0.1",
+           "PALAUTE_SMTP_PORT": str(controller.port), "PALAUTE_ALERT_EMAIL_TO": "it@county.example"}
+    runner = CliRunner()
+    result = runner.invoke(app, ["alerts", "test"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "no open alerts" in runner.invoke(app, ["alerts", "list"], env=env).output
+    (mail,) = box.messages
     assert mail["To"] == "it@county.example" and "alert delivery works" in mail.get_content()
     missing = CliRunner().invoke(app, ["alerts", "test"], env={"PALAUTE_DATABASE_URL": env["PALAUTE_DATABASE_URL"]})
     assert missing.exit_code == 1 and "no alert channel configured" in missing.output
