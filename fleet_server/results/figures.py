@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import String, any_, bindparam, case, func, select
+from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
@@ -208,25 +208,37 @@ def station_totals(session: Session, station_ids: Sequence[str], start: datetime
     return out
 
 
+@dataclass(frozen=True)
+class OverviewCounts:
+    """What the overview needs of a station's rollups in a period: its counted answers by smiley
+    (1..4) and every press (counted + repeated + out of hours)."""
+
+    counted: dict[int, int]
+    presses: int
+
+
 def totals_and_previous(session: Session, station_ids: Sequence[str], period: Period,
-                        channel: str | None = None) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """``station_totals`` of ``period`` and of the period before it (which ends where it starts),
-    in one query over both: the overview's figures and their change (of one channel or all)."""
+                        channel: str | None = None) -> tuple[dict[str, OverviewCounts], dict[str, OverviewCounts]]:
+    """Per station, the counted answers and presses of ``period`` and of the period before it
+    (which ends where it starts), in one query over both: the overview's figures and their
+    change (of one channel or all). Grouped by station and by which period an hour is in, with
+    five plain sums: the rows are read once, where a CASE per column and period made 24
+    aggregates of each row (three times the database's time at 500 stations)."""
     h = (StationHour if channel is None else ChannelHour).__table__.c
     prev = period.previous()
-    now_cols = [func.coalesce(func.sum(case((h.hour >= period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
-    prev_cols = [func.coalesce(func.sum(case((h.hour < period.start, h[c]), else_=0)), 0) for c in COUNT_COLUMNS]
-    q = _for_stations(select(h.station_id, *now_cols, *prev_cols).where(h.hour >= prev.start, h.hour < period.end),
-                      h.station_id, station_ids, session)
+    current = (h.hour >= period.start).label("in_period")
+    others = [h[c] for c in COUNT_COLUMNS if not c.startswith("c")]
+    q = _for_stations(select(h.station_id, current, *(func.sum(h[f"c{v}"]) for v in SMILEYS),
+                             func.sum(sum(others[1:], others[0])))
+                      .where(h.hour >= prev.start, h.hour < period.end), h.station_id, station_ids, session)
     if channel is not None:
         q = q.where(h.channel == channel)
-    now = {sid: _zero() for sid in station_ids}
-    before = {sid: _zero() for sid in station_ids}
-    n = len(COUNT_COLUMNS)
-    for sid, *values in session.execute(q.group_by(h.station_id)):
+    now = {sid: OverviewCounts(dict.fromkeys(SMILEYS, 0), 0) for sid in station_ids}
+    before = {sid: OverviewCounts(dict.fromkeys(SMILEYS, 0), 0) for sid in station_ids}
+    for sid, is_current, c1, c2, c3, c4, rest in session.execute(q.group_by(h.station_id, current)):
         if sid in now:
-            now[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values[:n]), strict=True))
-            before[sid] = dict(zip(COUNT_COLUMNS, (int(v) for v in values[n:]), strict=True))
+            counted = {1: int(c1 or 0), 2: int(c2 or 0), 3: int(c3 or 0), 4: int(c4 or 0)}
+            (now if is_current else before)[sid] = OverviewCounts(counted, sum(counted.values()) + int(rest or 0))
     return now, before
 
 
@@ -694,17 +706,17 @@ def overview(session: Session, stations: Sequence[Station], period: Period, mini
         prev_split = channel_totals(session, ids, prev.start, prev.end)
     all_hours = open_online_hours_many(session, ids, period.start, period.end)
     channels = channels_used(session, ids, period.start, period.end, minimum)
-    counted = {sid: by_kind(now_totals[sid], "c") for sid in ids}
+    counted = {sid: now_totals[sid].counted for sid in ids}
     # One call for every station (no sums between them here: the group cascade adds those).
     current = distributions(counted, minimum, forced=[
         sid for sid in ids if channel is not None and channel_guard(now_split[sid], channel, minimum)])
-    previous = distributions({sid: by_kind(prev_totals[sid], "c") for sid in ids}, minimum, forced=[
+    previous = distributions({sid: prev_totals[sid].counted for sid in ids}, minimum, forced=[
         sid for sid in ids if channel is not None and channel_guard(prev_split[sid], channel, minimum)])
     lang = i18n.lang()
     rows = []
     for s in stations:
         cur, before = current[s.id], previous[s.id]
-        presses = sum(all_presses(now_totals[s.id]).values())
+        presses = now_totals[s.id].presses
         presses_hidden = presses < minimum or (
             channel is not None and channel_guard(now_split[s.id], channel, minimum, "all"))
         hours = all_hours[s.id]

@@ -127,6 +127,7 @@ def test_overview_rows_match_the_figures_station_by_station(factory):
             before = station_totals(s, [sid], prev.start, prev.end)[sid]
             counted = {v: now[f"c{v}"] for v in (1, 2, 3, 4)}
             assert row.counted_raw == counted
+            assert row.presses == sum(now.values())  # counted, repeated and out of hours, past the minimum
             assert row.dist == distributions({"x": counted}, 5)["x"]
             assert row.previous == distributions({"x": {v: before[f"c{v}"] for v in (1, 2, 3, 4)}}, 5)["x"]
             assert row.open_online_hours == open_online_hours(s, sid, period.start, period.end)
