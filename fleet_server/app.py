@@ -23,6 +23,7 @@ from fleet_server.api.releases import router as kiosk_releases_router
 from fleet_server.auth.setup import install_auth
 from fleet_server.channels.web_survey import install_web_survey
 from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.heap import startup_objects_frozen
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.loop import start_fleet_ops, stop_fleet_ops
 from fleet_server.health import health
@@ -82,7 +83,8 @@ def create_app(settings: Settings, *, start_ingest: bool = True) -> FastAPI:
             app.state.ingestor = ActiveIngest(settings, app.state.session_factory, engine).start()
         start_fleet_ops(app, loop=start_ingest)  # config publisher; alert loop alongside the ingest
         try:
-            yield
+            with startup_objects_frozen():  # full GC walks only what requests made (fleet_server.core.heap)
+                yield
         finally:
             stop_fleet_ops(app)
             if app.state.ingestor is not None:
