@@ -15,6 +15,7 @@ from fleet_server.core.settings import load_settings
 from fleet_server.devtools.catalog import extract, problems
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, User
+from fleet_server.results import figures
 from tests.support.auth_helpers import make_user, page_csrf, sign_in
 from tests.support.server_factories import event, events_message
 
@@ -77,7 +78,7 @@ def test_station_page_in_finnish_names_station_days_and_numbers_the_finnish_way(
     client.post("/language", data={"lang": "fi", "csrf_token": page_csrf(client.get("/").text)})
     html = client.get("/stations/kalvia?range=7d").text
     assert "<h1>Kälviän terveysasema</h1>" in html and "Tyytyväisyys" in html
-    first = date.today() - timedelta(days=6)
+    first = figures.today_local() - timedelta(days=6)  # the station's calendar (Helsinki), not the machine's
     assert f"{first.day}.{first.month}.{first.year}" in html  # 1.12.2026, not 2026-12-01 or 12/1/2026
     assert re.search(r"\b(ma|ti|ke|to|pe|la|su)\b", html)  # weekday names in Finnish (heatmap rows)
 
