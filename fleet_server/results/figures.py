@@ -686,12 +686,15 @@ class OverviewRow:
 
 
 def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> list[Station]:
+    """The stations (of ``allowed``, or all), by name; a short ``allowed`` is asked for by id, so a
+    group page loads its own stations and not the country's."""
     q = select(Station).order_by(Station.name, Station.id)
-    stations = list(session.scalars(q))
-    if allowed is not None:
-        keep = set(allowed)
-        stations = [s for s in stations if s.id in keep]
-    return stations
+    if allowed is None:
+        return list(session.scalars(q))
+    keep = set(allowed)
+    if not keep:
+        return []
+    return [s for s in session.scalars(_for_stations(q, Station.id, sorted(keep), session)) if s.id in keep]
 
 
 def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int,

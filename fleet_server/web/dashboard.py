@@ -91,14 +91,15 @@ def overview(
     if not principal.may_view_any_results:
         return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
     period = _period(range_, from_, to)
-    stations = [s for s in results.stations_visible(session) if principal.may_view_results(s.id)]
-    tree = groups.load_tree(session)
-    choices = groups.group_choices(tree, [s.id for s in stations])
+    tree = groups.load_tree(session)  # every station's id and group: the stations shown are loaded after the filter
+    visible = [sid for sid in tree.station_group if principal.may_view_results(sid)]
+    choices = groups.group_choices(tree, visible)
     if group and group not in {g for g, _name, _depth in choices}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no such group"))
     if group:
         inside = set(tree.under(group))
-        stations = [s for s in stations if s.id in inside]
+        visible = [sid for sid in visible if sid in inside]
+    stations = results.stations_visible(session, visible)
     chosen_channel = _channel(channel)
     rows = results.overview(session, stations, period, settings.min_responses, chosen_channel)
     group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)
