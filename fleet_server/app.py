@@ -58,6 +58,9 @@ def fleet_alert_count(request, principal) -> int:
     query = select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
     if not principal.sees_all_devices:
         query = query.where(Alert.station_id.in_(principal.own_stations))
+    page_session = getattr(request.state, "session", None)
+    if page_session is not None and page_session.is_active:  # the page's own: no second connection and ping
+        return page_session.scalar(query) or 0
     with factory() as session:
         return session.scalar(query) or 0
 

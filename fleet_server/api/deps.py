@@ -7,26 +7,21 @@ rather than importing globals, so tests build apps on any database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from fleet_server.auth.deps import db_session
 from fleet_server.core.settings import Settings
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One database session per request; routes that write commit themselves."""
-    with request.app.state.session_factory() as session:
-        yield session
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(db_session)]
+"""The same dependency as the sign-in check's, so a request takes one session and one connection."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # Who is asking and what they may do (fleet_server.auth.deps): every route uses one of these.

@@ -50,9 +50,15 @@ def auth_state(request: Request) -> AuthState:
 
 
 def db_session(request: Request) -> Iterator[Session]:
-    """A database session for one request, from ``app.state.session_factory`` (see fleet_server.app)."""
+    """The database session of one request, from ``app.state.session_factory`` (see fleet_server.app):
+    the sign-in check, the route (fleet_server.api.deps.SessionDep) and the page's layout share it;
+    routes that write commit themselves."""
     with request.app.state.session_factory() as session:
-        yield session
+        request.state.session = session  # the layout counts its alerts in it (fleet_server.app)
+        try:
+            yield session
+        finally:
+            del request.state.session  # closed below: an error page rendered later opens its own
 
 
 DbSession = Annotated[Session, Depends(db_session)]

@@ -230,3 +230,29 @@ def test_the_overview_names_the_channels_a_station_uses(db_url):
     assert 'data-channels="kiosk web"' in html and "kiosk, web survey" in html
     assert "phone" not in html.split('data-channels="kiosk web"')[1].split("</small>")[0]
     assert 'data-channels="kiosk web"' in sv
+
+
+def test_a_dashboard_page_takes_one_database_connection(db_url):
+    """The layout's alert count runs in the page's own session: one pool checkout (and one ping)
+    a page, not a second connection for the navigation bar."""
+    from fastapi.testclient import TestClient
+
+    from fleet_server.app import create_app
+    from fleet_server.core.settings import load_settings
+    from fleet_server.models import Alert
+    from tests.support.auth_helpers import bearer
+
+    settings = load_settings(environ={}, database_url=db_url, mode="development")
+    with TestClient(create_app(settings, start_ingest=False)) as client:
+        with client.app.state.session_factory() as s:
+            s.add(Station(id="s000", name="Asema"))
+            s.flush()
+            s.add(Alert(key="offline:s000", rule="offline", station_id="s000", message="kiosk offline"))
+            s.commit()
+        client.headers.update(bearer(client, "coordinator"))
+        assert client.get("/?range=7d").status_code == 200  # the token's first use is noted (a commit)
+        checkouts: list[object] = []
+        event.listen(client.app.state.engine, "checkout", lambda *a: checkouts.append(a))
+        html = client.get("/?range=7d").text
+    assert "1 alert" in html
+    assert len(checkouts) == 1, checkouts
