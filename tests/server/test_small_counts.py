@@ -176,3 +176,29 @@ def test_a_distribution_and_the_station_list_give_the_same_satisfaction(row, min
     shown = distribution(dict(zip((1, 2, 3, 4), row, strict=True)), minimum)["satisfaction"]
     assert shown == satisfaction(dict(zip((1, 2, 3, 4), row, strict=True)), minimum)
     assert queries.satisfaction is satisfaction
+
+
+def test_distributions_give_the_figures_of_share_and_satisfaction_for_every_row():
+    """The written-out distribution (four faces) is share() and satisfaction() row by row, and a
+    hidden row is hidden whole, for any counts (missing faces count 0)."""
+    import random
+
+    from fleet_server.results.small_counts import SMILEYS, Group, distributions, satisfaction, share, suppress
+
+    rng = random.Random(4)
+    for minimum in (1, 5, 10):
+        rows = {i: {v: rng.randrange(4) for v in SMILEYS if rng.random() < 0.8} for i in range(60)}
+        rows["all"] = {v: sum(r.get(v, 0) for k, r in rows.items()) for v in SMILEYS}
+        out = distributions(rows, minimum, all_key="all")
+        totals = {k: sum(r.get(v, 0) for v in SMILEYS) for k, r in rows.items()}
+        hidden = suppress(totals, [Group("all", tuple(k for k in rows if k != "all"))], minimum)
+        for key, counts in rows.items():
+            d = out[key]
+            if key in hidden:
+                assert d == {"counts": dict.fromkeys("1234"), "total": None, "shares": dict.fromkeys("1234"),
+                             "satisfaction": None, "hidden": True}
+                continue
+            assert d["counts"] == {str(v): counts.get(v, 0) for v in SMILEYS} and d["total"] == totals[key]
+            assert d["shares"] == {str(v): share(counts.get(v, 0), totals[key], minimum) for v in SMILEYS}
+            assert d["satisfaction"] == satisfaction(counts, minimum) and d["hidden"] is False
+
