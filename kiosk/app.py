@@ -14,6 +14,8 @@ Seams for the UI and for later work:
 - ``kiosk.recorder.on_recorded``: every stored answer (touch *or* button), e.g. to
   show the thank-you screen after a physical press.
 - ``kiosk.config_listeners``: a new station config was applied (uplink thread).
+- ``kiosk.connection_listeners``: the broker connection came up (True) or went (False)
+  (uplink thread), e.g. to report health at once instead of at the next tick.
 - ``kiosk.button_handler``: what a physical smiley press does; defaults to
   ``press_smiley``; a UI may replace it (e.g. to add flags) before ``start()``.
 - ``kiosk.tick_hooks`` run every ``TICK_S`` from ``wait()`` (or a UI clock calls
@@ -108,6 +110,7 @@ class Kiosk:
         self.desk = AnswerDesk(self.recorder, desk_config)
         """Counting rules (burst, out-of-hours) for buttons and touch alike: kiosk.answers."""
         self.config_listeners: list[Callable[[StationConfig], None]] = []
+        self.connection_listeners: list[Callable[[bool], None]] = []
         self.tick_hooks: list[Callable[[], None]] = []
         self.button_handler: Callable[[int], object] = lambda value: self.desk.smiley(value, source="button")
         self.listen_handler: Callable[[], object] | None = None
@@ -264,3 +267,8 @@ class Kiosk:
     def _connection_changed(self, connected: bool) -> None:
         if self.buttons is not None:
             self.buttons.set_connected(connected)
+        for listener in list(self.connection_listeners):
+            try:
+                listener(connected)
+            except Exception:
+                _LOGGER.exception("connection listener %r failed", listener)

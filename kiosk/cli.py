@@ -102,6 +102,7 @@ def _with_updates(kiosk) -> None:
     kiosk.uplink.status_extra = lambda: status_fields(kiosk.config)
     reporter = HealthReporter(kiosk)
     kiosk.tick_hooks.append(reporter)
+    kiosk.connection_listeners.append(lambda _connected: reporter())  # online: say so now, not at the next tick
 
 
 def run(config: KioskConfig, mode: str, options: dict | None = None) -> int:

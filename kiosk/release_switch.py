@@ -91,18 +91,19 @@ def mark_installed(root: Path, version: str, manifest_text: str = "") -> None:
     _sync_dir(path.parent)
 
 
-def adopt(root: Path, venv: Path, version: str, *, switch_links: bool = False) -> None:
+def adopt(root: Path, venv: Path, version: str, *, switch_links: bool = False, manifest_text: str = "") -> None:
     """Make an existing installation (the venv the first install made) ``<root>/<version>``:
     a link to it unless it is that directory already (install-kiosk.sh installs straight into
-    ``<root>/<version>``), its marker, and ``current`` and ``stable`` pointing at it, when they
+    ``<root>/<version>``), its marker (with ``manifest_text``, the verified manifest it was
+    installed from, when known; written again with ``switch_links``), and ``current`` and ``stable`` pointing at it, when they
     name nothing yet or with ``switch_links`` (the installer ran again: this version is the one)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / version
     if not path.exists() and not path.is_symlink():
         path.symlink_to(Path(venv).resolve(), target_is_directory=True)
-    if not is_installed(root, version):
-        mark_installed(root, version)
+    if switch_links or manifest_text or not is_installed(root, version):
+        mark_installed(root, version, manifest_text)  # the installer ran again: a new record, if any
     for name in (CURRENT, STABLE):
         if switch_links or linked(root, name) is None:
             switch(root, version, name)

@@ -41,11 +41,13 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -69,10 +71,14 @@ _LOGGER = logging.getLogger(__name__)
 STATE_FILE = "update-state.json"
 HEALTH_FILE = "health.json"
 FILES_DIR = ".files"
-CRASH_POINTS = ("download", "install", "switch", "trial", "commit", "rollback")
+CRASH_POINTS = ("download", "install", "compile", "switch", "trial", "commit", "rollback")
 CRASH_EXIT_CODE = 86
 DOWNLOAD_CHUNK = 256 * 1024
 DOWNLOAD_TIMEOUT_S = 60
+TRIAL_POLL_S = 1.0
+"""How often the health report of a version on trial is read (it commits within this of being healthy)."""
+WAKE_POLL_S = 1.0
+"""How often, between steps, the updater looks whether the kiosk stored a new config (a stat)."""
 HEALTH_FRESH_S = 30.0
 """A health report older than this does not count as "running"."""
 NIGHT_WINDOW = (2, 5)
@@ -129,6 +135,8 @@ class HealthReporter:
     def __init__(self, kiosk: Any) -> None:
         self.kiosk = kiosk
         self.path = health_path(kiosk.config)
+        self._lock = threading.Lock()
+        self._update_state = _mtime(state_path(kiosk.config))
         self.version = kiosk.health.software_version()
         self.outbox_ok, detail = outbox_check(kiosk.config.outbox.path)
         self.selftest_ok, self.selftest_detail = self._selftest(self.outbox_ok, detail)
@@ -141,12 +149,20 @@ class HealthReporter:
         return True, "ok"
 
     def __call__(self) -> None:
-        snapshot = self.kiosk.uplink.snapshot()
-        rs.write_json(self.path, {
-            "version": self.version, "pid": os.getpid(), "at": time.time(),
-            "online": snapshot.connected, "outbox_ok": self.outbox_ok, "selftest_ok": self.selftest_ok,
-            "detail": self.selftest_detail,
-        })
+        """From the tick and from the uplink thread (a connection change): one writer at a time.
+        When the updater's state changed since the last call (a commit, a rollback), the status
+        goes out now: the rollout's next wave waits for the server to see it."""
+        with self._lock:
+            update_state = _mtime(state_path(self.kiosk.config))
+            if update_state != self._update_state:
+                self._update_state = update_state
+                self.kiosk.uplink.send_status_soon()
+            snapshot = self.kiosk.uplink.snapshot()
+            rs.write_json(self.path, {
+                "version": self.version, "pid": os.getpid(), "at": time.time(),
+                "online": snapshot.connected, "outbox_ok": self.outbox_ok, "selftest_ok": self.selftest_ok,
+                "detail": self.selftest_detail,
+            })
 
 
 # ----------------------------------------------------------------- checks
@@ -208,12 +224,64 @@ def files_for_me(manifest: ReleaseManifest) -> list[ReleaseFile]:
     return [f for f in manifest.files if wheel_fits(f.name)]
 
 
+def project_of(name: str) -> str:
+    """A project's normalised name (PEP 503) from a wheel's file name or a distribution's Name."""
+    return re.sub(r"[-_.]+", "-", name.split("-")[0] if name.endswith(".whl") else name).lower()
+
+
+SITE_PACKAGES = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+"""A release venv's site-packages, relative to the venv (every release runs this Python)."""
+
+
+SERVER_ONLY_PACKAGES = frozenset({"fleet_server"})
+"""Packages of the project's wheel that a kiosk never imports (the wheel is one for the whole
+repository): not byte-compiled on the kiosk; three quarters of the wheel's code, most of an
+update's install time on a Pi."""
+
+CHECK_SCRIPT = """import compileall, os, sys
+ok = all(compileall.compile_dir(p, quiet=1, workers=0) if os.path.isdir(p) else compileall.compile_file(p, quiet=1)
+         for p in sys.argv[1:])
+import kiosk.app, kiosk.updater
+sys.exit(0 if ok else 'byte-compiling failed')
+"""
+"""Run by the new venv's Python before its marker is written: byte-compile the given paths (the
+packages an update installed with ``pip --no-compile``), then import the kiosk and its updater."""
+
+
+def _compiled_paths(wheel: Path, venv: Path) -> list[Path]:
+    """Where a wheel's top-level packages and modules are in ``venv`` (what to byte-compile),
+    without :data:`SERVER_ONLY_PACKAGES` and the wheel's metadata and data directories."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        tops = {name.split("/", 1)[0] for name in zf.namelist()}
+    site = venv / SITE_PACKAGES
+    return sorted(site / top for top in tops if not top.endswith((".dist-info", ".data"))
+                  and top not in SERVER_ONLY_PACKAGES and (top.endswith(".py") or "." not in top))
+
+
+def installed_manifest(root: Path, version: str) -> ReleaseManifest | None:
+    """The verified manifest an installed version was installed from (its marker's text), or None
+    (a marker without one: a first install adopted without a signed wheelhouse)."""
+    try:
+        return ReleaseManifest.model_validate_json((root / version / rs.INSTALLED_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 # ----------------------------------------------------------------- the updater
@@ -274,8 +342,23 @@ class Updater:
                     return 0
             except Exception:  # an updater that dies leaves the kiosk on its version; keep trying
                 _LOGGER.exception("update step failed; trying again later")
-            time.sleep(self.config.updates.check_interval_s)
+            self._pause(stop)
         return 0
+
+    def _pause(self, stop: Callable[[], bool]) -> None:
+        """Wait for the next step: ``check_interval_s``, but at most :data:`TRIAL_POLL_S` while a
+        version is on trial (its health report is a file: cheap to read), and no longer than
+        :data:`WAKE_POLL_S` after the kiosk stored a new config (a new target starts at once)."""
+        interval = self.config.updates.check_interval_s
+        if self.phase == "trial":
+            interval = min(interval, TRIAL_POLL_S)
+        path = station_config_path(self.config.state.dir)
+        seen = _mtime(path)
+        until = time.monotonic() + interval
+        while not stop() and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, WAKE_POLL_S))
+            if _mtime(path) != seen:
+                return
 
     def step(self) -> str:
         """Do what is due; returns the phase afterwards (or "exit" after a commit, when configured)."""
@@ -425,15 +508,26 @@ class Updater:
         elif target.exists():
             shutil.rmtree(target)  # a half-made venv from before a power cut
         started = time.monotonic()
-        if not self._clone_running(target):
+        cloned = self._clone_running(target)
+        if not cloned:
             # With its own pip (ensurepip, offline): the new version's updater installs the next one.
             self._run([self.python, "-m", "venv", *rs.venv_options(), str(target)], "create the venv")
         self._crash_point("install")
         python = str(target / "bin" / "python")
-        self._run([python, "-m", "pip", "install", "--no-index", "--no-cache-dir",
-                   "--disable-pip-version-check", "-q", "--find-links", str(staging), *manifest.requirements],
-                  "install the release")
-        self._run([python, "-c", "import kiosk.app, kiosk.updater"], "import the new version")
+        pip = [python, "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", "-q"]
+        changed = self._changed_files(target, manifest) if cloned else None
+        if changed is None:
+            self._run([*pip, "--find-links", str(staging), *manifest.requirements], "install the release")
+            compile_paths: list[str] = []
+        else:
+            # Only the wheels whose sha256 the running release was not installed from, each in
+            # place of its project's installed copy; byte-compiled below, the kiosk's part only.
+            if changed:
+                self._run([*pip, "--no-deps", "--force-reinstall", "--no-compile",
+                           *(str(staging / name) for name in changed)], "install the release")
+            compile_paths = [str(p) for name in changed for p in _compiled_paths(staging / name, target)]
+        self._crash_point("compile")
+        self._run([python, "-c", CHECK_SCRIPT, *compile_paths], "import the new version")
         from palaute_wire.signing import manifest_text
 
         rs.mark_installed(self.root, version, manifest_text(manifest))
@@ -443,25 +537,51 @@ class Updater:
     def _clone_running(self, target: Path) -> bool:
         """Start the new venv with hard links to the running release's installed packages, so pip
         only installs what changed (an update of the project alone: one wheel, seconds instead of
-        minutes on a Pi). Only from a release this updater installed (a real directory with its
-        marker); links never change the running copy: pip replaces files, it does not edit them.
-        False (and nothing left behind) when it cannot be done; then the venv is made from scratch."""
+        minutes on a Pi). Only from a release this updater installed or adopted (a real directory
+        with its marker); links never change the running copy: pip and the byte-compiler replace
+        files (a new file renamed over the link), they never edit one. False (and nothing left
+        behind) when it cannot be done; then the venv is made from scratch."""
         running = rs.linked(self.root, rs.CURRENT)
         if running is None or not rs.is_installed(self.root, running) or (self.root / running).is_symlink():
             return False
-        site = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-        source = self.root / running / site
+        source = self.root / running / SITE_PACKAGES
         if not source.is_dir():
             return False
         try:
             self._run([self.python, "-m", "venv", "--without-pip", *rs.venv_options(), str(target)],
                       "create the venv")
-            shutil.copytree(source, target / site, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
-        except (OSError, shutil.Error, UpdateRefused) as exc:
+            # cp -al: one native process instead of a Python walk over ~10,000 files (minutes under qemu).
+            shutil.rmtree(target / SITE_PACKAGES, ignore_errors=True)  # venv made it empty
+            self._run(["cp", "-al", str(source), str(target / SITE_PACKAGES)], "link the running packages")
+        except (OSError, UpdateRefused) as exc:
             _LOGGER.info("new venv from scratch (linking %s's packages failed: %s)", running, exc)
             shutil.rmtree(target, ignore_errors=True)
             return False
         return True
+
+    def _changed_files(self, target: Path, manifest: ReleaseManifest) -> list[str] | None:
+        """The new release's files (names) that the running release was not installed from, when
+        each replaces an installed project of the same name; None when pip must resolve the whole
+        release instead (a dependency added or removed, or the running release's manifest unknown).
+
+        The running release's marker holds the manifest it was installed from (verified then),
+        so a file with the same sha256 is the same file: its installed copy, linked, is kept."""
+        running = rs.linked(self.root, rs.CURRENT) or ""
+        before = installed_manifest(self.root, running)
+        if before is None:
+            return None
+        old, new = files_for_me(before), files_for_me(manifest)
+        if {project_of(f.name) for f in old} != {project_of(f.name) for f in new}:
+            return None
+        from importlib import metadata
+
+        site = str(target / SITE_PACKAGES)
+        installed = {project_of(d.metadata["Name"] or "") for d in metadata.distributions(path=[site])}
+        shas = {f.sha256 for f in old}
+        changed = [f.name for f in new if f.sha256 not in shas]
+        if any(project_of(name) not in installed for name in changed):
+            return None
+        return changed
 
     def _run(self, cmd: list[str], what: str) -> None:
         # Only the verified files: no pip config (extra indexes, find-links) may add any.
@@ -582,18 +702,37 @@ class Updater:
                 rs.remove_version(self.root, version)
         wanted: set[str] = set()
         for kept in keep:
-            if kept:
-                text = (self.root / kept / rs.INSTALLED_MARKER)
-                try:
-                    manifest = ReleaseManifest.model_validate_json(text.read_text())
-                except (OSError, ValueError):
-                    continue
+            manifest = installed_manifest(self.root, kept) if kept else None
+            if manifest is not None:
                 wanted.update(f.sha256 for f in manifest.files)
         cache = self.root / FILES_DIR
         if cache.is_dir() and wanted:
             for path in cache.iterdir():
                 if path.name not in wanted and not path.name.endswith(".part"):
                     path.unlink()
+
+
+WHEELHOUSE_MANIFEST = ("manifest.json", "manifest.sig")
+"""A signed release directory's manifest and signature (fleet_server.fleet.releases.sign_release)."""
+
+
+def wheelhouse_manifest(config: KioskConfig, wheelhouse: Path, version: str) -> str:
+    """The first install's wheelhouse manifest text when it is signed with this kiosk's release key
+    and names ``version``: the adopted release's marker then records what it was installed from,
+    so the first update installs only the wheels that changed. "" otherwise (pip then resolves
+    the whole first update)."""
+    from palaute_wire import signing
+
+    key = config.updates.release_public_key
+    try:
+        text, signature = ((wheelhouse / name).read_text() for name in WHEELHOUSE_MANIFEST)
+        if not key:
+            raise ManifestRefused("no release_public_key")
+        manifest = signing.verify(key, text, signature.strip())
+    except (OSError, ValueError) as exc:  # ManifestRefused is a ValueError
+        _LOGGER.info("the wheelhouse's manifest is not used (%s)", exc)
+        return ""
+    return text if manifest.version == version else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -625,7 +764,8 @@ def main(argv: list[str] | None = None) -> int:
 
         version = metadata.version("palaute")
         root = config.updates.releases_root
-        rs.adopt(root, Path(sys.prefix), version, switch_links=True)
+        text = wheelhouse_manifest(config, args.wheelhouse, version) if args.wheelhouse else ""
+        rs.adopt(root, Path(sys.prefix), version, switch_links=True, manifest_text=text)
         seeded = rs.seed_files(root / FILES_DIR, sorted(args.wheelhouse.glob("*.whl"))) if args.wheelhouse else 0
         print(f"{root}/{version} ({Path(sys.prefix).resolve()}) is installed; current and stable -> "
               f"{rs.linked(root)}; {seeded} wheels kept for updates")

@@ -246,6 +246,11 @@ class Uplink:
         self._drain_needed = True
         self._wake.set()
 
+    def send_status_soon(self) -> None:
+        """Publish a status now instead of at the next heartbeat (something in it changed)."""
+        self._next_heartbeat = 0.0
+        self._wake.set()
+
     @property
     def connected(self) -> bool:
         return self._snapshot.connected
@@ -466,6 +471,7 @@ class Uplink:
         self._cursor = 0
         self._drain_needed = True
         self._next_heartbeat = 0.0
+        self._update_snapshot()  # the listeners read the new state
         self._call(self.on_connection, True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -475,6 +481,7 @@ class Uplink:
             return
         if was == "connected":
             _LOGGER.warning("lost connection to %s (%s)", self.broker_url, reason_code)
+            self._update_snapshot()
             self._call(self.on_connection, False)
         if self._next_attempt <= time.monotonic():
             self._schedule_retry(reason=str(reason_code) if was != "connected" else None)

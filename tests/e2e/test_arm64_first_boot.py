@@ -139,6 +139,8 @@ def test_a_provisioned_bundle_installs_and_runs_on_arm64_debian_12(tmp_path, arm
               (release / "requirements-cp311.txt").read_text().splitlines() if "--hash=" in line]
     assert set(pinned) <= {p.name for p in (releases / ".files").iterdir()}
     assert sha256_file(next(release.glob("palaute-*.whl"))) in pinned
+    # Its marker records the signed manifest it was installed from: the first update installs only what changed.
+    assert (releases / version / rs.INSTALLED_MARKER).read_text() == (release / "manifest.json").read_text()
     kiosk_toml = tomllib.loads((arm64_root / "etc/palaute/kiosk.toml").read_text())
     assert kiosk_toml["updates"]["release_public_key"] == public_key
 

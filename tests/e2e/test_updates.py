@@ -30,6 +30,7 @@ from fleet_server.fleet.provisioning import add_station, provision_device
 from fleet_server.fleet.release_targets import release_url
 from fleet_server.models import Device, Release, ReleaseFile, RolloutDevice
 from kiosk import release_switch as rs
+from kiosk.updater import SITE_PACKAGES
 from palaute_wire import contract as c
 from palaute_wire import signing
 from palaute_wire.surveys import default_station_config
@@ -301,7 +302,7 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
     wait_until(lambda: (rs.read_json(path / "state/station-config.json") or {})
                .get("release") is not None, 60.0, "the kiosk stored its target")
     seq = last_seq(kiosk)
-    for point in ("download", "install", "switch", "trial", "commit"):
+    for point in ("download", "install", "compile", "switch", "trial", "commit"):
         assert _updater(kiosk, processes, "--crash-at", point) == 86, f"the updater did not reach {point}"
         running = boots_into_a_working_version(kiosk)
         assert running in (BASE_VERSION, GOOD), point
@@ -320,11 +321,19 @@ def test_an_updater_killed_at_every_step_leaves_a_working_kiosk_and_finishes_the
     _publish_config(broker, "kalvia-1", _target_of(fleet, BROKEN, "kalvia-1", health_timeout_s=15))
     wait_until(lambda: json.dumps(rs.read_json(path / "state/station-config.json") or {}).count(BROKEN) > 0, 60.0,
                "the kiosk stored the new target")
+    # Its venv starts from GOOD's (linked) with only the changed wheel installed: killed there too.
+    for point in ("install", "compile"):
+        assert _updater(kiosk, processes, "--crash-at", point) == 86, f"the updater did not reach {point}"
+        assert boots_into_a_working_version(kiosk) == GOOD, point
+        assert last_seq(kiosk) >= seq
     assert _updater(kiosk, processes, "--crash-at", "rollback") == 86
     assert boots_into_a_working_version(kiosk) == GOOD
     assert _updater(kiosk, processes, "--once") == 0
     state = rs.read_json(path / "state/update-state.json")
     assert state["phase"] == "rolled_back" and "never reported running" in state["error"]
+    # Only the project's wheel changed: BROKEN's dependencies are GOOD's files, linked.
+    paho = SITE_PACKAGES / "paho/__init__.py"
+    assert (kiosk.root / BROKEN / paho).samefile(kiosk.root / GOOD / paho)
     assert rs.linked(kiosk.root, rs.CURRENT) == GOOD
     wait_until(lambda: fleet.status("kalvia-1").get("update_state") == "rolled_back"
                and fleet.status("kalvia-1").get("software_version") == GOOD, 60.0, "the kiosk reports the rollback")

@@ -228,3 +228,158 @@ def test_the_first_install_is_adopted_in_place_and_its_wheels_kept_for_updates(t
     (root / "0.2.0").mkdir()
     rs.adopt(root, root / "0.2.0", "0.2.0", switch_links=True)
     assert (rs.linked(root, rs.CURRENT), rs.linked(root, rs.STABLE)) == ("0.2.0", "0.2.0")
+
+
+# ----------------------------------------------------------------- an update of the project alone
+
+
+def _wheel(directory, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()):
+    """A real (pure-Python) wheel pip installs: the files, METADATA, WHEEL and a RECORD with hashes."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    contents = dict(files)
+    contents[f"{info}/METADATA"] = "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
+        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires))
+    contents[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = []
+    for path, text in contents.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    contents[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name_in_zip, text in contents.items():
+            zf.writestr(name_in_zip, text)
+    return path
+
+
+def _manifest_of(version: str, wheels, requirements: tuple[str, ...]) -> c.ReleaseManifest:
+    from kiosk.updater import sha256_file
+
+    return c.ReleaseManifest(version=version, requirements=requirements, created_at=datetime(2026, 12, 1, tzinfo=UTC),
+                             files=tuple(c.ReleaseFile(name=w.name, sha256=sha256_file(w), size=w.stat().st_size)
+                                         for w in wheels))
+
+
+def _staged(tmp_path, version: str, wheels):
+    staging = tmp_path / "staging" / version
+    staging.mkdir(parents=True)
+    for w in wheels:
+        (staging / w.name).write_bytes(w.read_bytes())
+    return staging
+
+
+def test_an_update_of_the_project_alone_installs_only_its_wheel_and_leaves_the_running_release_alone(
+        tmp_path, key, monkeypatch):
+    import kiosk.updater as updater_module
+    from kiosk.updater import SITE_PACKAGES
+
+    # The new venv's check imports the fake project instead of the kiosk (not in these wheels).
+    monkeypatch.setattr(updater_module, "CHECK_SCRIPT",
+                        updater_module.CHECK_SCRIPT.replace("import kiosk.app, kiosk.updater", "import app, dep"))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    dep = _wheel(wheels, "dep", "1.0", {"dep/__init__.py": "X = 1\n"})
+    project = {v: _wheel(wheels, "palaute", v, {"app/__init__.py": f"VERSION = {v!r}\n",
+                                                "fleet_server/__init__.py": "SERVER = True\n"}, ("dep==1.0",))
+               for v in ("0.1.0", "0.2.0")}
+    config = _config(tmp_path, key)
+    root = config.updates.releases_root
+    updater = Updater(config)
+    commands: list[list[str]] = []
+    run = updater._run
+    monkeypatch.setattr(updater, "_run", lambda cmd, what: (commands.append(cmd), run(cmd, what))[1])
+    first = _manifest_of("0.1.0", [project["0.1.0"], dep], ("palaute==0.1.0",))
+    updater._install("0.1.0", first, _staged(tmp_path, "0.1.0", [project["0.1.0"], dep]))  # from scratch: pip resolves
+    rs.switch(root, "0.1.0")
+    old_site = root / "0.1.0" / SITE_PACKAGES
+    before = {p: (p.stat().st_ino, p.read_bytes()) for p in old_site.rglob("*") if p.is_file()}
+    commands.clear()
+
+    second = _manifest_of("0.2.0", [project["0.2.0"], dep], ("palaute==0.2.0",))
+    updater._install("0.2.0", second, _staged(tmp_path, "0.2.0", [project["0.2.0"], dep]))
+
+    pip = [cmd for cmd in commands if cmd[1:4] == ["-m", "pip", "install"]]
+    assert len(pip) == 1 and "--no-deps" in pip[0] and [a for a in pip[0] if a.endswith(".whl")] == [
+        str(tmp_path / "staging" / "0.2.0" / project["0.2.0"].name)]
+    new_site = root / "0.2.0" / SITE_PACKAGES
+    assert (new_site / "dep/__init__.py").stat().st_ino == (old_site / "dep/__init__.py").stat().st_ino  # linked
+    assert "0.2.0" in (new_site / "app/__init__.py").read_text()
+    assert list((new_site / "app/__pycache__").glob("__init__.*.pyc"))  # the kiosk's part byte-compiled
+    assert not (new_site / "fleet_server/__pycache__").exists()  # the server's part is not
+    after = {p: (p.stat().st_ino, p.read_bytes()) for p in old_site.rglob("*") if p.is_file()}
+    assert after == before  # the running release: not one file changed, added or removed
+    assert rs.is_installed(root, "0.2.0")
+    assert updater_module.installed_manifest(root, "0.2.0") == second
+    out = __import__("subprocess").run([str(root / "0.2.0/bin/python"), "-c", "import app, dep; print(app.VERSION)"],
+                                       capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0.2.0"  # the new venv runs the new version with the kept dependency
+
+
+def test_an_update_that_adds_a_dependency_lets_pip_resolve_the_whole_release(tmp_path, key, monkeypatch):
+    from kiosk.updater import SITE_PACKAGES
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    dep = _wheel(wheels, "dep", "1.0", {"dep/__init__.py": ""})
+    extra = _wheel(wheels, "extra", "1.0", {"extra/__init__.py": ""})
+    config = _config(tmp_path, key)
+    root = config.updates.releases_root
+    site = root / "0.1.0" / SITE_PACKAGES
+    (site / "dep-1.0.dist-info").mkdir(parents=True)
+    (site / "dep-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: dep\nVersion: 1.0\n")
+    rs.mark_installed(root, "0.1.0", signing.manifest_text(_manifest_of("0.1.0", [dep], ("dep==1.0",))))
+    rs.switch(root, "0.1.0")
+    target = root / "0.2.0"
+    __import__("shutil").copytree(root / "0.1.0", target)
+    updater = Updater(config)
+    assert updater._changed_files(target, _manifest_of("0.2.0", [dep], ("dep==1.0",))) == []
+    assert updater._changed_files(target, _manifest_of("0.2.0", [dep, extra], ("dep==1.0", "extra"))) is None
+    (root / "0.1.0" / rs.INSTALLED_MARKER).write_text("")  # an adopted first install without a signed wheelhouse
+    assert updater._changed_files(target, _manifest_of("0.2.0", [dep], ("dep==1.0",))) is None
+
+
+def test_a_first_install_from_a_signed_wheelhouse_records_its_manifest(tmp_path, key):
+    from kiosk.updater import wheelhouse_manifest
+
+    config = _config(tmp_path, key)
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    text = signing.manifest_text(_manifest_of("0.1.0", [_wheel(wheelhouse, "dep", "1.0", {"dep/__init__.py": ""})],
+                                              ("dep==1.0",)))
+    (wheelhouse / "manifest.json").write_text(text)
+    (wheelhouse / "manifest.sig").write_text(signing.sign(key, text) + "\n")
+    assert wheelhouse_manifest(config, wheelhouse, "0.1.0") == text
+    assert wheelhouse_manifest(config, wheelhouse, "0.2.0") == ""  # another release's wheelhouse
+    (wheelhouse / "manifest.sig").write_text(signing.sign(signing.new_private_key(), text))
+    assert wheelhouse_manifest(config, wheelhouse, "0.1.0") == ""  # not this kiosk's key
+    root = config.updates.releases_root
+    (root / "0.1.0").mkdir(parents=True)
+    rs.adopt(root, root / "0.1.0", "0.1.0", switch_links=True, manifest_text=text)
+    assert (root / "0.1.0" / rs.INSTALLED_MARKER).read_text() == text
+
+
+def test_the_updater_takes_a_new_target_at_once_not_at_the_next_check(tmp_path, key, monkeypatch):
+    import threading
+
+    from kiosk.state import save_station_config
+
+    config = _config(tmp_path, key, check_interval_s=3600)
+    updater = Updater(config)
+    steps = threading.Semaphore(0)
+    monkeypatch.setattr(updater, "step", lambda: steps.release() and "idle")
+    stop = threading.Event()
+    loop = threading.Thread(target=updater.run, args=(stop.is_set,), daemon=True)
+    loop.start()
+    try:
+        assert steps.acquire(timeout=10)  # the first step, at start
+        assert not steps.acquire(timeout=2 * 1.0)  # then nothing: the next check is an hour away
+        save_station_config(config.state.dir, default_station_config("kalvia"))  # the kiosk stored a config
+        assert steps.acquire(timeout=10), "the stored config did not wake the updater"
+    finally:
+        stop.set()
+        loop.join(5)
+    assert not loop.is_alive()

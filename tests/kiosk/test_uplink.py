@@ -329,3 +329,33 @@ def test_a_kiosk_says_it_accepts_survey_links_and_applies_a_renewed_one_under_th
                    "the renewed link's expiry")
         assert kiosk.station_config.survey_link == renewed.survey_link and kiosk.station_config.config_version == 7
     kiosk.close()
+
+
+def test_connection_listeners_hear_the_broker_connection_come_and_go(broker, make_kiosk):
+    kiosk = make_kiosk(broker.url, start=False)
+    seen: list[tuple[bool, bool]] = []
+    # What the listener sees is already the new state (the updater's health report says "online" at once).
+    kiosk.connection_listeners.append(lambda up: seen.append((up, kiosk.uplink.snapshot().connected)))
+    kiosk.start()
+    wait_until(lambda: seen == [(True, True)], 10, "the listener to hear the connection")
+    broker.stop()
+    wait_until(lambda: seen == [(True, True), (False, False)], 10, "the listener to hear it go")
+    broker.start()
+    kiosk.close()
+
+
+def test_the_health_report_sends_the_status_at_once_when_the_updater_changed_its_state(broker, make_kiosk):
+    from kiosk import release_switch as rs
+    from kiosk.updater import HealthReporter, health_path, state_path
+
+    kiosk = make_kiosk(broker.url, start=False)
+    reporter = HealthReporter(kiosk)
+    soon: list[bool] = []
+    kiosk.uplink.send_status_soon = lambda: soon.append(True)
+    reporter()
+    assert soon == [] and rs.read_json(health_path(kiosk.config))["online"] is False
+    rs.write_json(state_path(kiosk.config), {"phase": "committed", "version": "0.2.0"})  # the updater committed
+    reporter()
+    reporter()
+    assert soon == [True]
+    kiosk.close()
