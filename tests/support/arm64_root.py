@@ -75,3 +75,13 @@ def unit_keys(text: str) -> dict[str, list[str]]:
             key, _, value = line.partition("=")
             keys.setdefault(key, []).append(value)
     return keys
+
+
+def start_in_root(root: Path, *argv: str, user: str | None = None, env: tuple[str, ...] = (),
+                  log: Path) -> subprocess.Popen:
+    """Start ``argv`` inside the root (as ``user``, clean environment plus ``env``) in a session of
+    its own (stop it with ``os.killpg``), its output appended to ``log``."""
+    spec = ["--userspec", f"{user}:{user}"] if user else []
+    with open(log, "ab") as out:
+        return subprocess.Popen(["chroot", *spec, str(root), *CHROOT_ENV, *env, *argv], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
