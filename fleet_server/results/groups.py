@@ -119,11 +119,13 @@ def _dist(counts: dict[int, int] | None, minimum: int) -> dict:
     if counts is None:
         return {"counts": {str(v): None for v in SMILEYS}, "total": None, "satisfaction": None, "hidden": True,
                 "shares": {str(v): None for v in SMILEYS}}
-    total = sum(counts.values())
-    c = {str(v): counts[v] for v in SMILEYS}
-    return {"counts": c, "total": total, "hidden": False,
-            "shares": {v: share(n, total, minimum) for v, n in c.items()},
-            "satisfaction": share(c["3"] + c["4"], total, minimum)}
+    n1, n2, n3, n4 = (counts[v] for v in SMILEYS)  # written out: the overview makes one a station
+    total = n1 + n2 + n3 + n4
+    based = share(total, total, minimum) is not None  # the base passes the rule (share's own test)
+    return {"counts": {"1": n1, "2": n2, "3": n3, "4": n4}, "total": total, "hidden": False,
+            "shares": ({"1": n1 / total, "2": n2 / total, "3": n3 / total, "4": n4 / total} if based
+                       else {"1": None, "2": None, "3": None, "4": None}),
+            "satisfaction": (n3 + n4) / total if based else None}
 
 
 def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
@@ -139,8 +141,13 @@ def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
     """
     shown_stations = set(station_counts)
     group_ids: list[str] = []
+    seen_groups: dict[str | None, None] = {}
     for sid in station_counts:
-        for gid in tree.ancestors(tree.station_group.get(sid)):
+        gid_of = tree.station_group.get(sid)
+        if gid_of in seen_groups:  # its ancestors are in already
+            continue
+        seen_groups[gid_of] = None
+        for gid in tree.ancestors(gid_of):
             if gid not in group_ids:
                 group_ids.append(gid)
     if within is not None:
