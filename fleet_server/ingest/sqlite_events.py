@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from pydantic_core import SchemaValidator, ValidationError, core_schema
@@ -49,21 +50,29 @@ CONTENT_KEYS = (
 )  # fmt: skip
 """store.CONTENT_COLUMNS in parameter form: two copies of one event id agree on these."""
 
-_UUID_HEX = "replace(:{0}, '-', '')"
+PARAMS = (
+    "event_id", "station_id", "device_id", "kind", "value", "question_id", "lang", "ts_text", "received_at", "seq",
+    "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours", "epoch", "boot_id", "mono_s",
+    "ts_offset_s", "channel",
+)  # fmt: skip
+"""The keys of an event's parameters, bound by position (?1 ...): a name looked up per value costs more."""
+_AT = {name: f"?{i}" for i, name in enumerate(PARAMS, 1)}
+_HEX = "replace({}, '-', '')"
 _VALUES = {
-    "event_id": _UUID_HEX.format("event_id"),
-    "value": "CASE WHEN :kind = 'smiley' THEN :value END",
-    "option_id": "CASE WHEN :kind = 'smiley' THEN NULL ELSE :value END",
+    "event_id": _HEX.format(_AT["event_id"]),
+    "value": f"CASE WHEN {_AT['kind']} = 'smiley' THEN {_AT['value']} END",
+    "option_id": f"CASE WHEN {_AT['kind']} = 'smiley' THEN NULL ELSE {_AT['value']} END",
     # "2026-11-27T08:00:00.123456Z" -> "2026-11-27 08:00:00.123456", SQLAlchemy's DATETIME text
-    "ts": "substr(:ts_text, 1, 10) || ' ' || substr(:ts_text, 12, 15)",
-    "answer_to": _UUID_HEX.format("answer_to"),
-    "epoch": _UUID_HEX.format("epoch"),
-    "boot_id": _UUID_HEX.format("boot_id"),
+    "ts": f"substr({_AT['ts_text']}, 1, 10) || ' ' || substr({_AT['ts_text']}, 12, 15)",
+    "answer_to": _HEX.format(_AT["answer_to"]),
+    "epoch": _HEX.format(_AT["epoch"]),
+    "boot_id": _HEX.format(_AT["boot_id"]),
 }
 INSERT_SQL = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(_VALUES.get(c, ':' + c) for c in COLUMNS)}) "
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(_VALUES.get(c) or _AT[c] for c in COLUMNS)}) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+_PARAMS_OF = itemgetter(*PARAMS)
 
 MAX_PARAMS = 500
 """Ids per ``IN (...)`` lookup (old SQLite builds allow 999 parameters)."""
@@ -191,7 +200,7 @@ def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
         raw.execute("BEGIN IMMEDIATE")
     (top,) = raw.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()
     changes = raw.total_changes
-    raw.executemany(INSERT_SQL, events)
+    raw.executemany(INSERT_SQL, map(_PARAMS_OF, events))
     missing = len(events) - (raw.total_changes - changes)
     if not missing:
         return set()
