@@ -16,9 +16,10 @@ commits; only then may it acknowledge the messages (PUBACK after COMMIT).
   acknowledged.
 
 Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
-not per-row SQLAlchemy binds. PostgreSQL: binary COPY into a temp table (made
-once per connection), then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO
-NOTHING`` that answers with the ids it did not insert (none, but for redeliveries);
+not per-row SQLAlchemy binds. PostgreSQL (``pg_writer``): binary COPY into a temp
+table (made once per connection), then one statement that inserts them ``ON CONFLICT
+(event_id) DO NOTHING``, rolls the inserted rows up in SQL, moves the senders' event
+times and answers with the ids it did not insert (none, but for redeliveries);
 SQLite: kiosk batches validated straight into the INSERT's parameters by the preparer
 (``sqlite_events``), then under the write lock one ``executemany`` ... ON CONFLICT DO
 NOTHING, the ids stored before looked up only when fewer rows went in. The senders, their state and their seq
@@ -33,7 +34,6 @@ import hashlib
 import json
 import logging
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
-from fleet_server.ingest import sqlite_events
+from fleet_server.ingest import pg_writer, sqlite_events
 from fleet_server.ingest.seq_jumps import (
     REASON_SEQ_JUMP,
     below_jump,
@@ -258,7 +258,8 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
                        status_order(row.status_connected_at, bool(row.online), row.status_sent_at)
                        if row.status_sent_at is not None else None, row.status_received_at,
                        max((s for s in (row.last_seq, row.max_seq) if s is not None), default=None))
-        for row in session.execute(_KNOWN_DEVICES, {"ids": list(senders)})
+        for row in (pg_writer.known_devices(session, list(senders)) if _is_postgresql(session)
+                    else session.execute(_KNOWN_DEVICES, {"ids": list(senders)}))
     }
     first_words = [d for d, k in known.items() if k.state == "provisioned"]
     if first_words:  # a provisioned kiosk that speaks is in service from this message on
@@ -362,73 +363,6 @@ def _apply_statuses(
 # --------------------------------------------------------------------- events, per database
 
 
-_PG_TYPES = {
-    "UUID": "uuid",
-    "VARCHAR": "text",
-    "TEXT": "text",
-    "INTEGER": "int4",
-    "BIGINT": "int8",
-    "SMALLINT": "int2",
-    "BOOLEAN": "bool",
-    "TIMESTAMP WITH TIME ZONE": "timestamptz",
-    "FLOAT": "float8",
-    "DOUBLE PRECISION": "float8",
-}
-
-
-def _pg_copy_types(session: Session, columns: Sequence[str]) -> list[str]:
-    table = FeedbackEvent.__table__
-    dialect = session.get_bind().dialect
-    return [_PG_TYPES[table.c[c].type.compile(dialect).split("(")[0]] for c in columns]
-
-
-_PG_TEMP_READY: weakref.WeakSet[Any] = weakref.WeakSet()
-"""psycopg connections whose ``ingest_events_in`` was created in a committed transaction (it then lives
-as long as the connection); the others create it (IF NOT EXISTS) in the transaction that needs it."""
-_TEMP_CREATED = "palaute_ingest_temp_created"  # session.info: the connection that created it in this session
-_TEMP_USED = "palaute_ingest_temp_used"  # session.info: this session's transaction has rows in it
-
-
-def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Binary COPY into a temp table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING that
-    answers with the ids it did not insert (none, but for a redelivery)."""
-    columns = list(rows[0])
-    names = ", ".join(columns)
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    getter = itemgetter(*columns)
-    with raw.cursor(binary=True) as cur:
-        if raw not in _PG_TEMP_READY:
-            cur.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
-                f"SELECT {names} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
-            )
-            session.info[_TEMP_CREATED] = raw
-        if session.info.get(_TEMP_USED):  # two batches in one transaction must not meet here
-            cur.execute("DELETE FROM ingest_events_in")
-        with cur.copy(f"COPY ingest_events_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_pg_copy_types(session, columns))
-            for row in rows:
-                copy.write_row(getter(row))
-        session.info[_TEMP_USED] = True
-        cur.execute(
-            f"WITH ins AS (INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
-            # uuid_send: the 16 raw bytes, cheaper to read back than a uuid.UUID per row
-            "SELECT uuid_send(i.event_id) FROM ingest_events_in i "
-            "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = i.event_id)"
-        )
-        return {uuid.UUID(bytes=bytes(r[0])) for r in cur.fetchall()}
-
-
-def _temp_table_committed(session: Session) -> None:
-    """After a commit: the temp table this session created now outlives the transaction."""
-    raw = session.info.pop(_TEMP_CREATED, None)
-    session.info.pop(_TEMP_USED, None)
-    if raw is not None:
-        _PG_TEMP_READY.add(raw)
-
-
 def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
     """Indexes of the uuid and of the time columns: what SQLAlchemy would convert on SQLite."""
     table = FeedbackEvent.__table__
@@ -483,14 +417,33 @@ def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[u
     return skipped
 
 
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert_and_roll_up(
+    session: Session, rows: list[dict[str, Any]], event_times: dict[str, datetime]
+) -> set[uuid.UUID]:
+    """Insert the rows whose event_id is new, add those to the rollups, and move each sender's
+    last_event_at/last_seen_at to ``event_times``; return the ids stored already (not inserted).
+    PostgreSQL does all of it in one statement (``pg_writer``)."""
+    if _is_postgresql(session):
+        session.flush()
+        return pg_writer.insert_events(session, rows, event_times)
+    skipped = _insert_events(session, rows)
+    # Only the rows really inserted reach the rollups: a redelivery adds nothing.
+    rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
+    if event_times:
+        session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
+    return skipped
+
+
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert the rows whose event_id is new; return the ids that were stored already (not inserted).
 
     ``rows`` have distinct event ids. The usual answer is the empty set, so the caller
-    needs no set of every inserted id."""
+    needs no set of every inserted id. SQLite (PostgreSQL: ``pg_writer.insert_events``)."""
     session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        return _insert_events_postgresql(session, rows)
     return _insert_events_sqlite(session, rows)
 
 
@@ -541,13 +494,11 @@ class _EventRows:
                 dead.append(_conflict_letter(message, event_id, first, row, "came twice in one batch"))
         return dead
 
-    def store(self, session: Session) -> tuple[int, list[dict[str, Any]]]:
-        """Insert the new ones and add them to the rollups; (how many were inserted, dead letters for
-        ids stored before with other content)."""
+    def store(self, session: Session, event_times: dict[str, datetime]) -> tuple[int, list[dict[str, Any]]]:
+        """Insert the new ones, add them to the rollups and move the senders' ``event_times``; (how many
+        were inserted, dead letters for ids stored before with other content)."""
         rows = list(self.rows.values())
-        skipped = _insert_events(session, rows)
-        # Only the rows really inserted reach the rollups: a redelivery adds nothing.
-        rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
+        skipped = _insert_and_roll_up(session, rows, event_times)
         dead = []
         repeated = [event_id for event_id in self.rows if event_id in skipped] if skipped else []
         if repeated:
@@ -759,10 +710,13 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         _latest(last_event_at, payload.device_id, message.received_at)
 
     if sink:
-        result.inserted, conflicts = sink.store(session)
+        if isinstance(sink, _EventRows):
+            result.inserted, conflicts = sink.store(session, last_event_at)
+        else:
+            result.inserted, conflicts = sink.store(session)
+            session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in last_event_at.items()])
         result.duplicates = result.events - result.inserted
         dead.extend(conflicts)
-        session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in last_event_at.items()])
     if statuses:
         _apply_statuses(session, statuses, known)
         result.statuses = len(statuses)
@@ -790,7 +744,7 @@ def store_batch(session_factory: sessionmaker[Session], messages: Sequence[Inbou
     with session_factory() as session:
         result = handle_batch(session, messages)
         session.commit()
-        _temp_table_committed(session)
+        pg_writer.temp_table_committed(session)
     return result
 
 
@@ -814,9 +768,8 @@ def store_channel_rows(
     ``rows`` are ``_event_row``-shaped dicts (``device_id`` and ``seq`` None); ``message`` is
     what a dead letter records (its topic names the channel, e.g. ``api/v1/answers``).
     Returns the ids inserted and, for each conflicting id, the dead letter's detail. The caller commits."""
-    skipped = _insert_events(session, rows) if rows else set()
+    skipped = _insert_and_roll_up(session, rows, {}) if rows else set()
     inserted = {r["event_id"] for r in rows} - skipped
-    rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped])
     conflicts: dict[uuid.UUID, str] = {}
     repeated = [r["event_id"] for r in rows if r["event_id"] in skipped]
     if repeated:
