@@ -14,7 +14,10 @@ from fleet_server.core.settings import load_settings
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.results.figures import today_local
 from tests.support.auth_helpers import bearer, make_user, sign_in
-from tests.support.server_factories import event, events_message, status_message
+from tests.support.server_factories import answer_day, answered_at, event, events_message, status_message
+
+ANSWERED = answered_at()  # seed's answers, all on the local day TODAY names
+TODAY = answer_day(ANSWERED)
 
 
 def _now_minus(hours: float) -> datetime:
@@ -30,7 +33,7 @@ def app_client(db_url):
 
 def seed(client):
     """kalvia: 12 answers today (9 happy) + 2 repeated presses + 1 out of hours; lohtaja: 3 answers; ullava: none."""
-    base = _now_minus(0.5).replace(second=0, microsecond=0)
+    base = ANSWERED
     kalvia = [event(value=v, ts=base - timedelta(minutes=i)) for i, v in enumerate((4, 4, 4, 4, 3, 3, 3, 3, 3, 1, 2, 2))]
     kalvia += [event(value=1, ts=base, flags=("burst",)), event(value=1, ts=base, flags=("burst",))]
     kalvia += [event(value=4, ts=base, flags=("out_of_hours",))]
@@ -52,7 +55,7 @@ def seed(client):
 def test_coordinator_overview_lists_every_station_with_small_counts_hidden(app_client):
     seed(app_client)
     app_client.headers.update(bearer(app_client, "coordinator"))
-    page = app_client.get("/?range=today")
+    page = app_client.get(f"/?{TODAY}")
     assert page.status_code == 200
     html = page.text
     rows = dict(re.findall(r'<tr data-station="([a-z-]+)">(.*?)</tr>', html, re.DOTALL))
@@ -67,7 +70,7 @@ def test_coordinator_overview_lists_every_station_with_small_counts_hidden(app_c
 def test_overview_sorts_by_satisfaction_with_hidden_figures_last(app_client):
     seed(app_client)
     app_client.headers.update(bearer(app_client, "coordinator"))
-    html = app_client.get("/?range=today&sort=satisfaction&dir=desc").text
+    html = app_client.get(f"/?{TODAY}&sort=satisfaction&dir=desc").text
     order = re.findall(r'<tr data-station="([a-z-]+)">', html)
     assert order[0] == "kalvia" and set(order[1:]) == {"lohtaja", "ullava"}
     assert 'aria-sort="descending"' in html
@@ -77,7 +80,7 @@ def test_staff_see_only_their_own_station(app_client):
     seed(app_client)
     make_user(app_client.app.state.session_factory, "nurse", "staff", "kalvia")
     sign_in(app_client, "nurse")
-    html = app_client.get("/?range=today").text
+    html = app_client.get(f"/?{TODAY}").text
     assert re.findall(r'<tr data-station="([a-z-]+)">', html) == ["kalvia"]
     assert app_client.get("/stations/kalvia").status_code == 200
     assert app_client.get("/stations/lohtaja").status_code == 403

@@ -215,18 +215,18 @@ def test_the_overview_names_the_channels_a_station_uses(db_url):
     from fleet_server.core.settings import load_settings
     from fleet_server.ingest.consumer import store_batch
     from tests.support.auth_helpers import bearer
+    from tests.support.server_factories import answer_day, answered_at, events_message
     from tests.support.server_factories import event as make_event
-    from tests.support.server_factories import events_message
 
     settings = load_settings(environ={}, database_url=db_url, mode="development")
-    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=40)
+    base = answered_at(ago=timedelta(minutes=40))
     answers = [make_event(value=4, ts=base - timedelta(minutes=i), channel=ch)
                for i, ch in enumerate(["kiosk"] * 5 + ["web"] * 5 + ["phone"] * 2)]
     with TestClient(create_app(settings, start_ingest=False)) as client:
         store_batch(client.app.state.session_factory, [events_message(answers)])
         client.headers.update(bearer(client, "coordinator"))
-        html = client.get("/?range=today").text
-        sv = client.get("/?range=today", headers={"Accept-Language": "sv"}).text
+        html = client.get(f"/?{answer_day(base)}").text
+        sv = client.get(f"/?{answer_day(base)}", headers={"Accept-Language": "sv"}).text
     assert 'data-channels="kiosk web"' in html and "kiosk, web survey" in html
     assert "phone" not in html.split('data-channels="kiosk web"')[1].split("</small>")[0]
     assert 'data-channels="kiosk web"' in sv

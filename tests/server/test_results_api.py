@@ -15,8 +15,8 @@ from sqlalchemy import insert
 from fleet_server.app import create_app
 from fleet_server.core.settings import load_settings
 from fleet_server.models import FeedbackEvent
-from fleet_server.results.figures import today_local
-from tests.server.test_dashboard import seed
+from palaute_wire.opening_hours import LOCAL_TZ
+from tests.server.test_dashboard import ANSWERED, TODAY, seed
 from tests.support.auth_helpers import bearer
 
 
@@ -29,7 +29,7 @@ def client(db_url):
 
 
 def test_overview_json_hides_small_stations_and_says_so(client):
-    body = client.get("/api/v1/results/overview?range=today", headers=bearer(client, "coordinator")).json()
+    body = client.get(f"/api/v1/results/overview?{TODAY}", headers=bearer(client, "coordinator")).json()
     by_id = {r["station_id"]: r for r in body}
     kalvia, lohtaja = by_id["kalvia"], by_id["lohtaja"]
     assert kalvia["counted"] == {"suppressed": False, "total": 12, "counts": {"1": 1, "2": 2, "3": 5, "4": 4},
@@ -56,6 +56,9 @@ def test_station_detail_json_and_roles(client):
     assert client.get("/api/v1/results/overview?range=yesterday", headers=coordinator).status_code == 400
 
 
+DAY = ANSWERED.astimezone(LOCAL_TZ).date().isoformat()
+
+
 def test_daily_csv_writes_too_few_responses_for_small_days(client):
     r = client.get("/api/v1/exports/daily.csv?range=7d&station=kalvia&station=lohtaja", headers=bearer(client, "coordinator"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -63,15 +66,15 @@ def test_daily_csv_writes_too_few_responses_for_small_days(client):
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == 2 * 7
     today = {(row["station_id"], row["date"]): row for row in rows}
-    k = today[("kalvia", today_local().isoformat())]
+    k = today[("kalvia", DAY)]
     assert (k["responses"], k["satisfaction"], k["very_happy_4"]) == ("12", "0.75", "4")
     assert k["repeated_presses"] == "too few responses" and k["all_presses"] == "15"
-    lo = today[("lohtaja", today_local().isoformat())]
+    lo = today[("lohtaja", DAY)]
     assert lo["responses"] == lo["satisfaction"] == lo["very_unhappy_1"] == "too few responses"
 
 
 def test_daily_xlsx_has_the_same_figures(client):
-    r = client.get("/api/v1/exports/daily.xlsx?range=today", headers=bearer(client, "staff", "kalvia"))
+    r = client.get(f"/api/v1/exports/daily.xlsx?{TODAY}", headers=bearer(client, "staff", "kalvia"))
     assert r.status_code == 200
     sheet = load_workbook(io.BytesIO(r.content), read_only=True).active
     header, *rows = list(sheet.iter_rows(values_only=True))
@@ -117,7 +120,8 @@ def test_export_command_writes_the_same_daily_figures(client, monkeypatch, tmp_p
 
     monkeypatch.setenv("PALAUTE_DATABASE_URL", db_url)
     runner = CliRunner()
-    r = runner.invoke(app, ["export", "daily", "--range", "today", "--station", "kalvia", "--station", "lohtaja"])
+    r = runner.invoke(app, ["export", "daily", "--range", "custom", "--from", DAY, "--to", DAY,
+                            "--station", "kalvia", "--station", "lohtaja"])
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout.lstrip("\ufeff"))))
     assert [(row["station_id"], row["responses"]) for row in rows] == [("kalvia", "12"), ("lohtaja", "too few responses")]

@@ -4,7 +4,7 @@ through the hierarchy, 95 % Wilson intervals, chance-aware comparison, staff giv
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,8 +15,10 @@ from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup
 from fleet_server.results.groups import compare, wilson
 from tests.support.auth_helpers import bearer, make_user, sign_in
-from tests.support.server_factories import event, events_message
+from tests.support.server_factories import answer_day, answered_at, event, events_message
 
+ANSWERED = answered_at(spread=timedelta(minutes=2))  # every answer on one local day, TODAY
+TODAY = answer_day(ANSWERED)
 ANSWERS = {  # station: (municipality, smiley values given today)
     "kalvia": ("kokkola-city", [4] * 15 + [3] * 3 + [1] * 2),  # 20 answers
     "lohtaja": ("kokkola-city", [4, 4, 1]),  # 3: too few
@@ -30,7 +32,7 @@ ANSWERS = {  # station: (municipality, smiley values given today)
 def client(db_url):
     settings = load_settings(environ={}, database_url=db_url, mode="development")
     with TestClient(create_app(settings, start_ingest=False)) as c:
-        base = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+        base = ANSWERED
         store_batch(c.app.state.session_factory, [
             events_message([event(station=sid, device=f"{sid}-1", value=v, ts=base - timedelta(seconds=i))
                             for i, v in enumerate(values)], station=sid, device=f"{sid}-1")
@@ -57,7 +59,7 @@ def _rows(html: str, attr: str) -> dict[str, str]:
 
 def test_group_totals_cannot_reveal_a_small_station_by_subtraction(client):
     client.headers.update(bearer(client, "coordinator"))
-    html = client.get("/?range=today").text
+    html = client.get(f"/?{TODAY}").text
     groups, stations = _rows(html, "data-group"), _rows(html, "data-station")
     assert set(groups) == {"soite", "kokkola-city", "kruunupyy-municipality"}
     assert ">53<" in groups["kokkola-city"] and ">99<" in groups["soite"]  # 20 + 3 + 30, and all five
@@ -67,18 +69,18 @@ def test_group_totals_cannot_reveal_a_small_station_by_subtraction(client):
     assert ">30<" in stations["ullava"]
     # Kruunupyy has nothing hidden, so nothing more is hidden there.
     assert ">40<" in stations["kruunupyy"] and ">6<" in stations["teerijarvi"]
-    api = {r["station_id"]: r for r in client.get("/api/v1/results/overview?range=today").json()}
+    api = {r["station_id"]: r for r in client.get(f"/api/v1/results/overview?{TODAY}").json()}
     assert api["kalvia"]["counted"]["suppressed"] is True and api["lohtaja"]["counted"]["total"] is None
 
 
 def test_satisfaction_comes_with_its_interval_and_only_real_differences_are_marked(client):
     client.headers.update(bearer(client, "coordinator"))
-    html = client.get("/?range=today").text
+    html = client.get(f"/?{TODAY}").text
     stations = _rows(html, "data-station")
     assert 'data-versus="lower"' in stations["ullava"]  # 33 % of 30 against 89 % of the rest
     assert 'data-versus="similar"' in stations["teerijarvi"]  # 6 of 6 is not evidence of anything
     assert 'data-versus="not compared"' in stations["lohtaja"]
-    api = {r["station_id"]: r for r in client.get("/api/v1/results/overview?range=today").json()}
+    api = {r["station_id"]: r for r in client.get(f"/api/v1/results/overview?{TODAY}").json()}
     low, high = api["ullava"]["satisfaction_interval"]
     assert low < 1 / 3 < high and api["ullava"]["compared_with_others"] == "lower"
     assert api["lohtaja"]["satisfaction_interval"] is None
@@ -86,10 +88,10 @@ def test_satisfaction_comes_with_its_interval_and_only_real_differences_are_mark
 
 def test_group_filter_shows_one_municipality(client):
     client.headers.update(bearer(client, "coordinator"))
-    html = client.get("/?range=today&group=kruunupyy-municipality").text
+    html = client.get(f"/?{TODAY}&group=kruunupyy-municipality").text
     assert set(_rows(html, "data-station")) == {"kruunupyy", "teerijarvi"}
     assert set(_rows(html, "data-group")) == {"kruunupyy-municipality"}
-    assert client.get("/?range=today&group=nowhere").status_code == 404
+    assert client.get(f"/?{TODAY}&group=nowhere").status_code == 404
 
 
 def test_staff_given_a_group_see_its_stations_only(client):
@@ -99,7 +101,7 @@ def test_staff_given_a_group_see_its_stations_only(client):
         add_user(s, "kronoby-nurse", "staff", PASSWORD, group_id="kruunupyy-municipality")
         s.commit()
     sign_in(client, "kronoby-nurse")
-    html = client.get("/?range=today", headers={"Accept-Language": "sv"}).text
+    html = client.get(f"/?{TODAY}", headers={"Accept-Language": "sv"}).text
     assert set(_rows(html, "data-station")) == {"kruunupyy", "teerijarvi"} and "Kronoby" in html
     assert client.get("/stations/teerijarvi").status_code == 200
     assert client.get("/stations/kalvia").status_code == 403

@@ -10,9 +10,30 @@ import uuid6
 
 from fleet_server.ingest.consumer import InboundMessage
 from palaute_wire import contract as c
+from palaute_wire.opening_hours import LOCAL_TZ
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 _seq = count(1)
+
+
+def answered_at(ago: timedelta = timedelta(minutes=30), spread: timedelta = timedelta(minutes=15)) -> datetime:
+    """A recent time for answers given "today": ``ago`` before now, and with the ``spread`` before it
+    on the same local (Helsinki) day. Just after local midnight (22:00 UTC in winter) that is not
+    possible, so the answers go one minute before midnight: every one of them on one local day, the
+    day ``answer_day`` names for the test to ask for."""
+    base = (datetime.now(UTC) - ago).replace(second=0, microsecond=0)
+    local = base.astimezone(LOCAL_TZ)
+    midnight = local.replace(hour=0, minute=0)
+    if local - spread < midnight:
+        base = (midnight - timedelta(minutes=1)).astimezone(UTC)
+    return base
+
+
+def answer_day(base: datetime) -> str:
+    """The query for the local day of ``base``: ``range=custom&from=D&to=D`` (``range=today`` would
+    name another day when the test runs just after local midnight)."""
+    day = base.astimezone(LOCAL_TZ).date().isoformat()
+    return f"range=custom&from={day}&to={day}"
 
 
 def event(station="kalvia", device="kalvia-1", value=4, ts=T0, seq=None, kind="smiley", **over) -> c.FeedbackEvent:
