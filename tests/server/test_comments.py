@@ -7,7 +7,7 @@ import ast
 import csv
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,12 @@ from fleet_server.channels import comments
 from fleet_server.core.errors import CommentsForbidden
 from fleet_server.core.settings import load_settings
 from tests.support.auth_helpers import bearer, ensure_station, make_user, page_csrf, sign_in
+from tests.support.server_factories import answer_day, answered_at
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime.now(UTC) - timedelta(minutes=5)
+NOW = answered_at(ago=timedelta(minutes=5), spread=timedelta(0))  # on the local day TODAY names
+TODAY = answer_day(NOW)
+DAY_FORM = dict(pair.split("=") for pair in TODAY.split("&"))
 SECRET_WORDS = "Lääkäri oli ystävällinen"
 
 ALLOWED = {
@@ -104,11 +107,11 @@ def client(db_url):
 
 def test_coordinators_read_comments_on_the_page_and_staff_do_not(client):
     _seed(client.app.state.session_factory, [SECRET_WORDS, "Soita 040 123 4567"])
-    page = client.get("/stations/kalvia/comments?range=today", headers=bearer(client, "coordinator"))
+    page = client.get(f"/stations/kalvia/comments?{TODAY}", headers=bearer(client, "coordinator"))
     assert page.status_code == 200 and SECRET_WORDS in page.text
     assert '<mark class="masked">' in page.text and "040 123" not in page.text
     for role, station in (("staff", "kalvia"), ("it", None), ("admin", None)):
-        r = client.get("/stations/kalvia/comments?range=today", headers=bearer(client, role, station))
+        r = client.get(f"/stations/kalvia/comments?{TODAY}", headers=bearer(client, role, station))
         assert r.status_code == 403 and SECRET_WORDS not in r.text
     staff_station = client.get("/stations/kalvia", headers=bearer(client, "staff", "kalvia", name="staff2"))
     assert staff_station.status_code == 200 and "/stations/kalvia/comments" not in staff_station.text
@@ -144,16 +147,16 @@ def test_the_comment_file_comes_only_from_a_confirmed_post(client):
     _seed(client.app.state.session_factory, [SECRET_WORDS])
     make_user(client.app.state.session_factory, "anna", "coordinator")
     sign_in(client, "anna")
-    page = client.get("/stations/kalvia/comments?range=today")
+    page = client.get(f"/stations/kalvia/comments?{TODAY}")
     token = page_csrf(page.text)
     assert client.get("/stations/kalvia/comments/export").status_code == 405  # no link can fetch the file
-    unconfirmed = client.post("/stations/kalvia/comments/export", data={"csrf_token": token, "range": "today"})
+    unconfirmed = client.post("/stations/kalvia/comments/export", data={"csrf_token": token, **DAY_FORM})
     assert unconfirmed.status_code == 400 and 'role="alert"' in unconfirmed.text
     assert unconfirmed.headers["content-type"].startswith("text/html")
     forged = client.post("/stations/kalvia/comments/export", data={"csrf_token": "x", "confirm": "yes"})
     assert forged.status_code == 403
     done = client.post("/stations/kalvia/comments/export", data={"csrf_token": token, "confirm": "yes",
-                                                                 "range": "today"})
+                                                                 **DAY_FORM})
     assert done.status_code == 200 and done.headers["content-disposition"].startswith("attachment")
     rows = list(csv.reader(io.StringIO(done.text.lstrip("\ufeff")), delimiter=";" if ";" in done.text else ","))
     assert rows[1][-1] == SECRET_WORDS

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +16,10 @@ from fleet_server.channels.questionnaire import BY_ID, store_response
 from fleet_server.core.settings import load_settings
 from fleet_server.results.questionnaire import item_result, results
 from tests.support.auth_helpers import bearer, ensure_station
+from tests.support.server_factories import answer_day, answered_at
 
-NOW = datetime.now(UTC) - timedelta(minutes=5)
+NOW = answered_at(ago=timedelta(minutes=5), spread=timedelta(0))  # on the local day TODAY names
+TODAY = answer_day(NOW)
 
 
 def _seed(session_factory, answers_list, station="kalvia", at=NOW, version=None):
@@ -74,7 +76,7 @@ def client(db_url):
 def test_the_station_page_shows_each_item_and_hides_small_ones(client):
     _seed(client.app.state.session_factory, [{"thl.recommend": 9, "thl.access": 5, "thl.safety": 4}] * 4 +
           [{"thl.recommend": 3, "thl.access": 2}] * 2)
-    page = client.get("/stations/kalvia/questionnaire?range=today", headers=bearer(client, "coordinator"))
+    page = client.get(f"/stations/kalvia/questionnaire?{TODAY}", headers=bearer(client, "coordinator"))
     assert page.status_code == 200
     html = page.text
     assert 'data-testid="answers-thl.recommend">6<' in html
@@ -93,7 +95,7 @@ def test_staff_see_their_own_stations_items_only(client):
 def test_the_export_has_one_row_per_item_with_hidden_figures_in_words(client):
     _seed(client.app.state.session_factory, [{"thl.recommend": 10, "thl.access": 5}] * 5 + [{"thl.recommend": 6}])
     coordinator = bearer(client, "coordinator")
-    r = client.get("/stations/kalvia/questionnaire.csv?range=today&lang=en", headers=coordinator)
+    r = client.get(f"/stations/kalvia/questionnaire.csv?{TODAY}&lang=en", headers=coordinator)
     assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment")
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
     by_id = {row["question_id"]: row for row in rows}
