@@ -1,7 +1,7 @@
 """Software-update benchmark: bytes per update, the Pi's wheelhouse, and 100 kiosks downloading at once.
 
     python bench/bench_updates.py sizes [--platform pi|here] [--python 3.11] [--out DIR]
-    python bench/bench_updates.py serve [--kiosks 100]
+    python bench/bench_updates.py serve [--kiosks 100] [--samples 100] [--via both|uvicorn|nginx]
     python bench/bench_updates.py arm64 [--health-timeout 60]   # as root, 5-15 min under qemu
 
 ``sizes`` builds a release from this repository the way ``palaute-server release
@@ -11,10 +11,14 @@ downloads, and what an update that changes only the project downloads (the kiosk
 wheel alone; the kiosk keeps the other files by hash).
 
 ``serve`` runs the fleet server (uvicorn, SQLite) with one release, and N kiosks
-with their own device credentials fetch the kiosk wheel at the same time, while
-the dashboard's devices page is asked for every 100 ms. It prints the downloads'
-total time and throughput and the page's p50/p95 during the storm next to its p95
-when quiet.
+with their own device credentials fetch the kiosk wheel at the same time, in rounds,
+until the dashboard's overview and devices pages (asked for in turn every 50 ms) have
+each been timed ``--samples`` times during the downloads. It prints the downloads'
+total time and throughput and each page's p50/p95 during the storm next to its p50/p95
+when quiet, with the request counts. ``--via both`` (the default when nginx is
+installed) runs it twice: uvicorn sending the files, and a private nginx on a loopback
+port in deploy/nginx/palaute.conf's shape (no TLS) with
+``PALAUTE_RELEASE_ACCEL_REDIRECT``: the server checks the device, nginx sends the file.
 
 ``arm64`` (as root) measures on the arm64 Debian 12 root under qemu-user that the first-boot
 test uses (tests/support/arm64_root.py; the cached root is only read): it builds four Pi
@@ -95,6 +99,62 @@ def _for_python(name: str, tag: str) -> bool:
 
 
 def serve(args: argparse.Namespace) -> None:
+    import shutil
+
+    modes = ["uvicorn", "nginx"] if args.via == "both" else [args.via]
+    if "nginx" in modes and shutil.which("nginx") is None:
+        if args.via == "nginx":
+            raise SystemExit("nginx is not installed (run.sh test installs nginx-light)")
+        modes.remove("nginx")
+        print("nginx is not installed: uvicorn alone")
+    for mode in modes:
+        _serve_once(args, mode)
+
+
+_PAGES = ("/", "/devices")
+"""The dashboard pages timed: the overview and the devices page (issue #11: p95 under 150 ms)."""
+
+
+def _nginx_conf(tmp: Path, port: int, app_port: int, store: Path) -> Path:
+    """deploy/nginx/palaute.conf's shape on a loopback port, without TLS: the internal release
+    location on the store, everything else proxied to the server."""
+    temp = ""
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp / "nginx" / d).mkdir(parents=True, exist_ok=True)
+        temp += f"    {d}_temp_path {tmp / 'nginx' / d};\n"
+    conf = tmp / "nginx" / "nginx.conf"
+    conf.write_text(f"""daemon off;
+worker_processes auto;
+pid {tmp / 'nginx' / 'nginx.pid'};
+error_log {tmp / 'nginx' / 'error.log'} warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    default_type application/octet-stream;
+{temp}    server {{
+        listen 127.0.0.1:{port};
+        proxy_buffering off;
+        client_max_body_size 2m;
+        location /_palaute_releases/ {{
+            internal;
+            alias {store}/;
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{app_port};
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 300s;
+        }}
+    }}
+}}
+""")
+    return conf
+
+
+def _serve_once(args: argparse.Namespace, mode: str) -> None:
     import httpx
     import uvicorn
 
@@ -117,9 +177,11 @@ def serve(args: argparse.Namespace) -> None:
         (release / "release.json").write_text('{"version": "9.0.0", "requirements": ["palaute==9.0.0"]}')
         sign_release(release, key)
         port = free_port()
+        store = tmp_path / "store"
         settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'fleet.db'}", mqtt_url=broker.url,
-                                 session_secret="s" * 40, release_store_dir=tmp_path / "store",
-                                 release_public_key=signing.public_key_text(signing.load_private_key(key)))
+                                 session_secret="s" * 40, release_store_dir=store,
+                                 release_public_key=signing.public_key_text(signing.load_private_key(key)),
+                                 release_accel_redirect="/_palaute_releases/" if mode == "nginx" else None)
         app = create_app(settings)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=server.run, daemon=True).start()
@@ -131,70 +193,99 @@ def serve(args: argparse.Namespace) -> None:
             secrets = {f"bench-{i}": provision_device(s, f"bench-{i}", "bench")[1] for i in range(args.kiosks)}
             add_release(s, settings.release_store_dir, settings.release_public_key, release)
         make_user(factory, "it", "it")
+        nginx = None
+        base = f"http://127.0.0.1:{port}"
+        if mode == "nginx":
+            front = free_port()
+            tmp_path.chmod(0o755)  # nginx's workers (not root) read the store
+            conf = _nginx_conf(tmp_path, front, port, store.resolve())
+            nginx = subprocess.Popen(["nginx", "-p", str(tmp_path / "nginx"), "-e", str(tmp_path / "nginx" / "error.log"),
+                                      "-c", str(conf)])
+            base = f"http://127.0.0.1:{front}"
+            for _ in range(100):
+                try:
+                    httpx.get(base + "/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
         from fastapi.testclient import TestClient
 
-        base = f"http://127.0.0.1:{port}"
-        page = httpx.Client(base_url=base)
+        page = httpx.Client(base_url=base, timeout=60)
         # Sign in over real HTTP: reuse the helper's form flow on a TestClient bound to the same app.
         tc = TestClient(app, base_url=base)
         sign_in(tc, "it", next_url="/devices")
         page.cookies.update(tc.cookies)
 
-        def page_times(stop: threading.Event, out: list[float]) -> None:
-            while not stop.is_set():
-                t = time.perf_counter()
-                assert page.get("/devices").status_code == 200
-                out.append(time.perf_counter() - t)
-                stop.wait(0.1)
+        def page_times(until: Callable[[dict[str, list[float]]], bool], out: dict[str, list[float]]) -> None:
+            while not until(out):
+                for path in _PAGES:
+                    t = time.perf_counter()
+                    assert page.get(path).status_code == 200, path
+                    out[path].append(time.perf_counter() - t)
+                    time.sleep(0.05)
 
-        quiet: list[float] = []
-        stop = threading.Event()
-        t = threading.Thread(target=page_times, args=(stop, quiet))
-        t.start()
-        time.sleep(3)
-        stop.set()
-        t.join()
+        def enough(out: dict[str, list[float]]) -> bool:
+            return min(len(xs) for xs in out.values()) >= args.samples
 
-        busy: list[float] = []
-        stop = threading.Event()
-        t = threading.Thread(target=page_times, args=(stop, busy))
-        t.start()
+        quiet: dict[str, list[float]] = {path: [] for path in _PAGES}
+        page_times(enough, quiet)
+
         # The kiosks are another process, as they would be: their threads must not share the server's GIL.
-        creds = tmp_path / "kiosks.json"
-        creds.write_text(json.dumps({"base": base, "secrets": secrets}))
-        result = subprocess.run([sys.executable, __file__, "_fetch", str(creds)], capture_output=True, text=True,
-                                check=True)
-        got, took = json.loads(result.stdout.strip().splitlines()[-1])
-        stop.set()
-        t.join()
+        # They download in rounds (all at once each time) until the pages have been timed often enough.
+        creds, started, stop = tmp_path / "kiosks.json", tmp_path / "started", tmp_path / "stop"
+        creds.write_text(json.dumps({"base": base, "secrets": secrets, "started": str(started), "stop": str(stop)}))
+        kiosks = subprocess.Popen([sys.executable, __file__, "_fetch", str(creds)], stdout=subprocess.PIPE, text=True)
+        while not started.exists() and kiosks.poll() is None:
+            time.sleep(0.01)
+        busy: dict[str, list[float]] = {path: [] for path in _PAGES}
+        page_times(lambda out: enough(out) or kiosks.poll() is not None, busy)
+        stop.touch()
+        out, _ = kiosks.communicate()
+        if kiosks.returncode:
+            raise SystemExit(f"the kiosks failed ({kiosks.returncode})")
+        got, took, rounds, first = json.loads(out.strip().splitlines()[-1])
         server.should_exit = True
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(10)
 
-        def p(xs: list[float], q: float) -> float:
+        def p(xs: list[float], q: int) -> float:
             return statistics.quantiles(xs, n=100)[q - 1] * 1000 if len(xs) >= 2 else xs[0] * 1000
 
-        print(f"{args.kiosks} kiosks fetched a {args.wheel_kb} kB wheel at once: {_mb(got)} in {took:.2f} s "
-              f"({got / took / 1e6:.1f} MB/s, device secret checked on each request)")
-        print(f"/devices while quiet: p50 {p(quiet, 50):.0f} ms, p95 {p(quiet, 95):.0f} ms ({len(quiet)} requests)")
-        print(f"/devices during the downloads: p50 {p(busy, 50):.0f} ms, p95 {p(busy, 95):.0f} ms "
-              f"({len(busy)} requests)")
+        front_desc = ("nginx in front (X-Accel-Redirect: the server checks the device, nginx sends the file)"
+                      if mode == "nginx" else "uvicorn alone (the server sends the file)")
+        print(f"--- {front_desc}; load average {_load(os.getloadavg())}")
+        print(f"{args.kiosks} kiosks fetched a {args.wheel_kb} kB wheel at once, {rounds} rounds: {_mb(got)} in "
+              f"{took:.2f} s ({got / took / 1e6:.1f} MB/s; the first round {first:.2f} s; "
+              f"device secret checked on each request)")
+        for path in _PAGES:
+            print(f"{path:<8} quiet: p50 {p(quiet[path], 50):4.0f} ms, p95 {p(quiet[path], 95):4.0f} ms "
+                  f"({len(quiet[path])} requests); during the downloads: p50 {p(busy[path], 50):4.0f} ms, "
+                  f"p95 {p(busy[path], 95):4.0f} ms ({len(busy[path])} requests)")
 
 
 def _fetch(creds_file: str) -> None:
-    """The kiosks' side of ``serve``: every kiosk GETs the wheel at once; prints [bytes, seconds]."""
+    """The kiosks' side of ``serve``: every kiosk GETs the wheel at once, again until the stop file
+    exists; prints [bytes, seconds, rounds, the first round's seconds]."""
     import httpx
 
     creds = json.loads(Path(creds_file).read_text())
-
     def fetch(device_id: str) -> int:
+        # A new connection each time, as a kiosk's download would open.
         with httpx.Client(base_url=creds["base"], auth=(device_id, creds["secrets"][device_id]), timeout=300) as c:
             r = c.get("/kiosk/v1/releases/9.0.0/palaute-9.0.0-py3-none-any.whl")
             r.raise_for_status()
             return len(r.content)
 
+    got, rounds, first = 0, 0, 0.0
     started = time.perf_counter()
+    Path(creds["started"]).touch()
     with ThreadPoolExecutor(len(creds["secrets"])) as pool:
-        got = sum(pool.map(fetch, creds["secrets"]))
-    print(json.dumps([got, time.perf_counter() - started]))
+        while rounds == 0 or not Path(creds["stop"]).exists():
+            got += sum(pool.map(fetch, creds["secrets"]))
+            rounds += 1
+            first = first or time.perf_counter() - started
+    print(json.dumps([got, time.perf_counter() - started, rounds, first]))
 
 
 class RootUnits:
@@ -523,6 +614,9 @@ def main() -> None:
     v = sub.add_parser("serve")
     v.add_argument("--kiosks", type=int, default=100)
     v.add_argument("--wheel-kb", type=int, default=850, help="size of the served wheel (the kiosk wheel is ~850 kB)")
+    v.add_argument("--samples", type=int, default=100, help="requests timed per page, quiet and during the downloads")
+    v.add_argument("--via", choices=("both", "uvicorn", "nginx"), default="both",
+                   help="what sends the files: uvicorn alone, or nginx in front as deployed (default both)")
     args = parser.parse_args()
     if args.what == "sizes":
         args.extra = args.extra if args.extra is not None else ["kiosk"]
