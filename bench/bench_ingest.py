@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import load_settings
 from fleet_server.devtools.local_broker import Mosquitto
-from fleet_server.ingest import store
+from fleet_server.ingest import sqlite_events, store
 from fleet_server.ingest.consumer import Ingestor
 from fleet_server.ingest.store import InboundMessage, store_batch
 from fleet_server.models import FeedbackEvent as FeedbackEventRow
@@ -59,11 +59,7 @@ from palaute_wire import contract
 BATCH_EVENTS = 100  # what the kiosk uplink sends per message (UplinkTunables.batch_events)
 CEILING_TX_ROWS = 500  # rows per transaction of the plain-driver executemany ceilings
 COPY_TX_ROWS = getattr(store, "TX_MAX_EVENTS", 5000)  # rows per transaction of the COPY ceiling
-EVENT_COLUMNS = (
-    "event_id", "station_id", "device_id", "kind", "value", "option_id", "question_id", "lang", "ts",
-    "received_at", "seq", "clock_synced", "survey_version", "answer_to", "burst", "out_of_hours",
-    "epoch", "boot_id", "mono_s", "ts_offset_s", "channel",
-)  # fmt: skip
+EVENT_COLUMNS = sqlite_events.COLUMNS
 """Every column the ingest stores of a kiosk's event, so the ceilings write the same data."""
 PG_TYPES = (
     "uuid", "varchar", "varchar", "varchar", "int4", "varchar", "varchar", "varchar", "timestamptz",
