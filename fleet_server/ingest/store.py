@@ -371,9 +371,6 @@ def _sqlite_kinds(columns: Sequence[str]) -> tuple[list[int], list[int]]:
     return uuids, times
 
 
-_sqlite_time = sqlite_events.time_text
-
-
 def _insert_events_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     """Under the write lock: look up the ids already stored, then executemany the new rows;
     returns the ids already stored (not inserted)."""
@@ -548,7 +545,8 @@ class _SqliteEventRows:
                                              _typed_row(message, event_id), "came twice in one batch"))
         return dead
 
-    def store(self, session: Session) -> tuple[int, list[dict[str, Any]]]:
+    def store(self, session: Session, event_times: dict[str, datetime]) -> tuple[int, list[dict[str, Any]]]:
+        """As ``_EventRows.store``: insert, roll up, move the senders' ``event_times``; (inserted, dead letters)."""
         session.flush()
         raw = session.connection().connection.driver_connection
         assert raw is not None
@@ -556,6 +554,8 @@ class _SqliteEventRows:
         skipped = sqlite_events.insert(raw, events)
         inserted = [e for e in events if e["event_id"] not in skipped] if skipped else events
         sqlite_events.rollup(session, raw, inserted)  # only the rows really inserted: a redelivery adds nothing
+        if event_times:
+            session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
         dead = []
         if skipped:
             repeated = [uuid.UUID(event_id) for event_id in self.rows if event_id in skipped]
@@ -710,11 +710,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         _latest(last_event_at, payload.device_id, message.received_at)
 
     if sink:
-        if isinstance(sink, _EventRows):
-            result.inserted, conflicts = sink.store(session, last_event_at)
-        else:
-            result.inserted, conflicts = sink.store(session)
-            session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in last_event_at.items()])
+        result.inserted, conflicts = sink.store(session, last_event_at)
         result.duplicates = result.events - result.inserted
         dead.extend(conflicts)
     if statuses:

@@ -80,7 +80,7 @@ def test_answers_across_a_dst_change_roll_up_into_their_utc_hours_exactly(db_url
 
 def test_sqlite_time_text_is_the_utc_text_for_every_offset():
     """The SQLite bulk path's time text skips the conversion only where there is none to make."""
-    from fleet_server.ingest.store import _sqlite_time
+    from fleet_server.ingest.sqlite_events import time_text as _sqlite_time
 
     parse = TypeAdapter(AwareDatetime).validate_python
     for utc in (AUTUMN + timedelta(minutes=30, microseconds=1), SPRING - timedelta(seconds=1), datetime(2026, 1, 1)):
