@@ -206,6 +206,7 @@ class Uplink:
 
         # Connection state, owned by the uplink thread.
         self._state = "disconnected"  # disconnected | connecting | connected
+        self._listening = False  # the broker acked this connection's config/cmd subscriptions
         self._connecting_since = 0.0
         self._url_index = 0  # which of broker.urls is tried next (failover on every failed attempt)
         self._failures = 0
@@ -254,6 +255,12 @@ class Uplink:
     @property
     def connected(self) -> bool:
         return self._snapshot.connected
+
+    @property
+    def listening(self) -> bool:
+        """Connected and the broker has acked the config/cmd subscriptions, so a command sent now
+        reaches this kiosk even on a new session."""
+        return self._listening and self._snapshot.connected
 
     def snapshot(self) -> UplinkSnapshot:
         return self._snapshot
@@ -460,6 +467,7 @@ class Uplink:
                 self._schedule_retry(reason=f"refused: {name}")
             return
         self._state = "connected"
+        self._listening = False
         self._failures = 0
         self._refused = None
         _LOGGER.info("connected to %s (session %s)", self.broker_url,
@@ -477,6 +485,7 @@ class Uplink:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self._state
         self._state = "disconnected"
+        self._listening = False
         if self._stopping.is_set():
             return
         if was == "connected":
@@ -487,9 +496,10 @@ class Uplink:
             self._schedule_retry(reason=str(reason_code) if was != "connected" else None)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        for code in reason_codes:
-            if code.is_failure:
-                _LOGGER.error("broker refused a subscription to config/cmd: %s (check the ACL)", code)
+        refused = [code for code in reason_codes if code.is_failure]
+        for code in refused:
+            _LOGGER.error("broker refused a subscription to config/cmd: %s (check the ACL)", code)
+        self._listening = not refused
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if mid in self._status_mids:

@@ -61,7 +61,8 @@ def press(kiosk, value):
 
 
 def connected(kiosk):
-    return wait_until(lambda: kiosk.uplink.connected, 10, "the kiosk to connect")
+    """Connected and subscribed: a command published before the SUBACK of a new session is lost."""
+    return wait_until(lambda: kiosk.uplink.listening, 10, "the kiosk to connect and subscribe")
 
 
 @MQTT_VERSIONS
