@@ -14,10 +14,11 @@ everything that would show a reader an untranslated or outdated text, which the 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,16 @@ def _strings(message: Message) -> list[str]:
 
 def _singular(msgid: MessageId) -> str:
     return msgid[0] if isinstance(msgid, (tuple, list)) else msgid
+
+
+def _sources(msgid: MessageId) -> Iterator[str]:
+    """What each form translates: the singular, then the plural for every other form (fi, sv, en:
+    form 0 is one, form 1 the rest), so a form may drop what only the other one says."""
+    if not isinstance(msgid, (tuple, list)):
+        yield from itertools.repeat(msgid)
+        return
+    yield msgid[0]
+    yield from itertools.repeat(msgid[1])
 
 
 def _no_problems() -> list[str]:
@@ -130,7 +141,8 @@ class CatalogTool:
                 elif not all(_strings(message)) or message.fuzzy:
                     found.append(f"{lang}: {singular!r} has no (or only a fuzzy) translation")
                 elif "%(num)d" not in singular and any(
-                        set(PLACEHOLDER.findall(singular)) != set(PLACEHOLDER.findall(s)) for s in _strings(message)):
+                        set(PLACEHOLDER.findall(source)) != set(PLACEHOLDER.findall(said))
+                        for source, said in zip(_sources(msgid), _strings(message), strict=False)):
                     found.append(f"{lang}: {singular!r} translation changes the placeholders")
             mo = path.with_suffix(".mo")
             if not mo.exists() or mo.read_bytes() != compiled(catalog):

@@ -52,6 +52,24 @@ def N_(message: str) -> str:
     return message
 
 
+_SINGULARS: dict[str, str] = {}
+
+
+def NN_(singular: str, plural: str) -> str:
+    """Mark a text with a count for extraction; it stands for itself by its ``plural`` (a stored id),
+    and ``counted(plural, n)`` says it in the form ``n`` needs in the reader's language."""
+    _SINGULARS[plural] = singular
+    return plural
+
+
+def counted(text: str, n: int) -> str:
+    """``text`` in the current language: in the form ``n`` needs if it was marked with ``NN_``."""
+    singular = _SINGULARS.get(text)
+    if singular is None:
+        return gettext(text)
+    return ngettext(singular, text, n)
+
+
 @cache
 def translations(lang: str) -> Translations:
     """The compiled catalogue; a missing one is an error, not English in disguise."""

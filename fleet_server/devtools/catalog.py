@@ -28,7 +28,7 @@ SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/
            "core/i18n.py", "fleet/report_mail.py")
 """Globs under fleet_server/ whose texts a dashboard user reads."""
 
-_KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+_KEYWORDS = {"_": None, "N_": None, "NN_": (1, 2), "gettext": None, "ngettext": (1, 2)}
 
 
 def extract(root: Path = SERVER_DIR) -> Catalog:

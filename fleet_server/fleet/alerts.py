@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
-from fleet_server.core.i18n import N_
+from fleet_server.core.i18n import N_, NN_
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.status_bounds import sane
 from fleet_server.models import Alert, AlertDelivery, Device
@@ -102,19 +102,28 @@ RULE_NAMES = {
 """The rules as e-mail subjects and pages name them; English keeps the rule ids (scripts filter on them)."""
 TEXTS = {
     "offline": N_("kiosk {device} at {station} has been offline for {duration} while the station is open"),
-    "backlog": N_("kiosk {device}: {depth} answers waiting, the oldest for {duration}; it is online but not delivering"),
+    "backlog": NN_("kiosk {device}: {depth} answer waiting, for {duration}; it is online but not delivering",
+                   "kiosk {device}: {depth} answers waiting, the oldest for {duration}; it is online but not delivering"),
     "clock": N_("kiosk {device}: clock not synchronised (NTP); answer times are unreliable"),
     "disk": N_("kiosk {device}: only {free} MB disk free"),
     "storage": N_("kiosk {device} cannot store answers normally: {detail}"),
     "temperature": N_("kiosk {device}: CPU at {temp} °C"),
-    "events_missing": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the device page "
-                         "says whether they can still come back"),
-    "events_missing_waiting": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the "
-                                 "server asks the kiosk to send them again when it is online"),
-    "events_missing_asked": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); the server "
-                               "has asked the kiosk to send them again"),
-    "events_missing_lost": N_("kiosk {device}: {count} answers missing from the server (seq {ranges}); {lost} of "
-                              "them cannot come back, the kiosk no longer has them"),
+    "events_missing": NN_("kiosk {device}: {count} answer missing from the server (seq {ranges}); the device page "
+                          "says whether it can still come back",
+                          "kiosk {device}: {count} answers missing from the server (seq {ranges}); the device page "
+                          "says whether they can still come back"),
+    "events_missing_waiting": NN_("kiosk {device}: {count} answer missing from the server (seq {ranges}); the "
+                                  "server asks the kiosk to send it again when it is online",
+                                  "kiosk {device}: {count} answers missing from the server (seq {ranges}); the "
+                                  "server asks the kiosk to send them again when it is online"),
+    "events_missing_asked": NN_("kiosk {device}: {count} answer missing from the server (seq {ranges}); the "
+                                "server has asked the kiosk to send it again",
+                                "kiosk {device}: {count} answers missing from the server (seq {ranges}); the server "
+                                "has asked the kiosk to send them again"),
+    "events_missing_lost": NN_("kiosk {device}: {count} answer missing from the server (seq {ranges}); it "
+                               "cannot come back, the kiosk no longer has it",
+                               "kiosk {device}: {count} answers missing from the server (seq {ranges}); {lost} of "
+                               "them cannot come back, the kiosk no longer has them"),
     "no_feedback_ever": N_("station {station}: no feedback ever although it was open; check the kiosk's buttons "
                            "and screen"),
     "no_feedback": N_("station {station}: no feedback for {duration} although it was open; check the kiosk's "
@@ -122,7 +131,10 @@ TEXTS = {
     "rollout_halted": N_("rollout {rollout} of release {version} halted: {reason}"),
 }
 """Alert messages as catalogue texts: stored with their values (alerts.text_id, .params) and said in the
-reader's language (``alert_text``); ``message`` keeps the English for logs, the CLI and webhooks."""
+reader's language (``alert_text``); ``message`` keeps the English for logs, the CLI and webhooks. A text
+with a count (``NN_``) is stored as its plural and said in the form its count needs ("1 vastaus")."""
+COUNTS = ("count", "depth")
+"""The parameter a counted text's form follows (the first one it has)."""
 STATES = {"critical": N_("CRITICAL"), "warning": N_("WARNING"), "cleared": N_("RESOLVED")}
 SUBJECT = N_("[Palaute {state}] {rule} at {where}")
 STARTED, CLEARED = N_("started: {when}"), N_("cleared: {when}")
@@ -145,10 +157,17 @@ class Condition:
         return f"{self.rule}:{self.station_id}" + (f"/{self.device_id}" if self.device_id else "")
 
 
+def _count(params: Mapping[str, object]) -> int:
+    n = next((params[k] for k in COUNTS if k in params), 0)
+    return n if isinstance(n, int) else 0
+
+
 def condition(rule: str, station_id: str, device_id: str | None, text: str, severity: str = "warning",
               **params: str | int) -> Condition:
     """A condition whose message is the catalogue ``text`` with ``params`` (English in ``message``)."""
-    return Condition(rule, station_id, device_id, text.format(**params), severity, text, params)
+    with i18n.using("en"):
+        message = i18n.counted(text, _count(params)).format(**params)
+    return Condition(rule, station_id, device_id, message, severity, text, params)
 
 
 def alert_text(alert: Alert | Mapping) -> str:
@@ -161,7 +180,7 @@ def alert_text(alert: Alert | Mapping) -> str:
         return str(get("message") or "")
     said = {k: i18n.number(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in params.items()}
     try:
-        return i18n.gettext(text).format(**said)
+        return i18n.counted(text, _count(params)).format(**said)
     except (KeyError, IndexError, ValueError):  # a translation with other placeholders: English, never nothing
         return text.format(**params)
 
