@@ -180,6 +180,12 @@ class UpdatesSection(_Section):
     releases_root: Path = Path("/opt/palaute/releases")
     """<root>/<version> are the installed versions, <root>/current the one that runs."""
     restart_command: tuple[str, ...] = ("systemctl", "restart", "palaute-kiosk.service")
+    restarts_command: tuple[str, ...] = ("systemctl", "show", "palaute-kiosk.service", "--property=NRestarts",
+                                         "--value")
+    """Prints how many times systemd has restarted the kiosk by itself (after a crash or a watchdog kill)."""
+    crash_loop_restarts: int = Field(default=3, ge=1, le=100)
+    """A version on trial that systemd had to restart this many times is rolled back at once,
+    without waiting for the rest of its health time (empty ``restarts_command``: it waits)."""
     check_interval_s: float = Field(default=30, gt=0, le=3600)
     ca_file: Path | None = None
     """CA bundle for an https release URL; the system's CAs when unset."""

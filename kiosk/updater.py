@@ -29,7 +29,10 @@ power cut anywhere resumes or undoes it on the next boot:
    by :class:`HealthReporter`) that it runs this version, is online, its outbox
    opens and its self-check passes. Then ``stable`` is switched too (committed).
    Otherwise ``current`` goes back to the previous version, the kiosk restarts, and
-   the status says why (``rolled_back``).
+   the status says why (``rolled_back``). A version that cannot get healthy goes
+   back at once instead of at the deadline: when systemd has restarted it
+   ``crash_loop_restarts`` times (``restarts_command``), or when it reports that
+   its outbox does not open or its self-check fails (those do not mend by waiting).
 
 The kiosk process publishes the state in its status (``update_state``,
 ``update_version``, ``update_error``): :func:`status_fields`.
@@ -77,6 +80,8 @@ DOWNLOAD_CHUNK = 256 * 1024
 DOWNLOAD_TIMEOUT_S = 60
 TRIAL_POLL_S = 1.0
 """How often the health report of a version on trial is read (it commits within this of being healthy)."""
+_LASTING = ("its outbox did not open", "its self-check failed")
+"""What a fresh report of the version on trial can say that waiting does not mend: it goes back at once."""
 WAKE_POLL_S = 1.0
 """How often, between steps, the updater looks whether the kiosk stored a new config (a stat)."""
 HEALTH_FRESH_S = 30.0
@@ -605,7 +610,7 @@ class Updater:
         self._crash_point("switch")
         self._begin_trial(target.health_timeout_s)
         self._crash_point("trial")
-        self._restart()
+        self._restart_on_trial()
         _LOGGER.info("switched %s -> %s; on trial for %.0f s", previous, target.version, target.health_timeout_s)
         return self.phase
 
@@ -620,6 +625,30 @@ class Updater:
         except (OSError, subprocess.TimeoutExpired) as exc:
             _LOGGER.error("restart command %s failed: %s", command, exc)
 
+    def _restart_on_trial(self) -> None:
+        """Restart into the version on trial and note systemd's restart count from there on."""
+        self._restart()
+        self._save(restarts_base=self._restarts())
+
+    def _restarts(self) -> int | None:
+        """How many times systemd has restarted the kiosk by itself; None when it cannot say."""
+        command = list(self.config.updates.restarts_command)
+        if not command:
+            return None
+        try:
+            done = subprocess.run(command, check=False, timeout=10, capture_output=True, text=True)
+            return int(done.stdout.strip()) if done.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            return None
+
+    def _crash_loop(self) -> int | None:
+        """The restarts since the trial began, when there were enough to give up now."""
+        base, now = self.state.get("restarts_base"), self._restarts()
+        if base is None or now is None:
+            return None
+        restarts = now - base
+        return restarts if restarts >= self.config.updates.crash_loop_restarts else None
+
     def _health_problem(self, version: str) -> str | None:
         """None when the new version proved itself healthy; otherwise what is missing."""
         report = rs.read_json(health_path(self.config))
@@ -629,9 +658,9 @@ class Updater:
         if self.clock() - report.get("at", 0) > HEALTH_FRESH_S:
             return "it stopped reporting (not running)"
         if not report.get("outbox_ok"):
-            return f"its outbox did not open ({report.get('detail')})"
+            return f"{_LASTING[0]} ({report.get('detail')})"
         if not report.get("selftest_ok"):
-            return f"its self-check failed ({report.get('detail')})"
+            return f"{_LASTING[1]} ({report.get('detail')})"
         if not report.get("online"):
             return "it did not get online (no broker connection)"
         return None
@@ -641,6 +670,13 @@ class Updater:
         problem = self._health_problem(version)
         if problem is None:
             return self._commit(version)
+        elapsed = self.clock() - self.state.get("trial_started", self.clock())
+        if problem.startswith(_LASTING):
+            return self._rollback(f"{version} is not healthy after {elapsed:.0f} s: {problem}")
+        restarts = self._crash_loop()
+        if restarts is not None:
+            return self._rollback(f"{version} was restarted {restarts} times in {elapsed:.0f} s (it keeps "
+                                  f"crashing): {problem}")
         if self.clock() < self.state.get("deadline", 0):
             return self.phase
         timeout = self.state.get("timeout_s", 0)
@@ -677,7 +713,7 @@ class Updater:
                 rs.switch(self.root, version, rs.CURRENT)
                 self._begin_trial(self.state.get("timeout_s") or 300)
                 self._crash_point("trial")
-                self._restart()
+                self._restart_on_trial()
             else:
                 self._save(phase="failed", error="interrupted before the switch")
         elif phase == "trial" and (self.state.get("rollback_reason") or rs.linked(self.root, rs.CURRENT) != version):
@@ -686,7 +722,7 @@ class Updater:
             # The trial starts again from now (the time without power does not count), and the
             # kiosk is restarted: if only the updater died, the old version may still be running.
             self._begin_trial(self.state.get("timeout_s") or 300)
-            self._restart()
+            self._restart_on_trial()
         elif phase == "installing" and version and not rs.is_installed(self.root, version):
             path = self.root / version
             if path.exists() and not path.is_symlink() and version != rs.linked(self.root, rs.CURRENT):

@@ -196,7 +196,7 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
     seq_before = {d: last_seq(k) for d, k in kiosks.items()}
     with fleet.sessions() as s, s.begin():
         bad = rollouts.create_rollout(s, BROKEN, {"kind": "all"}, waves="1,3", wave_healthy_s=2, max_failures=0,
-                                      install_window="any", health_timeout_s=25).id
+                                      install_window="any", health_timeout_s=240).id
 
     def halted():
         fleet.loop.run_pass()
@@ -206,7 +206,8 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
     members = fleet.members(bad)
     (failed,) = [d for d, (_, state, _) in members.items() if state == "failed"]
     reason = members[failed][2]
-    assert f"{BROKEN} did not prove itself healthy within 25 s" in reason and "never reported running" in reason
+    # Back at once, not after its 240 s: systemd had to restart it three times.
+    assert f"{BROKEN} was restarted 3 times in" in reason and "never reported running" in reason, reason
     assert [state for d, (_, state, _) in members.items() if d != failed] == ["pending", "pending"]
     wait_until(lambda: fleet.status(failed).get("software_version") == GOOD and fleet.status(failed).get("online"), 60.0,
                "the rolled-back kiosk runs the good release again")
@@ -235,7 +236,7 @@ def test_a_release_rolls_out_wave_by_wave_and_a_broken_one_rolls_back_by_itself_
     assert f'data-rollout="{bad}" data-state="halted"' in page and f'data-rollout="{good}" data-state="done"' in page
     assert f'<li data-device="{failed}">' in page and "never reported running" in page
     assert 'data-rule="rollout_halted"' in page
-    assert f"{GOOD}; went back from {BROKEN}: {BROKEN} did not prove itself healthy" in page  # the kiosk's row
+    assert f"{GOOD}; went back from {BROKEN}: {BROKEN} was restarted 3 times" in page  # the kiosk's row
     print(f"\nfirst update ({GOOD}): {first}\nsecond update ({BROKEN}, only the project's wheel): {second}")
 
 

@@ -383,3 +383,54 @@ def test_the_updater_takes_a_new_target_at_once_not_at_the_next_check(tmp_path, 
         stop.set()
         loop.join(5)
     assert not loop.is_alive()
+
+
+def _on_trial(tmp_path, key, **updates):
+    """A kiosk whose 0.2.0 is on trial (current) with 0.1.0 before it (stable), as after a switch."""
+    root = tmp_path / "releases"
+    for version in ("0.1.0", "0.2.0"):
+        (root / version).mkdir(parents=True)
+        rs.mark_installed(root, version)
+    rs.switch(root, "0.1.0", rs.STABLE)
+    rs.switch(root, "0.2.0", rs.CURRENT)
+    counter = tmp_path / "nrestarts"
+    counter.write_text("5\n")  # systemd's count goes on from before the update
+    config = _config(tmp_path, key, **{"restart_command": ["true"], "restarts_command": ["cat", str(counter)],
+                                       **updates})
+    rs.write_json(config.state.dir / "update-state.json", {"phase": "trial", "version": "0.2.0", "previous": "0.1.0",
+                                                           "timeout_s": 300})
+    updater = Updater(config)
+    assert updater.step() == "trial"  # a fresh start of the trial: 300 s from now
+    return updater, counter
+
+
+def test_a_version_that_keeps_crashing_goes_back_at_its_third_restart_not_at_the_deadline(tmp_path, key):
+    updater, counter = _on_trial(tmp_path, key)
+    counter.write_text("7\n")
+    assert updater.step() == "trial"  # two restarts: it may still come up
+    counter.write_text("8\n")
+    assert updater.step() == "rolled_back"
+    assert updater.state["error"].startswith("0.2.0 was restarted 3 times in 0 s (it keeps crashing): it never")
+    assert rs.linked(updater.root, rs.CURRENT) == "0.1.0"
+
+
+def test_without_a_restart_count_a_crashing_version_waits_for_its_deadline(tmp_path, key):
+    updater, counter = _on_trial(tmp_path, key, restarts_command=[])
+    counter.write_text("50\n")
+    assert updater.step() == "trial"
+
+
+def test_a_version_whose_self_check_fails_goes_back_at_once(tmp_path, key):
+    import os
+    import time
+
+    from kiosk.updater import health_path
+
+    updater, _counter = _on_trial(tmp_path, key)
+    stale = {"version": "0.2.0", "pid": 1, "online": True, "outbox_ok": True, "selftest_ok": False,
+             "detail": "the pin map has no pins", "at": updater.state["trial_started"] - 1}
+    rs.write_json(health_path(updater.config), stale)
+    assert updater.step() == "trial"  # a report from before this trial's start says nothing about it
+    rs.write_json(health_path(updater.config), {**stale, "pid": os.getpid(), "at": time.time()})
+    assert updater.step() == "rolled_back"
+    assert updater.state["error"] == "0.2.0 is not healthy after 0 s: its self-check failed (the pin map has no pins)"

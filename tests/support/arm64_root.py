@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("PALAUTE_ARM64_CACHE", "/var/tmp/palaute-arm64"))
 RECORDER = """#!/bin/sh
-# systemctl stand-in for the arm64 root: records each call, changes nothing.
+# systemctl stand-in for the arm64 root: records each call, changes nothing. `show UNIT
+# --property=NRestarts --value` prints the count a unit stand-in keeps in /var/log/nrestarts-UNIT.
 echo "$*" >> /var/log/systemctl-calls
+if [ "$1" = show ] && [ "$3" = --property=NRestarts ]; then cat "/var/log/nrestarts-$2" 2>/dev/null || echo 0; fi
 """
 CHROOT_ENV = ["/usr/bin/env", "-i", "HOME=/root", "LANG=C.UTF-8",
               "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]

@@ -5,7 +5,8 @@ The stand-in does for two "units" what systemd does on a Pi (deploy/systemd):
 ``palaute-kiosk-updater`` runs ``<root>/stable/bin/python -m kiosk.updater``; both are
 started again when they exit (Restart=always, RestartSec 0.5 s); the updater's
 restart command (``touch <dir>/restart-request``) restarts the kiosk unit, as
-``systemctl restart palaute-kiosk.service`` would. Each unit is a process group led by
+``systemctl restart palaute-kiosk.service`` would, and ``<dir>/kiosk-restarts`` counts the
+kiosk's own exits it restarted, as systemd's NRestarts does (the updater's ``restarts_command``). Each unit is a process group led by
 tests/support/unit_scope.py (systemd's control group), started through the ``processes``
 fixture: nothing a unit starts outlives it or pytest. A power cut is ``kill -9`` of both groups.
 
@@ -59,6 +60,7 @@ dir = "{base / 'state'}"
 release_public_key = "{public_key}"
 releases_root = "{root}"
 restart_command = ["touch", "{base / 'restart-request'}"]
+restarts_command = ["cat", "{base / 'kiosk-restarts'}"]
 check_interval_s = 0.5
 
 [simulate]
@@ -95,6 +97,8 @@ class SystemdStandIn:
         self.root = base / "releases"
         self.procs: dict[str, subprocess.Popen | None] = dict.fromkeys(units)
         self.starts = {"kiosk": 0, "updater": 0}
+        self.restarts = 0
+        (base / "kiosk-restarts").write_text("0\n")
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,6 +137,9 @@ class SystemdStandIn:
                     request.unlink()
                     self._kill("kiosk")
                 for unit, proc in self.procs.items():
+                    if proc is not None and proc.poll() is not None and unit == "kiosk":
+                        self.restarts += 1
+                        (self.base / "kiosk-restarts").write_text(f"{self.restarts}\n")
                     if proc is None or proc.poll() is not None:
                         self._start(unit)
 
