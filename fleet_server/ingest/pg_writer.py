@@ -5,7 +5,8 @@ the writer (and the GIL again), several milliseconds each; the writer is serial,
 they add up to more than the database's own work. A transaction here makes:
 
 1. the senders' rows, with BEGIN in the same pipeline (``known_devices``);
-2. a binary COPY of the new rows into a temp table (made once per connection);
+2. a COPY of the new rows into a temp table (made once per connection): text the preparer thread
+   encoded per event (``copy_line``), so the writer only streams it;
 3. one statement that inserts them (``ON CONFLICT (event_id) DO NOTHING``), adds the rows
    it really inserted to ``station_hourly``, ``channel_hourly`` and ``followup_hourly``
    (grouped in SQL, ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``), moves
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
 
+from fleet_server.ingest.sqlite_events import COLUMNS
 from fleet_server.models import ChannelHour, Device, FeedbackEvent, FollowupHour, StationHour
 from fleet_server.results.rollups import COUNT_COLUMNS, UNKNOWN_SMILEY
 
@@ -127,39 +129,102 @@ _DEVICE_TIMES = (
 )
 
 
+def time_text(value: datetime) -> str:
+    """A time as COPY's text for a timestamptz (ISO 8601 with its offset)."""
+    return value.isoformat()
+
+
+_NULL = "\\N"
+
+
+def copy_line(e: Mapping[str, Any]) -> str:
+    """One event's parameters (``sqlite_events.decode``'s dict, ``received_at`` as ``time_text``) as a line
+    of COPY's text format, in ``COLUMNS`` order.
+
+    Nothing is escaped: every text the contract lets into an event is a slug, a literal, a canonical
+    uuid or a wire time, so no tab, newline or backslash can occur (``copy_events`` checks the whole
+    text once). Floats as ``repr``: the shortest text that reads back as the same double."""
+    smiley = e["kind"] == "smiley"
+    answer_to, epoch, boot_id, mono_s, offset = e["answer_to"], e["epoch"], e["boot_id"], e["mono_s"], e["ts_offset_s"]
+    return (
+        f'{e["event_id"]}\t{e["station_id"]}\t{e["device_id"]}\t{e["kind"]}\t'
+        f'{e["value"] if smiley else _NULL}\t{_NULL if smiley else e["value"]}\t{e["question_id"]}\t{e["lang"]}\t'
+        f'{e["ts_text"]}\t{e["received_at"]}\t{e["seq"]}\t{"t" if e["clock_synced"] else "f"}\t'
+        f'{e["survey_version"]}\t{_NULL if answer_to is None else answer_to}\t{"t" if e["burst"] else "f"}\t'
+        f'{"t" if e["out_of_hours"] else "f"}\t{_NULL if epoch is None else epoch}\t'
+        f'{_NULL if boot_id is None else boot_id}\t{_NULL if mono_s is None else repr(mono_s)}\t'
+        f'{_NULL if offset is None else repr(offset)}\t{e["channel"]}\n'
+    )
+
+
+def with_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each event (parameters) with its ``copy_line`` as ``"copy_line"``; made by the preparer thread."""
+    for event in events:
+        event["copy_line"] = copy_line(event)
+    return events
+
+
+def _check_copy_text(text: str, lines: int) -> None:
+    """``copy_line``'s promise for a whole COPY: one line per event, its columns, no escape but NULL."""
+    if (text.count("\n") != lines or text.count("\t") != lines * (len(COLUMNS) - 1)
+            or text.count("\\") != text.count(_NULL)):
+        raise RuntimeError("an event's COPY text has a tab, newline or backslash of its own (copy_line escapes none)")
+
+
+def _temp_table(session: Session, raw: Any, cur: Any) -> None:
+    """``ingest_events_in`` exists and is empty for this batch."""
+    if raw not in _TEMP_READY:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(COLUMNS)} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
+        )
+        session.info[_TEMP_CREATED] = raw
+    if session.info.get(_TEMP_USED):  # two batches in one transaction must not meet here
+        cur.execute("DELETE FROM ingest_events_in")
+    session.info[_TEMP_USED] = True
+
+
+def _insert_from_temp(cur: Any, event_times: dict[str, datetime], skipped: str) -> list[Any]:
+    """The one statement: insert what ``ingest_events_in`` holds, roll it up, move the senders' times;
+    returns ``skipped`` (an expression of ``i.event_id``) for each row stored before."""
+    names = ", ".join(COLUMNS)
+    devices = sorted(event_times)
+    cur.execute(
+        f"WITH ins AS (INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
+        f"ON CONFLICT (event_id) DO NOTHING RETURNING {_RETURNED}), {_ROLLUPS}, {_DEVICE_TIMES} "
+        f"SELECT {skipped} FROM ingest_events_in i WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = i.event_id)",
+        (devices, [event_times[d] for d in devices]),
+    )
+    return cur.fetchall()
+
+
+def copy_events(session: Session, lines: Sequence[str], event_times: dict[str, datetime]) -> set[str]:
+    """``insert_events`` for events as ``copy_line`` texts (distinct ids); returns the ids (as text) stored already."""
+    text = "".join(lines)
+    _check_copy_text(text, len(lines))
+    raw = _raw(session)
+    with raw.cursor() as cur:
+        _temp_table(session, raw, cur)
+        with cur.copy(f"COPY ingest_events_in ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            copy.write(text.encode())
+        return {r[0] for r in _insert_from_temp(cur, event_times, "i.event_id::text")}
+
+
 def insert_events(session: Session, rows: list[dict[str, Any]], event_times: dict[str, datetime]) -> set[uuid.UUID]:
     """Insert the rows whose event_id is new, add them to the rollups, and set each sender's
     ``last_event_at``/``last_seen_at`` to ``event_times[device]``; returns the ids stored already.
 
-    ``rows`` have distinct event ids (``store._event_row`` dicts)."""
-    columns = list(rows[0])
-    names = ", ".join(columns)
+    ``rows`` have distinct event ids (``store._event_row`` dicts: the answers of other channels)."""
     raw = _raw(session)
-    getter = itemgetter(*columns)
-    devices = sorted(event_times)
+    getter = itemgetter(*COLUMNS)
     with raw.cursor(binary=True) as cur:
-        if raw not in _TEMP_READY:
-            cur.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS ingest_events_in ON COMMIT DELETE ROWS AS "
-                f"SELECT {names} FROM {FeedbackEvent.__tablename__} WITH NO DATA"
-            )
-            session.info[_TEMP_CREATED] = raw
-        if session.info.get(_TEMP_USED):  # two batches in one transaction must not meet here
-            cur.execute("DELETE FROM ingest_events_in")
-        with cur.copy(f"COPY ingest_events_in ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_copy_types(session, columns))
+        _temp_table(session, raw, cur)
+        with cur.copy(f"COPY ingest_events_in ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_copy_types(session, COLUMNS))
             for row in rows:
                 copy.write_row(getter(row))
-        session.info[_TEMP_USED] = True
-        cur.execute(
-            f"WITH ins AS (INSERT INTO {FeedbackEvent.__tablename__} ({names}) SELECT {names} FROM ingest_events_in "
-            f"ON CONFLICT (event_id) DO NOTHING RETURNING {_RETURNED}), {_ROLLUPS}, {_DEVICE_TIMES} "
-            # uuid_send: the 16 raw bytes, cheaper to read back than a uuid.UUID per row
-            "SELECT uuid_send(i.event_id) FROM ingest_events_in i "
-            "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = i.event_id)",
-            (devices, [event_times[d] for d in devices]),
-        )
-        return {uuid.UUID(bytes=bytes(r[0])) for r in cur.fetchall()}
+        # uuid_send: the 16 raw bytes, cheaper to read back than a uuid.UUID per row
+        return {uuid.UUID(bytes=bytes(r[0])) for r in _insert_from_temp(cur, event_times, "uuid_send(i.event_id)")}
 
 
 def temp_table_committed(session: Session) -> None:

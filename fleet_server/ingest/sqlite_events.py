@@ -1,4 +1,7 @@
-"""The SQLite ingest's events path: kiosk batches validated straight into the INSERT's parameters.
+"""The ingest's events path: kiosk batches validated straight into the INSERT's parameters.
+
+SQLite binds them in one executemany (below); PostgreSQL writes each as a line of COPY text
+(``pg_writer.copy_line``), so neither makes a pydantic model or a row dict per event.
 
 Why: on SQLite the ingest is CPU-bound in one Python process (bench/bench_ingest.py). Per
 event it made a pydantic model, a row dict, then the driver's tuple (uuid hex, time text),
@@ -165,14 +168,15 @@ def decode(parts: contract.TopicParts, payload: bytes, received_at: str) -> Even
     return EventParams(station_id, device_id, events, max(event["seq"] for event in events))
 
 
-def params_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row of the generic path (store._event_row) as ``decode`` makes its parameters."""
+def params_of(row: Mapping[str, Any], received_at: str | None = None) -> dict[str, Any]:
+    """A row of the generic path (store._event_row) as ``decode`` makes its parameters (``received_at``:
+    the text ``decode`` was given, by default SQLite's ``time_text``)."""
     params = dict(row)
     for key in ("event_id", "answer_to", "epoch", "boot_id"):
         if params[key] is not None:
             params[key] = str(params[key])
     params["ts_text"] = time_text(row["ts"]).replace(" ", "T") + "Z"
-    params["received_at"] = time_text(row["received_at"])
+    params["received_at"] = time_text(row["received_at"]) if received_at is None else received_at
     if row["kind"] != "smiley":
         params["value"] = row["option_id"]
     return params

@@ -16,13 +16,15 @@ commits; only then may it acknowledge the messages (PUBACK after COMMIT).
   acknowledged.
 
 Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
-not per-row SQLAlchemy binds. PostgreSQL (``pg_writer``): binary COPY into a temp
-table (made once per connection), then one statement that inserts them ``ON CONFLICT
-(event_id) DO NOTHING``, rolls the inserted rows up in SQL, moves the senders' event
-times and answers with the ids it did not insert (none, but for redeliveries);
-SQLite: kiosk batches validated straight into the INSERT's parameters by the preparer
-(``sqlite_events``), then under the write lock one ``executemany`` ... ON CONFLICT DO
-NOTHING, the ids stored before looked up only when fewer rows went in. The senders, their state and their seq
+not per-row SQLAlchemy binds. Kiosk batches are validated straight into the
+INSERT's parameters by the preparer thread (``sqlite_events.decode``: no model or
+row dict per event). PostgreSQL (``pg_writer``): the preparer also writes each event
+as a line of COPY text, the writer COPYs the lines into a temp table (made once per
+connection), then one statement inserts them ``ON CONFLICT (event_id) DO NOTHING``,
+rolls the inserted rows up in SQL, moves the senders' event times and answers with the
+ids it did not insert (none, but for redeliveries); SQLite: under the write lock one
+``executemany`` ... ON CONFLICT DO NOTHING, the ids stored before looked up only when
+fewer rows went in. The senders, their state and their seq
 ceilings are one query; statuses are one UPDATE per batch, not a SELECT and an
 UPDATE each. Under a loaded machine every round trip costs a wake-up, so a
 transaction makes as few as it can.
@@ -468,45 +470,6 @@ def _conflict_letter(
     )
 
 
-class _EventRows:
-    """A transaction's events, one row per event id, until ``store``: the generic path (row dicts)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[uuid.UUID, dict[str, Any]] = {}
-        self.came_in: dict[uuid.UUID, InboundMessage] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
-
-    def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Take a message's rows; returns dead letters for ids that came twice with other content."""
-        dead = []
-        for row in rows:
-            event_id = row["event_id"]
-            first = self.rows.get(event_id)
-            if first is None:
-                self.rows[event_id] = row
-                self.came_in[event_id] = message
-            elif _differences(first, row):
-                dead.append(_conflict_letter(message, event_id, first, row, "came twice in one batch"))
-        return dead
-
-    def store(self, session: Session, event_times: dict[str, datetime]) -> tuple[int, list[dict[str, Any]]]:
-        """Insert the new ones, add them to the rollups and move the senders' ``event_times``; (how many
-        were inserted, dead letters for ids stored before with other content)."""
-        rows = list(self.rows.values())
-        skipped = _insert_and_roll_up(session, rows, event_times)
-        dead = []
-        repeated = [event_id for event_id in self.rows if event_id in skipped] if skipped else []
-        if repeated:
-            for event_id, stored in _stored_copies(session, repeated).items():
-                if _differences(stored, self.rows[event_id]):
-                    dead.append(
-                        _conflict_letter(self.came_in[event_id], event_id, stored, self.rows[event_id], "was stored before")
-                    )
-        return len(rows) - len(skipped), dead
-
-
 def _typed_row(message: InboundMessage, event_id: str) -> dict[str, Any]:
     """The generic row (``_event_row``) of one event of ``message``, decoded again (for a dead letter)."""
     _, payload = contract.decode(message.topic, message.payload)
@@ -514,11 +477,13 @@ def _typed_row(message: InboundMessage, event_id: str) -> dict[str, Any]:
     return next(_event_row(e, message.received_at) for e in payload.events if str(e.event_id) == event_id)
 
 
-class _SqliteEventRows:
-    """A transaction's events on SQLite: ``sqlite_events`` parameters by event id text, stored by one
-    executemany. The dead letters' rows are decoded again from their messages (rare)."""
+class _EventParams:
+    """A transaction's events as ``sqlite_events`` parameters by event id text (on PostgreSQL each with its
+    ``pg_writer.copy_line``), stored by one executemany (SQLite) or one COPY (PostgreSQL). The dead
+    letters' rows are decoded again from their messages (rare)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: str) -> None:
+        self.postgresql = dialect == "postgresql"
         self.rows: dict[str, dict[str, Any]] = {}
         self.came_in: dict[str, InboundMessage] = {}
 
@@ -526,7 +491,12 @@ class _SqliteEventRows:
         return bool(self.rows)
 
     def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.add_params(message, [sqlite_events.params_of(row) for row in rows])
+        """Take a message's generic rows (``_event_row``); returns dead letters for ids that came twice
+        with other content."""
+        if not self.postgresql:
+            return self.add_params(message, [sqlite_events.params_of(row) for row in rows])
+        events = [sqlite_events.params_of(row, pg_writer.time_text(row["received_at"])) for row in rows]
+        return self.add_params(message, pg_writer.with_lines(events))
 
     def add_params(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [e["event_id"] for e in events]
@@ -546,24 +516,31 @@ class _SqliteEventRows:
         return dead
 
     def store(self, session: Session, event_times: dict[str, datetime]) -> tuple[int, list[dict[str, Any]]]:
-        """As ``_EventRows.store``: insert, roll up, move the senders' ``event_times``; (inserted, dead letters)."""
+        """Insert the new ones, add them to the rollups and move the senders' ``event_times``; (how many
+        were inserted, dead letters for ids stored before with other content)."""
         session.flush()
-        raw = session.connection().connection.driver_connection
-        assert raw is not None
         events = list(self.rows.values())
-        skipped = sqlite_events.insert(raw, events)
-        inserted = [e for e in events if e["event_id"] not in skipped] if skipped else events
-        sqlite_events.rollup(session, raw, inserted)  # only the rows really inserted: a redelivery adds nothing
-        if event_times:
-            session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
+        if self.postgresql:  # rollups and device times in the same statement
+            skipped = pg_writer.copy_events(session, [e["copy_line"] for e in events], event_times)
+            inserted = len(events) - len(skipped)
+        else:
+            raw = session.connection().connection.driver_connection
+            assert raw is not None
+            skipped = sqlite_events.insert(raw, events)
+            new = [e for e in events if e["event_id"] not in skipped] if skipped else events
+            sqlite_events.rollup(session, raw, new)  # only the rows really inserted: a redelivery adds nothing
+            if event_times:
+                session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
+            inserted = len(new)
         dead = []
         if skipped:
             repeated = [uuid.UUID(event_id) for event_id in self.rows if event_id in skipped]
             for event_id, stored in _stored_copies(session, repeated).items():
-                new = _typed_row(self.came_in[str(event_id)], str(event_id))
-                if _differences(stored, new):
-                    dead.append(_conflict_letter(self.came_in[str(event_id)], event_id, stored, new, "was stored before"))
-        return len(inserted), dead
+                new_row = _typed_row(self.came_in[str(event_id)], str(event_id))
+                if _differences(stored, new_row):
+                    dead.append(_conflict_letter(self.came_in[str(event_id)], event_id, stored, new_row,
+                                                 "was stored before"))
+        return inserted, dead
 
 
 # --------------------------------------------------------------------- dead letters
@@ -599,7 +576,7 @@ class Decoded:
 
     dead: list[dict[str, Any]]
     payloads: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat | sqlite_events.EventParams]]
-    """``EventParams`` (decoded for SQLite, ``prepare(..., "sqlite")``) for most events messages there."""
+    """``EventParams`` (``prepare(..., "sqlite" or "postgresql")``) for most events messages there."""
     rows: list[list[dict[str, Any]] | None] = field(default_factory=list)
     """Per payload: an ``EventBatch``'s rows (``_event_row``), made here too so the writer need not."""
 
@@ -632,9 +609,13 @@ def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> D
                     _dead_letter_row(message, REASON_UNEXPECTED_CHANNEL, f"the ingest reads events and status, not {channel}")
                 )
                 continue
-            if dialect == "sqlite" and channel == "events":
-                params = sqlite_events.decode(parts, message.payload, sqlite_events.time_text(message.received_at))
+            if dialect in ("sqlite", "postgresql") and channel == "events":
+                postgresql = dialect == "postgresql"
+                received = (pg_writer.time_text if postgresql else sqlite_events.time_text)(message.received_at)
+                params = sqlite_events.decode(parts, message.payload, received)
                 if params is not None:
+                    if postgresql:
+                        pg_writer.with_lines(params.events)
                     decoded.append((message, params))
                     continue
             _, payload = contract.decode(message.topic, message.payload)
@@ -669,7 +650,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
     known = _register(session, senders, now) if senders else {}
 
     ceilings = seq_ceilings([p for _, p in decoded], {d: k.stored_seq for d, k in known.items()})
-    sink = _SqliteEventRows() if dialect == "sqlite" else _EventRows()
+    sink = _EventParams(dialect)
     last_event_at: dict[str, datetime] = {}
     statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]] = []
     for i, (message, payload) in enumerate(decoded):
@@ -691,7 +672,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
             continue
         made = ready.rows[i] if i < len(ready.rows) else None
         if isinstance(payload, sqlite_events.EventParams):
-            if isinstance(sink, _SqliteEventRows) and below_jump(ceilings, payload.device_id, payload.max_seq):
+            if below_jump(ceilings, payload.device_id, payload.max_seq):
                 result.events += len(payload.events)
                 dead.extend(sink.add_params(message, payload.events))
                 _latest(last_event_at, payload.device_id, message.received_at)
