@@ -2,7 +2,8 @@
 
 Seeds a throwaway PostgreSQL database (or a SQLite file with --sqlite) with S stations in
 groups (one county, S/25 municipalities), two kiosks per station with a month of
-online/offline transitions (on 7-17 every day), and a month of hourly rollups. Then, while a
+online/offline transitions (on 7-17 every day), and a month of hourly rollups (by station and,
+all kiosk answers, by channel). Then, while a
 background thread stores what 1,000 kiosks send (event batches and status heartbeats through
 the ingest's own ``store_batch``, at --rate messages per second), it times, over --runs
 requests each:
@@ -45,7 +46,7 @@ from fleet_server.app import create_app
 from fleet_server.auth.service import create_token
 from fleet_server.core.settings import load_settings
 from fleet_server.ingest.consumer import InboundMessage, store_batch
-from fleet_server.models import Device, DevicePresence, Station, StationGroup, StationHour
+from fleet_server.models import ChannelHour, Device, DevicePresence, Station, StationGroup, StationHour
 from fleet_server.results.figures import Period, station_totals, today_local
 from palaute_wire import contract as c
 
@@ -84,6 +85,8 @@ def seed(factory, stations: int, days: int) -> None:
             s.execute(insert(DevicePresence), presence[chunk:chunk + 20_000])
         for chunk in range(0, len(hours), 20_000):
             s.execute(insert(StationHour), hours[chunk:chunk + 20_000])
+            # The same answers by channel, as the ingest keeps them (channels_used reads these).
+            s.execute(insert(ChannelHour), [{**h, "channel": "kiosk"} for h in hours[chunk:chunk + 20_000]])
         s.commit()
 
 

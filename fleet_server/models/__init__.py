@@ -40,7 +40,7 @@ from fleet_server.models.questionnaires import (
 )
 from fleet_server.models.releases import Release, ReleaseFile, Rollout, RolloutDevice
 from fleet_server.models.reports import ReportDelivery, ReportSubscription
-from fleet_server.models.rollups import ChannelHour, FollowupHour, StationDay, StationHour
+from fleet_server.models.rollups import ChannelDay, ChannelHour, FollowupHour, StationDay, StationHour
 from fleet_server.models.station_edits import StationEdit
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "Base",
     "BigId",
     "BrokerBridge",
+    "ChannelDay",
     "ChannelHour",
     "DeadLetter",
     "Device",

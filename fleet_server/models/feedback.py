@@ -120,7 +120,10 @@ class DevicePresence(Base):
     """One online/offline transition of a device, as the server saw it."""
 
     __tablename__ = "device_presence"
-    __table_args__ = (Index(None, "device_id", "at"),)
+    __table_args__ = (
+        Index(None, "device_id", "at"),
+        Index(None, "at"),  # the fleet's transitions since an hour (the overview's online hours), without a device list
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))

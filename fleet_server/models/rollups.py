@@ -71,15 +71,38 @@ class StationDay(Base):
     """StationHour's counts summed by the station's local (Europe/Helsinki) calendar day, for the
     overview's periods (whole local days: a tenth of the hourly rows).
 
-    On PostgreSQL, triggers on station_hourly keep it (migration 2600_station_daily): each statement
+    On PostgreSQL, triggers on station_hourly keep it (migration 2600_overview_reads): each statement
     that inserts, updates or deletes hourly rows adds the difference to the days they fall in, in
     the same transaction, so a day equals the sum of its hours in every snapshot, today's included,
     whoever wrote them (the ingest, a late kiosk's outbox, a clock correction, a rebuild). SQLite
-    has no time zones in SQL: there it stays empty and the pages read station_hourly."""
+    has no time zones in SQL: there it stays empty and the pages read station_hourly.
+    ``ChannelDay`` is the same for ``ChannelHour``."""
 
     __tablename__ = "station_daily"
 
     station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True, doc="the local calendar day (Europe/Helsinki)")
+    c1: Mapped[int] = mapped_column(Integer, default=0)
+    c2: Mapped[int] = mapped_column(Integer, default=0)
+    c3: Mapped[int] = mapped_column(Integer, default=0)
+    c4: Mapped[int] = mapped_column(Integer, default=0)
+    r1: Mapped[int] = mapped_column(Integer, default=0)
+    r2: Mapped[int] = mapped_column(Integer, default=0)
+    r3: Mapped[int] = mapped_column(Integer, default=0)
+    r4: Mapped[int] = mapped_column(Integer, default=0)
+    o1: Mapped[int] = mapped_column(Integer, default=0)
+    o2: Mapped[int] = mapped_column(Integer, default=0)
+    o3: Mapped[int] = mapped_column(Integer, default=0)
+    o4: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelDay(Base):
+    """ChannelHour's counts summed by local day, kept as StationDay is (PostgreSQL only)."""
+
+    __tablename__ = "channel_daily"
+
+    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True, doc="the local calendar day (Europe/Helsinki)")
     c1: Mapped[int] = mapped_column(Integer, default=0)
     c2: Mapped[int] = mapped_column(Integer, default=0)

@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import String, any_, bindparam, func, select
@@ -41,6 +41,7 @@ from fleet_server.core import i18n
 from fleet_server.core.errors import BadPeriod
 from fleet_server.core.i18n import N_
 from fleet_server.models import (
+    ChannelDay,
     ChannelHour,
     Device,
     DevicePresence,
@@ -200,6 +201,24 @@ def parse_channel(value: str | None) -> str | None:
     return value
 
 
+def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The local days [first, last] that [start, end) is exactly, else None (an instant's range)."""
+    days = period_from_utc(start, end)
+    return (days.first, days.last) if days.start == start and days.end == end else None
+
+
+def _rollup(session: Session, start: datetime, end: datetime, by_channel: bool) -> tuple[Any, tuple, Any]:
+    """The rollup table to sum [start, end) from (its columns), the conditions selecting the range,
+    and its time column: on PostgreSQL, for whole local days, the daily rollup (kept by triggers,
+    see StationDay: a tenth of the hourly rows); else the hourly one."""
+    days = _whole_days(start, end) if session.get_bind().dialect.name == "postgresql" else None
+    if days is not None:
+        d = (ChannelDay if by_channel else StationDay).__table__.c
+        return d, (d.day >= days[0], d.day <= days[1]), d.day
+    h = (ChannelHour if by_channel else StationHour).__table__.c
+    return h, (h.hour >= start, h.hour < end), h.hour
+
+
 def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
                    channel: str | None = None) -> dict[str, dict[str, int]]:
     """{station: {"c1": n, ..., "o4": n}} summed over [start, end), in one query (Core columns:
@@ -234,15 +253,8 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
     five plain sums: the rows are read once, where a CASE per column and period made 24
     aggregates of each row (three times the database's time at 500 stations)."""
     prev = period.previous()
-    if channel is None and session.get_bind().dialect.name == "postgresql":
-        # Whole local days: the daily rollup (kept by triggers on PostgreSQL, see StationDay).
-        h = StationDay.__table__.c
-        current = (h.day >= period.first).label("in_period")
-        span = (h.day >= prev.first, h.day <= period.last)
-    else:
-        h = (StationHour if channel is None else ChannelHour).__table__.c
-        current = (h.hour >= period.start).label("in_period")
-        span = (h.hour >= prev.start, h.hour < period.end)
+    h, span, when = _rollup(session, prev.start, period.end, channel is not None)
+    current = (when >= (period.first if when.key == "day" else period.start)).label("in_period")
     others = [h[c] for c in COUNT_COLUMNS if not c.startswith("c")]
     q = _for_stations(select(h.station_id, current, *(func.sum(h[f"c{v}"]) for v in SMILEYS),
                              func.sum(sum(others[1:], others[0]))).where(*span), h.station_id, station_ids, session)
@@ -260,12 +272,11 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
 def channels_used(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
                   minimum: int) -> dict[str, tuple[str, ...]]:
     """Per station, the answer channels (palaute_wire.contract.ANSWER_CHANNELS order) with at least
-    ``minimum`` presses in [start, end), in one query over channel_hourly. A channel with fewer is
+    ``minimum`` presses in [start, end), in one query over the channel rollup. A channel with fewer is
     not named: that it brought one or two answers is a small count too."""
-    h = ChannelHour.__table__.c
+    h, span, _when = _rollup(session, start, end, True)
     presses = func.sum(sum((h[c] for c in COUNT_COLUMNS[1:]), h[COUNT_COLUMNS[0]]))
-    q = _for_stations(select(h.station_id, h.channel, presses).where(h.hour >= start, h.hour < end),
-                      h.station_id, station_ids, session)
+    q = _for_stations(select(h.station_id, h.channel, presses).where(*span), h.station_id, station_ids, session)
     found: dict[str, set[str]] = defaultdict(set)
     for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)):
         if int(n or 0) >= max(1, minimum):
@@ -299,10 +310,10 @@ def channel_hours(session: Session, station_id: str, start: datetime, end: datet
 def channel_totals(session: Session, station_ids: Sequence[str], start: datetime,
                    end: datetime) -> dict[str, dict[str, dict[str, int]]]:
     """{station: {channel: {"c1": n, ...}}} summed over [start, end)."""
-    h = ChannelHour
-    cols = [func.coalesce(func.sum(getattr(h, c)), 0) for c in COUNT_COLUMNS]
+    h, span, _when = _rollup(session, start, end, True)
+    cols = [func.coalesce(func.sum(h[c]), 0) for c in COUNT_COLUMNS]
     q = (select(h.station_id, h.channel, *cols)
-         .where(h.hour >= start, h.hour < end, h.station_id.in_(list(station_ids)))
+         .where(*span, h.station_id.in_(list(station_ids)))
          .group_by(h.station_id, h.channel))
     out: dict[str, dict[str, dict[str, int]]] = {sid: {} for sid in station_ids}
     for sid, channel, *values in session.execute(q):
@@ -474,9 +485,11 @@ def _device_states(session: Session, station_ids: Sequence[str], at: datetime) -
 
 
 def _spans(session: Session, devices: Mapping[str, str], state: Mapping[str, bool], station_ids: Sequence[str],
-           start: datetime, end: datetime, now: datetime) -> dict[str, list[tuple[float, float]]]:
+           start: datetime, end: datetime, now: datetime, by_time: bool = False) -> dict[str, list[tuple[float, float]]]:
     """Per station, the merged spans (epoch seconds) of [start, min(end, now)) when a kiosk of it
-    was online, from each device's state at ``start`` and one query for the transitions."""
+    was online, from each device's state at ``start`` and one query for the transitions.
+    ``by_time``: every device's transitions in the range through the index on ``at`` (a short
+    range, the last hour: a few rows, where a list of 1,000 devices is 1,000 index probes)."""
     p = DevicePresence.__table__.c
     out: dict[str, list[tuple[float, float]]] = {sid: [] for sid in station_ids}
     if not devices:
@@ -484,8 +497,9 @@ def _spans(session: Session, devices: Mapping[str, str], state: Mapping[str, boo
     t_start, t_end = start.timestamp(), min(end, now).timestamp()
     since: dict[str, float | None] = {dev: (t_start if state.get(dev) else None) for dev in devices}
     intervals: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    q = _for_stations(select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end), p.device_id,
-                      list(devices), session, 2 * LONG_IN)
+    q = select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end)
+    if not by_time:
+        q = _for_stations(q, p.device_id, list(devices), session, 2 * LONG_IN)
     for device_id, at, online in session.execute(q.order_by(p.device_id, p.at, p.id)):
         if device_id not in devices:
             continue
@@ -627,8 +641,8 @@ def open_online_hours_many(session: Session, station_ids: Sequence[str], start: 
             cache[keys[sid]] = counted[sid]
     result = {sid: cache[keys[sid]] for sid in ids}
     if settled < end:
-        live = _count_open_online(_spans(session, devices, state, ids, settled, end, now), hours_oh, ids,
-                                  settled, end, now_ts)
+        live = _count_open_online(_spans(session, devices, state, ids, settled, end, now, by_time=True), hours_oh,
+                                  ids, settled, end, now_ts)
         for sid in ids:
             result[sid] += live[sid]
     return result
@@ -712,7 +726,40 @@ def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> 
     return [s for s in session.scalars(_for_stations(q, Station.id, sorted(keep), session)) if s.id in keep]
 
 
-def overview(session: Session, stations: Sequence[Station], period: Period, minimum: int,
+@dataclass(frozen=True, slots=True)
+class StationName:
+    """What the overview shows of a station: its id and names (``Station.name_in``'s rule)."""
+
+    id: str
+    name: str
+    name_fi: str | None = None
+    name_sv: str | None = None
+    name_en: str | None = None
+
+    def name_in(self, lang: str) -> str:
+        return getattr(self, f"name_{lang}", None) or self.name
+
+
+def station_names(session: Session, allowed: Iterable[str]) -> list[StationName]:
+    """``stations_visible``'s stations of ``allowed``, in its order, as plain rows: at 500 stations
+    the ORM's Station objects cost the overview more than its figures' query."""
+    keep = set(allowed)
+    if not keep:
+        return []
+    t = Station.__table__.c
+    q = _for_stations(select(t.id, t.name, t.name_fi, t.name_sv, t.name_en).order_by(t.name, t.id), t.id,
+                      sorted(keep), session)
+    return [StationName(*row) for row in session.execute(q) if row[0] in keep]
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def name_in(self, lang: str) -> str: ...
+
+
+def overview(session: Session, stations: Sequence[_Named], period: Period, minimum: int,
              channel: str | None = None) -> list[OverviewRow]:
     """One row per station; ``channel``: that channel's answers only, hidden where the split
     of the station's figures by channel hides them (``channel_guard``)."""

@@ -99,7 +99,7 @@ def overview(
     if group:
         inside = set(tree.under(group))
         visible = [sid for sid in visible if sid in inside]
-    stations = results.stations_visible(session, visible)
+    stations = results.station_names(session, visible)
     chosen_channel = _channel(channel)
     rows = results.overview(session, stations, period, settings.min_responses, chosen_channel)
     group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)

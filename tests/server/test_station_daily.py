@@ -1,5 +1,6 @@
-"""The daily rollup (station_daily, kept by triggers on PostgreSQL) equals station_hourly summed by
-Helsinki day, whoever writes the hours, and the overview's figures from it equal the hourly sums."""
+"""The daily rollups (station_daily and channel_daily, kept by triggers on PostgreSQL) equal the
+hourly ones summed by Helsinki day, whoever writes the hours, and the overview's figures from them
+equal the hourly sums."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from sqlalchemy import select, text
 
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.ingest.store import store_batch
-from fleet_server.models import FeedbackEvent, StationDay, StationHour
+from fleet_server.models import ChannelDay, ChannelHour, FeedbackEvent, StationDay, StationHour
 from fleet_server.results import rollups
-from fleet_server.results.figures import Period, station_totals, today_local, totals_and_previous
+from fleet_server.results.figures import (
+    Period,
+    channel_totals,
+    channels_used,
+    station_totals,
+    today_local,
+    totals_and_previous,
+)
 from fleet_server.results.rollups import COUNT_COLUMNS, SMILEYS
 from palaute_wire.opening_hours import LOCAL_TZ
 from tests.support.server_factories import answered_at, event, events_message
@@ -38,22 +46,24 @@ def factory(postgres_url):
     engine.dispose()
 
 
-def _by_local_day(session) -> dict[tuple[str, date], tuple[int, ...]]:
-    """station_hourly summed by each hour's Helsinki day, in Python (zoneinfo, not the database)."""
-    days: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
-    for row in session.scalars(select(StationHour)):
-        cell = days[(row.station_id, row.hour.astimezone(LOCAL_TZ).date())]
+def _by_local_day(session) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """station_hourly and channel_hourly summed by each hour's Helsinki day, in Python (zoneinfo,
+    not the database): {(station, day) or (station, channel, day): counts}."""
+    days: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+    for row in [*session.scalars(select(StationHour)), *session.scalars(select(ChannelHour))]:
+        key = (row.station_id, *([row.channel] if isinstance(row, ChannelHour) else []),
+               row.hour.astimezone(LOCAL_TZ).date())
         for i, c in enumerate(COUNT_COLUMNS):
-            cell[i] += getattr(row, c)
+            days[key][i] += getattr(row, c)
     return {k: tuple(v) for k, v in days.items() if any(v)}
 
 
-def _daily(session) -> dict[tuple[str, date], tuple[int, ...]]:
+def _daily(session) -> dict[tuple[str, ...], tuple[int, ...]]:
     out = {}
-    for row in session.scalars(select(StationDay)):
+    for row in [*session.scalars(select(StationDay)), *session.scalars(select(ChannelDay))]:
         counts = tuple(getattr(row, c) for c in COUNT_COLUMNS)
         if any(counts):  # a day whose hours were all taken out again stays, as zeros
-            out[(row.station_id, row.day)] = counts
+            out[(row.station_id, *([row.channel] if isinstance(row, ChannelDay) else []), row.day)] = counts
     return out
 
 
@@ -67,18 +77,20 @@ def test_the_days_equal_the_hours_by_helsinki_day_whoever_writes_them(factory):
              SPRING_FORWARD + timedelta(hours=20), FALL_BACK, FALL_BACK + timedelta(hours=20, minutes=59),
              FALL_BACK + timedelta(hours=21)]
     today = answered_at(ago=timedelta(minutes=20), spread=timedelta(minutes=5))
-    first = events_message(_answers("kalvia", "kalvia-1", [*edges, today]))
+    first = events_message(_answers("kalvia", "kalvia-1", [*edges, today])
+                           + _answers("kalvia", "kalvia-1", edges[:2], channel="web"))
     store_batch(factory, [first, events_message(_answers("ullava", "ullava-1", edges[:4], value=1,
                                                           flags=("burst",)), "ullava", "ullava-1")])
     with factory() as s:
         days = _daily(s)
         assert days == _by_local_day(s)
         c4 = COUNT_COLUMNS.index("c4")
-        assert days[("kalvia", date(2026, 11, 26))][c4] == 1 and days[("kalvia", date(2026, 11, 27))][c4] == 1
+        assert days[("kalvia", date(2026, 11, 26))][c4] == days[("kalvia", date(2026, 11, 27))][c4] == 2  # kiosk, web
         assert days[("kalvia", date(2026, 7, 1))][c4] == 1 and days[("kalvia", date(2026, 7, 2))][c4] == 1
         assert days[("kalvia", date(2026, 3, 29))][c4] == 2  # 02:59 and 23:59 local, on a 23-hour day
         assert days[("kalvia", date(2026, 10, 25))][c4] == 2  # the second 03:00 and 23:59, on a 25-hour day
         assert days[("kalvia", today.astimezone(LOCAL_TZ).date())][c4] == 1  # today's partial day
+        assert days[("kalvia", "web", date(2026, 11, 26))][c4] == days[("kalvia", "web", date(2026, 11, 27))][c4] == 1
 
     store_batch(factory, [first])  # redelivered: the hours do not change, nor do the days
     late = _answers("kalvia", "kalvia-1", [WINTER_MIDNIGHT - timedelta(hours=3), today], value=2)  # a late outbox
@@ -107,6 +119,7 @@ def test_the_days_equal_the_hours_by_helsinki_day_whoever_writes_them(factory):
     with factory() as s:
         assert _daily(s) == _by_local_day(s)
         s.execute(text("TRUNCATE station_hourly"))
+        s.execute(text("TRUNCATE channel_hourly"))
         assert _daily(s) == {} == _by_local_day(s)
 
 
@@ -116,6 +129,7 @@ def test_the_overview_from_days_counts_what_the_hours_count(factory):
     today = answered_at(ago=timedelta(minutes=20), spread=timedelta(minutes=5))
     times = [WINTER_MIDNIGHT + timedelta(hours=h) for h in range(-200, 30, 7)] + [today, today - timedelta(days=8)]
     store_batch(factory, [events_message(_answers("kalvia", "kalvia-1", times[v - 1::4], value=v)) for v in SMILEYS])
+    store_batch(factory, [events_message(_answers("kalvia", "kalvia-1", times[::5], value=2, channel="web"))])
     store_batch(factory, [events_message(_answers("ullava", "ullava-1", times[::3], value=3, flags=("out_of_hours",)),
                                          "ullava", "ullava-1")])
     ids = ["kalvia", "ullava", "nowhere"]
@@ -131,6 +145,16 @@ def test_the_overview_from_days_counts_what_the_hours_count(factory):
                     assert counts[sid].counted == {v: hourly[sid][f"c{v}"] for v in SMILEYS}, (period, sid)
                     assert counts[sid].presses == sum(hourly[sid].values()), (period, sid)
             assert sum(now["kalvia"].counted.values()) and sum(before["kalvia"].counted.values())
+            by_channel = channel_totals(s, ids, period.start, period.end)
+            for ch in ("kiosk", "web"):
+                hourly = station_totals(s, ids, period.start, period.end, channel=ch)  # channel_hourly's sums
+                for sid in ids:
+                    assert by_channel[sid].get(ch, dict.fromkeys(COUNT_COLUMNS, 0)) == hourly[sid], (period, sid, ch)
+                now_ch, _before_ch = totals_and_previous(s, ids, period, ch)
+                assert {sid: now_ch[sid].presses for sid in ids} == {sid: sum(hourly[sid].values()) for sid in ids}
+            used = channels_used(s, ids, period.start, period.end, 5)
+            assert used == {sid: tuple(ch for ch in ("kiosk", "web") if sum(
+                station_totals(s, [sid], period.start, period.end, channel=ch)[sid].values()) >= 5) for sid in ids}
 
 
 def test_the_migration_fills_the_days_from_the_hours_already_there(postgres_url):
