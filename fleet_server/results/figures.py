@@ -245,19 +245,22 @@ class OverviewCounts:
     presses: int
 
 
-def totals_and_previous(session: Session, station_ids: Sequence[str], period: Period,
-                        channel: str | None = None) -> tuple[dict[str, OverviewCounts], dict[str, OverviewCounts]]:
+def totals_and_previous(session: Session, station_ids: Sequence[str], period: Period, channel: str | None = None,
+                        every_station: bool = False) -> tuple[dict[str, OverviewCounts], dict[str, OverviewCounts]]:
     """Per station, the counted answers and presses of ``period`` and of the period before it
     (which ends where it starts), in one query over both: the overview's figures and their
     change (of one channel or all). Grouped by station and by which period an hour is in, with
     five plain sums: the rows are read once, where a CASE per column and period made 24
-    aggregates of each row (three times the database's time at 500 stations)."""
+    aggregates of each row (three times the database's time at 500 stations). ``every_station``:
+    ``station_ids`` are all the stations, so the query names none (500 ids cost it a third)."""
     prev = period.previous()
     h, span, when = _rollup(session, prev.start, period.end, channel is not None)
     current = (when >= (period.first if when.key == "day" else period.start)).label("in_period")
     others = [h[c] for c in COUNT_COLUMNS if not c.startswith("c")]
-    q = _for_stations(select(h.station_id, current, *(func.sum(h[f"c{v}"]) for v in SMILEYS),
-                             func.sum(sum(others[1:], others[0]))).where(*span), h.station_id, station_ids, session)
+    q: Any = select(h.station_id, current, *(func.sum(h[f"c{v}"]) for v in SMILEYS),
+                    func.sum(sum(others[1:], others[0]))).where(*span)
+    if not every_station:
+        q = _for_stations(q, h.station_id, station_ids, session)
     if channel is not None:
         q = q.where(h.channel == channel)
     now = {sid: OverviewCounts(dict.fromkeys(SMILEYS, 0), 0) for sid in station_ids}
@@ -270,13 +273,15 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
 
 
 def channels_used(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
-                  minimum: int) -> dict[str, tuple[str, ...]]:
+                  minimum: int, every_station: bool = False) -> dict[str, tuple[str, ...]]:
     """Per station, the answer channels (palaute_wire.contract.ANSWER_CHANNELS order) with at least
     ``minimum`` presses in [start, end), in one query over the channel rollup. A channel with fewer is
     not named: that it brought one or two answers is a small count too."""
     h, span, _when = _rollup(session, start, end, True)
     presses = func.sum(sum((h[c] for c in COUNT_COLUMNS[1:]), h[COUNT_COLUMNS[0]]))
-    q = _for_stations(select(h.station_id, h.channel, presses).where(*span), h.station_id, station_ids, session)
+    q: Any = select(h.station_id, h.channel, presses).where(*span)
+    if not every_station:  # as in totals_and_previous
+        q = _for_stations(q, h.station_id, station_ids, session)
     found: dict[str, set[str]] = defaultdict(set)
     for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)):
         if int(n or 0) >= max(1, minimum):
@@ -726,32 +731,6 @@ def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> 
     return [s for s in session.scalars(_for_stations(q, Station.id, sorted(keep), session)) if s.id in keep]
 
 
-@dataclass(frozen=True, slots=True)
-class StationName:
-    """What the overview shows of a station: its id and names (``Station.name_in``'s rule)."""
-
-    id: str
-    name: str
-    name_fi: str | None = None
-    name_sv: str | None = None
-    name_en: str | None = None
-
-    def name_in(self, lang: str) -> str:
-        return getattr(self, f"name_{lang}", None) or self.name
-
-
-def station_names(session: Session, allowed: Iterable[str]) -> list[StationName]:
-    """``stations_visible``'s stations of ``allowed``, in its order, as plain rows: at 500 stations
-    the ORM's Station objects cost the overview more than its figures' query."""
-    keep = set(allowed)
-    if not keep:
-        return []
-    t = Station.__table__.c
-    q = _for_stations(select(t.id, t.name, t.name_fi, t.name_sv, t.name_en).order_by(t.name, t.id), t.id,
-                      sorted(keep), session)
-    return [StationName(*row) for row in session.execute(q) if row[0] in keep]
-
-
 class _Named(Protocol):
     @property
     def id(self) -> str: ...
@@ -760,17 +739,18 @@ class _Named(Protocol):
 
 
 def overview(session: Session, stations: Sequence[_Named], period: Period, minimum: int,
-             channel: str | None = None) -> list[OverviewRow]:
+             channel: str | None = None, every_station: bool = False) -> list[OverviewRow]:
     """One row per station; ``channel``: that channel's answers only, hidden where the split
-    of the station's figures by channel hides them (``channel_guard``)."""
+    of the station's figures by channel hides them (``channel_guard``). ``every_station``: the
+    stations are all there are (the queries then list none)."""
     ids = [s.id for s in stations]
-    now_totals, prev_totals = totals_and_previous(session, ids, period, channel)
+    now_totals, prev_totals = totals_and_previous(session, ids, period, channel, every_station)
     if channel is not None:
         prev = period.previous()
         now_split = channel_totals(session, ids, period.start, period.end)
         prev_split = channel_totals(session, ids, prev.start, prev.end)
     all_hours = open_online_hours_many(session, ids, period.start, period.end)
-    channels = channels_used(session, ids, period.start, period.end, minimum)
+    channels = channels_used(session, ids, period.start, period.end, minimum, every_station)
     counted = {sid: now_totals[sid].counted for sid in ids}
     # One call for every station (no sums between them here: the group cascade adds those).
     current = distributions(counted, minimum, forced=[

@@ -60,6 +60,20 @@ def compare(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> str:
     return "similar"
 
 
+@dataclass(frozen=True, slots=True)
+class StationName:
+    """What the overview shows of a station: its id and names (``Station.name_in``'s rule)."""
+
+    id: str
+    name: str
+    name_fi: str | None = None
+    name_sv: str | None = None
+    name_en: str | None = None
+
+    def name_in(self, lang: str) -> str:
+        return getattr(self, f"name_{lang}", None) or self.name
+
+
 @dataclass
 class Tree:
     groups: dict[str, StationGroup]
@@ -67,6 +81,13 @@ class Tree:
     stations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     """group id -> the stations directly in it."""
     station_group: dict[str, str | None] = field(default_factory=dict)
+    """Every station's group, the stations by name."""
+    names: dict[str, StationName] = field(default_factory=dict)
+
+    def named(self, station_ids: Sequence[str]) -> list[StationName]:
+        """The stations of ``station_ids`` with their names, by name (``stations_visible``'s order)."""
+        keep = set(station_ids)
+        return [n for sid, n in self.names.items() if sid in keep]
 
     def under(self, group_id: str) -> list[str]:
         """Every station in ``group_id`` and the groups below it."""
@@ -93,8 +114,11 @@ def load_tree(session: Session) -> Tree:
     tree = Tree(groups)
     for g in groups.values():
         tree.children[g.parent_id if g.parent_id in groups else None].append(g.id)
-    for sid, gid in session.execute(select(Station.id, Station.group_id).order_by(Station.name)):
+    t = Station.__table__.c
+    for sid, gid, *names in session.execute(select(t.id, t.group_id, t.name, t.name_fi, t.name_sv, t.name_en)
+                                            .order_by(t.name, t.id)):
         tree.station_group[sid] = gid
+        tree.names[sid] = StationName(sid, *names)
         if gid in groups:
             tree.stations[gid].append(sid)
     return tree

@@ -91,7 +91,7 @@ def overview(
     if not principal.may_view_any_results:
         return templates.TemplateResponse(request, "home.html", page_context(request, principal, nav="home"))
     period = _period(range_, from_, to)
-    tree = groups.load_tree(session)  # every station's id and group: the stations shown are loaded after the filter
+    tree = groups.load_tree(session)  # every station's id, group and names
     visible = [sid for sid in tree.station_group if principal.may_view_results(sid)]
     choices = groups.group_choices(tree, visible)
     if group and group not in {g for g, _name, _depth in choices}:
@@ -99,9 +99,10 @@ def overview(
     if group:
         inside = set(tree.under(group))
         visible = [sid for sid in visible if sid in inside]
-    stations = results.station_names(session, visible)
+    stations = tree.named(visible)  # names from the tree's one query of the stations
     chosen_channel = _channel(channel)
-    rows = results.overview(session, stations, period, settings.min_responses, chosen_channel)
+    rows = results.overview(session, stations, period, settings.min_responses, chosen_channel,
+                            every_station=len(stations) == len(tree.station_group))
     group_rows = groups.apply_to_overview(rows, tree, settings.min_responses, group or None)
     rows = results.sort_rows(rows, sort, dir == "desc")
     pages = max(1, -(-len(rows) // OVERVIEW_PAGE_ROWS))
