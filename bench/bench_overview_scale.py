@@ -55,7 +55,8 @@ DEFAULT_URL = os.environ.get("PALAUTE_TEST_DATABASE_URL", "postgresql+psycopg://
 
 def seed(factory, stations: int, days: int) -> None:
     rng = random.Random(11)
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    moment = datetime.now(UTC)
+    now = moment.replace(minute=0, second=0, microsecond=0)
     with factory() as s:
         s.add(StationGroup(id="county", kind="county", name="Hyvinvointialue"))
         s.flush()
@@ -72,15 +73,17 @@ def seed(factory, stations: int, days: int) -> None:
             on = day.replace(hour=5)  # 07:00 Finnish time
             for i in range(stations):
                 for k in (1, 2):
-                    presence.append({"device_id": f"s{i:03d}-{k}", "at": on + timedelta(minutes=rng.randrange(30)),
-                                     "online": True})
+                    at = on + timedelta(minutes=rng.randrange(30))
+                    if at <= moment:  # today's only once it has happened (run before 07:00, none yet)
+                        presence.append({"device_id": f"s{i:03d}-{k}", "at": at, "online": True})
                     if d:
                         presence.append({"device_id": f"s{i:03d}-{k}", "at": on + timedelta(hours=10), "online": False})
                 for h in range(10):
                     n = rng.randrange(0, 6)
-                    hours.append({"station_id": f"s{i:03d}", "hour": on + timedelta(hours=h),
-                                  "c1": n // 5, "c2": n // 4, "c3": n // 2, "c4": n, "r1": 0, "r2": 0, "r3": 0,
-                                  "r4": 0, "o1": 0, "o2": 0, "o3": 0, "o4": 0})
+                    if on + timedelta(hours=h) <= moment:  # no answers from hours to come
+                        hours.append({"station_id": f"s{i:03d}", "hour": on + timedelta(hours=h),
+                                      "c1": n // 5, "c2": n // 4, "c3": n // 2, "c4": n, "r1": 0, "r2": 0, "r3": 0,
+                                      "r4": 0, "o1": 0, "o2": 0, "o3": 0, "o4": 0})
         for chunk in range(0, len(presence), 20_000):
             s.execute(insert(DevicePresence), presence[chunk:chunk + 20_000])
         for chunk in range(0, len(hours), 20_000):

@@ -263,12 +263,18 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
         q = _for_stations(q, h.station_id, station_ids, session)
     if channel is not None:
         q = q.where(h.channel == channel)
-    now = {sid: OverviewCounts(dict.fromkeys(SMILEYS, 0), 0) for sid in station_ids}
-    before = {sid: OverviewCounts(dict.fromkeys(SMILEYS, 0), 0) for sid in station_ids}
-    for sid, is_current, c1, c2, c3, c4, rest in session.execute(q.group_by(h.station_id, current)):
-        if sid in now:
-            counted = {1: int(c1 or 0), 2: int(c2 or 0), 3: int(c3 or 0), 4: int(c4 or 0)}
-            (now if is_current else before)[sid] = OverviewCounts(counted, sum(counted.values()) + int(rest or 0))
+    wanted = set(station_ids)
+    now: dict[str, OverviewCounts] = {}
+    before: dict[str, OverviewCounts] = {}
+    # .all(): psycopg's fetchall, half the CPU of fetching 1,000 rows one at a time (here and below)
+    for sid, is_current, c1, c2, c3, c4, rest in session.execute(q.group_by(h.station_id, current)).all():
+        if sid in wanted:
+            c1, c2, c3, c4 = int(c1 or 0), int(c2 or 0), int(c3 or 0), int(c4 or 0)
+            (now if is_current else before)[sid] = OverviewCounts({1: c1, 2: c2, 3: c3, 4: c4},
+                                                                  c1 + c2 + c3 + c4 + int(rest or 0))
+    for counts in (now, before):  # stations without a row: nothing counted
+        for sid in wanted.difference(counts):
+            counts[sid] = OverviewCounts(dict.fromkeys(SMILEYS, 0), 0)
     return now, before
 
 
@@ -283,7 +289,7 @@ def channels_used(session: Session, station_ids: Sequence[str], start: datetime,
     if not every_station:  # as in totals_and_previous
         q = _for_stations(q, h.station_id, station_ids, session)
     found: dict[str, set[str]] = defaultdict(set)
-    for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)):
+    for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)).all():
         if int(n or 0) >= max(1, minimum):
             found[sid].add(channel)
     order = {c: i for i, c in enumerate(ANSWER_CHANNELS)}
@@ -482,7 +488,7 @@ def _device_states(session: Session, station_ids: Sequence[str], at: datetime) -
     devices: dict[str, str] = {}
     state: dict[str, bool] = {}
     for device_id, sid, online in session.execute(_for_stations(select(d.id, d.station_id, before),
-                                                                d.station_id, station_ids)):
+                                                                d.station_id, station_ids)).all():
         if sid in wanted:
             devices[device_id] = sid
             state[device_id] = bool(online)
@@ -505,7 +511,7 @@ def _spans(session: Session, devices: Mapping[str, str], state: Mapping[str, boo
     q = select(p.device_id, p.at, p.online).where(p.at >= start, p.at < end)
     if not by_time:
         q = _for_stations(q, p.device_id, list(devices), session, 2 * LONG_IN)
-    for device_id, at, online in session.execute(q.order_by(p.device_id, p.at, p.id)):
+    for device_id, at, online in session.execute(q.order_by(p.device_id, p.at, p.id)).all():
         if device_id not in devices:
             continue
         if online:
@@ -601,7 +607,7 @@ def _settled_states(session: Session, station_ids: Sequence[str],
     d = Device.__table__.c
     wanted = set(station_ids)
     devices = {device_id: sid for device_id, sid in session.execute(
-        _for_stations(select(d.id, d.station_id), d.station_id, station_ids)) if sid in wanted}
+        _for_stations(select(d.id, d.station_id), d.station_id, station_ids)).all() if sid in wanted}
     bind = session.get_bind()
     cached = _STATE_CACHE.get(bind)
     state = cached[1] if cached is not None and cached[0] == settled else {}

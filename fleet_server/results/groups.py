@@ -116,7 +116,7 @@ def load_tree(session: Session) -> Tree:
         tree.children[g.parent_id if g.parent_id in groups else None].append(g.id)
     t = Station.__table__.c
     for sid, gid, *names in session.execute(select(t.id, t.group_id, t.name, t.name_fi, t.name_sv, t.name_en)
-                                            .order_by(t.name, t.id)):
+                                            .order_by(t.name, t.id)).all():
         tree.station_group[sid] = gid
         tree.names[sid] = StationName(sid, *names)
         if gid in groups:
