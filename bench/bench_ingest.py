@@ -72,6 +72,8 @@ PG_TYPES = (
 _TICK = os.sysconf("SC_CLK_TCK")
 CPU: dict[str, dict[str, float]] = {}
 STARTUP: list[float] = []
+TRANSACTIONS: list[int] = []
+"""Transactions the end-to-end ingest committed, per round (their size is what the flow let them be)."""
 """Seconds from the kiosks' start until the server had their first message (connecting), per round:
 left out of the end-to-end time, which runs from that first message to the last commit."""
 """Per phase of the current round: CPU seconds per component (this process, the kiosks, the broker,
@@ -406,6 +408,7 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
                     CPU["end to end"]["postgres"] = _pg_backends_cpu(conn)
             elapsed = ended - (first or started)
             STARTUP.append((first or started) - started)
+            TRANSACTIONS.append(ingestor.counters.batches)
             done.set()
             child.join(90)
     finally:
@@ -535,6 +538,8 @@ def main() -> None:
     if STARTUP:
         print(f"  (end to end runs from the server's first message to the last commit; the kiosks took "
               f"{statistics.median(STARTUP):.2f} s to connect and send it, not counted)")
+        print(f"  (the end-to-end ingest committed {statistics.median(TRANSACTIONS):,.0f} transactions, "
+              f"{total / statistics.median(TRANSACTIONS):,.0f} events each on average)")
     print("  CPU per event, microseconds (all processes; median of the rounds):")
     for phase, parts in cpu_figures.items():
         print(f"    {phase + ':':20s} " + ", ".join(f"{part} {statistics.median(v):,.0f}" for part, v in parts.items()))

@@ -32,18 +32,30 @@ KIOSK_EVENTS = {
 }
 
 
+def _shouted(message: InboundMessage, kiosk_event) -> InboundMessage:
+    """The message with its epoch in capitals: the contract accepts it, ``sqlite_events.decode`` leaves it
+    to the generic path (a pydantic model and a row), whose rows become COPY lines too."""
+    epoch = str(kiosk_event.epoch).encode()
+    return InboundMessage(message.topic, message.payload.replace(epoch, epoch.upper()), received_at=RECEIVED)
+
+
 @pytest.mark.postgres
+@pytest.mark.parametrize("path", ["EventParams", "EventBatch"])
 @pytest.mark.parametrize("kiosk_event", KIOSK_EVENTS.values(), ids=KIOSK_EVENTS.keys())
-def test_copied_text_stores_what_the_binary_copy_stores(postgres_url, kiosk_event):
+def test_copied_text_stores_what_the_binary_copy_stores(postgres_url, kiosk_event, path):
     from fleet_server.core.db import make_engine, make_session_factory, migrate
 
+    if path == "EventBatch" and kiosk_event.epoch is None:
+        kiosk_event = kiosk_event.model_copy(update={"epoch": uuid6.uuid7()})
     migrate(postgres_url)
     engine = make_engine(postgres_url)
     sessions = make_session_factory(engine)
     try:
         message = events_message([kiosk_event], received_at=RECEIVED)
+        if path == "EventBatch":
+            message = _shouted(message, kiosk_event)
         ready = PreparedBatch([message], "postgresql")
-        assert [type(p).__name__ for _, p in ready.decoded.payloads] == ["EventParams"]
+        assert [type(p).__name__ for _, p in ready.decoded.payloads] == [path]
         assert store_batch(sessions, ready).inserted == 1
         twin = {**_event_row(kiosk_event, RECEIVED), "event_id": uuid6.uuid7()}
         with sessions() as s:
