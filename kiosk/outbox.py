@@ -9,7 +9,10 @@ The contract this module keeps:
   crash carries the same ``event_id``, and the server's ingest drops the copy.
 - A row leaves the pending set only through ``mark_acked`` (the broker's PUBACK).
   Acknowledged rows are kept for ``retention_s`` so the server can ask for a gap
-  again (``resend_from``), then purged.
+  again (``resend_from``), then purged (a scan of the table, so at most every
+  ``PURGE_EVERY_S``, not at every PUBACK). The uplink may mark the acks of several
+  PUBACKs in one call (one transaction): a crash before it commits only sends those
+  events again.
 - The box is bounded: at ``max_events`` rows it first purges acknowledged rows,
   then sheds the *oldest pending* event (keep the newest) and counts it.
 - A storage error never reaches the caller (a patient's touch): when the disk
@@ -34,7 +37,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -58,6 +62,9 @@ LOW_SPACE_BYTES = 32 * 1024 * 1024
 """Below this much free space (file system plus SQLite's own free pages) retained acked rows give way."""
 MAX_HELD = 1000
 """Answers kept in memory while the disk refuses writes; past that the oldest held is lost (and counted)."""
+PURGE_EVERY_S = 60.0
+"""Acknowledged rows past retention are purged at most this often (by the outbox's clock): the purge
+scans the whole table, which at every PUBACK of a 100,000-row backlog was most of the drain's CPU."""
 CORRUPT_REPORT_S = 24 * 3600.0
 """How long ``storage_error`` keeps saying that a corrupt outbox was moved aside."""
 _FULL = {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_SHMSIZE"}
@@ -144,6 +151,7 @@ class Outbox:
         self.max_held = max_held
         self.low_space_bytes = low_space_bytes
         self._clock = clock
+        self._next_purge = float("-inf")
         self._lock = threading.Lock()
         self._held: list[tuple[int, str, bytes, float]] = []
         self._lost = 0
@@ -375,9 +383,12 @@ class Outbox:
             vfs = os.statvfs(self.path.parent)
         except OSError:
             return False
+        free = vfs.f_bavail * vfs.f_frsize
+        if free >= self.low_space_bytes:  # SQLite's free pages can only add to it
+            return False
         (free_pages,) = db.execute("PRAGMA freelist_count").fetchone()
         (page_size,) = db.execute("PRAGMA page_size").fetchone()
-        return vfs.f_bavail * vfs.f_frsize + free_pages * page_size < self.low_space_bytes
+        return free + free_pages * page_size < self.low_space_bytes
 
     @staticmethod
     def _purge_acked(db: sqlite3.Connection, count: int) -> int:
@@ -424,27 +435,33 @@ class Outbox:
             )
             db.execute("UPDATE counters SET value = value + ? WHERE name='shed'", (excess,))
 
-    def mark_acked(self, seqs: Sequence[int]) -> None:
-        """Record the broker's PUBACK for these events; purge what is past retention."""
-        if not seqs:
+    def mark_acked(self, seqs: Iterable[int]) -> None:
+        """Record the broker's PUBACK for these events (one transaction); purge what is past retention."""
+        runs = _runs(seqs)
+        if not runs:
             return
         now = self._clock()
         with self._lock:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
+                purge = False
                 if self.retention_s <= 0:
-                    db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
+                    db.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", runs)
                 else:
                     db.executemany(
-                        "UPDATE events SET acked_at=? WHERE seq=? AND acked_at IS NULL",
-                        [(now, s) for s in seqs],
+                        "UPDATE events SET acked_at=? WHERE seq BETWEEN ? AND ? AND acked_at IS NULL",
+                        [(now, lo, hi) for lo, hi in runs],
                     )
-                    db.execute(
-                        "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
-                        (now - self.retention_s,),
-                    )
+                    purge = now >= self._next_purge
+                    if purge:
+                        db.execute(
+                            "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
+                            (now - self.retention_s,),
+                        )
                 db.execute("COMMIT")
+                if purge:
+                    self._next_purge = now + PURGE_EVERY_S
                 if self._space_low(db):
                     _checkpoint(db)
             except sqlite3.Error as exc:
@@ -452,7 +469,7 @@ class Outbox:
                 # again later (the server drops the copies by event_id). Never raise into the uplink.
                 _rollback(db)
                 _LOGGER.warning("could not mark %d events acknowledged (%s); they will be sent again",
-                                len(seqs), exc)
+                                sum(hi - lo + 1 for lo, hi in runs), exc)
             self._flush_locked()
 
     def resend_from(self, from_seq: int) -> tuple[int, int | None]:
@@ -476,27 +493,52 @@ class Outbox:
 
     # -- reading ------------------------------------------------------------
 
-    def pending(self, limit: int, *, after_seq: int = 0, exclude: set[int] | None = None) -> list[PendingEvent]:
+    def pending(self, limit: int, *, after_seq: int = 0, exclude: AbstractSet[int] = frozenset()) -> list[PendingEvent]:
         """Oldest pending events first, skipping those in ``exclude`` (in flight)."""
-        exclude = exclude or set()
-        out: list[PendingEvent] = []
+        return [PendingEvent(seq, payload) for seq, payload in self._pending_rows(limit, after_seq, exclude)]
+
+    def next_batch(self, limit: int, max_bytes: int, *, after_seq: int = 0,
+                   exclude: AbstractSet[int] = frozenset()) -> tuple[list[int], list[bytes]]:
+        """The uplink's next batch: seqs and stored bytes of the oldest pending events after
+        ``after_seq``, skipping ``exclude``; at most ``limit`` events and, past the first,
+        ``max_bytes`` (each event's bytes plus one for its comma). Empty lists when none is pending."""
+        rows = self._pending_rows(limit, after_seq, exclude)
+        if not rows:
+            return [], []
+        seqs, payloads = map(list, zip(*rows, strict=True))
+        if sum(map(len, payloads)) + len(payloads) > max_bytes:
+            size, keep = 0, 0
+            for payload in payloads:
+                size += len(payload) + 1
+                if keep and size > max_bytes:
+                    break
+                keep += 1
+            del seqs[keep:], payloads[keep:]
+        return seqs, payloads
+
+    def _pending_rows(self, limit: int, after_seq: int, exclude: AbstractSet[int]) -> list[tuple[int, bytes]]:
+        """(seq, payload) rows, oldest first; excluded ones are skipped by reading on past them."""
+        out: list[tuple[int, bytes]] = []
         with self._lock:
             self._flush_locked()
             try:
-                rows = self._db.execute(
-                    "SELECT seq, payload FROM events WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
-                    (after_seq, limit + len(exclude)),
-                ).fetchall()
+                while len(out) < limit:
+                    want = limit - len(out)
+                    rows = self._db.execute(
+                        "SELECT seq, payload FROM events WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+                        (after_seq, want),
+                    ).fetchall()
+                    if not rows:
+                        break
+                    after_seq = rows[-1][0]
+                    out += [row for row in rows if row[0] not in exclude] if exclude else rows
+                    if len(rows) < want:
+                        break
             except sqlite3.Error as exc:
                 self._failed_locked(exc)
                 if _error_kind(exc) == "corrupt":
                     self._replace_corrupt_locked()
                 return []
-        for seq, payload in rows:
-            if seq not in exclude:
-                out.append(PendingEvent(seq, bytes(payload)))
-                if len(out) == limit:
-                    break
         return out
 
     def stats(self) -> OutboxStats:
@@ -549,6 +591,24 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Seqs as (first, last) runs of consecutive numbers: a batch is usually one run, one statement."""
+    ordered = sorted(set(seqs))
+    if not ordered:
+        return []
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
+        return [(ordered[0], ordered[-1])]
+    runs = []
+    lo = prev = ordered[0]
+    for seq in ordered[1:]:
+        if seq != prev + 1:
+            runs.append((lo, prev))
+            lo = seq
+        prev = seq
+    runs.append((lo, prev))
+    return runs
 
 
 def _rollback(db: sqlite3.Connection) -> None:

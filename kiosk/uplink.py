@@ -7,8 +7,11 @@ recorded which events the message id carries). Here a single uplink thread
 publishes, reads acks and runs every callback, so the map ``mid -> seqs`` is
 always complete before its ack can be read, and no lock guards it.
 
-Delivery contract (see kiosk.outbox): events leave the pending set only in
-``on_publish`` for their message id, i.e. on the broker's PUBACK. In-flight
+Delivery contract (see kiosk.outbox): events leave the pending set only after
+``on_publish`` for their message id, i.e. on the broker's PUBACK. The PUBACKs one
+``client.loop()`` read are marked in the outbox together, in one transaction, as
+soon as it returns (a crash before that only sends them again); until then their
+events count as in flight, so nothing sends them twice. In-flight
 batches are bounded (``inflight_batches``); one that is not acknowledged within
 ``ack_timeout_s`` is forgotten so its events are sent again (the server drops
 the copy by ``event_id``). paho keeps unacknowledged messages across a
@@ -215,6 +218,9 @@ class Uplink:
         self._refused: str | None = None
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_seqs: set[int] = set()
+        """Seqs in flight or acknowledged and not yet marked in the outbox: never read as pending."""
+        self._acked: list[int] = []
+        """Seqs the broker acknowledged in this loop turn; ``_mark_acked`` records them in the outbox."""
         self._status_mids: set[int] = set()
         self._cursor = 0
         self._drain_needed = True
@@ -351,7 +357,10 @@ class Uplink:
                 self._wake.clear()
             return
         self._wake.clear()
-        self._client.loop(timeout=self.t.loop_timeout_s)
+        try:
+            self._client.loop(timeout=self.t.loop_timeout_s)
+        finally:
+            self._mark_acked()
         if self._state == "connecting" and time.monotonic() - self._connecting_since > self.t.connack_timeout_s:
             _LOGGER.warning("no CONNACK from %s within %.0fs; dropping the connection", self.broker_url,
                             self.t.connack_timeout_s)
@@ -435,6 +444,7 @@ class Uplink:
             self._url_index = self._next_url()  # the next broker gets the next attempt
 
     def _shutdown(self) -> None:
+        self._mark_acked()
         if self._state == "connected":
             info = self._publish_status(online=False)
             deadline = time.monotonic() + self.t.stop_timeout_s
@@ -443,10 +453,12 @@ class Uplink:
                 and self._state == "connected" and time.monotonic() < deadline
             ):
                 self._client.loop(timeout=self.t.loop_timeout_s)
+                self._mark_acked()
         if self._state != "disconnected":
             self._client.disconnect()  # normal disconnect: the broker discards the will
             if self._client.socket() is not None:
                 self._client.loop(timeout=self.t.loop_timeout_s)
+                self._mark_acked()
         _LOGGER.info("uplink stopped; %d events unsent", self.outbox.stats().queue_depth)
 
     # -- paho callbacks (uplink thread) -----------------------------------------
@@ -515,12 +527,12 @@ class Uplink:
         self._settle(entry, ok=not reason_code.is_failure, reason=str(reason_code))
 
     def _settle(self, entry: _InFlight, *, ok: bool, reason: str) -> None:
-        self._inflight_seqs.difference_update(entry.seqs)
         if ok:
-            self.outbox.mark_acked(entry.seqs)
+            self._acked += entry.seqs  # marked when this loop turn ends (_mark_acked)
             self._last_ack_at = time.time()
             self._drain_needed = True
         else:
+            self._inflight_seqs.difference_update(entry.seqs)
             _LOGGER.error("broker refused events %d..%d: %s; retrying in %.0fs",
                           entry.seqs[0], entry.seqs[-1], reason, self.t.ack_timeout_s)
             self._cursor = 0
@@ -534,6 +546,14 @@ class Uplink:
 
     # -- events -----------------------------------------------------------------
 
+    def _mark_acked(self) -> None:
+        """Record this loop turn's PUBACKs in the outbox, one transaction for all of them."""
+        if not self._acked:
+            return
+        acked, self._acked = self._acked, []
+        self.outbox.mark_acked(acked)  # never raises: on a storage error they stay pending and go again
+        self._inflight_seqs.difference_update(acked)
+
     def _drain(self, now: float) -> None:
         self._drain_needed = False
         self._next_drain_check = now + self.t.idle_drain_s
@@ -541,18 +561,10 @@ class Uplink:
             return
         budget = MAX_PAYLOAD_BYTES - 1024  # room for the batch envelope
         while len(self._inflight) < self.t.inflight_batches and self._state == "connected":
-            rows = self.outbox.pending(self.t.batch_events, after_seq=self._cursor, exclude=self._inflight_seqs)
-            if not rows:
+            seqs, payloads = self.outbox.next_batch(self.t.batch_events, budget, after_seq=self._cursor,
+                                                    exclude=self._inflight_seqs)
+            if not seqs:
                 return
-            payloads: list[bytes] = []
-            seqs: list[int] = []
-            size = 0
-            for row in rows:
-                if payloads and size + len(row.payload) + 1 > budget:
-                    break
-                payloads.append(row.payload)
-                seqs.append(row.seq)
-                size += len(row.payload) + 1
             payload = batch_payload(self.station_id, self.device_id, payloads)
             info = self._client.publish(self.topics["events"], payload, qos=1)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
@@ -691,6 +703,7 @@ class Uplink:
         if cmd.name == "resend":
             if cmd.from_seq is None:
                 return False, "resend needs from_seq"
+            self._mark_acked()  # acks read in this loop turn first: what the server asks for goes again
             count, lowest = self.outbox.resend_from(cmd.from_seq)
             self._cursor = 0
             self._drain_needed = True

@@ -106,6 +106,66 @@ def test_pending_skips_events_in_flight(tmp_path):
         assert [p.seq for p in box.pending(2, exclude={1, 2})] == [3, 4]
 
 
+def test_pending_reads_on_past_a_long_run_of_events_in_flight(tmp_path):
+    with Outbox(tmp_path / "o.db") as box:
+        rec = _recorder(box)
+        for _ in range(300):
+            _press(rec)
+        in_flight = set(range(1, 251)) | {255}
+        assert [p.seq for p in box.pending(10, exclude=in_flight)] == [251, 252, 253, 254, *range(256, 262)]
+        assert box.next_batch(3, 10_000, exclude=in_flight)[0] == [251, 252, 253]
+        assert box.next_batch(10, 10_000, after_seq=298, exclude=in_flight)[0] == [299, 300]
+        assert box.next_batch(10, 10_000, exclude=set(range(1, 301))) == ([], [])
+
+
+def test_a_batch_stays_within_its_byte_budget_but_always_carries_one_event(tmp_path):
+    with Outbox(tmp_path / "o.db") as box:
+        rec = _recorder(box)
+        for _ in range(5):
+            _press(rec)
+        sizes = [len(p.payload) + 1 for p in box.pending(5)]  # each event's bytes and its comma
+        seqs, payloads = box.next_batch(5, sizes[0] + sizes[1])
+        assert seqs == [1, 2] and payloads == [p.payload for p in box.pending(2)]
+        assert box.next_batch(5, sizes[0] + sizes[1] - 1)[0] == [1]
+        assert box.next_batch(5, 1)[0] == [1]
+        assert box.next_batch(5, sum(sizes))[0] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("retention_s", [0, 3600])
+def test_acks_are_marked_with_one_statement_per_run_of_seqs(tmp_path, retention_s):
+    """A PUBACK of 100 events was 100 statements; runs of consecutive seqs are one each."""
+    with Outbox(tmp_path / "o.db", retention_s=retention_s) as box:
+        rec = _recorder(box)
+        for _ in range(120):
+            _press(rec)
+        box.mark_acked([1])  # the first ack of a run purges what is past retention
+        writes: list[str] = []
+        box._db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith(("UPDATE", "DELETE")) else None)
+        box.mark_acked([*range(2, 102), 110, 111, 105])
+        box._db.set_trace_callback(None)
+        assert len(writes) == 3, writes  # 2..101, 105, 110..111; no purge scan again within PURGE_EVERY_S
+        assert [p.seq for p in box.pending(100)] == [102, 103, 104, 106, 107, 108, 109, *range(112, 121)]
+        stats = box.stats()
+        assert (stats.queue_depth, stats.retained) == (16, 0 if retention_s == 0 else 104)
+
+
+def test_acked_rows_past_retention_are_purged_at_most_every_purge_interval(tmp_path):
+    from kiosk.outbox import PURGE_EVERY_S
+
+    now = [1000.0]
+    with Outbox(tmp_path / "o.db", retention_s=10, clock=lambda: now[0]) as box:
+        rec = _recorder(box)
+        for _ in range(4):
+            _press(rec)
+        box.mark_acked([1])
+        now[0] += 11
+        box.mark_acked([2])  # 1 is past retention, but the last purge was 11 s ago
+        assert box.stats().retained == 2
+        now[0] = 1000.0 + PURGE_EVERY_S
+        box.mark_acked([3])  # now 1 and 2 go
+        assert box.stats().retained == 1 and box.resend_from(1) == (1, 3)
+
+
 def test_invalid_answer_is_refused_and_consumes_no_seq(tmp_path):
     with Outbox(tmp_path / "o.db") as box:
         rec = _recorder(box)

@@ -3,20 +3,24 @@
 import json
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from fleet_server.devtools.local_broker import Mosquitto
 from kiosk.app import RESTART_EXIT_CODE, Kiosk
 from kiosk.config import ConfigError
+from kiosk.outbox import Outbox
 from kiosk.simulate import Simulator
 from kiosk.state import station_config_path
 from kiosk.uplink import UplinkTunables
 from palaute_wire import contract as c
 from palaute_wire.surveys import default_station_config
-from tests.support.kiosk_support import DEVICE, STATION, Subscriber, kiosk_config, publish
+from tests.support.kiosk_support import DEVICE, STATION, Subscriber, kiosk_config, kiosk_raw, publish
 from tests.support.tls import make_tls
 from tests.support.waiting import wait_until
 
@@ -239,6 +243,52 @@ def test_unacknowledged_batch_is_forgotten_after_the_ack_timeout_and_sent_again(
         wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 10, "the ack")
         copies = sub.events[str(event.event_id)]
         assert all(copy == copies[0] for copy in copies)
+
+
+@pytest.mark.parametrize("retention_days", [0, 7])
+def test_a_crash_while_acks_are_being_marked_loses_nothing_and_sends_them_again(
+    broker, make_kiosk, tmp_path, retention_days,
+):
+    """The acks a loop turn read are marked in one transaction: killed before its COMMIT, the kiosk
+    has every event still queued, and the next start sends them again (the server drops copies)."""
+    raw = kiosk_raw(tmp_path / "kiosk", broker.url, outbox={"retention_days": retention_days})
+    script = textwrap.dedent(
+        """
+        import json, os, signal, sys, time
+        from kiosk.app import Kiosk
+        from kiosk.config import parse_config
+        from kiosk.uplink import UplinkTunables
+        kiosk = Kiosk(parse_config(json.loads(sys.argv[1])), clock_synced_override=True,
+                      uplink_tunables=UplinkTunables(batch_events=20))
+        for i in range(300):
+            kiosk.press_smiley(1 + i % 4)
+        marking = []
+        def trace(sql):
+            if sql.startswith(("UPDATE events SET acked_at", "DELETE FROM events WHERE seq BETWEEN")):
+                marking.append(sql)
+            elif sql == "COMMIT" and marking:
+                print(f"killed before committing {len(marking)} ack statements", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+        kiosk.outbox._db.set_trace_callback(trace)
+        kiosk.start(buttons=False)
+        time.sleep(30)
+        """
+    )
+    with Subscriber(broker.port) as sub:
+        proc = subprocess.run([sys.executable, "-c", script, json.dumps(raw)], capture_output=True, text=True,
+                              timeout=60, check=False, cwd=Path(__file__).resolve().parents[2])
+        assert proc.returncode == -signal.SIGKILL and "killed before committing" in proc.stdout, proc.stderr
+        with Outbox(raw["outbox"]["path"]) as box:
+            rows = box.pending(1000)
+            assert [r.seq for r in rows] == list(range(1, 301)), "an event left the outbox without its commit"
+            stored = {json.loads(r.payload)["event_id"] for r in rows}
+        assert sub.event_ids() and sub.event_ids() <= stored  # batches went out and were acked, then the kill
+        kiosk = make_kiosk(broker.url, outbox={"retention_days": retention_days})
+        wait_until(lambda: kiosk.outbox.stats().queue_depth == 0, 20, "the queue sent again and acked")
+        wait_until(lambda: sub.event_ids() == stored, 10, "every event at the subscriber")
+        assert any(len(copies) > 1 for copies in sub.events.values()), "nothing was sent twice: no crash mid-way?"
+        for copies in sub.events.values():
+            assert all(copy == copies[0] for copy in copies)
 
 
 def test_restart_command_is_acked_then_stops_the_kiosk_for_systemd_to_restart(broker, make_kiosk):
