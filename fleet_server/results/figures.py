@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any, Protocol, cast
 from weakref import WeakKeyDictionary
 
@@ -245,6 +246,51 @@ class OverviewCounts:
     presses: int
 
 
+@cache
+def _period_sums(postgres: bool, daily: bool, by_channel: bool, with_ids: bool, kind: str) -> Any:
+    """The overview's two sums over a rollup as statements built once, their range (``lo``, ``hi``;
+    ``cut``, where the period starts), station ids (``ids``) and channel bound when run: building
+    and keying a new statement for each page cost SQLAlchemy more CPU than PostgreSQL spends
+    running it. ``kind`` "periods": counted answers by smiley and the other presses, by station
+    and by which period (``cut``) a row is in; "channels": every press by station and channel."""
+    t = ((ChannelDay if by_channel else StationDay) if daily else (ChannelHour if by_channel else StationHour)).__table__.c
+    when = t.day if daily else t.hour
+    span = [when >= bindparam("lo"), when <= bindparam("hi") if daily else when < bindparam("hi")]
+    if with_ids:
+        span.append(t.station_id == any_(bindparam("ids", type_=postgresql.ARRAY(String))) if postgres
+                    else t.station_id.in_(bindparam("ids", expanding=True)))
+    if kind == "channels":
+        presses = func.sum(sum((t[c] for c in COUNT_COLUMNS[1:]), t[COUNT_COLUMNS[0]]))
+        return select(t.station_id, t.channel, presses).where(*span).group_by(t.station_id, t.channel)
+    if by_channel:
+        span.append(t.channel == bindparam("channel"))
+    current = (when >= bindparam("cut")).label("in_period")
+    others = [t[c] for c in COUNT_COLUMNS if not c.startswith("c")]
+    return (select(t.station_id, current, *(func.sum(t[f"c{v}"]) for v in SMILEYS), func.sum(sum(others[1:], others[0])))
+            .where(*span).group_by(t.station_id, current))
+
+
+def _sums(session: Session, kind: str, station_ids: Sequence[str], start: datetime, end: datetime,
+          cut: datetime | None = None, by_channel: bool = False, channel: str | None = None,
+          every_station: bool = False) -> Sequence[Any]:
+    """Run ``_period_sums``' statement over [start, end) (whole local days from the daily rollup
+    on PostgreSQL, see ``_rollup``); rows of stations not in ``station_ids`` may come too."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    days = _whole_days(start, end) if postgres else None
+    with_ids = not every_station and (postgres or len(station_ids) <= LONG_IN)
+    params: dict[str, Any] = {"lo": start, "hi": end}
+    if days is not None:
+        params = {"lo": days[0], "hi": days[1]}
+    if cut is not None:
+        params["cut"] = cut if days is None else cut.astimezone(LOCAL_TZ).date()
+    if with_ids:
+        params["ids"] = list(station_ids)
+    if channel is not None:
+        params["channel"] = channel
+    statement = _period_sums(postgres, days is not None, by_channel, with_ids, kind)
+    return session.execute(statement, params).all()  # .all(): psycopg's fetchall, half the CPU of one by one
+
+
 def totals_and_previous(session: Session, station_ids: Sequence[str], period: Period, channel: str | None = None,
                         every_station: bool = False) -> tuple[dict[str, OverviewCounts], dict[str, OverviewCounts]]:
     """Per station, the counted answers and presses of ``period`` and of the period before it
@@ -253,21 +299,12 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
     five plain sums: the rows are read once, where a CASE per column and period made 24
     aggregates of each row (three times the database's time at 500 stations). ``every_station``:
     ``station_ids`` are all the stations, so the query names none (500 ids cost it a third)."""
-    prev = period.previous()
-    h, span, when = _rollup(session, prev.start, period.end, channel is not None)
-    current = (when >= (period.first if when.key == "day" else period.start)).label("in_period")
-    others = [h[c] for c in COUNT_COLUMNS if not c.startswith("c")]
-    q: Any = select(h.station_id, current, *(func.sum(h[f"c{v}"]) for v in SMILEYS),
-                    func.sum(sum(others[1:], others[0]))).where(*span)
-    if not every_station:
-        q = _for_stations(q, h.station_id, station_ids, session)
-    if channel is not None:
-        q = q.where(h.channel == channel)
+    rows = _sums(session, "periods", station_ids, period.previous().start, period.end, cut=period.start,
+                 by_channel=channel is not None, channel=channel, every_station=every_station)
     wanted = set(station_ids)
     now: dict[str, OverviewCounts] = {}
     before: dict[str, OverviewCounts] = {}
-    # .all(): psycopg's fetchall, half the CPU of fetching 1,000 rows one at a time (here and below)
-    for sid, is_current, c1, c2, c3, c4, rest in session.execute(q.group_by(h.station_id, current)).all():
+    for sid, is_current, c1, c2, c3, c4, rest in rows:
         if sid in wanted:
             c1, c2, c3, c4 = int(c1 or 0), int(c2 or 0), int(c3 or 0), int(c4 or 0)
             (now if is_current else before)[sid] = OverviewCounts({1: c1, 2: c2, 3: c3, 4: c4},
@@ -283,13 +320,9 @@ def channels_used(session: Session, station_ids: Sequence[str], start: datetime,
     """Per station, the answer channels (palaute_wire.contract.ANSWER_CHANNELS order) with at least
     ``minimum`` presses in [start, end), in one query over the channel rollup. A channel with fewer is
     not named: that it brought one or two answers is a small count too."""
-    h, span, _when = _rollup(session, start, end, True)
-    presses = func.sum(sum((h[c] for c in COUNT_COLUMNS[1:]), h[COUNT_COLUMNS[0]]))
-    q: Any = select(h.station_id, h.channel, presses).where(*span)
-    if not every_station:  # as in totals_and_previous
-        q = _for_stations(q, h.station_id, station_ids, session)
     found: dict[str, set[str]] = defaultdict(set)
-    for sid, channel, n in session.execute(q.group_by(h.station_id, h.channel)).all():
+    for sid, channel, n in _sums(session, "channels", station_ids, start, end, by_channel=True,
+                                 every_station=every_station):
         if int(n or 0) >= max(1, minimum):
             found[sid].add(channel)
     order = {c: i for i, c in enumerate(ANSWER_CHANNELS)}
