@@ -198,6 +198,58 @@ def results_station(session: SessionDep, settings: SettingsDep, principal: Resul
     )
 
 
+class QuestionnaireItemOut(BaseModel):
+    question_id: str
+    topic: str
+    scale: str = Field(description="recommend: 0..10; agree: 1..5 statements")
+    text: str = Field(description="the item's wording in the request's language")
+    suppressed: bool = Field(description="true: answered by too few; every figure below is null")
+    answers: int | None = Field(description="everyone who answered the item, \"I cannot say\" included")
+    cannot_say: int | None
+    counts: dict[str, int | None] = Field(description="answers per point of the scale")
+    shares: dict[str, float | None] = Field(description="each point's share of those who chose a point, 0..1")
+    mean: float | None = Field(description="over those who chose a point (\"I cannot say\" left out)")
+    recommendation_index: float | None = Field(description="recommend only: % of 9-10 minus % of 0-6, -100..100")
+    agree_share: float | None = Field(description="statements only: share of 4-5, 0..1")
+
+
+class QuestionnaireOut(BaseModel):
+    station_id: str
+    name: str
+    period: PeriodOut
+    questionnaire: str
+    version: int = Field(description="the wording these figures count; other versions' responses are not in them")
+    responses: int | None = Field(description="forms sent in the period (null: too few)")
+    other_versions: int = Field(description="responses in the period to other versions of the wording")
+    items: list[QuestionnaireItemOut]
+
+
+@router.get("/results/stations/{station_id}/questionnaire", response_model=QuestionnaireOut,
+            summary="One station's national questionnaire item by item (small-count rule applied)")
+def results_questionnaire(session: SessionDep, settings: SettingsDep, principal: ResultsReader, station_id: str,
+                          range_: RangeQ = None, from_: FromQ = None, to: ToQ = None) -> QuestionnaireOut:
+    from fleet_server.core import i18n
+    from fleet_server.results import questionnaire
+
+    (st,) = _stations(session, principal, [station_id])
+    period = _period(range_, from_, to)
+    res = questionnaire.results(session, [st.id], period.start, period.end, settings.min_responses)
+    lang = i18n.lang()
+    return QuestionnaireOut(
+        station_id=st.id, name=st.name_in(lang), period=_p(period), questionnaire=res.questionnaire,
+        version=res.version, responses=res.responses, other_versions=res.other_versions,
+        items=[QuestionnaireItemOut(
+            question_id=r.item.id, topic=r.item.topic, scale=r.item.scale.id, text=r.item.text_in(lang),
+            suppressed=r.hidden, answers=r.answers, cannot_say=r.cannot_say,
+            counts={str(p): n for p, n in r.counts.items()},
+            shares={str(p): None if v is None else round(v, 4) for p, v in r.shares.items()},
+            mean=None if r.mean is None else round(r.mean, 2),
+            recommendation_index=None if r.index is None else round(r.index, 1),
+            agree_share=None if r.agree is None else round(r.agree, 4),
+        ) for r in res.items],
+    )
+
+
 @router.get("/results/daily", response_model=list[DailyRow], response_model_by_alias=True,
             summary="Per-station daily aggregates (JSON); see /exports/daily.csv for files")
 def results_daily(session: SessionDep, settings: SettingsDep, principal: ResultsReader,

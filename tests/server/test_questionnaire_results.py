@@ -106,3 +106,25 @@ def test_the_export_has_one_row_per_item_with_hidden_figures_in_words(client):
     assert by_id["thl.access"]["agree_share"] == "1.0" and by_id["thl.access"]["point_0"] == ""
     assert by_id["thl.safety"]["answers"] == "too few responses"
     assert client.get("/stations/kalvia/questionnaire.xlsx", headers=coordinator).status_code == 200
+
+
+def test_the_api_gives_each_item_as_json_under_the_small_count_rule(client):
+    _seed(client.app.state.session_factory, [{"thl.recommend": 10, "thl.access": 5}] * 5 + [{"thl.recommend": 6}])
+    coordinator = bearer(client, "coordinator")
+    r = client.get(f"/api/v1/results/stations/kalvia/questionnaire?{TODAY}", headers=coordinator)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["station_id"], body["responses"], body["version"], body["period"]["days"]) == ("kalvia", 6, 1, 1)
+    items = {i["question_id"]: i for i in body["items"]}
+    rec = items["thl.recommend"]
+    assert (rec["suppressed"], rec["answers"], rec["counts"]["10"], rec["counts"]["6"]) == (False, 6, 5, 1)
+    assert (rec["recommendation_index"], rec["agree_share"], rec["scale"]) == (66.7, None, "recommend")
+    assert items["thl.access"]["agree_share"] == 1.0 and items["thl.access"]["recommendation_index"] is None
+    safety = items["thl.safety"]
+    assert safety["suppressed"] and safety["answers"] is None and set(safety["counts"].values()) == {None}
+    staff = bearer(client, "staff", "kalvia")
+    assert client.get("/api/v1/results/stations/lohtaja/questionnaire", headers=staff).status_code == 403
+    assert client.get("/api/v1/results/stations/nowhere/questionnaire", headers=coordinator).status_code == 404
+    bad = client.get("/api/v1/results/stations/kalvia/questionnaire?range=custom&from=2026-13-01",
+                     headers=coordinator)
+    assert bad.status_code == 400 and bad.json()["detail"]
