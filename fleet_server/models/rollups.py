@@ -1,4 +1,5 @@
-"""Hourly rollups of answers per station, kept exact by the ingest (see fleet_server.results.rollups)."""
+"""Rollups of answers per station by UTC hour (kept exact by the ingest, see fleet_server.results.rollups) and
+by local day (StationDay)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fleet_server.models.base import SLUG_LEN, Base
 
 
-class StationHour(Base):
-    """Smiley answers of one station in one UTC hour, by value and flag (see module doc)."""
+class _Counts:
+    """The twelve counts of a rollup row: c1..c4 counted answers by smiley, r1..r4 repeated presses
+    (a burst), o1..o4 presses outside opening hours (fleet_server.results.rollups.COUNT_COLUMNS)."""
 
-    __tablename__ = "station_hourly"
-
-    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(primary_key=True, doc="start of the UTC hour")
     c1: Mapped[int] = mapped_column(Integer, default=0)
     c2: Mapped[int] = mapped_column(Integer, default=0)
     c3: Mapped[int] = mapped_column(Integer, default=0)
@@ -29,6 +27,15 @@ class StationHour(Base):
     o2: Mapped[int] = mapped_column(Integer, default=0)
     o3: Mapped[int] = mapped_column(Integer, default=0)
     o4: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StationHour(_Counts, Base):
+    """Smiley answers of one station in one UTC hour, by value and flag (see module doc)."""
+
+    __tablename__ = "station_hourly"
+
+    station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True, doc="start of the UTC hour")
 
 
 class FollowupHour(Base):
@@ -44,7 +51,7 @@ class FollowupHour(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ChannelHour(Base):
+class ChannelHour(_Counts, Base):
     """Smiley answers of one station in one UTC hour by the channel they came in (kiosk, web, phone,
     sms), with StationHour's columns: summed over channels, every column equals StationHour's."""
 
@@ -53,21 +60,9 @@ class ChannelHour(Base):
     station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True, doc="start of the UTC hour")
     channel: Mapped[str] = mapped_column(String(8), primary_key=True)
-    c1: Mapped[int] = mapped_column(Integer, default=0)
-    c2: Mapped[int] = mapped_column(Integer, default=0)
-    c3: Mapped[int] = mapped_column(Integer, default=0)
-    c4: Mapped[int] = mapped_column(Integer, default=0)
-    r1: Mapped[int] = mapped_column(Integer, default=0)
-    r2: Mapped[int] = mapped_column(Integer, default=0)
-    r3: Mapped[int] = mapped_column(Integer, default=0)
-    r4: Mapped[int] = mapped_column(Integer, default=0)
-    o1: Mapped[int] = mapped_column(Integer, default=0)
-    o2: Mapped[int] = mapped_column(Integer, default=0)
-    o3: Mapped[int] = mapped_column(Integer, default=0)
-    o4: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class StationDay(Base):
+class StationDay(_Counts, Base):
     """StationHour's counts summed by the station's local (Europe/Helsinki) calendar day, for the
     overview's periods (whole local days: a tenth of the hourly rows).
 
@@ -82,21 +77,9 @@ class StationDay(Base):
 
     station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True, doc="the local calendar day (Europe/Helsinki)")
-    c1: Mapped[int] = mapped_column(Integer, default=0)
-    c2: Mapped[int] = mapped_column(Integer, default=0)
-    c3: Mapped[int] = mapped_column(Integer, default=0)
-    c4: Mapped[int] = mapped_column(Integer, default=0)
-    r1: Mapped[int] = mapped_column(Integer, default=0)
-    r2: Mapped[int] = mapped_column(Integer, default=0)
-    r3: Mapped[int] = mapped_column(Integer, default=0)
-    r4: Mapped[int] = mapped_column(Integer, default=0)
-    o1: Mapped[int] = mapped_column(Integer, default=0)
-    o2: Mapped[int] = mapped_column(Integer, default=0)
-    o3: Mapped[int] = mapped_column(Integer, default=0)
-    o4: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ChannelDay(Base):
+class ChannelDay(_Counts, Base):
     """ChannelHour's counts summed by local day, kept as StationDay is (PostgreSQL only)."""
 
     __tablename__ = "channel_daily"
@@ -104,15 +87,3 @@ class ChannelDay(Base):
     station_id: Mapped[str] = mapped_column(String(SLUG_LEN), primary_key=True)
     channel: Mapped[str] = mapped_column(String(8), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True, doc="the local calendar day (Europe/Helsinki)")
-    c1: Mapped[int] = mapped_column(Integer, default=0)
-    c2: Mapped[int] = mapped_column(Integer, default=0)
-    c3: Mapped[int] = mapped_column(Integer, default=0)
-    c4: Mapped[int] = mapped_column(Integer, default=0)
-    r1: Mapped[int] = mapped_column(Integer, default=0)
-    r2: Mapped[int] = mapped_column(Integer, default=0)
-    r3: Mapped[int] = mapped_column(Integer, default=0)
-    r4: Mapped[int] = mapped_column(Integer, default=0)
-    o1: Mapped[int] = mapped_column(Integer, default=0)
-    o2: Mapped[int] = mapped_column(Integer, default=0)
-    o3: Mapped[int] = mapped_column(Integer, default=0)
-    o4: Mapped[int] = mapped_column(Integer, default=0)
