@@ -202,22 +202,30 @@ def parse_channel(value: str | None) -> str | None:
     return value
 
 
-def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
-    """The local days [first, last] that [start, end) is exactly, else None (an instant's range)."""
+def _daily_days(session: Session, start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The local days [first, last] that [start, end) is exactly, when the daily rollups can sum it
+    (PostgreSQL: kept by triggers, see StationDay; a tenth of the hourly rows); else None."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
     days = period_from_utc(start, end)
     return (days.first, days.last) if days.start == start and days.end == end else None
 
 
-def _rollup(session: Session, start: datetime, end: datetime, by_channel: bool) -> tuple[Any, tuple, Any]:
-    """The rollup table to sum [start, end) from (its columns), the conditions selecting the range,
-    and its time column: on PostgreSQL, for whole local days, the daily rollup (kept by triggers,
-    see StationDay: a tenth of the hourly rows); else the hourly one."""
-    days = _whole_days(start, end) if session.get_bind().dialect.name == "postgresql" else None
+def _rollup_table(daily: bool, by_channel: bool) -> Any:
+    """The columns of the rollup table: by local day or by UTC hour, per station or per station and channel."""
+    if daily:
+        return (ChannelDay if by_channel else StationDay).__table__.c
+    return (ChannelHour if by_channel else StationHour).__table__.c
+
+
+def _rollup(session: Session, start: datetime, end: datetime, by_channel: bool) -> tuple[Any, tuple]:
+    """The rollup table to sum [start, end) from (its columns) and the conditions selecting the range:
+    the daily rollup where ``_daily_days`` allows it, else the hourly one."""
+    days = _daily_days(session, start, end)
+    t = _rollup_table(days is not None, by_channel)
     if days is not None:
-        d = (ChannelDay if by_channel else StationDay).__table__.c
-        return d, (d.day >= days[0], d.day <= days[1]), d.day
-    h = (ChannelHour if by_channel else StationHour).__table__.c
-    return h, (h.hour >= start, h.hour < end), h.hour
+        return t, (t.day >= days[0], t.day <= days[1])
+    return t, (t.hour >= start, t.hour < end)
 
 
 def station_totals(session: Session, station_ids: Sequence[str], start: datetime, end: datetime,
@@ -253,7 +261,7 @@ def _period_sums(postgres: bool, daily: bool, by_channel: bool, with_ids: bool, 
     and keying a new statement for each page cost SQLAlchemy more CPU than PostgreSQL spends
     running it. ``kind`` "periods": counted answers by smiley and the other presses, by station
     and by which period (``cut``) a row is in; "channels": every press by station and channel."""
-    t = ((ChannelDay if by_channel else StationDay) if daily else (ChannelHour if by_channel else StationHour)).__table__.c
+    t = _rollup_table(daily, by_channel)
     when = t.day if daily else t.hour
     span = [when >= bindparam("lo"), when <= bindparam("hi") if daily else when < bindparam("hi")]
     if with_ids:
@@ -276,7 +284,7 @@ def _sums(session: Session, kind: str, station_ids: Sequence[str], start: dateti
     """Run ``_period_sums``' statement over [start, end) (whole local days from the daily rollup
     on PostgreSQL, see ``_rollup``); rows of stations not in ``station_ids`` may come too."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    days = _whole_days(start, end) if postgres else None
+    days = _daily_days(session, start, end)
     with_ids = not every_station and (postgres or len(station_ids) <= LONG_IN)
     params: dict[str, Any] = {"lo": start, "hi": end}
     if days is not None:
@@ -354,7 +362,7 @@ def channel_hours(session: Session, station_id: str, start: datetime, end: datet
 def channel_totals(session: Session, station_ids: Sequence[str], start: datetime,
                    end: datetime) -> dict[str, dict[str, dict[str, int]]]:
     """{station: {channel: {"c1": n, ...}}} summed over [start, end)."""
-    h, span, _when = _rollup(session, start, end, True)
+    h, span = _rollup(session, start, end, True)
     cols = [func.coalesce(func.sum(h[c]), 0) for c in COUNT_COLUMNS]
     q = (select(h.station_id, h.channel, *cols)
          .where(*span, h.station_id.in_(list(station_ids)))
