@@ -199,7 +199,9 @@ def _insert_from_temp(cur: Any, event_times: dict[str, datetime], skipped: str) 
 
 
 def copy_events(session: Session, lines: Sequence[str], event_times: dict[str, datetime]) -> set[str]:
-    """``insert_events`` for events as ``copy_line`` texts (distinct ids); returns the ids (as text) stored already."""
+    """Insert events given as ``copy_line`` texts (distinct ids) whose event_id is new, add them to the
+    rollups and set each sender's ``last_event_at``/``last_seen_at`` to ``event_times[device]``;
+    returns the ids (as text) stored already."""
     text = "".join(lines)
     _check_copy_text(text, len(lines))
     raw = _raw(session)
@@ -210,11 +212,11 @@ def copy_events(session: Session, lines: Sequence[str], event_times: dict[str, d
         return {r[0] for r in _insert_from_temp(cur, event_times, "i.event_id::text")}
 
 
-def insert_events(session: Session, rows: list[dict[str, Any]], event_times: dict[str, datetime]) -> set[uuid.UUID]:
-    """Insert the rows whose event_id is new, add them to the rollups, and set each sender's
-    ``last_event_at``/``last_seen_at`` to ``event_times[device]``; returns the ids stored already.
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the rows whose event_id is new and add them to the rollups; returns the ids stored already.
 
-    ``rows`` have distinct event ids (``store._event_row`` dicts: the answers of other channels)."""
+    ``rows`` have distinct event ids (``store._event_row`` dicts: the answers of other channels,
+    which have no sending device)."""
     raw = _raw(session)
     getter = itemgetter(*COLUMNS)
     with raw.cursor(binary=True) as cur:
@@ -224,7 +226,7 @@ def insert_events(session: Session, rows: list[dict[str, Any]], event_times: dic
             for row in rows:
                 copy.write_row(getter(row))
         # uuid_send: the 16 raw bytes, cheaper to read back than a uuid.UUID per row
-        return {uuid.UUID(bytes=bytes(r[0])) for r in _insert_from_temp(cur, event_times, "uuid_send(i.event_id)")}
+        return {uuid.UUID(bytes=bytes(r[0])) for r in _insert_from_temp(cur, {}, "uuid_send(i.event_id)")}
 
 
 def temp_table_committed(session: Session) -> None:

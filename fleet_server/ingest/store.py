@@ -420,30 +420,18 @@ def _is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _insert_and_roll_up(
-    session: Session, rows: list[dict[str, Any]], event_times: dict[str, datetime]
-) -> set[uuid.UUID]:
-    """Insert the rows whose event_id is new, add those to the rollups, and move each sender's
-    last_event_at/last_seen_at to ``event_times``; return the ids stored already (not inserted).
-    PostgreSQL does all of it in one statement (``pg_writer``)."""
+def _insert_and_roll_up(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the rows whose event_id is new and add those to the rollups; return the ids that were
+    stored already (not inserted). ``rows`` have distinct event ids; the usual answer is the empty
+    set, so the caller needs no set of every inserted id. PostgreSQL does it in one statement
+    (``pg_writer``)."""
+    session.flush()
     if _is_postgresql(session):
-        session.flush()
-        return pg_writer.insert_events(session, rows, event_times)
-    skipped = _insert_events(session, rows)
+        return pg_writer.insert_events(session, rows)
+    skipped = _insert_events_sqlite(session, rows)
     # Only the rows really inserted reach the rollups: a redelivery adds nothing.
     rollups.add_events(session, [r for r in rows if r["event_id"] not in skipped] if skipped else rows)
-    if event_times:
-        session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
     return skipped
-
-
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert the rows whose event_id is new; return the ids that were stored already (not inserted).
-
-    ``rows`` have distinct event ids. The usual answer is the empty set, so the caller
-    needs no set of every inserted id. SQLite (PostgreSQL: ``pg_writer.insert_events``)."""
-    session.flush()
-    return _insert_events_sqlite(session, rows)
 
 
 def _stored_copies(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
@@ -745,7 +733,7 @@ def store_channel_rows(
     ``rows`` are ``_event_row``-shaped dicts (``device_id`` and ``seq`` None); ``message`` is
     what a dead letter records (its topic names the channel, e.g. ``api/v1/answers``).
     Returns the ids inserted and, for each conflicting id, the dead letter's detail. The caller commits."""
-    skipped = _insert_and_roll_up(session, rows, {}) if rows else set()
+    skipped = _insert_and_roll_up(session, rows) if rows else set()
     inserted = {r["event_id"] for r in rows} - skipped
     conflicts: dict[uuid.UUID, str] = {}
     repeated = [r["event_id"] for r in rows if r["event_id"] in skipped]
