@@ -175,8 +175,8 @@ def cascade(tree: Tree, counts: Mapping[str, Mapping[int, int]], public: set[Key
         total_of(gid)
     values: dict[Key, int] = {}
     for sid in tree.station_group:
-        n = sum(counts.get(sid, {}).get(v, 0) for v in SMILEYS)
-        values[("station", sid)] = n if ("station", sid) in public else 0  # unknown to a reader: hidden
+        values[("station", sid)] = sum(counts.get(sid, {}).get(v, 0) for v in SMILEYS)
+    unpublished = [key for key in values if key not in public]  # unknown to a reader: hidden
     published = [gid for gid in tree.groups if ("group", gid) in public]
     for gid in published:
         values[("group", gid)] = sum(group_counts[gid].values())
@@ -192,7 +192,7 @@ def cascade(tree: Tree, counts: Mapping[str, Mapping[int, int]], public: set[Key
         return out
 
     equations = [Group(("group", gid), tuple(parts)) for gid in published if (parts := parts_of(gid, frozenset({gid})))]
-    hidden = suppress(values, equations, minimum)
+    hidden = suppress(values, equations, minimum, unpublished)
     out: dict[Key, Figure] = {}
     for key in public:
         kind, entity_id = key

@@ -18,18 +18,28 @@ figures until no hidden one can be worked out:
 
 1. every figure below ``minimum`` is hidden (primary);
 2. every published sum (a ``Group``: a total and the parts it adds up) must
-   hide none or at least two of its entries; a group with exactly one hidden
-   entry hides its smallest visible part as well (the total only when no part
-   is left) - repeated until nothing changes, because hiding a figure can break
-   another group that shares it;
+   hide none or at least two of its entries that have answers; a group with
+   exactly one hides its smallest visible part as well (the total only when no
+   part is left) - repeated until nothing changes, because hiding a figure can
+   break another group that shares it;
 3. an exact audit: the visible figures and the group equations are solved
    over the rationals, and any hidden figure they still pin down (possible when
    groups overlap, e.g. the rows and columns of a table with margins) causes
    one more figure of one of its groups to be hidden; repeat until it passes.
 
+A 0 is hidden as "too few" like any small count, but it counts as known: it
+singles nobody out, and a day the station was closed is known to be 0 anyway.
+So a hidden 0 never covers another figure (Saturday 0, Sunday 0 and Monday 3
+hidden beside a published week would give Monday as the week minus the rest),
+and nothing is hidden to protect a 0.
+
+A table split by channel (the station's page for all channels and for each
+one) is suppressed as one table (``split_suppress``), so no channel's page
+gives away what another's hides.
+
 Residual limits (stated, not solved): the audit is linear, so a hidden figure
-that non-negativity forces to 0 (total 7, visible part 7) is known to be 0,
-which singles nobody out; two hidden rows of a distribution table reveal their
+that non-negativity bounds (two hidden days that add up to 3) is known to be
+small, not which; two hidden rows of a distribution table reveal their
 *combined* distribution; and separate tables of the same data (a daily trend
 and an hour-of-day heatmap) are suppressed each on its own, as in the
 published statistics this follows.
@@ -40,6 +50,7 @@ templates and exports render ``None`` as ``TOO_FEW``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -85,7 +96,7 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
 
     while True:
         _close_groups(values, groups, hidden, rank)
-        exposed = _recoverable(groups, hidden, order)
+        exposed = _recoverable(groups, {key for key in hidden if values[key]}, order)
         if not exposed:
             return frozenset(hidden)
         # Hide one more visible entry of a group that involves an exposed cell.
@@ -104,7 +115,7 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
             candidates = [
                 key
                 for g in groups
-                if any(k in hidden for k in (g.total, *g.parts))
+                if any(k in hidden and values[k] for k in (g.total, *g.parts))
                 for key in (*g.parts, g.total)
                 if key not in hidden
             ]
@@ -112,17 +123,20 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
 
 
 def _close_groups(values, groups, hidden: set, rank) -> None:
+    """Until none is left: a group with exactly one hidden figure that has answers (a hidden 0 is
+    known, so it covers nothing) hides its smallest visible part too, or its total."""
     changed = True
     while changed:
         changed = False
         for g in groups:
             entries = (g.total, *g.parts)
-            if sum(1 for key in entries if key in hidden) != 1:
+            if sum(1 for key in entries if key in hidden and values[key]) != 1:
                 continue
             parts = [key for key in g.parts if key not in hidden]
             pick = min(parts, key=rank) if parts else g.total
-            hidden.add(pick)
-            changed = True
+            if pick not in hidden:
+                hidden.add(pick)
+                changed = True
 
 
 def _recoverable(groups, hidden: set, order: Mapping) -> list:
@@ -133,49 +147,51 @@ def _recoverable(groups, hidden: set, order: Mapping) -> list:
     cell is determined exactly when its unit vector lies in the row space of
     that system: in reduced row-echelon form, when it is a pivot column whose
     row has no other non-zero entry.
+
+    Before the elimination, an equation with two or more unknowns that no other
+    equation has is set aside (repeatedly): no combination that uses it can be a
+    single unknown, as those two stay. A table split by channel has hundreds of
+    such (the hours nobody answered by phone); the elimination keeps its rows sparse.
     """
-    columns = sorted(hidden, key=order.__getitem__)
-    index = {key: i for i, key in enumerate(columns)}
-    rows: list[list[Fraction]] = []
+    equations: list[dict] = []
     for g in groups:
-        coeffs: dict[int, Fraction] = {}
+        coeffs: dict = {}
         for key, sign in ((g.total, 1), *((p, -1) for p in g.parts)):
-            if key in index:
-                coeffs[index[key]] = coeffs.get(index[key], Fraction(0)) + sign
-        row = [Fraction(0)] * len(columns)
-        for i, c in coeffs.items():
-            row[i] = c
-        if any(row):
-            rows.append(row)
-    pivots = _rref(rows, len(columns))
-    exposed = []
-    for col, r in pivots.items():
-        row = rows[r]
-        if all(v == 0 for j, v in enumerate(row) if j != col):
-            exposed.append(columns[col])
-    return exposed
-
-
-def _rref(rows: list[list[Fraction]], width: int) -> dict[int, int]:
-    """Reduce ``rows`` in place; return {pivot column: row index}."""
-    pivots: dict[int, int] = {}
-    r = 0
-    for col in range(width):
-        pivot = next((i for i in range(r, len(rows)) if rows[i][col] != 0), None)
-        if pivot is None:
-            continue
-        rows[r], rows[pivot] = rows[pivot], rows[r]
-        lead = rows[r][col]
-        rows[r] = [v / lead for v in rows[r]]
-        for i in range(len(rows)):
-            if i != r and rows[i][col] != 0:
-                factor = rows[i][col]
-                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[r], strict=True)]
-        pivots[col] = r
-        r += 1
-        if r == len(rows):
+            if key in hidden:
+                coeffs[key] = coeffs.get(key, 0) + sign
+        coeffs = {key: c for key, c in coeffs.items() if c}
+        if coeffs:
+            equations.append(coeffs)
+    while True:
+        seen = Counter(key for eq in equations for key in eq)
+        kept = [eq for eq in equations if sum(1 for key in eq if seen[key] == 1) < 2]
+        if len(kept) == len(equations):
             break
-    return pivots
+        equations = kept
+    rank = order.__getitem__
+    pivots: dict = {}
+    """{pivot key: its row}, in reduced row-echelon form: a row's pivot has coefficient 1 and is in no other row."""
+    for eq in equations:
+        row = {key: Fraction(c) for key, c in eq.items()}
+        for key in [k for k in row if k in pivots]:
+            factor = row.get(key)
+            if factor:
+                for k, v in pivots[key].items():
+                    row[k] = row.get(k, Fraction(0)) - factor * v
+        row = {k: v for k, v in row.items() if v}
+        if not row:
+            continue
+        lead = min(row, key=rank)
+        row = {k: v / row[lead] for k, v in row.items()}
+        for other in pivots.values():
+            factor = other.get(lead)
+            if factor:
+                for k, v in row.items():
+                    other[k] = other.get(k, Fraction(0)) - factor * v
+                for k in [k for k, v in other.items() if not v]:
+                    del other[k]
+        pivots[lead] = row
+    return sorted((key for key, row in pivots.items() if len(row) == 1), key=rank)
 
 
 def masked(values: Mapping[K, int], hidden: frozenset[K] | set[K]) -> dict[K, int | None]:
@@ -310,6 +326,40 @@ def render(value: float | None, fmt: str = "{}") -> str:
     return TOO_FEW if value is None else fmt.format(value)
 
 
+R = TypeVar("R", bound=Hashable)
+C = TypeVar("C", bound=Hashable)
+
+
+def split_suppress(rows: Mapping[R, Mapping[C, int]], all_row: R, minimum: int,
+                   sums: Iterable[tuple[C, Sequence[C]]] = ()) -> dict[R, frozenset[C]]:
+    """One table and its split into parts (channels), suppressed as one: the columns to hide in each row.
+
+    ``rows[all_row]`` holds the all-channel figures, every other row one part's figures in the
+    same columns; each column of ``all_row`` is the sum of the parts (a part with none in a column
+    is 0 there, which singles nobody out, so it is not in that sum). ``sums``: columns that are the
+    sum of others within every row (a period and its days; all presses and its kinds).
+
+    Each row is published on a page of its own (the station's page for all channels, for the
+    kiosk alone, for the web alone), so suppressing each page by itself is not enough: the kiosk's
+    trend hiding a day that the split of that day does not would leave it as the all-channel day
+    minus the web's. One ``suppress`` over every row and column at once leaves no hidden figure
+    of any row that the figures shown on all of them give away.
+    """
+    values: dict[Hashable, int] = {}
+    for r, cols in rows.items():
+        for c, n in cols.items():
+            values[(r, c)] = int(n)
+    columns = list(rows[all_row])
+    parts = [r for r in rows if r != all_row]
+    groups = [Group((r, total), tuple((r, c) for c in within)) for total, within in sums for r in rows]
+    groups += [Group((all_row, c), tuple((r, c) for r in parts if values.get((r, c)))) for c in columns]
+    hidden = suppress(values, groups, minimum)
+    out: dict[R, set[C]] = {r: set() for r in rows}
+    for r, c in hidden:  # type: ignore[misc]
+        out[r].add(c)
+    return {r: frozenset(cs) for r, cs in out.items()}
+
+
 def split_hides(counts_by_part: Mapping[K, int], part: K, minimum: int) -> bool:
     """Does the split of a published figure into parts (channels) hide ``part``'s count?
 
@@ -317,9 +367,10 @@ def split_hides(counts_by_part: Mapping[K, int], part: K, minimum: int) -> bool:
     single one would be hidden (secondary suppression, as the group cascade does). A page that
     shows one channel alone must hide what the split hides, or that channel's count could be
     taken from the all-channel figure minus the others. Parts with no answers are not in the split.
+    A table of several figures split by channel is ``split_suppress``.
     """
-    used: dict[Hashable, int] = {key: int(n) for key, n in counts_by_part.items() if n}
-    if not used.get(part):
+    if not counts_by_part.get(part):
         return False
-    values: dict[Hashable, int] = {**used, ("all",): sum(used.values())}
-    return part in suppress(values, [Group(("all",), tuple(used))], minimum)
+    rows: dict[Hashable, dict[str, int]] = {("all",): {"n": sum(int(n) for n in counts_by_part.values())}}
+    rows.update({key: {"n": int(n)} for key, n in counts_by_part.items() if n})
+    return "n" in split_suppress(rows, ("all",), minimum)[part]

@@ -18,6 +18,7 @@ from fleet_server.results.small_counts import (
     render,
     satisfaction,
     series_table,
+    split_suppress,
     suppress,
 )
 
@@ -40,8 +41,9 @@ def _rank(rows: list[list[Fraction]]) -> int:
 
 
 def determined_hidden(values, groups, hidden) -> set:
-    """Independent check by rank: x is determined iff adding e_x does not raise the rank."""
-    cols = sorted(hidden, key=repr)
+    """Independent check by rank: x is determined iff adding e_x does not raise the rank. A hidden 0
+    is taken as known (it singles nobody out; a closed day is known to be 0): it covers nothing."""
+    cols = sorted((key for key in hidden if values[key]), key=repr)
     idx = {k: i for i, k in enumerate(cols)}
     rows = []
     for g in groups:
@@ -70,7 +72,7 @@ def test_series_hides_every_small_count_and_none_is_recoverable(series, minimum)
     hidden = suppress(values, groups, minimum)
     assert {k for k, n in values.items() if n < minimum} <= hidden
     entries = ["total", *range(len(series))]
-    assert sum(1 for k in entries if k in hidden) != 1
+    assert sum(1 for k in entries if k in hidden and values[k]) != 1
     assert not determined_hidden(values, groups, hidden)
 
 
@@ -113,6 +115,30 @@ def test_grid_with_margins_leaks_no_hidden_cell(n_rows, n_cols, data, minimum):
         assert v is None or v == grid[key]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=3),
+    st.integers(min_value=1, max_value=7),
+    st.data(),
+    st.integers(min_value=2, max_value=8),
+)
+def test_a_table_split_by_channel_gives_away_no_hidden_figure_of_any_channel(n_parts, n_days, data, minimum):
+    """Days and their period, for all channels and for each: every page suppressed from one table,
+    so nothing hidden on one channel's page is the all-channel figure minus what the others show."""
+    days = list(range(n_days))
+    parts = {f"ch{p}": {d: data.draw(st.integers(min_value=0, max_value=12)) for d in days} for p in range(n_parts)}
+    rows: dict = {None: {d: sum(p[d] for p in parts.values()) for d in days}, **parts}
+    for cols in rows.values():
+        cols["period"] = sum(cols[d] for d in days)
+    hidden = split_suppress(rows, None, minimum, sums=[("period", days)])
+    values = {(r, c): n for r, cols in rows.items() for c, n in cols.items()}
+    shown_hidden = {(r, c) for r, cs in hidden.items() for c in cs}
+    assert {key for key, n in values.items() if n < minimum} <= shown_hidden
+    groups = [Group((r, "period"), tuple((r, d) for d in days)) for r in rows]
+    groups += [Group((None, c), tuple((r, c) for r in parts)) for c in [*days, "period"]]
+    assert not determined_hidden(values, groups, shown_hidden), "a hidden figure follows from the others"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(counts, counts, counts, counts), min_size=1, max_size=6), st.integers(min_value=1, max_value=10))
 def test_distributions_hide_small_bases_whole_and_no_hidden_total_is_recoverable(rows, minimum):
@@ -131,7 +157,7 @@ def test_distributions_hide_small_bases_whole_and_no_hidden_total_is_recoverable
             assert dist["satisfaction"] == pytest.approx(happy / totals[key])
     hidden = {k for k, d in shown.items() if d["hidden"]}
     groups = [Group("all", tuple(range(len(rows))))]
-    assert sum(1 for k in ["all", *range(len(rows))] if k in hidden) != 1
+    assert sum(1 for k in ["all", *range(len(rows))] if k in hidden and totals[k]) != 1
     assert not determined_hidden(totals, groups, hidden)
 
 
@@ -151,6 +177,14 @@ def test_no_suppression_when_everything_is_large_enough():
 def test_one_small_cell_takes_the_next_smallest_with_it():
     shown, total = series_table([3, 10, 12, 20], 5)
     assert shown == [None, None, 12, 20] and total == 45
+
+
+def test_a_hidden_zero_covers_no_small_count():
+    """Saturday and Sunday closed (0), Monday 3: the week minus the shown days would give Monday."""
+    shown, total = series_table([0, 0, 3, 20, 21, 22, 23], 5)
+    assert shown == [None, None, None, None, 21, 22, 23] and total == 89
+    shown, total = series_table([0, 0, 20, 21, 22, 23, 24], 5)
+    assert shown == [None, None, 20, 21, 22, 23, 24] and total == 110, "nothing is hidden to protect a 0"
 
 
 def test_suppression_is_deterministic_with_ties():
