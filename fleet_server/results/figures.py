@@ -27,7 +27,7 @@ Days and weeks are local (Europe/Helsinki) calendar days; a period
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -61,6 +61,7 @@ from fleet_server.results.small_counts import (
     series_table,
     share,
     split_hides,
+    split_suppress,
     suppress,
 )
 from palaute_wire.contract import ANSWER_CHANNELS, OpeningHours, text_in
@@ -841,19 +842,23 @@ def overview(session: Session, stations: Sequence[_Named], period: Period, minim
     return rows
 
 
-def channel_split(session: Session, station_id: str, period: Period, minimum: int) -> list[dict]:
+def channel_split(session: Session, station_id: str, period: Period, minimum: int,
+                  hides: Mapping[str | None, frozenset[Hashable]] | None = None) -> list[dict]:
     """The station's counted answers side by side by channel (the channels it used in the period), and all.
 
     Each channel's distribution is one row of a table whose all-channel row is published, so
     the rows are suppressed together (secondary suppression hides a second channel where a
-    single one would be hidden: its count would be the total minus the others). Satisfaction
-    carries its 95 % Wilson interval where shown.
+    single one would be hidden: its count would be the total minus the others). ``hides``: what
+    the station's pages hide (``_page_hidden``); a channel's counted answers hidden there are
+    hidden here too. Satisfaction carries its 95 % Wilson interval where shown.
     """
     per_channel = channel_totals(session, [station_id], period.start, period.end)[station_id]
     used = [ch for ch in ANSWER_CHANNELS if _kind_total(per_channel.get(ch, {}), "c")]
     rows: dict[str, dict[int, int]] = {ch: by_kind(per_channel[ch], "c") for ch in used}
     rows["all"] = {v: sum(r[v] for r in rows.values()) for v in SMILEYS}
-    dists = distributions(rows, minimum, all_key="all")
+    forced = [] if hides is None else [
+        ch for ch in (*used, None) if "counted" in hides.get(ch, frozenset())]
+    dists = distributions(rows, minimum, all_key="all", forced=["all" if ch is None else ch for ch in forced])
     out = []
     for key in (*used, "all"):
         d = dists[key]
@@ -937,40 +942,83 @@ class StationPage:
     """The counted answers side by side by channel (``channel_split``)."""
 
 
-def _sum_hours(hours: Mapping[datetime, Mapping[str, int]], keep: Callable[[datetime], bool] | None = None) -> dict[str, int]:
+def _sum_hours(hours: Mapping[datetime, Mapping[str, int]]) -> dict[str, int]:
     totals = _zero()
-    for h, cols in hours.items():
-        if keep is None or keep(h):
-            for c, n in cols.items():
-                totals[c] += n
+    for cols in hours.values():
+        for c, n in cols.items():
+            totals[c] += n
     return totals
 
 
-def _in_bucket(index: Mapping[date, int], i: int) -> Callable[[datetime], bool]:
-    return lambda h: index.get(_local_day(h)) == i
+KINDS = (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"), ("all", "all"))
+"""The breakdown's rows and the count columns they sum (``_kind_total``); "all" is the other three."""
+HEAT_CELLS = tuple(("cell", d, hr) for d in range(7) for hr in range(24))
+"""The heatmap's cells: local weekday (0 Monday) and hour of day."""
 
 
-def _in_cell(key: tuple[int, int]) -> Callable[[datetime], bool]:
-    def keep(h: datetime) -> bool:
+def _page_figures(hours: Mapping[datetime, Mapping[str, int]], index: Mapping[date, int],
+                  n_buckets: int) -> dict[Hashable, int]:
+    """The counts a station page publishes from these hours: the trend's buckets (counted answers
+    per day or week, by position), the heatmap's cells (``HEAT_CELLS``) and the breakdown (``KINDS``)."""
+    out: dict[Hashable, int] = dict.fromkeys(range(n_buckets), 0) | dict.fromkeys(HEAT_CELLS, 0)
+    for h, cols in hours.items():
+        n = sum(int(cols.get(f"c{v}", 0)) for v in SMILEYS)
+        i = index.get(_local_day(h))
+        if i is not None:
+            out[i] += n
         local = h.astimezone(LOCAL_TZ)
-        return (local.weekday(), local.hour) == key
-    return keep
+        out[("cell", local.weekday(), local.hour)] += n
+    totals = _sum_hours(hours)
+    for key, kind in KINDS:
+        out[key] = _kind_total(totals, kind)
+    return out
 
 
-def _split_of(by_channel: Mapping[str, Mapping[datetime, Mapping[str, int]]],
-              keep: Callable[[datetime], bool] | None = None) -> dict[str, dict[str, int]]:
-    return {ch: _sum_hours(hours, keep) for ch, hours in by_channel.items()}
+def _page_hidden(all_hours: Mapping[datetime, Mapping[str, int]],
+                 by_channel: Mapping[str, Mapping[datetime, Mapping[str, int]]],
+                 index: Mapping[date, int], n_buckets: int, minimum: int,
+                 channel: str | None) -> dict[str | None, frozenset[Hashable]]:
+    """What the station page of each channel (None: all channels) hides of ``_page_figures``.
+
+    The page of every channel and the all-channel page publish the same table split by channel,
+    so it is suppressed as one (``split_suppress``): the trend, the heatmap and the breakdown
+    together, as the counted answers are the sum of the trend's buckets and of the heatmap's cells.
+    """
+    rows: dict[str | None, dict[Hashable, int]] = {None: _page_figures(all_hours, index, n_buckets)}
+    for ch in sorted({*by_channel, *([channel] if channel is not None else [])}):
+        rows[ch] = _page_figures(by_channel.get(ch, {}), index, n_buckets)
+    sums = [("counted", tuple(range(n_buckets))), ("counted", HEAT_CELLS),
+            ("all", ("counted", "repeated", "out_of_hours"))]
+    return split_suppress(rows, None, minimum, sums)
+
+
+def _trend(hours: Mapping[datetime, Mapping[str, int]], index: Mapping[date, int], n_buckets: int,
+           hidden: frozenset[Hashable], minimum: int) -> dict[int | str, dict]:
+    """The trend's distributions: counted answers per bucket (by position) and the period ("period"),
+    hidden as the page's table hides them (``_page_hidden``)."""
+    per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in range(n_buckets)]
+    for h, cols in hours.items():
+        i = index.get(_local_day(h))
+        if i is not None:
+            for v in SMILEYS:
+                per_bucket[i][v] += int(cols.get(f"c{v}", 0))
+    rows: dict[int | str, dict[int, int]] = dict(enumerate(per_bucket))
+    rows["period"] = {v: sum(c[v] for c in per_bucket) for v in SMILEYS}
+    forced = [i for i in range(n_buckets) if i in hidden] + (["period"] if "counted" in hidden else [])
+    return distributions(rows, minimum, all_key="period", forced=forced)
 
 
 def station_page(session: Session, station: Station, period: Period, minimum: int, granularity: str = "day",
                  channel: str | None = None) -> StationPage:
-    """The station's figures, of all channels or of one (``channel``); a figure of one channel is
-    hidden wherever the split of the all-channel figure by channel hides it (``channel_guard``)."""
-    by_channel = channel_hours(session, station.id, period.start, period.end) if channel is not None else {}
-    hours = station_hours(session, station.id, period.start, period.end, channel)
-
-    def guarded(keep: Callable[[datetime], bool] | None, kind: str = "c") -> bool:
-        return channel is not None and channel_guard(_split_of(by_channel, keep), channel, minimum, kind)
+    """The station's figures, of all channels or of one (``channel``); the pages of every channel
+    hide what their one table split by channel hides (``_page_hidden``)."""
+    by_channel = channel_hours(session, station.id, period.start, period.end)
+    all_hours = station_hours(session, station.id, period.start, period.end)
+    hours = all_hours if channel is None else by_channel.get(channel, {})
+    buckets = period_buckets(period, granularity)
+    index = _bucket_index(buckets)
+    hides = _page_hidden(all_hours, by_channel, index, len(buckets), minimum, channel)
+    hidden = hides[channel]
 
     totals = _sum_hours(hours)
     breakdown = distributions(
@@ -982,29 +1030,12 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         },
         minimum,
         all_key="all",
-        forced=[key for key, kind in (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"), ("all", "all"))
-                if guarded(None, kind)],
+        forced=[key for key, _ in KINDS if key in hidden],
     )
     avail = availability(session, station.id, period.start, period.end)
 
     # Trend: counted answers per local day or ISO week, with open/online hours per bucket.
-    buckets = period_buckets(period, granularity)
-    index = _bucket_index(buckets)
-    per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
-    for h, cols in hours.items():
-        i = index.get(_local_day(h))
-        if i is not None:
-            for v in SMILEYS:
-                per_bucket[i][v] += cols[f"c{v}"]
-    rows: dict[int | str, dict[int, int]] = dict(enumerate(per_bucket))
-    rows["period"] = by_kind(totals, "c")
-    forced_buckets: list[int | str] = []
-    if channel is not None:
-        forced_buckets = [i for i in range(len(buckets))
-                          if guarded(_in_bucket(index, i))]
-        if guarded(None):
-            forced_buckets.append("period")
-    dists = distributions(rows, minimum, all_key="period", forced=forced_buckets)
+    dists = _trend(hours, index, len(buckets), hidden, minimum)
     bucket_hours: list[dict[str, int]] = [{"open": 0, "online": 0, "offline": 0, "closed": 0} for _ in buckets]
     for h in avail.hours:
         i = index.get(_local_day(h))
@@ -1036,12 +1067,8 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         local = h.astimezone(LOCAL_TZ)
         cell_status[(local.weekday(), local.hour)][avail.status(h)] += 1
     keys = [(d, hr) for d in range(7) for hr in range(24)]
-    forced_cells: list[int | str] = []
-    if channel is not None:
-        forced_cells = [i for i, key in enumerate(keys) if grid.get(key) and guarded(_in_cell(key))]
-        if guarded(None):
-            forced_cells.append("total")
-    shown_cells, heat_total = series_table([grid.get(k, 0) for k in keys], minimum, forced=forced_cells)
+    shown_cells, heat_total = series_table([grid.get(k, 0) for k in keys], minimum, forced=[
+        *(i for i, cell in enumerate(HEAT_CELLS) if cell in hidden), *(["total"] if "counted" in hidden else [])])
     heatmap = []
     for d in range(7):
         cells = []
@@ -1068,7 +1095,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         followups=followup_tables(session, station.id, period, minimum, channel),
         availability=avail,
         channel=channel,
-        channels=channel_split(session, station.id, period, minimum),
+        channels=channel_split(session, station.id, period, minimum, hides),
     )
 
 
@@ -1124,38 +1151,33 @@ def followup_tables(session: Session, station_id: str, period: Period, minimum: 
     stored answers), a column hidden where the split of its base by channel hides it.
     """
     labels = followup_labels(session, station_id, i18n.lang())
-    data: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    split: dict[str, dict[str, dict[int, dict[str, int]]]] = {}
-    if channel is None:
-        f = FollowupHour
-        q = (
-            select(f.question_id, f.smiley, f.option_id, func.sum(f.n))
-            .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
-            .group_by(f.question_id, f.smiley, f.option_id)
-        )
-        for question_id, smiley, option_id, n in session.execute(q):
-            data[question_id][smiley][option_id] = int(n)
-    else:
-        split = followups_by_channel(session, station_id, period)
-        for question_id, columns in split.get(channel, {}).items():
-            for smiley, chosen in columns.items():
-                data[question_id][smiley].update(chosen)
+    every: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    f = FollowupHour
+    q = (
+        select(f.question_id, f.smiley, f.option_id, func.sum(f.n))
+        .where(f.station_id == station_id, f.hour >= period.start, f.hour < period.end)
+        .group_by(f.question_id, f.smiley, f.option_id)
+    )
+    for question_id, smiley, option_id, n in session.execute(q):
+        every[question_id][smiley][option_id] = int(n)
+    split = followups_by_channel(session, station_id, period)
+    data = every if channel is None else split.get(channel, {})
     tables = []
     for question_id in sorted(data):
         columns = data[question_id]
         smileys = sorted(columns)
         bases: dict[Any, int] = {v: sum(columns[v].values()) for v in smileys}
         bases["total"] = sum(bases.values())
-        forced: list[Any] = []
-        if channel is not None:
-            def base_of(ch: str, v: int | None, question_id: str = question_id) -> int:
-                cols = split.get(ch, {}).get(question_id, {})
-                return sum(sum(cols.get(s, {}).values()) for s in ([v] if v is not None else list(cols)))
-
-            forced = [v for v in smileys if split_hides({ch: base_of(ch, v) for ch in split}, channel, minimum)]
-            if split_hides({ch: base_of(ch, None) for ch in split}, channel, minimum):
-                forced.append("total")
-        hidden = suppress(bases, [Group("total", tuple(smileys))], minimum, forced)
+        # The question's table split by channel, suppressed as one (as the station page's figures).
+        sources = [(None, every), *sorted(split.items())]
+        every_smiley = sorted({v for _, by_question in sources for v in by_question.get(question_id, {})})
+        rows: dict[str | None, dict[Any, int]] = {}
+        for ch, by_question in sources:
+            cols = by_question.get(question_id, {})
+            rows[ch] = {v: sum(cols.get(v, {}).values()) for v in every_smiley}
+            rows[ch]["total"] = sum(rows[ch].values())
+        hides = split_suppress(rows, None, minimum, [("total", tuple(every_smiley))])
+        hidden = suppress(bases, [Group("total", tuple(smileys))], minimum, hides.get(channel, frozenset()))
         shown = masked(bases, hidden)
         options = sorted({o for v in smileys for o in columns[v]})
         tables.append(
@@ -1186,23 +1208,12 @@ def comparison(
     buckets = period_buckets(period, granularity)
     index = _bucket_index(buckets)
     series = {}
-    for s in stations:
-        by_channel = channel_hours(session, s.id, period.start, period.end) if channel is not None else {}
-        per_bucket: list[dict[int, int]] = [dict.fromkeys(SMILEYS, 0) for _ in buckets]
-        for h, cols in station_hours(session, s.id, period.start, period.end, channel).items():
-            i = index.get(_local_day(h))
-            if i is not None:
-                for v in SMILEYS:
-                    per_bucket[i][v] += cols[f"c{v}"]
-        data: dict[Any, dict[int, int]] = {i: c for i, c in enumerate(per_bucket)}
-        data["period"] = {v: sum(c[v] for c in per_bucket) for v in SMILEYS}
-        forced: list[Any] = []
-        if channel is not None:
-            forced = [i for i in range(len(buckets)) if channel_guard(
-                _split_of(by_channel, _in_bucket(index, i)), channel, minimum)]
-            if channel_guard(_split_of(by_channel), channel, minimum):
-                forced.append("period")
-        series[s.id] = distributions(data, minimum, all_key="period", forced=forced)
+    for s in stations:  # each station's trend as its page shows it
+        by_channel = channel_hours(session, s.id, period.start, period.end)
+        all_hours = station_hours(session, s.id, period.start, period.end)
+        hours = all_hours if channel is None else by_channel.get(channel, {})
+        hidden = _page_hidden(all_hours, by_channel, index, len(buckets), minimum, channel)[channel]
+        series[s.id] = _trend(hours, index, len(buckets), hidden, minimum)
     labels = [i18n.day_month(a) if granularity == "day"
               else i18n.gettext("wk {week}").format(week=a.isocalendar().week) for a, _ in buckets]
     return {"rows": rows, "labels": labels, "series": series, "buckets": len(buckets)}
@@ -1218,25 +1229,34 @@ def daily_rows(session: Session, station_ids: Sequence[str], period: Period, min
     Each day's counted / repeated / out-of-hours / all figures are suppressed
     together (all = the other three); the station's period total is not in
     the export, so there is no published sum across days to protect. ``channel``: that
-    channel's answers, a figure hidden where the day's split by channel hides it.
+    channel's answers; each day's figures of every channel are suppressed as one table
+    (``split_suppress``), so no channel's export gives away what another's hides.
     """
-    for sid in station_ids:
-        per_day: dict[date, dict[str, int]] = defaultdict(_zero)
-        for h, cols in station_hours(session, sid, period.start, period.end, channel).items():
-            day = per_day[_local_day(h)]
+    def by_day(hours: Mapping[datetime, Mapping[str, int]]) -> dict[date, dict[str, int]]:
+        days: dict[date, dict[str, int]] = defaultdict(_zero)
+        for h, cols in hours.items():
+            day = days[_local_day(h)]
             for c, n in cols.items():
                 day[c] += n
+        return days
+
+    for sid in station_ids:
+        every_day = by_day(station_hours(session, sid, period.start, period.end))
         split_by_day: dict[date, dict[str, dict[str, int]]] = defaultdict(dict)
-        if channel is not None:
-            for ch, hours in channel_hours(session, sid, period.start, period.end).items():
-                for h, cols in hours.items():
-                    day_cols = split_by_day[_local_day(h)].setdefault(ch, _zero())
-                    for c, n in cols.items():
-                        day_cols[c] += n
+        for ch, hours in channel_hours(session, sid, period.start, period.end).items():
+            for day, cols in by_day(hours).items():
+                split_by_day[day][ch] = cols
+        per_day = every_day if channel is None else {day: split.get(channel, _zero())
+                                                      for day, split in split_by_day.items()}
         d = period.first
         while d <= period.last:
             cols = per_day.get(d, _zero())
-            split = split_by_day.get(d, {})
+            # The day split by channel, suppressed as one, so each channel's export hides what the others need.
+            day_rows: dict[str | None, dict[str, int]] = {None: {key: _kind_total(every_day.get(d, _zero()), kind)
+                                                                 for key, kind in KINDS}}
+            for ch, ch_cols in sorted(split_by_day.get(d, {}).items()):
+                day_rows[ch] = {key: _kind_total(ch_cols, kind) for key, kind in KINDS}
+            hides = split_suppress(day_rows, None, minimum, [("all", ("counted", "repeated", "out_of_hours"))])
             parts = distributions(
                 {
                     "counted": by_kind(cols, "c"),
@@ -1246,8 +1266,7 @@ def daily_rows(session: Session, station_ids: Sequence[str], period: Period, min
                 },
                 minimum,
                 all_key="all",
-                forced=[key for key, kind in (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"),
-                                              ("all", "all")) if channel_guard(split, channel, minimum, kind)],
+                forced=hides.get(channel, frozenset()),
             )
             yield {
                 "station_id": sid,

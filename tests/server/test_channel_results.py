@@ -8,7 +8,7 @@ import csv
 import io
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -65,6 +65,12 @@ def _counts(dist: dict) -> list[int] | None:
     return None if dist["hidden"] else [dist["counts"][v] for v in "1234"]
 
 
+def _cells(pages: dict) -> list[list[dict]]:
+    """The heatmap's cells, each as one list of the channels' cells in ANSWER_CHANNELS order."""
+    flat = {ch: [c for day in page.heatmap for c in day["cells"]] for ch, page in pages.items()}
+    return [list(cells) for cells in zip(*(flat[ch] for ch in figures.ANSWER_CHANNELS), strict=True)]
+
+
 def _add(a: list[int], b: list[int]) -> list[int]:
     return [x + y for x, y in zip(a, b, strict=True)]
 
@@ -102,6 +108,10 @@ def test_channel_figures_add_up_to_the_all_channel_figures_where_shown(seeded, m
         outcomes.append(_check(_counts(bucket["dist"]),
                                [_counts(pages[ch].trend[i]["dist"]) for ch in figures.ANSWER_CHANNELS],
                                [sum(_counts(raw[ch].trend[i]["dist"]) or [0]) for ch in figures.ANSWER_CHANNELS]))
+    for i, cell in enumerate(c for day in every.heatmap for c in day["cells"]):
+        parts = [[c["n"]] if c["n"] is not None else None for c in _cells(pages)[i]]
+        outcomes.append(_check(None if cell["n"] is None else [cell["n"]], parts,
+                               [c["n"] or 0 for c in _cells(raw)[i]]))
     for d, day_all in enumerate(daily_all):
         whole = day_all["all_presses"]
         parts = [rows[d]["all_presses"] for rows in daily]
@@ -116,6 +126,36 @@ def test_channel_figures_add_up_to_the_all_channel_figures_where_shown(seeded, m
         assert outcomes.count("sum") >= 10, "with no small counts most figures are checked by their sums"
     else:
         assert "hidden" in outcomes
+
+
+def test_a_day_one_channel_hides_on_its_own_trend_is_hidden_on_the_other_channels_too(sessions):
+    """The kiosk's 3 answers on the second day hide its smallest other day (22) on its own trend; the
+    split of that day by channel hides nothing by itself (29 = 22 + 7). Were the web's 7 shown on
+    the web page, the kiosk's 22 would be the all-channel 29 minus it."""
+    today = figures.today_local()
+    first = today - timedelta(days=7)
+    period = figures.parse_period(None, first.isoformat(), (today - timedelta(days=1)).isoformat(), today)
+    noon = [datetime.combine(first + timedelta(days=d), time(12), figures.LOCAL_TZ).astimezone(UTC) for d in range(7)]
+    kiosk, web = [22, 3, 30, 30, 30, 30, 30], [7, 6, 5, 6, 6, 6, 6]
+    with sessions() as s:
+        ensure_station(s, "kalvia", "Kälviä")
+        s.commit()
+    events = [event(value=4, ts=noon[d]) for d, n in enumerate(kiosk) for _ in range(n)]
+    answers = [{"answer_id": str(uuid.uuid4()), "station_id": "kalvia", "channel": "web", "value": 3, "lang": "fi",
+                "ts": noon[d].isoformat()} for d, n in enumerate(web) for _ in range(n)]
+    with sessions() as s:
+        handle_batch(s, [events_message(events[i:i + 60]) for i in range(0, len(events), 60)])
+        store_answers(s, answers, channels=("web",), topic="test")
+        s.commit()
+    with sessions() as s:
+        station = s.get(Station, "kalvia")
+        pages = {ch: figures.station_page(s, station, period, MINIMUM, channel=ch) for ch in (None, "kiosk", "web")}
+        compared = figures.comparison(s, [station], period, MINIMUM, channel="web")["series"]["kalvia"]
+    totals = {ch: [b["dist"]["total"] for b in page.trend] for ch, page in pages.items()}
+    assert totals[None] == [29, 9, 35, 36, 36, 36, 36], "the all-channel trend hides nothing"
+    assert totals["kiosk"] == [None, None, 30, 30, 30, 30, 30]
+    assert totals["web"] == [None, None, 5, 6, 6, 6, 6], "else kiosk = all - web on the first day"
+    assert [compared[i]["total"] for i in range(7)] == totals["web"], "the comparison shows the page's trend"
 
 
 def test_the_small_channel_and_the_next_smallest_are_hidden_on_every_view(seeded):
