@@ -26,6 +26,11 @@ os.environ.setdefault("KIVY_NO_FILELOG", "1")
 _OWN_KIVY_HOME = None if os.environ.get("KIVY_HOME") else tempfile.mkdtemp(prefix="palaute-kivy-home-")
 if _OWN_KIVY_HOME is not None:
     os.environ["KIVY_HOME"] = _OWN_KIVY_HOME
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    # One KIVY_HOME per worker: Kivy makes its home on import with exists() then mkdir(), so two
+    # workers importing it at once into a fresh one raced (FileExistsError, seen once in CI).
+    os.environ["KIVY_HOME"] = os.path.join(os.environ["KIVY_HOME"], os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(os.environ["KIVY_HOME"], exist_ok=True)
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "artifacts" / "screenshots"
