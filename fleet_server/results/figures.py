@@ -249,10 +249,16 @@ def station_totals(session: Session, station_ids: Sequence[str], start: datetime
 @dataclass(frozen=True)
 class OverviewCounts:
     """What the overview needs of a station's rollups in a period: its counted answers by smiley
-    (1..4) and every press (counted + repeated + out of hours)."""
+    (1..4), its repeated and its out-of-hours presses."""
 
     counted: dict[int, int]
-    presses: int
+    repeated: int = 0
+    out_of_hours: int = 0
+
+    @property
+    def presses(self) -> int:
+        """Every press: counted + repeated + out of hours."""
+        return sum(self.counted.values()) + self.repeated + self.out_of_hours
 
 
 @cache
@@ -274,8 +280,9 @@ def _period_sums(postgres: bool, daily: bool, by_channel: bool, with_ids: bool, 
     if by_channel:
         span.append(t.channel == bindparam("channel"))
     current = (when >= bindparam("cut")).label("in_period")
-    others = [t[c] for c in COUNT_COLUMNS if not c.startswith("c")]
-    return (select(t.station_id, current, *(func.sum(t[f"c{v}"]) for v in SMILEYS), func.sum(sum(others[1:], others[0])))
+    repeated, out_of_hours = ([t[f"{kind}{v}"] for v in SMILEYS] for kind in "ro")
+    return (select(t.station_id, current, *(func.sum(t[f"c{v}"]) for v in SMILEYS),
+                   func.sum(sum(repeated[1:], repeated[0])), func.sum(sum(out_of_hours[1:], out_of_hours[0])))
             .where(*span).group_by(t.station_id, current))
 
 
@@ -305,7 +312,7 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
     """Per station, the counted answers and presses of ``period`` and of the period before it
     (which ends where it starts), in one query over both: the overview's figures and their
     change (of one channel or all). Grouped by station and by which period an hour is in, with
-    five plain sums: the rows are read once, where a CASE per column and period made 24
+    six plain sums: the rows are read once, where a CASE per column and period made 24
     aggregates of each row (three times the database's time at 500 stations). ``every_station``:
     ``station_ids`` are all the stations, so the query names none (500 ids cost it a third)."""
     rows = _sums(session, "periods", station_ids, period.previous().start, period.end, cut=period.start,
@@ -313,14 +320,14 @@ def totals_and_previous(session: Session, station_ids: Sequence[str], period: Pe
     wanted = set(station_ids)
     now: dict[str, OverviewCounts] = {}
     before: dict[str, OverviewCounts] = {}
-    for sid, is_current, c1, c2, c3, c4, rest in rows:
+    for sid, is_current, c1, c2, c3, c4, repeated, out_of_hours in rows:
         if sid in wanted:
-            c1, c2, c3, c4 = int(c1 or 0), int(c2 or 0), int(c3 or 0), int(c4 or 0)
-            (now if is_current else before)[sid] = OverviewCounts({1: c1, 2: c2, 3: c3, 4: c4},
-                                                                  c1 + c2 + c3 + c4 + int(rest or 0))
+            (now if is_current else before)[sid] = OverviewCounts(
+                {1: int(c1 or 0), 2: int(c2 or 0), 3: int(c3 or 0), 4: int(c4 or 0)},
+                int(repeated or 0), int(out_of_hours or 0))
     for counts in (now, before):  # stations without a row: nothing counted
         for sid in wanted.difference(counts):
-            counts[sid] = OverviewCounts(dict.fromkeys(SMILEYS, 0), 0)
+            counts[sid] = OverviewCounts(dict.fromkeys(SMILEYS, 0))
     return now, before
 
 
@@ -387,6 +394,18 @@ def channel_guard(per_channel: Mapping[str, Mapping[str, int]], channel: str | N
     if channel is None:
         return False
     return split_hides({ch: _kind_total(cols, kind) for ch, cols in per_channel.items()}, channel, minimum)
+
+
+def breakdown_hides_presses(counts: OverviewCounts, minimum: int) -> bool:
+    """Does the station page's breakdown hide all presses (``BREAKDOWN_SUM``)? Then so does the
+    overview beside the counted answers, or presses minus counted would give what the page hides."""
+    values = {"counted": sum(counts.counted.values()), "repeated": counts.repeated,
+              "out_of_hours": counts.out_of_hours}
+    if all(n == 0 or n >= minimum for n in values.values()):
+        return False  # nothing small: nothing to hide (the common case, 500 times an overview)
+    values["all"] = counts.presses
+    total, parts = BREAKDOWN_SUM
+    return total in suppress(values, [Group(total, parts)], minimum, prefer=[total])
 
 
 def by_kind(cols: Mapping[str, int], kind: str) -> dict[int, int]:
@@ -810,7 +829,7 @@ def overview(session: Session, stations: Sequence[_Named], period: Period, minim
     for s in stations:
         cur, before = current[s.id], previous[s.id]
         presses = now_totals[s.id].presses
-        presses_hidden = presses < minimum or (
+        presses_hidden = presses < minimum or breakdown_hides_presses(now_totals[s.id], minimum) or (
             channel is not None and channel_guard(now_split[s.id], channel, minimum, "all"))
         hours = all_hours[s.id]
         per_hour = share(cur["total"], hours, 1) if cur["total"] is not None and hours else None
@@ -952,6 +971,9 @@ def _sum_hours(hours: Mapping[datetime, Mapping[str, int]]) -> dict[str, int]:
 
 KINDS = (("counted", "c"), ("repeated", "r"), ("out_of_hours", "o"), ("all", "all"))
 """The breakdown's rows and the count columns they sum (``_kind_total``); "all" is the other three."""
+BREAKDOWN_SUM = ("all", ("counted", "repeated", "out_of_hours"))
+"""The breakdown's published sum. Where it needs one more hidden figure, all presses go before the
+counted answers (``prefer``): 3 repeated presses beside 0 out of hours would be all minus counted."""
 HEAT_CELLS = tuple(("cell", d, hr) for d in range(7) for hr in range(24))
 """The heatmap's cells: local weekday (0 Monday) and hour of day."""
 
@@ -987,9 +1009,8 @@ def _page_hidden(all_hours: Mapping[datetime, Mapping[str, int]],
     rows: dict[str | None, dict[Hashable, int]] = {None: _page_figures(all_hours, index, n_buckets)}
     for ch in sorted({*by_channel, *([channel] if channel is not None else [])}):
         rows[ch] = _page_figures(by_channel.get(ch, {}), index, n_buckets)
-    sums = [("counted", tuple(range(n_buckets))), ("counted", HEAT_CELLS),
-            ("all", ("counted", "repeated", "out_of_hours"))]
-    return split_suppress(rows, None, minimum, sums)
+    sums = [("counted", tuple(range(n_buckets))), ("counted", HEAT_CELLS), BREAKDOWN_SUM]
+    return split_suppress(rows, None, minimum, sums, prefer=["all"])
 
 
 def _trend(hours: Mapping[datetime, Mapping[str, int]], index: Mapping[date, int], n_buckets: int,
@@ -1256,7 +1277,7 @@ def daily_rows(session: Session, station_ids: Sequence[str], period: Period, min
                                                                  for key, kind in KINDS}}
             for ch, ch_cols in sorted(split_by_day.get(d, {}).items()):
                 day_rows[ch] = {key: _kind_total(ch_cols, kind) for key, kind in KINDS}
-            hides = split_suppress(day_rows, None, minimum, [("all", ("counted", "repeated", "out_of_hours"))])
+            hides = split_suppress(day_rows, None, minimum, [BREAKDOWN_SUM], prefer=["all"])
             parts = distributions(
                 {
                     "counted": by_kind(cols, "c"),

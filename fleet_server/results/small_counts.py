@@ -71,7 +71,7 @@ class Group:
 
 
 def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
-             forced: Iterable[Hashable] = ()) -> frozenset[K]:
+             forced: Iterable[Hashable] = (), prefer: Iterable[Hashable] = ()) -> frozenset[K]:
     """The keys of ``values`` to hide, primary and secondary; deterministic.
 
     ``values`` holds every published count (parts and totals alike); each
@@ -80,8 +80,11 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
     ``forced``: keys hidden whatever their size, because another table already hides
     them (a station's month total hidden by its group's cascade hides its trend's total too; a
     channel's count that the split by channel hides stays hidden on that channel's own page).
+    ``prefer``: keys hidden first where a group needs one more hidden figure (all presses before
+    the counted answers they include: the counted answers are the page's headline).
     """
     groups = [g for g in groups if g.parts]
+    preferred = frozenset(prefer)
     order = {key: i for i, key in enumerate(values)}
     for g in groups:
         for key in (g.total, *g.parts):
@@ -91,8 +94,8 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
     if not hidden:
         return frozenset()
 
-    def rank(key: K) -> tuple[int, int]:
-        return (values[key], order[key])
+    def rank(key: K) -> tuple[bool, int, int]:
+        return (key not in preferred, values[key], order[key])
 
     while True:
         _close_groups(values, groups, hidden, rank)
@@ -124,7 +127,8 @@ def suppress(values: Mapping[K, int], groups: Iterable[Group], minimum: int,
 
 def _close_groups(values, groups, hidden: set, rank) -> None:
     """Until none is left: a group with exactly one hidden figure that has answers (a hidden 0 is
-    known, so it covers nothing) hides its smallest visible part too, or its total."""
+    known, so it covers nothing) hides its smallest visible part too, or its total when no part is
+    left; a preferred entry (``rank``'s first field) goes before either."""
     changed = True
     while changed:
         changed = False
@@ -132,8 +136,16 @@ def _close_groups(values, groups, hidden: set, rank) -> None:
             entries = (g.total, *g.parts)
             if sum(1 for key in entries if key in hidden and values[key]) != 1:
                 continue
-            parts = [key for key in g.parts if key not in hidden]
-            pick = min(parts, key=rank) if parts else g.total
+            visible = [key for key in (*g.parts, g.total) if key not in hidden]
+            if not visible:
+                continue
+            total = g.total
+
+            def order(key: Hashable, total: Hashable = total) -> tuple:
+                preferred_last, n, position = rank(key)
+                return (preferred_last, key == total, n, position)
+
+            pick = min(visible, key=order)
             if pick not in hidden:
                 hidden.add(pick)
                 changed = True
@@ -331,13 +343,14 @@ C = TypeVar("C", bound=Hashable)
 
 
 def split_suppress(rows: Mapping[R, Mapping[C, int]], all_row: R, minimum: int,
-                   sums: Iterable[tuple[C, Sequence[C]]] = ()) -> dict[R, frozenset[C]]:
+                   sums: Iterable[tuple[C, Sequence[C]]] = (), prefer: Iterable[C] = ()) -> dict[R, frozenset[C]]:
     """One table and its split into parts (channels), suppressed as one: the columns to hide in each row.
 
     ``rows[all_row]`` holds the all-channel figures, every other row one part's figures in the
     same columns; each column of ``all_row`` is the sum of the parts (a part with none in a column
     is 0 there, which singles nobody out, so it is not in that sum). ``sums``: columns that are the
-    sum of others within every row (a period and its days; all presses and its kinds).
+    sum of others within every row (a period and its days; all presses and its kinds). ``prefer``:
+    columns hidden first where one more figure must go (``suppress``).
 
     Each row is published on a page of its own (the station's page for all channels, for the
     kiosk alone, for the web alone), so suppressing each page by itself is not enough: the kiosk's
@@ -353,7 +366,7 @@ def split_suppress(rows: Mapping[R, Mapping[C, int]], all_row: R, minimum: int,
     parts = [r for r in rows if r != all_row]
     groups = [Group((r, total), tuple((r, c) for c in within)) for total, within in sums for r in rows]
     groups += [Group((all_row, c), tuple((r, c) for r in parts if values.get((r, c)))) for c in columns]
-    hidden = suppress(values, groups, minimum)
+    hidden = suppress(values, groups, minimum, prefer=[(r, c) for c in prefer for r in rows])
     out: dict[R, set[C]] = {r: set() for r in rows}
     for r, c in hidden:  # type: ignore[misc]
         out[r].add(c)
