@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -59,22 +60,37 @@ PARAMS = (
     "ts_offset_s", "channel",
 )  # fmt: skip
 """The keys of an event's parameters, bound by position (?1 ...): a name looked up per value costs more."""
-_AT = {name: f"?{i}" for i, name in enumerate(PARAMS, 1)}
 _HEX = "replace({}, '-', '')"
-_VALUES = {
-    "event_id": _HEX.format(_AT["event_id"]),
-    "value": f"CASE WHEN {_AT['kind']} = 'smiley' THEN {_AT['value']} END",
-    "option_id": f"CASE WHEN {_AT['kind']} = 'smiley' THEN NULL ELSE {_AT['value']} END",
-    # "2026-11-27T08:00:00.123456Z" -> "2026-11-27 08:00:00.123456", SQLAlchemy's DATETIME text
-    "ts": f"substr({_AT['ts_text']}, 1, 10) || ' ' || substr({_AT['ts_text']}, 12, 15)",
-    "answer_to": _HEX.format(_AT["answer_to"]),
-    "epoch": _HEX.format(_AT["epoch"]),
-    "boot_id": _HEX.format(_AT["boot_id"]),
-}
-INSERT_SQL = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(_VALUES.get(c) or _AT[c] for c in COLUMNS)}) "
-    "ON CONFLICT (event_id) DO NOTHING"
-)
+
+
+def _row_values(row: int) -> str:
+    """One event's ``(...)`` of the INSERT, the ``row``-th of the statement: its parameters bound by
+    position (?1 ... for the first, then on), the uuids' hex and the wire time's stored text made in SQL."""
+    at = {name: f"?{row * len(PARAMS) + i}" for i, name in enumerate(PARAMS, 1)}
+    values = {
+        "event_id": _HEX.format(at["event_id"]),
+        "value": f"CASE WHEN {at['kind']} = 'smiley' THEN {at['value']} END",
+        "option_id": f"CASE WHEN {at['kind']} = 'smiley' THEN NULL ELSE {at['value']} END",
+        # "2026-11-27T08:00:00.123456Z" -> "2026-11-27 08:00:00.123456", SQLAlchemy's DATETIME text
+        "ts": f"substr({at['ts_text']}, 1, 10) || ' ' || substr({at['ts_text']}, 12, 15)",
+        "answer_to": _HEX.format(at["answer_to"]),
+        "epoch": _HEX.format(at["epoch"]),
+        "boot_id": _HEX.format(at["boot_id"]),
+    }
+    return f"({', '.join(values.get(c) or at[c] for c in COLUMNS)})"
+
+
+def _insert_sql(rows: int) -> str:
+    return (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join(_row_values(r) for r in range(rows))} "
+            "ON CONFLICT (event_id) DO NOTHING")
+
+
+ROWS_PER_INSERT = 999 // len(PARAMS)
+"""Events per INSERT statement (old SQLite builds allow 999 parameters). One row per statement made
+a step per event, and each step gives up the GIL and waits to take it back from the threads that
+receive and decode the next messages: the writer spent most of its time waiting, not writing."""
+INSERT_SQL = _insert_sql(ROWS_PER_INSERT)
+_INSERT_SQL: dict[int, str] = {ROWS_PER_INSERT: INSERT_SQL}
 _PARAMS_OF = itemgetter(*PARAMS)
 
 MAX_PARAMS = 500
@@ -204,7 +220,14 @@ def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
         raw.execute("BEGIN IMMEDIATE")
     (top,) = raw.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()
     changes = raw.total_changes
-    raw.executemany(INSERT_SQL, map(_PARAMS_OF, events))
+    whole = len(events) - len(events) % ROWS_PER_INSERT
+    params = list(chain.from_iterable(map(_PARAMS_OF, events)))
+    width = ROWS_PER_INSERT * len(PARAMS)
+    raw.executemany(INSERT_SQL, (params[i:i + width] for i in range(0, whole * len(PARAMS), width)))
+    if whole < len(events):
+        rest = len(events) - whole
+        sql = _INSERT_SQL.get(rest) or _INSERT_SQL.setdefault(rest, _insert_sql(rest))
+        raw.execute(sql, params[whole * len(PARAMS):])
     missing = len(events) - (raw.total_changes - changes)
     if not missing:
         return set()
