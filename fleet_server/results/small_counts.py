@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
+from math import gcd
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -182,28 +182,33 @@ def _recoverable(groups, hidden: set, order: Mapping) -> list:
         equations = kept
     rank = order.__getitem__
     pivots: dict = {}
-    """{pivot key: its row}, in reduced row-echelon form: a row's pivot has coefficient 1 and is in no other row."""
+    """{pivot key: its row}, in reduced row-echelon form: a pivot is in no other row. Rows keep
+    integer coefficients (each step scales by a non-zero integer and divides by the gcd), which
+    spans the same space as rational elimination, several times faster than Fraction."""
     for eq in equations:
-        row = {key: Fraction(c) for key, c in eq.items()}
+        row = dict(eq)
         for key in [k for k in row if k in pivots]:
-            factor = row.get(key)
-            if factor:
-                for k, v in pivots[key].items():
-                    row[k] = row.get(k, Fraction(0)) - factor * v
-        row = {k: v for k, v in row.items() if v}
+            row = _eliminate(row, pivots[key], key)
         if not row:
             continue
         lead = min(row, key=rank)
-        row = {k: v / row[lead] for k, v in row.items()}
-        for other in pivots.values():
-            factor = other.get(lead)
-            if factor:
-                for k, v in row.items():
-                    other[k] = other.get(k, Fraction(0)) - factor * v
-                for k in [k for k, v in other.items() if not v]:
-                    del other[k]
+        for key, other in list(pivots.items()):
+            if lead in other:
+                pivots[key] = _eliminate(other, row, lead)
         pivots[lead] = row
     return sorted((key for key, row in pivots.items() if len(row) == 1), key=rank)
+
+
+def _eliminate(row: dict, pivot: dict, key: Hashable) -> dict:
+    """``row`` with ``key`` eliminated by ``pivot`` (which has it): integer coefficients, no zeros,
+    divided by their gcd."""
+    a, b = row[key], pivot[key]
+    out = {k: v * b for k, v in row.items()}
+    for k, v in pivot.items():
+        out[k] = out.get(k, 0) - a * v
+    out = {k: v for k, v in out.items() if v}
+    g = gcd(*out.values()) if out else 1
+    return {k: v // g for k, v in out.items()} if g > 1 else out
 
 
 def masked(values: Mapping[K, int], hidden: frozenset[K] | set[K]) -> dict[K, int | None]:
