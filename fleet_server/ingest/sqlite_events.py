@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -80,6 +81,7 @@ def _row_values(row: int) -> str:
     return f"({', '.join(values.get(c) or at[c] for c in COLUMNS)})"
 
 
+@cache
 def _insert_sql(rows: int) -> str:
     return (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join(_row_values(r) for r in range(rows))} "
             "ON CONFLICT (event_id) DO NOTHING")
@@ -90,7 +92,6 @@ ROWS_PER_INSERT = 999 // len(PARAMS)
 a step per event, and each step gives up the GIL and waits to take it back from the threads that
 receive and decode the next messages: the writer spent most of its time waiting, not writing."""
 INSERT_SQL = _insert_sql(ROWS_PER_INSERT)
-_INSERT_SQL: dict[int, str] = {ROWS_PER_INSERT: INSERT_SQL}
 _PARAMS_OF = itemgetter(*PARAMS)
 
 MAX_PARAMS = 500
@@ -225,9 +226,7 @@ def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
     width = ROWS_PER_INSERT * len(PARAMS)
     raw.executemany(INSERT_SQL, (params[i:i + width] for i in range(0, whole * len(PARAMS), width)))
     if whole < len(events):
-        rest = len(events) - whole
-        sql = _INSERT_SQL.get(rest) or _INSERT_SQL.setdefault(rest, _insert_sql(rest))
-        raw.execute(sql, params[whole * len(PARAMS):])
+        raw.execute(_insert_sql(len(events) - whole), params[whole * len(PARAMS):])
     missing = len(events) - (raw.total_changes - changes)
     if not missing:
         return set()

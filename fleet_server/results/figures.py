@@ -345,10 +345,8 @@ def channels_used(session: Session, station_ids: Sequence[str], start: datetime,
     return {sid: tuple(sorted(found.get(sid, ()), key=lambda c: (order.get(c, len(order)), c))) for sid in station_ids}
 
 
-def station_hours(session: Session, station_id: str, start: datetime, end: datetime,
-                  channel: str | None = None) -> dict[datetime, dict[str, int]]:
-    if channel is not None:
-        return channel_hours(session, station_id, start, end).get(channel, {})
+def station_hours(session: Session, station_id: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
+    """{hour: {"c1": n, ...}} of every channel, from station_hourly (one channel's: ``channel_hours``)."""
     h = StationHour
     q = select(h.hour, *(getattr(h, c) for c in COUNT_COLUMNS)).where(
         h.station_id == station_id, h.hour >= start, h.hour < end
@@ -861,22 +859,22 @@ def overview(session: Session, stations: Sequence[_Named], period: Period, minim
     return rows
 
 
-def channel_split(session: Session, station_id: str, period: Period, minimum: int,
-                  hides: Mapping[str | None, frozenset[Hashable]] | None = None) -> list[dict]:
+def channel_split(by_channel: Mapping[str, Mapping[datetime, Mapping[str, int]]], minimum: int,
+                  hides: Mapping[str | None, frozenset[Hashable]]) -> list[dict]:
     """The station's counted answers side by side by channel (the channels it used in the period), and all.
 
     Each channel's distribution is one row of a table whose all-channel row is published, so
     the rows are suppressed together (secondary suppression hides a second channel where a
-    single one would be hidden: its count would be the total minus the others). ``hides``: what
-    the station's pages hide (``_page_hidden``); a channel's counted answers hidden there are
-    hidden here too. Satisfaction carries its 95 % Wilson interval where shown.
+    single one would be hidden: its count would be the total minus the others). ``by_channel``:
+    the period's hours by channel (``channel_hours``); ``hides``: what the station's pages hide
+    (``_page_hidden``), so a channel's counted answers hidden there are hidden here too.
+    Satisfaction carries its 95 % Wilson interval where shown.
     """
-    per_channel = channel_totals(session, [station_id], period.start, period.end)[station_id]
+    per_channel = {ch: _sum_hours(hours) for ch, hours in by_channel.items()}
     used = [ch for ch in ANSWER_CHANNELS if _kind_total(per_channel.get(ch, {}), "c")]
     rows: dict[str, dict[int, int]] = {ch: by_kind(per_channel[ch], "c") for ch in used}
     rows["all"] = {v: sum(r[v] for r in rows.values()) for v in SMILEYS}
-    forced = [] if hides is None else [
-        ch for ch in (*used, None) if "counted" in hides.get(ch, frozenset())]
+    forced = [ch for ch in (*used, None) if "counted" in hides.get(ch, frozenset())]
     dists = distributions(rows, minimum, all_key="all", forced=["all" if ch is None else ch for ch in forced])
     out = []
     for key in (*used, "all"):
@@ -1013,6 +1011,14 @@ def _page_hidden(all_hours: Mapping[datetime, Mapping[str, int]],
     return split_suppress(rows, None, minimum, sums, prefer=["all"])
 
 
+def _page_hours(session: Session, station_id: str, period: Period, channel: str | None) -> tuple[
+        dict[datetime, dict[str, int]], dict[str, dict[datetime, dict[str, int]]], Mapping[datetime, Mapping[str, int]]]:
+    """The period's hours of every channel, by channel, and of the page's channel (None: every channel)."""
+    by_channel = channel_hours(session, station_id, period.start, period.end)
+    all_hours = station_hours(session, station_id, period.start, period.end)
+    return all_hours, by_channel, all_hours if channel is None else by_channel.get(channel, {})
+
+
 def _trend(hours: Mapping[datetime, Mapping[str, int]], index: Mapping[date, int], n_buckets: int,
            hidden: frozenset[Hashable], minimum: int) -> dict[int | str, dict]:
     """The trend's distributions: counted answers per bucket (by position) and the period ("period"),
@@ -1033,9 +1039,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
                  channel: str | None = None) -> StationPage:
     """The station's figures, of all channels or of one (``channel``); the pages of every channel
     hide what their one table split by channel hides (``_page_hidden``)."""
-    by_channel = channel_hours(session, station.id, period.start, period.end)
-    all_hours = station_hours(session, station.id, period.start, period.end)
-    hours = all_hours if channel is None else by_channel.get(channel, {})
+    all_hours, by_channel, hours = _page_hours(session, station.id, period, channel)
     buckets = period_buckets(period, granularity)
     index = _bucket_index(buckets)
     hides = _page_hidden(all_hours, by_channel, index, len(buckets), minimum, channel)
@@ -1116,7 +1120,7 @@ def station_page(session: Session, station: Station, period: Period, minimum: in
         followups=followup_tables(session, station.id, period, minimum, channel),
         availability=avail,
         channel=channel,
-        channels=channel_split(session, station.id, period, minimum, hides),
+        channels=channel_split(by_channel, minimum, hides),
     )
 
 
@@ -1230,9 +1234,7 @@ def comparison(
     index = _bucket_index(buckets)
     series = {}
     for s in stations:  # each station's trend as its page shows it
-        by_channel = channel_hours(session, s.id, period.start, period.end)
-        all_hours = station_hours(session, s.id, period.start, period.end)
-        hours = all_hours if channel is None else by_channel.get(channel, {})
+        all_hours, by_channel, hours = _page_hours(session, s.id, period, channel)
         hidden = _page_hidden(all_hours, by_channel, index, len(buckets), minimum, channel)[channel]
         series[s.id] = _trend(hours, index, len(buckets), hidden, minimum)
     labels = [i18n.day_month(a) if granularity == "day"

@@ -137,17 +137,8 @@ def _close_groups(values, groups, hidden: set, rank) -> None:
             if sum(1 for key in entries if key in hidden and values[key]) != 1:
                 continue
             visible = [key for key in (*g.parts, g.total) if key not in hidden]
-            if not visible:
-                continue
-            total = g.total
-
-            def order(key: Hashable, total: Hashable = total) -> tuple:
-                preferred_last, n, position = rank(key)
-                return (preferred_last, key == total, n, position)
-
-            pick = min(visible, key=order)
-            if pick not in hidden:
-                hidden.add(pick)
+            if visible:  # (preferred last, the total, size, position); positions differ, so keys are never compared
+                hidden.add(min(((rank(k)[0], k == g.total, *rank(k)[1:]), k) for k in visible)[1])
                 changed = True
 
 
