@@ -12,7 +12,8 @@ cancels; each round measures all of them and the medians of 3 rounds are printed
    (transactions of 500 rows); SQLite: executemany of INSERT OR IGNORE, WAL,
    synchronous=FULL, transactions of 500 rows;
 3. database only: the ingest's ``store_batch`` on those messages, no MQTT, in the
-   transactions the consumer would make (events, rollups, device rows);
+   transactions the consumer would make (events, rollups, device rows), as many in
+   flight as the consumer keeps (``ingest_writers`` on PostgreSQL, one on SQLite);
 4. end to end: N real kiosks (outbox + uplink, the code that runs on the Pi) in a
    child process, draining pre-filled outboxes to the fleet server's Ingestor,
    timed until the last event is committed.
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -340,15 +342,17 @@ def _transactions(messages: list[InboundMessage], batch: int) -> list[list[Inbou
     return out
 
 
-def bench_database(url: str, payloads: list[tuple[str, list[bytes]]], total_events: int, batch: int) -> float:
-    """The ingest's store_batch on the same messages, no MQTT; events/s."""
+def bench_database(url: str, payloads: list[tuple[str, list[bytes]]], total_events: int, batch: int,
+                   writers: int) -> float:
+    """The ingest's store_batch on the same messages, no MQTT, ``writers`` transactions in flight
+    (the consumer's ``writer_count``); events/s."""
     migrate(url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
     messages = [InboundMessage(topic, p) for topic, batches in payloads for p in batches]
     started, cpu0 = time.perf_counter(), time.process_time()
-    for chunk in _transactions(messages, batch):
-        store_batch(factory, chunk)
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(lambda chunk: store_batch(factory, chunk), _transactions(messages, batch)))
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:
         CPU["database only"] = {"ingest": time.process_time() - cpu0}
@@ -483,7 +487,9 @@ def main() -> None:
             k.close()
         rows, senders = _rows(payloads)
         messages = sum(len(b) for _, b in payloads)
-        batch = args.ingest_batch or load_settings(None).ingest_batch_size
+        defaults = load_settings(None)
+        batch = args.ingest_batch or defaults.ingest_batch_size
+        writers = 1 if sqlite_db else defaults.ingest_writers
         try:
             for r in range(args.rounds):
                 if "broker" in phases:
@@ -496,7 +502,7 @@ def main() -> None:
                         note("pg copy", ceiling_pg_copy(db.fresh("copy"), rows, senders))
                         note("pg executemany", ceiling_pg_executemany(db.fresh("many"), rows, senders))
                 if "db" in phases:
-                    note("database only", bench_database(db.fresh("db"), payloads, total, batch))
+                    note("database only", bench_database(db.fresh("db"), payloads, total, batch, writers))
                 if "e2e" in phases:
                     run_dir = workdir / f"run-{r}"
                     shutil.copytree(template, run_dir)
@@ -522,7 +528,8 @@ def main() -> None:
     ceiling_name = "sqlite executemany" if sqlite_db else "pg copy"
     print(
         f"ingest benchmark: {args.kiosks} kiosks, {total} events in {messages} batches of <= {BATCH_EVENTS}, "
-        f"database {kind}, ingest batch {batch} messages, median of {args.rounds} rounds"
+        f"database {kind}, ingest batch {batch} messages, {writers} transaction(s) in flight, "
+        f"median of {args.rounds} rounds"
     )
     lines = [
         ("broker", "broker (QoS 1 pub -> Mosquitto -> QoS 1 sub, to the last):", "events/s"),

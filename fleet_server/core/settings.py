@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(
         default=500, ge=1, le=10_000, description="most MQTT messages committed in one transaction"
     )
+    ingest_writers: int = Field(
+        default=2, ge=1, le=8,
+        description="transactions the ingest keeps in flight on PostgreSQL, each on its own connection "
+                    "(SQLite takes one writer at a time: always 1 there)",
+    )
     ingest_flush_interval_s: float = Field(
         default=0.01,
         ge=0,

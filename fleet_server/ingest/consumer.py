@@ -13,7 +13,11 @@ Delivery contract (see ../DESIGN "Delivery guarantees"):
   a capped backoff.
 
 The database side lives in ``store.py`` (``handle_batch``/``store_batch``, no
-MQTT); ``Ingestor`` here wraps it with the paho-mqtt client and a writer thread.
+MQTT); ``Ingestor`` here wraps it with the paho-mqtt client, a preparer thread that
+decodes the next transaction, and writer threads that commit: on PostgreSQL
+``ingest_writers`` (2) transactions in flight, each on its own connection, so the
+database works on one while the server prepares, acks and sends the next
+(bench/bench_ingest.py); on SQLite one.
 """
 
 from __future__ import annotations
@@ -244,7 +248,8 @@ class Ingestor:
         self._ack_lock = threading.Lock()
         self._generation = 0
         self._pending_subs: set[int] = set()
-        self._writer: threading.Thread | None = None
+        self._writers: list[threading.Thread] = []
+        self._take_lock = threading.Lock()  # the writers take the next batch one at a time
         # The next transaction, decoded by the preparer thread while the writer commits this one.
         self._preparer: threading.Thread | None = None
         self._prepared: queue.Queue[list[InboundMessage]] = queue.Queue(maxsize=1)
@@ -256,9 +261,7 @@ class Ingestor:
         self.last_commit_at: float | None = None
         self.failing_since: float | None = None
         self.last_db_error: str | None = None
-        self.writing_since: float | None = None
-        """When the writer took the batch it is trying to commit (None: not holding one)."""
-        self._in_hand = 0
+        self._in_hand: dict[int, tuple[int, float]] = {}  # per writer thread: (messages, when it took them)
         self._client = self._make_client()
 
     # ---------------------------------------------------------------- lifecycle
@@ -298,8 +301,10 @@ class Ingestor:
             target=self._prepare_loop, name=f"ingest-prepare-{self.client_id}", daemon=True
         )
         self._preparer.start()
-        self._writer = threading.Thread(target=self._write_loop, name=f"ingest-writer-{self.client_id}", daemon=True)
-        self._writer.start()
+        self._writers = [threading.Thread(target=self._write_loop, name=f"ingest-writer-{n}-{self.client_id}",
+                                          daemon=True) for n in range(self.writer_count)]
+        for writer in self._writers:
+            writer.start()
         _LOGGER.info("ingest %s connecting to %s:%s (MQTT %s)", self.client_id, s.mqtt_host, s.mqtt_port,
                      s.mqtt_version)
         if s.mqtt_version == "5":
@@ -314,12 +319,14 @@ class Ingestor:
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and ack what was received, then disconnect (the session stays on the broker)."""
         self._stopping.set()
-        if self._writer is not None:
-            self._writer.join(timeout)
-            if self._writer.is_alive():
-                _LOGGER.warning("ingest writer still busy after %ss; leaving its batch un-acknowledged", timeout)
-                self._halt.set()
-                self._writer.join(timeout)
+        deadline = time.monotonic() + timeout
+        for writer in self._writers:
+            writer.join(max(0.0, deadline - time.monotonic()))
+        if any(w.is_alive() for w in self._writers):
+            _LOGGER.warning("ingest writer still busy after %ss; leaving its batch un-acknowledged", timeout)
+            self._halt.set()
+            for writer in self._writers:
+                writer.join(timeout)
         self._halt.set()
         self._client.disconnect()
         self._client.loop_stop()
@@ -336,12 +343,12 @@ class Ingestor:
         sock = self._client.socket()
         if sock is not None:
             sock.close()
-        if self._writer is not None:
-            self._writer.join(5)
+        for writer in self._writers:
+            writer.join(5)
         self._connected.clear()
 
     def __enter__(self) -> Self:
-        return self if self._writer is not None else self.start()  # ``with Ingestor(...).start()`` starts once
+        return self if self._writers else self.start()  # ``with Ingestor(...).start()`` starts once
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -358,13 +365,23 @@ class Ingestor:
 
     @property
     def writer_alive(self) -> bool:
-        return self._writer is not None and self._writer.is_alive()
+        return bool(self._writers) and all(w.is_alive() for w in self._writers)
+
+    @property
+    def writer_count(self) -> int:
+        """Transactions in flight at once: ``ingest_writers`` on PostgreSQL, one on SQLite (one writer at a time)."""
+        return self.settings.ingest_writers if self._dialect == "postgresql" else 1
+
+    @property
+    def writing_since(self) -> float | None:
+        """When the longest-busy writer took the batch it is trying to commit (None: none holds one)."""
+        return min((since for _, since in list(self._in_hand.values())), default=None)
 
     @property
     def backlog(self) -> int:
         """Messages received but not yet committed (the writer's current batch included)."""
         deferred = len(self._deferred) if self._deferred is not None else 0
-        return self._queue.qsize() + self._staged + deferred + self._in_hand
+        return self._queue.qsize() + self._staged + deferred + sum(n for n, _ in list(self._in_hand.values()))
 
     # ---------------------------------------------------------------- paho callbacks (network thread)
 
@@ -496,6 +513,10 @@ class Ingestor:
 
     def _next_prepared(self) -> list[InboundMessage] | None:
         """The preparer's next batch; but a live press that came meanwhile goes first."""
+        with self._take_lock:
+            return self._next_prepared_locked()
+
+    def _next_prepared_locked(self) -> list[InboundMessage] | None:
         if self._deferred is not None:
             batch, self._deferred = self._deferred, None
             return batch
@@ -516,11 +537,12 @@ class Ingestor:
         return None
 
     def _write_loop(self) -> None:
+        me = threading.get_ident()
         while (batch := self._next_prepared()) is not None:
-            self._in_hand, self.writing_since = len(batch), time.monotonic()
+            self._in_hand[me] = (len(batch), time.monotonic())
             if self._store(batch):
                 self._ack(batch)
-            self._in_hand, self.writing_since = 0, None
+            del self._in_hand[me]
 
     def _store(self, batch: list[InboundMessage]) -> bool:
         """Commit the batch, retrying transient database errors; False if told to halt first."""

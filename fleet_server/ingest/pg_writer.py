@@ -88,6 +88,23 @@ def known_devices(session: Session, ids: list[str]) -> list[Any]:
         return cur.fetchall()
 
 
+_LOCKED_STATUSES = (
+    "SELECT id, online, status_connected_at, status_sent_at, status_received_at "
+    f"FROM {Device.__tablename__} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
+def locked_statuses(session: Session, ids: list[str]) -> list[Any]:
+    """Lock the rows of the senders whose statuses this transaction applies, then read their last
+    status again: with two writers, the other one may have committed a newer status since this
+    transaction began (a new snapshot per statement, READ COMMITTED), and it must not apply an
+    older one after it. Taken after the events' statement, which locks rollup cells and then the
+    senders' rows: every transaction locks in that order, so two writers never deadlock here."""
+    with _raw(session).cursor(row_factory=namedtuple_row) as cur:
+        cur.execute(_LOCKED_STATUSES, (sorted(ids),))
+        return cur.fetchall()
+
+
 def _rollup_sql() -> str:
     """The CTEs that add the rows of ``ins`` (the INSERT's RETURNING) to the three rollup tables."""
     flags = {"c": "NOT out_of_hours AND NOT burst", "r": "NOT out_of_hours AND burst", "o": "out_of_hours"}
@@ -124,7 +141,9 @@ def _rollup_sql() -> str:
 _ROLLUPS = _rollup_sql()
 _RETURNED = "event_id, station_id, kind, value, option_id, question_id, ts, answer_to, burst, out_of_hours, channel"
 _DEVICE_TIMES = (
-    f"device_times AS (UPDATE {Device.__tablename__} d SET last_event_at = v.at, last_seen_at = v.at "
+    # greatest(): never back; two writers' transactions may commit out of order (NULLs are ignored)
+    f"device_times AS (UPDATE {Device.__tablename__} d SET last_event_at = greatest(d.last_event_at, v.at), "
+    "last_seen_at = greatest(d.last_seen_at, v.at) "
     "FROM unnest(%s::text[], %s::timestamptz[]) AS v(id, at) WHERE d.id = v.id)"
 )
 

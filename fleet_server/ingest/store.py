@@ -249,6 +249,13 @@ _KNOWN_DEVICES = select(
 """What a batch needs of its senders, seq ceilings included, in one query."""
 
 
+def _applied_order(row: Any) -> tuple | None:
+    """``status_order`` of the status a device row last applied (None: none yet)."""
+    if row.status_sent_at is None:
+        return None
+    return status_order(row.status_connected_at, bool(row.online), row.status_sent_at)
+
+
 def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[str, _Known]:
     """Create stations and devices seen for the first time; return what the batch needs of each.
 
@@ -256,9 +263,7 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
     sender; ON CONFLICT DO NOTHING keeps concurrent ingest workers from colliding.
     """
     known = {
-        row.id: _Known(row.station_id, row.state, bool(row.online),
-                       status_order(row.status_connected_at, bool(row.online), row.status_sent_at)
-                       if row.status_sent_at is not None else None, row.status_received_at,
+        row.id: _Known(row.station_id, row.state, bool(row.online), _applied_order(row), row.status_received_at,
                        max((s for s in (row.last_seq, row.max_seq) if s is not None), default=None))
         for row in (pg_writer.known_devices(session, list(senders)) if _is_postgresql(session)
                     else session.execute(_KNOWN_DEVICES, {"ids": list(senders)}))
@@ -317,7 +322,13 @@ def _apply_statuses(
     session: Session, statuses: list[tuple[InboundMessage, contract.StatusHeartbeat]], known: dict[str, _Known]
 ) -> None:
     """Fold the batch's statuses per device in the kiosk's own order (``status_order``), skipping
-    any older than the one already applied, then write them set-based."""
+    any older than the one already applied, then write them set-based. On PostgreSQL the senders'
+    rows are locked and their last status read again first (``pg_writer.locked_statuses``)."""
+    if _is_postgresql(session):
+        for row in pg_writer.locked_statuses(session, list({status.device_id for _, status in statuses})):
+            device = known[row.id]
+            device.online, device.status_order = bool(row.online), _applied_order(row)
+            device.status_received_at = row.status_received_at
     params: dict[str, dict[str, Any]] = {}
     presence: list[dict[str, Any]] = []
     ordered = sorted(enumerate(statuses), key=lambda item: (
@@ -698,9 +709,17 @@ def _latest(times: dict[str, datetime], device_id: str, at: datetime) -> None:
         times[device_id] = at
 
 
+def _forward(column: Any, at: Any) -> Any:
+    """``column`` moved to ``at``, never back: transactions may commit out of the order their
+    messages came in (a live press overtakes a backlog; on PostgreSQL two writers)."""
+    return case((or_(column.is_(None), column < at), at), else_=column)
+
+
+_AT = bindparam("b_at", type_=Device.__table__.c.last_event_at.type)
 _LAST_EVENT_UPDATE = (
     update(Device.__table__).where(Device.__table__.c.id == bindparam("b_id"))
-    .values(last_event_at=bindparam("b_at"), last_seen_at=bindparam("b_at"))
+    .values(last_event_at=_forward(Device.__table__.c.last_event_at, _AT),
+            last_seen_at=_forward(Device.__table__.c.last_seen_at, _AT))
 )
 
 

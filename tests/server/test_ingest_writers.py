@@ -1,0 +1,118 @@
+"""Transactions in flight at once (``ingest_writers``, PostgreSQL): faster, and nothing goes back in time.
+
+Two writers commit in whichever order the database lets them, so what a transaction reads
+of its senders may be older than what the other one commits meanwhile. The store keeps
+that harmless: a sender's times only move forward, and a batch with statuses locks its
+senders before it reads their last status (``pg_writer.known_devices``).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+
+from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.settings import load_settings
+from fleet_server.ingest import consumer as ingest_module
+from fleet_server.ingest.consumer import Ingestor
+from fleet_server.ingest.store import handle_batch, store_batch
+from fleet_server.models import Device, FeedbackEvent
+from palaute_wire import contract as c
+from tests.support.server_factories import T0, batch, event, events_message, status_message
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def pg_sessions(postgres_url):
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _device(sessions) -> Device:
+    with sessions() as s:
+        return s.get(Device, "kalvia-1")
+
+
+def test_a_transaction_committed_late_does_not_move_the_senders_times_back(sessions):
+    store_batch(sessions, [events_message([event()], received_at=T0 + timedelta(minutes=1))])
+    store_batch(sessions, [events_message([event()], received_at=T0)])  # came in first, committed last
+    device = _device(sessions)
+    assert (device.last_event_at, device.last_seen_at) == (T0 + timedelta(minutes=1),) * 2
+
+
+def test_an_older_status_does_not_overwrite_a_newer_one_the_other_writer_commits_meanwhile(pg_sessions):
+    store_batch(pg_sessions, [events_message([event()])])
+    newer = status_message(connected_at=T0, sent_at=T0 + timedelta(seconds=20), queue_depth=5)
+    older = status_message(connected_at=T0, sent_at=T0 + timedelta(seconds=10), queue_depth=99)
+    done: dict = {}
+    with pg_sessions() as first:
+        handle_batch(first, [newer])  # one writer has applied the newer status, not committed yet
+        other = threading.Thread(target=lambda: done.update(result=store_batch(pg_sessions, [older])))
+        other.start()
+        other.join(1.0)
+        assert other.is_alive()  # the other writer waits for the first one's transaction
+        first.commit()
+    other.join(30)
+    assert done["result"].statuses == 1
+    device = _device(pg_sessions)
+    assert (device.queue_depth, device.status_sent_at) == (5, T0 + timedelta(seconds=20))
+
+
+def test_sqlite_keeps_one_writer_whatever_the_setting(sqlite_url):
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    settings = load_settings(environ={}, database_url=sqlite_url, ingest_writers=4)
+    assert Ingestor(settings, make_session_factory(engine)).writer_count == 1
+    engine.dispose()
+
+
+@pytest.mark.broker
+def test_two_writers_keep_two_transactions_in_flight_and_store_each_event_once(broker, postgres_url, pg_sessions,
+                                                                             monkeypatch):
+    settings = load_settings(environ={}, mqtt_url=broker.url, database_url=postgres_url,
+                             mqtt_client_id="test-writers", ingest_writers=2, ingest_batch_size=1)
+    together = threading.Barrier(2, timeout=20)
+    calls, inside, peak, lock = [0], [0], [0], threading.Lock()
+    real = ingest_module.store_batch
+
+    def store(factory, messages):
+        with lock:
+            calls[0] += 1
+            first_two = calls[0] <= 2
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        try:
+            if first_two:
+                together.wait()  # the first two transactions meet: both are open at once
+            return real(factory, messages)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(ingest_module, "store_batch", store)
+    events = [event() for _ in range(40)]
+
+    with Ingestor(settings, pg_sessions) as ingestor:
+        assert ingestor.wait_subscribed(20) and ingestor.writer_count == 2
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kiosk-pub")
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        for e in events:
+            pub.publish(c.topic("kalvia", "kalvia-1", "events"), c.encode(batch([e])), qos=1).wait_for_publish(10)
+
+        def stored() -> int:
+            with pg_sessions() as s:
+                return s.scalar(select(func.count()).select_from(FeedbackEvent))
+        wait_until(lambda: stored() == len(events), 30, "every event stored")
+        pub.disconnect()
+        pub.loop_stop()
+    assert peak[0] == 2 and not together.broken
+    with pg_sessions() as s:
+        assert set(s.scalars(select(FeedbackEvent.event_id))) == {e.event_id for e in events}
