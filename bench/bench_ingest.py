@@ -397,7 +397,10 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
         with Ingestor(settings, factory) as ingestor:
             if not ingestor.wait_subscribed(20) or not all(r.wait(60) for r in readies):
                 raise RuntimeError("ingest did not subscribe or the kiosks did not start")
-            kiosks0 = sum(_proc_cpu(c.pid) for c in children)
+            def kiosks_cpu() -> float:
+                return sum(_proc_cpu(c.pid) for c in children)
+
+            kiosks0 = kiosks_cpu()
             broker0 = _proc_cpu(broker.proc.pid) if broker.proc else 0.0
             started, cpu0 = time.perf_counter(), time.process_time()
             go.set()
@@ -410,7 +413,7 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
                     first = time.perf_counter()
                 time.sleep(0.005)
             ended = time.perf_counter()
-            CPU["end to end"] = {"ingest": time.process_time() - cpu0, "kiosks": sum(_proc_cpu(c.pid) for c in children) - kiosks0,
+            CPU["end to end"] = {"ingest": time.process_time() - cpu0, "kiosks": kiosks_cpu() - kiosks0,
                                  "broker": (_proc_cpu(broker.proc.pid) if broker.proc else 0.0) - broker0}
             if engine.dialect.name == "postgresql":
                 with engine.connect() as conn:

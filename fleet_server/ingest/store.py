@@ -294,6 +294,13 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
     return known
 
 
+def _forward(column: Any, at: Any) -> Any:
+    """``column`` moved to ``at``, never back (and kept where ``at`` is NULL): an older retained
+    status, or a transaction that commits after a later one (a live press overtakes a backlog; on
+    PostgreSQL two writers), must not move a time back."""
+    return case((and_(at.is_not(None), or_(column.is_(None), column < at)), at), else_=column)
+
+
 def _status_update_statement() -> Any:
     """One UPDATE for every status of a batch: fields a status leaves out keep their value."""
     t = Device.__table__
@@ -304,11 +311,7 @@ def _status_update_statement() -> Any:
         "status_connected_at": bindparam("b_connected_at", type_=t.c.status_connected_at.type),
         "status_received_at": bindparam("b_received_at", type_=t.c.status_received_at.type),
         "last_status": bindparam("b_last_status", type_=t.c.last_status.type),
-        # Only ever forward: an older retained status must not move last_seen_at back.
-        "last_seen_at": case(
-            (and_(seen.is_not(None), or_(t.c.last_seen_at.is_(None), seen > t.c.last_seen_at)), seen),
-            else_=t.c.last_seen_at,
-        ),
+        "last_seen_at": _forward(t.c.last_seen_at, seen),
     }
     for name in STATUS_FIELDS:
         values[name] = func.coalesce(bindparam(f"b_{name}", type_=t.c[name].type), t.c[name])
@@ -707,12 +710,6 @@ def _latest(times: dict[str, datetime], device_id: str, at: datetime) -> None:
     previous = times.get(device_id)
     if previous is None or at > previous:
         times[device_id] = at
-
-
-def _forward(column: Any, at: Any) -> Any:
-    """``column`` moved to ``at``, never back: transactions may commit out of the order their
-    messages came in (a live press overtakes a backlog; on PostgreSQL two writers)."""
-    return case((or_(column.is_(None), column < at), at), else_=column)
 
 
 _AT = bindparam("b_at", type_=Device.__table__.c.last_event_at.type)

@@ -3,7 +3,7 @@
 Two writers commit in whichever order the database lets them, so what a transaction reads
 of its senders may be older than what the other one commits meanwhile. The store keeps
 that harmless: a sender's times only move forward, and a batch with statuses locks its
-senders before it reads their last status (``pg_writer.known_devices``).
+senders and reads their last status again before it applies its own (``pg_writer.locked_statuses``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ from palaute_wire import contract as c
 from tests.support.server_factories import T0, batch, event, events_message, status_message
 from tests.support.waiting import wait_until
 
-
-@pytest.fixture
-def pg_sessions(postgres_url):
-    migrate(postgres_url)
-    engine = make_engine(postgres_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+ON_POSTGRESQL = pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                                        indirect=True)
+"""Only PostgreSQL keeps two transactions in flight (``sessions`` on it alone)."""
 
 
 def _device(sessions) -> Device:
@@ -47,21 +43,22 @@ def test_a_transaction_committed_late_does_not_move_the_senders_times_back(sessi
     assert (device.last_event_at, device.last_seen_at) == (T0 + timedelta(minutes=1),) * 2
 
 
-def test_an_older_status_does_not_overwrite_a_newer_one_the_other_writer_commits_meanwhile(pg_sessions):
-    store_batch(pg_sessions, [events_message([event()])])
+@ON_POSTGRESQL
+def test_an_older_status_does_not_overwrite_a_newer_one_the_other_writer_commits_meanwhile(sessions):
+    store_batch(sessions, [events_message([event()])])
     newer = status_message(connected_at=T0, sent_at=T0 + timedelta(seconds=20), queue_depth=5)
     older = status_message(connected_at=T0, sent_at=T0 + timedelta(seconds=10), queue_depth=99)
     done: dict = {}
-    with pg_sessions() as first:
+    with sessions() as first:
         handle_batch(first, [newer])  # one writer has applied the newer status, not committed yet
-        other = threading.Thread(target=lambda: done.update(result=store_batch(pg_sessions, [older])))
+        other = threading.Thread(target=lambda: done.update(result=store_batch(sessions, [older])))
         other.start()
         other.join(1.0)
         assert other.is_alive()  # the other writer waits for the first one's transaction
         first.commit()
     other.join(30)
     assert done["result"].statuses == 1
-    device = _device(pg_sessions)
+    device = _device(sessions)
     assert (device.queue_depth, device.status_sent_at) == (5, T0 + timedelta(seconds=20))
 
 
@@ -74,9 +71,9 @@ def test_sqlite_keeps_one_writer_whatever_the_setting(sqlite_url):
 
 
 @pytest.mark.broker
-def test_two_writers_keep_two_transactions_in_flight_and_store_each_event_once(broker, postgres_url, pg_sessions,
-                                                                             monkeypatch):
-    settings = load_settings(environ={}, mqtt_url=broker.url, database_url=postgres_url,
+@ON_POSTGRESQL
+def test_two_writers_keep_two_transactions_in_flight_and_store_each_event_once(broker, db_url, sessions, monkeypatch):
+    settings = load_settings(environ={}, mqtt_url=broker.url, database_url=db_url,
                              mqtt_client_id="test-writers", ingest_writers=2, ingest_batch_size=1)
     together = threading.Barrier(2, timeout=20)
     calls, inside, peak, lock = [0], [0], [0], threading.Lock()
@@ -99,7 +96,7 @@ def test_two_writers_keep_two_transactions_in_flight_and_store_each_event_once(b
     monkeypatch.setattr(ingest_module, "store_batch", store)
     events = [event() for _ in range(40)]
 
-    with Ingestor(settings, pg_sessions) as ingestor:
+    with Ingestor(settings, sessions) as ingestor:
         assert ingestor.wait_subscribed(20) and ingestor.writer_count == 2
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kiosk-pub")
         pub.connect("127.0.0.1", broker.port)
@@ -108,11 +105,11 @@ def test_two_writers_keep_two_transactions_in_flight_and_store_each_event_once(b
             pub.publish(c.topic("kalvia", "kalvia-1", "events"), c.encode(batch([e])), qos=1).wait_for_publish(10)
 
         def stored() -> int:
-            with pg_sessions() as s:
+            with sessions() as s:
                 return s.scalar(select(func.count()).select_from(FeedbackEvent))
         wait_until(lambda: stored() == len(events), 30, "every event stored")
         pub.disconnect()
         pub.loop_stop()
     assert peak[0] == 2 and not together.broken
-    with pg_sessions() as s:
+    with sessions() as s:
         assert set(s.scalars(select(FeedbackEvent.event_id))) == {e.event_id for e in events}
