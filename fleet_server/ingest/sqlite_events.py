@@ -20,6 +20,9 @@ looked the ids up before inserting, and walked every row again for the rollups. 
   at most the highest before the insert, so this transaction's rows are not among them).
 - The rollup cells are counted from the parameters (an hour is the time text's first 13
   characters) and written by ``rollups.write_cells``, as ``rollups.add_events`` writes them.
+- The preparer thread flattens the parameters and counts the cells ahead (``ahead``); the
+  writer, whose thread is the ingest's critical path, uses them when it stores exactly those
+  events, and counts again only when it dropped a message or found ids stored before.
 """
 
 from __future__ import annotations
@@ -212,8 +215,14 @@ def _stored_of(raw: sqlite3.Connection, query: str, ids: list[str], *args: Any) 
     return out
 
 
-def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
+def flat_params(events: list[dict[str, Any]]) -> list[Any]:
+    """The events' parameters in one list, in ``PARAMS`` order: what ``insert`` binds."""
+    return list(chain.from_iterable(map(_PARAMS_OF, events)))
+
+
+def insert(raw: sqlite3.Connection, events: list[dict[str, Any]], params: list[Any] | None = None) -> set[str]:
     """Insert the events (distinct ids) whose id is new; return the ids (their text) stored before.
+    ``params``: ``flat_params(events)``, if made already.
 
     Under the write lock (``BEGIN IMMEDIATE``), so the highest rowid before the insert tells the rows
     stored before from this insert's."""
@@ -222,7 +231,8 @@ def insert(raw: sqlite3.Connection, events: list[dict[str, Any]]) -> set[str]:
     (top,) = raw.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()
     changes = raw.total_changes
     whole = len(events) - len(events) % ROWS_PER_INSERT
-    params = list(chain.from_iterable(map(_PARAMS_OF, events)))
+    if params is None:
+        params = flat_params(events)
     width = ROWS_PER_INSERT * len(PARAMS)
     raw.executemany(INSERT_SQL, (params[i:i + width] for i in range(0, whole * len(PARAMS), width)))
     if whole < len(events):
@@ -251,8 +261,20 @@ def _hour(text: str) -> datetime:
     return hour
 
 
-def rollup(session: Session, raw: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
-    """Add freshly inserted events to the rollups: the cells ``rollups.add_events`` would add."""
+@dataclass(slots=True)
+class Cells:
+    """A batch's rollup cells as ``count`` makes them, before the database: all but the follow-ups
+    whose smiley is not among the batch's events (``unresolved``: ``write`` looks those up)."""
+
+    station: dict[tuple[str, datetime], dict[str, int]]
+    channel: dict[tuple[str, datetime, str], dict[str, int]]
+    followup: Counter[tuple[str, datetime, int, str, str]]
+    unresolved: list[dict[str, Any]]
+
+
+def count(events: list[dict[str, Any]]) -> Cells:
+    """The cells ``rollups.add_events`` would add for these events (no database: the preparer thread
+    counts them ahead of the writer, ``store.prepare``)."""
     smileys: Counter[tuple[str, str, str, str]] = Counter()
     smiley_of: dict[str, int] = {}
     followups = []
@@ -273,16 +295,51 @@ def rollup(session: Session, raw: sqlite3.Connection, events: list[dict[str, Any
                 cell = cells[key] = dict.fromkeys(rollups.COUNT_COLUMNS, 0)
             cell[column] += n
     followup_cells: Counter[tuple[str, datetime, int, str, str]] = Counter()
-    if followups:
-        missing = sorted({a for f in followups if (a := f["answer_to"]) and a not in smiley_of})
-        if missing:
-            text_of = {a.replace("-", ""): a for a in missing}
-            for hexed, value in _stored_of(
-                    raw, f"SELECT event_id, value FROM {TABLE} WHERE kind = 'smiley' AND event_id IN ({{}})", missing):
-                if value is not None:
-                    smiley_of[text_of[hexed]] = value
-        for f in followups:
-            answer_to = f["answer_to"]
-            smiley = smiley_of.get(answer_to, rollups.UNKNOWN_SMILEY) if answer_to else rollups.UNKNOWN_SMILEY
+    unresolved = []
+    for f in followups:
+        answer_to = f["answer_to"]
+        smiley = smiley_of.get(answer_to) if answer_to else rollups.UNKNOWN_SMILEY
+        if smiley is None:
+            unresolved.append(f)
+        else:
             followup_cells[(f["station_id"], _hour(f["ts_text"][:13]), smiley, f["question_id"], f["value"])] += 1
-    rollups.write_cells(session, station_cells, channel_cells, followup_cells)
+    return Cells(station_cells, channel_cells, followup_cells, unresolved)
+
+
+def write(session: Session, raw: sqlite3.Connection, cells: Cells) -> None:
+    """Add counted cells to the rollups, the unresolved follow-ups' smileys looked up among the
+    events stored before (a follow-up whose smiley is not stored counts under ``UNKNOWN_SMILEY``)."""
+    followup_cells = cells.followup
+    if cells.unresolved:  # added to a copy: a retried transaction writes the same cells again
+        followup_cells = followup_cells.copy()
+        missing = sorted({f["answer_to"] for f in cells.unresolved})
+        text_of = {a.replace("-", ""): a for a in missing}
+        smiley_of = {text_of[hexed]: value for hexed, value in _stored_of(
+            raw, f"SELECT event_id, value FROM {TABLE} WHERE kind = 'smiley' AND event_id IN ({{}})", missing)
+            if value is not None}
+        for f in cells.unresolved:
+            smiley = smiley_of.get(f["answer_to"], rollups.UNKNOWN_SMILEY)
+            followup_cells[(f["station_id"], _hour(f["ts_text"][:13]), smiley, f["question_id"], f["value"])] += 1
+    rollups.write_cells(session, cells.station, cells.channel, followup_cells)
+
+
+@dataclass(slots=True)
+class Ahead:
+    """The events of a batch's first ``sources`` ``EventParams`` (in order) as the writer stores them
+    when it drops none and finds none stored before: ``insert``'s parameters and the rollup cells,
+    made by the preparer thread, off the writer's path (``store.prepare``)."""
+
+    sources: int
+    events: int
+    params: list[Any]
+    cells: Cells
+
+
+def ahead(batches: list[EventParams]) -> Ahead | None:
+    events = list(chain.from_iterable(batch.events for batch in batches))
+    return Ahead(len(batches), len(events), flat_params(events), count(events)) if events else None
+
+
+def rollup(session: Session, raw: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+    """Add freshly inserted events to the rollups: the cells ``rollups.add_events`` would add."""
+    write(session, raw, count(events))

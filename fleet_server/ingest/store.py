@@ -488,6 +488,8 @@ class _EventParams:
         self.postgresql = dialect == "postgresql"
         self.rows: dict[str, dict[str, Any]] = {}
         self.came_in: dict[str, InboundMessage] = {}
+        self.whole = self.events = 0  # EventParams taken whole, each id new here, and their events
+        self.exact = True  # and nothing else: the rows are those EventParams' events, in order
 
     def __bool__(self) -> bool:
         return bool(self.rows)
@@ -495,12 +497,23 @@ class _EventParams:
     def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Take a message's generic rows (``_event_row``); returns dead letters for ids that came twice
         with other content."""
+        self.exact = False
         if not self.postgresql:
-            return self.add_params(message, [sqlite_events.params_of(row) for row in rows])
+            return self._add(message, [sqlite_events.params_of(row) for row in rows])
         events = [sqlite_events.params_of(row, pg_writer.time_text(row["received_at"])) for row in rows]
-        return self.add_params(message, pg_writer.with_lines(events))
+        return self._add(message, pg_writer.with_lines(events))
 
     def add_params(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Take an ``EventParams``' events; returns dead letters as ``add`` does."""
+        dead = self._add(message, events)
+        if self.exact and len(self.rows) == self.events + len(events):
+            self.whole += 1
+            self.events += len(events)
+        else:
+            self.exact = False
+        return dead
+
+    def _add(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [e["event_id"] for e in events]
         if self.rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):  # the usual case, at C speed
             self.rows.update(zip(ids, events, strict=True))
@@ -517,9 +530,11 @@ class _EventParams:
                                              _typed_row(message, event_id), "came twice in one batch"))
         return dead
 
-    def store(self, session: Session, event_times: dict[str, datetime]) -> tuple[int, list[dict[str, Any]]]:
+    def store(self, session: Session, event_times: dict[str, datetime],
+              ahead: sqlite_events.Ahead | None = None) -> tuple[int, list[dict[str, Any]]]:
         """Insert the new ones, add them to the rollups and move the senders' ``event_times``; (how many
-        were inserted, dead letters for ids stored before with other content)."""
+        were inserted, dead letters for ids stored before with other content). ``ahead``: what the
+        preparer made of the batch's EventParams (SQLite), used if the rows are exactly those."""
         session.flush()
         events = list(self.rows.values())
         if self.postgresql:  # rollups and device times in the same statement
@@ -528,9 +543,14 @@ class _EventParams:
         else:
             raw = session.connection().connection.driver_connection
             assert raw is not None
-            skipped = sqlite_events.insert(raw, events)
+            if ahead is not None and not (self.exact and (self.whole, self.events) == (ahead.sources, ahead.events)):
+                ahead = None  # a message dropped (another station's, retired, a seq jump) or an id repeated
+            skipped = sqlite_events.insert(raw, events, ahead.params if ahead else None)
             new = [e for e in events if e["event_id"] not in skipped] if skipped else events
-            sqlite_events.rollup(session, raw, new)  # only the rows really inserted: a redelivery adds nothing
+            if ahead is not None and not skipped:
+                sqlite_events.write(session, raw, ahead.cells)
+            else:  # only the rows really inserted: a redelivery adds nothing
+                sqlite_events.rollup(session, raw, new)
             if event_times:
                 session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
             inserted = len(new)
@@ -581,6 +601,8 @@ class Decoded:
     """``EventParams`` (``prepare(..., "sqlite" or "postgresql")``) for most events messages there."""
     rows: list[list[dict[str, Any]] | None] = field(default_factory=list)
     """Per payload: an ``EventBatch``'s rows (``_event_row``), made here too so the writer need not."""
+    ahead: sqlite_events.Ahead | None = None
+    """SQLite: the INSERT's parameters and rollup cells of every ``EventParams`` here (``sqlite_events.ahead``)."""
 
 
 class PreparedBatch(list[InboundMessage]):
@@ -628,7 +650,9 @@ def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> D
         decoded.append((message, payload))
     rows = [[_event_row(e, m.received_at) for e in p.events] if isinstance(p, contract.EventBatch) else None
             for m, p in decoded]
-    return Decoded(dead, decoded, rows)
+    ahead = sqlite_events.ahead([p for _, p in decoded if isinstance(p, sqlite_events.EventParams)]) \
+        if dialect == "sqlite" else None
+    return Decoded(dead, decoded, rows, ahead)
 
 
 def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchResult:
@@ -693,7 +717,7 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         _latest(last_event_at, payload.device_id, message.received_at)
 
     if sink:
-        result.inserted, conflicts = sink.store(session, last_event_at)
+        result.inserted, conflicts = sink.store(session, last_event_at, ready.ahead)
         result.duplicates = result.events - result.inserted
         dead.extend(conflicts)
     if statuses:

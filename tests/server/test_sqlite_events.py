@@ -258,3 +258,60 @@ def test_a_seq_jump_on_the_sqlite_path_is_dead_lettered_and_the_rest_stored(sess
     store_batch(sessions, [events_message([event(seq=10, ts=T0)])])
     result = store_batch(sessions, PreparedBatch([_message([_event(seq=11), _event(seq=10**7)])], "sqlite"))
     assert (result.inserted, result.dead_lettered) == (1, 1)
+
+
+def _rebuilt(sessions) -> list:
+    with sessions() as s:
+        rollups.rebuild(s)
+        s.commit()
+    return _rollup_rows(sessions)
+
+
+def test_the_writer_uses_what_the_preparer_counted(sessions, monkeypatch):
+    smiley = _event(value=2, seq=1)
+    ready = PreparedBatch([_message([smiley, _event(value=4, seq=2, flags=["burst"])]),
+                           _message([_event(**{**FOLLOWUP, "answer_to": smiley["event_id"]}, seq=3)])], "sqlite")
+    assert ready.decoded.ahead is not None and ready.decoded.ahead.events == 3
+
+    def not_in_the_writer(*_a):
+        raise AssertionError("the writer counted again what the preparer had counted")
+
+    monkeypatch.setattr(sqlite_events, "count", not_in_the_writer)
+    monkeypatch.setattr(sqlite_events, "flat_params", not_in_the_writer)
+    assert store_batch(sessions, ready).inserted == 3
+    monkeypatch.undo()
+    counted = _rollup_rows(sessions)
+    assert counted == _rebuilt(sessions)
+
+
+def test_a_message_dropped_by_the_writer_is_not_in_the_rollups(sessions):
+    store_batch(sessions, PreparedBatch([_message([_event(seq=1)])], "sqlite"))  # kalvia-1 is kalvia's
+    elsewhere = _event(station_id="ullava", seq=2, value=1)
+    topic = TOPIC.replace("kalvia/", "ullava/")
+    ready = PreparedBatch([_message([_event(seq=3, value=3)]),
+                           InboundMessage(topic, _payload([elsewhere], station_id="ullava"), received_at=RECEIVED)],
+                          "sqlite")
+    assert ready.decoded.ahead.events == 2  # counted ahead, then one message dead-lettered by the writer
+    result = store_batch(sessions, ready)
+    assert (result.inserted, result.dead_lettered) == (1, 1)
+    counted = _rollup_rows(sessions)
+    assert counted == _rebuilt(sessions)
+    with sessions() as s:
+        assert s.scalar(select(func.sum(StationHour.c1))) == 0
+
+
+def test_a_transaction_tried_again_counts_its_answers_once(sessions):
+    from fleet_server.ingest.store import handle_batch
+
+    stored = _event(value=1, seq=1)
+    store_batch(sessions, PreparedBatch([_message([stored])], "sqlite"))
+    ready = PreparedBatch([_message([_event(**{**FOLLOWUP, "answer_to": stored["event_id"]}, seq=2),
+                                     _event(value=3, seq=3)])], "sqlite")
+    with sessions() as s:  # the first attempt fails before its commit (the database went away, say)
+        handle_batch(s, ready)
+        s.rollback()
+    assert store_batch(sessions, ready).inserted == 2
+    counted = _rollup_rows(sessions)
+    assert counted == _rebuilt(sessions)
+    with sessions() as s:
+        assert s.scalar(select(func.sum(FollowupHour.n)).where(FollowupHour.smiley == 1)) == 1
