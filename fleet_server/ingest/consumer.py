@@ -13,8 +13,9 @@ Delivery contract (see ../DESIGN "Delivery guarantees"):
   a capped backoff.
 
 The database side lives in ``store.py`` (``handle_batch``/``store_batch``, no
-MQTT); ``Ingestor`` here wraps it with the paho-mqtt client, a preparer thread that
-decodes the next transaction, and writer threads that commit: on PostgreSQL
+MQTT); ``Ingestor`` here wraps it with the paho-mqtt client (whose network thread
+decodes each events message as it arrives, ``store.arrival_params``), a preparer thread
+that gathers the next transaction, and writer threads that commit: on PostgreSQL
 ``ingest_writers`` (2) transactions in flight, each on its own connection, so the
 database works on one while the server prepares, acks and sends the next
 (bench/bench_ingest.py); on SQLite one.
@@ -39,6 +40,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
+from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
 from fleet_server.ingest.lanes import IngestLanes
 from fleet_server.ingest.store import (
@@ -47,6 +49,7 @@ from fleet_server.ingest.store import (
     BatchResult,
     InboundMessage,
     PreparedBatch,
+    arrival_params,
     handle_batch,
     store_batch,
     store_dead_letter,
@@ -463,14 +466,22 @@ class Ingestor:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")
+        payload, received_at = bytes(message.payload), utcnow()
+        try:
+            params = arrival_params(topic, payload, received_at, self._dialect)
+        except Exception:  # a bug here must not stop the network thread: the preparer decodes it again
+            _LOGGER.exception("decoding a message on arrival failed; the preparer decodes it")
+            params = None
         self._queue.put(
             InboundMessage(
                 topic=topic,
-                payload=bytes(message.payload),
+                payload=payload,
+                received_at=received_at,
                 retained=bool(message.retain),
                 mid=message.mid,
                 qos=message.qos,
                 generation=self._generation,
+                params=params,
             )
         )
         self.counters.add(received=1)

@@ -5,8 +5,8 @@ the writer (and the GIL again), several milliseconds each; the writer is serial,
 they add up to more than the database's own work. A transaction here makes:
 
 1. the senders' rows, with BEGIN in the same pipeline (``known_devices``);
-2. a COPY of the new rows into a temp table (made once per connection): text the preparer thread
-   encoded per event (``copy_line``), so the writer only streams it;
+2. a COPY of the new rows into a temp table (made once per connection): text encoded per event as
+   its message arrived (``copy_line``), so the writer only streams it;
 3. one statement that inserts them (``ON CONFLICT (event_id) DO NOTHING``), adds the rows
    it really inserted to ``station_hourly``, ``channel_hourly`` and ``followup_hourly``
    (grouped in SQL, ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``), moves
@@ -177,7 +177,7 @@ def copy_line(e: Mapping[str, Any]) -> str:
 
 
 def with_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each event (parameters) with its ``copy_line`` as ``"copy_line"``; made by the preparer thread."""
+    """Each event (parameters) with its ``copy_line`` as ``"copy_line"``; made as the message arrives."""
     for event in events:
         event["copy_line"] = copy_line(event)
     return events

@@ -17,8 +17,9 @@ commits; only then may it acknowledge the messages (PUBACK after COMMIT).
 
 Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
 not per-row SQLAlchemy binds. Kiosk batches are validated straight into the
-INSERT's parameters by the preparer thread (``sqlite_events.decode``: no model or
-row dict per event). PostgreSQL (``pg_writer``): the preparer also writes each event
+INSERT's parameters as they arrive, in the consumer's network thread (``arrival_params``,
+``sqlite_events.decode``: no model or row dict per event). PostgreSQL (``pg_writer``): that
+decoding also writes each event
 as a line of COPY text, the writer COPYs the lines into a temp table (made once per
 connection), then one statement inserts them ``ON CONFLICT (event_id) DO NOTHING``,
 rolls the inserted rows up in SQL, moves the senders' event times and answers with the
@@ -129,6 +130,8 @@ class InboundMessage:
     mid: int = 0
     qos: int = 0
     generation: int = 0
+    params: sqlite_events.EventParams | None = field(default=None, compare=False, repr=False)
+    """Made on arrival (``arrival_params``), so ``prepare`` need not; None: ``prepare`` decodes it."""
 
 
 @dataclass
@@ -619,6 +622,30 @@ class PreparedBatch(list[InboundMessage]):
         self.decoded = prepare(self, dialect)
 
 
+def _fast_params(parts: contract.TopicParts, payload: bytes, received_at: datetime,
+                 dialect: str) -> sqlite_events.EventParams | None:
+    postgresql = dialect == "postgresql"
+    params = sqlite_events.decode(
+        parts, payload, (pg_writer.time_text if postgresql else sqlite_events.time_text)(received_at))
+    if params is not None and postgresql:
+        pg_writer.with_lines(params.events)
+    return params
+
+
+def arrival_params(topic: str, payload: bytes, received_at: datetime,
+                   dialect: str | None) -> sqlite_events.EventParams | None:
+    """An events message's ``EventParams``, made as it arrives (the consumer's network thread): the
+    preparer then only gathers them. One message at a time, so no thread holds the interpreter for a
+    whole transaction's decoding while the writer waits to take it back after each database call.
+    None: anything else, or what the fast schema declines (``prepare`` then judges it)."""
+    if dialect not in ("sqlite", "postgresql") or not topic.endswith("/events"):
+        return None
+    try:
+        return _fast_params(contract.parse_topic(topic), payload, received_at, dialect)
+    except ContractError:
+        return None
+
+
 def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> Decoded:
     """The contract checks of every message (topic, JSON, schema); no database. For ``dialect``
     sqlite, events straight into the INSERT's parameters where they can (``sqlite_events``)."""
@@ -634,12 +661,8 @@ def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> D
                 )
                 continue
             if dialect in ("sqlite", "postgresql") and channel == "events":
-                postgresql = dialect == "postgresql"
-                received = (pg_writer.time_text if postgresql else sqlite_events.time_text)(message.received_at)
-                params = sqlite_events.decode(parts, message.payload, received)
+                params = message.params or _fast_params(parts, message.payload, message.received_at, dialect)
                 if params is not None:
-                    if postgresql:
-                        pg_writer.with_lines(params.events)
                     decoded.append((message, params))
                     continue
             _, payload = contract.decode(message.topic, message.payload)

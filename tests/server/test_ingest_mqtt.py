@@ -234,3 +234,43 @@ def test_a_refused_ingest_retries_seldom_and_recovers_once_the_broker_accepts_it
             assert ingest.wait_subscribed(10), "the ingest did not come back once accepted"
             assert ingest.fatal_error is None
     engine.dispose()
+
+
+def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings, sessions, broker, monkeypatch):
+    """The network thread decodes each message as it comes; the preparer only gathers them (a whole
+    transaction's decoding in one go kept the writer waiting for the interpreter after each database call)."""
+    from fleet_server.ingest import store
+
+    threads = []
+    decode = store._fast_params
+
+    def recording(*args):
+        threads.append(threading.current_thread().name)
+        return decode(*args)
+
+    monkeypatch.setattr(store, "_fast_params", recording)
+    messages, ids = one_event_messages(30)
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        publish_all(pub, messages)
+        wait_until(lambda: ingestor.counters.inserted >= 30, 30.0, "30 events stored")
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
+    assert len(threads) == 30 and all(name.startswith("paho-mqtt-client") for name in threads), threads
+
+
+def test_a_failure_decoding_on_arrival_loses_nothing(settings, sessions, broker, monkeypatch, caplog):
+    def broken(*_args):
+        raise RuntimeError("a bug in the arrival decoding")
+
+    monkeypatch.setattr(ingest_module, "arrival_params", broken)
+    messages, ids = one_event_messages(10)
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        publish_all(pub, messages)
+        wait_until(lambda: ingestor.counters.inserted >= 10, 30.0, "10 events stored")
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
+    assert "the preparer decodes it" in caplog.text
