@@ -236,6 +236,18 @@ def test_a_refused_ingest_retries_seldom_and_recovers_once_the_broker_accepts_it
     engine.dispose()
 
 
+def assert_all_stored_through_ingest(settings, sessions, broker, n: int) -> None:
+    """Publish ``n`` one-event messages to a running Ingestor; every one of them is stored."""
+    messages, ids = one_event_messages(n)
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        publish_all(pub, messages)
+        wait_until(lambda: ingestor.counters.inserted >= n, 30.0, f"{n} events stored")
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == ids
+
+
 def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings, sessions, broker, monkeypatch):
     """The network thread decodes each message as it comes; the preparer only gathers them (a whole
     transaction's decoding in one go kept the writer waiting for the interpreter after each database call)."""
@@ -249,14 +261,7 @@ def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings,
         return decode(*args)
 
     monkeypatch.setattr(store, "_fast_params", recording)
-    messages, ids = one_event_messages(30)
-    pub = publisher(broker)
-    with Ingestor(settings, sessions) as ingestor:
-        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
-        publish_all(pub, messages)
-        wait_until(lambda: ingestor.counters.inserted >= 30, 30.0, "30 events stored")
-    pub.loop_stop()
-    assert set(stored_ids(sessions)) == ids
+    assert_all_stored_through_ingest(settings, sessions, broker, 30)
     assert len(threads) == 30 and all(name.startswith("paho-mqtt-client") for name in threads), threads
 
 
@@ -265,12 +270,5 @@ def test_a_failure_decoding_on_arrival_loses_nothing(settings, sessions, broker,
         raise RuntimeError("a bug in the arrival decoding")
 
     monkeypatch.setattr(ingest_module, "arrival_params", broken)
-    messages, ids = one_event_messages(10)
-    pub = publisher(broker)
-    with Ingestor(settings, sessions) as ingestor:
-        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
-        publish_all(pub, messages)
-        wait_until(lambda: ingestor.counters.inserted >= 10, 30.0, "10 events stored")
-    pub.loop_stop()
-    assert set(stored_ids(sessions)) == ids
+    assert_all_stored_through_ingest(settings, sessions, broker, 10)
     assert "the preparer decodes it" in caplog.text
