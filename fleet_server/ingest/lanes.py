@@ -57,6 +57,11 @@ class IngestLanes:
         with self._cond:
             return bool(self._live)
 
+    def bulk_events(self) -> int:
+        """Events of the catch-up lane's messages (full batches) waiting to be taken."""
+        with self._cond:
+            return self._bulk_events
+
     def qsize(self) -> int:
         with self._cond:
             return len(self._live) + len(self._bulk)

@@ -18,8 +18,9 @@ commits; only then may it acknowledge the messages (PUBACK after COMMIT).
 Speed (bench/bench_ingest.py): events go in with the database's own bulk path,
 not per-row SQLAlchemy binds. Kiosk batches are validated straight into the
 INSERT's parameters as they arrive, in the consumer's network thread (``arrival_params``,
-``sqlite_events.decode``: no model or row dict per event). PostgreSQL (``pg_writer``): that
-decoding also writes each event
+``sqlite_events.decode``: no model or row dict per event; during a burst that piles up in the
+lanes, by the preparer instead, ``consumer.ARRIVAL_DECODE_MAX_BACKLOG``). PostgreSQL
+(``pg_writer``): that decoding also writes each event
 as a line of COPY text, the writer COPYs the lines into a temp table (made once per
 connection), then one statement inserts them ``ON CONFLICT (event_id) DO NOTHING``,
 rolls the inserted rows up in SQL, moves the senders' event times and answers with the

@@ -272,3 +272,40 @@ def test_a_failure_decoding_on_arrival_loses_nothing(settings, sessions, broker,
     monkeypatch.setattr(ingest_module, "arrival_params", broken)
     assert_all_stored_through_ingest(settings, sessions, broker, 10)
     assert "the preparer decodes it" in caplog.text
+
+
+def test_a_burst_beyond_the_backlog_bound_is_enqueued_undecoded_and_stored_whole(settings, sessions, broker, monkeypatch):
+    """While catch-up events pile up in the lanes, the network thread stops decoding on arrival (it
+    would reach a live press behind the burst later); the preparer decodes those messages instead."""
+    from fleet_server.ingest import store
+
+    threads = []
+    decode, real_store = store._fast_params, ingest_module.store_batch
+    release = threading.Event()
+
+    def recording(*args):
+        threads.append(threading.current_thread().name)
+        return decode(*args)
+
+    def held(factory, messages):  # the writer stays on its first transaction until the burst is in
+        release.wait(30)
+        return real_store(factory, messages)
+
+    monkeypatch.setattr(store, "_fast_params", recording)
+    monkeypatch.setattr(ingest_module, "store_batch", held)
+    monkeypatch.setattr(ingest_module, "ARRIVAL_DECODE_MAX_BACKLOG", 300)
+    topic = c.topic("kalvia", "kalvia-1", "events")
+    batches = [[event() for _ in range(100)] for _ in range(10)]
+    pub = publisher(broker)
+    with Ingestor(settings.model_copy(update={"ingest_batch_size": 1}), sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        publish_all(pub, [(topic, c.encode(batch(events))) for events in batches])
+        wait_until(lambda: ingestor.counters.received >= 10, 30.0, "the burst received")
+        release.set()
+        wait_until(lambda: ingestor.counters.inserted >= 1000, 30.0, "1000 events stored")
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == {e.event_id for events in batches for e in events}
+    assert len(threads) == 10, threads  # each message decoded once, on arrival or by the preparer
+    assert threads[0].startswith("paho-mqtt-client"), threads  # into empty lanes: decoded on arrival
+    assert any(name.startswith("ingest-prepare") for name in threads), threads
+
