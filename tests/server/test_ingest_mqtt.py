@@ -248,12 +248,12 @@ def assert_all_stored_through_ingest(settings, sessions, broker, n: int) -> None
     assert set(stored_ids(sessions)) == ids
 
 
-def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings, sessions, broker, monkeypatch):
-    """The network thread decodes each message as it comes; the preparer only gathers them (a whole
-    transaction's decoding in one go kept the writer waiting for the interpreter after each database call)."""
+@pytest.fixture
+def decoding_threads(monkeypatch) -> list[str]:
+    """The thread of each events message's fast decoding (``store._fast_params``), in order."""
     from fleet_server.ingest import store
 
-    threads = []
+    threads: list[str] = []
     decode = store._fast_params
 
     def recording(*args):
@@ -261,6 +261,13 @@ def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings,
         return decode(*args)
 
     monkeypatch.setattr(store, "_fast_params", recording)
+    return threads
+
+
+def test_events_are_decoded_as_they_arrive_not_a_transaction_at_a_time(settings, sessions, broker, decoding_threads):
+    """The network thread decodes each message as it comes; the preparer only gathers them (a whole
+    transaction's decoding in one go kept the writer waiting for the interpreter after each database call)."""
+    threads = decoding_threads
     assert_all_stored_through_ingest(settings, sessions, broker, 30)
     assert len(threads) == 30 and all(name.startswith("paho-mqtt-client") for name in threads), threads
 
@@ -274,24 +281,19 @@ def test_a_failure_decoding_on_arrival_loses_nothing(settings, sessions, broker,
     assert "the preparer decodes it" in caplog.text
 
 
-def test_a_burst_beyond_the_backlog_bound_is_enqueued_undecoded_and_stored_whole(settings, sessions, broker, monkeypatch):
+def test_a_burst_beyond_the_backlog_bound_is_enqueued_undecoded_and_stored_whole(
+    settings, sessions, broker, monkeypatch, decoding_threads
+):
     """While catch-up events pile up in the lanes, the network thread stops decoding on arrival (it
     would reach a live press behind the burst later); the preparer decodes those messages instead."""
-    from fleet_server.ingest import store
-
-    threads = []
-    decode, real_store = store._fast_params, ingest_module.store_batch
+    threads = decoding_threads
+    real_store = ingest_module.store_batch
     release = threading.Event()
-
-    def recording(*args):
-        threads.append(threading.current_thread().name)
-        return decode(*args)
 
     def held(factory, messages):  # the writer stays on its first transaction until the burst is in
         release.wait(30)
         return real_store(factory, messages)
 
-    monkeypatch.setattr(store, "_fast_params", recording)
     monkeypatch.setattr(ingest_module, "store_batch", held)
     monkeypatch.setattr(ingest_module, "ARRIVAL_DECODE_MAX_BACKLOG", 300)
     topic = c.topic("kalvia", "kalvia-1", "events")
