@@ -27,7 +27,8 @@ def test_a_bounded_soak_through_every_fault_loses_and_duplicates_nothing(tmp_pat
         stdout, stderr = proc.communicate(timeout=600)
     except BaseException:
         proc.terminate()  # the soak stops its kiosks, server, broker and PostgreSQL itself
-        proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=60)
+        print(stdout[-6000:], stderr[-3000:])  # which fault it was in, in the test log
         raise
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     print(done.stdout[-6000:])  # the table, in the test log
