@@ -24,6 +24,19 @@ NAMING_CONVENTION = {
 """Named constraints, so later migrations can alter them (SQLite batch mode needs names)."""
 
 
+class Named:
+    """A name in each language (``name_fi``, ``name_sv``, ``name_en``), each falling back on ``name``,
+    the one name every station and group has: the one rule for models and the rows read from them."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        name: str
+
+    def name_in(self, lang: str) -> str:
+        """The name in ``lang`` (fi, sv, en), else ``name``."""
+        return getattr(self, f"name_{lang}", None) or self.name
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every backend.
 

@@ -40,12 +40,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fleet_server.core.clock import utcnow
-from fleet_server.models.base import SLUG_LEN, Base, BigId
+from fleet_server.models.base import SLUG_LEN, Base, BigId, Named
 
 DEVICE_STATES = ("provisioned", "active", "retired")
 
 
-class Station(Base):
+class Station(Named, Base):
     """A health station; its id is the slug used in MQTT topics."""
 
     __tablename__ = "stations"
@@ -62,10 +62,6 @@ class Station(Base):
     public_page: Mapped[bool] = mapped_column(
         default=False, server_default=false(),
         doc="its results page is open to everyone (fleet_server.web.public_pages); off until a coordinator turns it on")
-
-    def name_in(self, lang: str) -> str:
-        """The name in ``lang`` (fi, sv, en), else the one name every station has."""
-        return getattr(self, f"name_{lang}", None) or self.name
 
     devices: Mapped[list[Device]] = relationship(back_populates="station", order_by="Device.id")
 

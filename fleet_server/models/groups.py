@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fleet_server.models.base import SLUG_LEN, Base
+from fleet_server.models.base import SLUG_LEN, Base, Named
 
 GROUP_KINDS = ("county", "municipality", "area")
 
 
-class StationGroup(Base):
+class StationGroup(Named, Base):
     """A node of the hierarchy; stations hang from the lowest level (``stations.group_id``)."""
 
     __tablename__ = "station_groups"
@@ -25,6 +25,3 @@ class StationGroup(Base):
     name_en: Mapped[str | None] = mapped_column(String(200))
     public_page: Mapped[bool] = mapped_column(
         default=False, server_default=false(), doc="its results page is open to everyone; off by default")
-
-    def name_in(self, lang: str) -> str:
-        return getattr(self, f"name_{lang}", None) or self.name

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.core import i18n
 from fleet_server.models import Station, StationGroup
+from fleet_server.models.base import Named
 from fleet_server.results.small_counts import SMILEYS, Group, share, suppress
 
 Z95 = 1.959964
@@ -61,17 +62,14 @@ def compare(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class StationName:
-    """What the overview shows of a station: its id and names (``Station.name_in``'s rule)."""
+class StationName(Named):
+    """What the overview shows of a station: its id and names (``Named.name_in``)."""
 
     id: str
     name: str
     name_fi: str | None = None
     name_sv: str | None = None
     name_en: str | None = None
-
-    def name_in(self, lang: str) -> str:
-        return getattr(self, f"name_{lang}", None) or self.name
 
 
 @dataclass

@@ -13,7 +13,7 @@ from fleet_server.app import create_app
 from fleet_server.core.settings import load_settings
 from fleet_server.ingest.consumer import store_batch
 from fleet_server.models import Station, StationGroup
-from fleet_server.results.groups import compare, wilson
+from fleet_server.results.groups import StationName, compare, wilson
 from tests.support.auth_helpers import bearer, make_user, sign_in
 from tests.support.server_factories import answer_day, answered_at, event, events_message
 
@@ -125,3 +125,9 @@ def test_wilson_interval_and_two_proportion_test():
     assert wilson(0, 0) is None and wilson(5, 5)[1] == 1.0
     assert compare(50, 100, 360, 400) == "lower" and compare(15, 20, 320, 400) == "similar"
     assert compare(390, 400, 50, 100) == "higher"
+
+
+@pytest.mark.parametrize("kind", [Station, StationGroup, StationName])
+def test_stations_groups_and_overview_rows_name_themselves_by_one_rule(kind):
+    named = kind(id="kokkola", name="Kokkola", name_sv="Karleby", name_en="")
+    assert [named.name_in(lang) for lang in ("fi", "sv", "en")] == ["Kokkola", "Karleby", "Kokkola"]
