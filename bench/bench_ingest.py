@@ -18,7 +18,8 @@ cancels; each round measures all of them and the medians of 3 rounds are printed
    its own child process as on its own Pi, draining pre-filled outboxes to the fleet
    server's Ingestor, timed until the last event is committed. (All 8 in one process
    spent CPU on their shared GIL: 18-21 µs per event against 15-20.)
-End to end is then reported as a share of each ceiling.
+End to end is then reported as a share of each ceiling. The CPU per event counts every process,
+the ingest's decoding process on SQLite (fleet_server/ingest/decoder.py) as its own part.
 
     python bench/bench_ingest.py [--kiosks 8] [--events 40000] [--db sqlite|postgres|URL] [--rounds 3]
 """
@@ -76,6 +77,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 CPU: dict[str, dict[str, float]] = {}
 STARTUP: list[float] = []
 TRANSACTIONS: list[int] = []
+DECODED_APART: list[int] = []  # SQLite: transactions decoded by the ingest's decoding process
 """Transactions the end-to-end ingest committed, per round (their size is what the flow let them be)."""
 """Seconds from the kiosks' start until the server had their first message (connecting), per round:
 left out of the end-to-end time, which runs from that first message to the last commit."""
@@ -400,7 +402,12 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
             def kiosks_cpu() -> float:
                 return sum(_proc_cpu(c.pid) for c in children)
 
+            def decoder_cpu() -> float:  # SQLite: the ingest's decoding process (ingest/decoder.py)
+                process = ingestor.decoder._process if ingestor.decoder is not None else None
+                return _proc_cpu(process.pid) if process is not None and process.is_alive() else 0.0
+
             kiosks0 = kiosks_cpu()
+            decoder0 = decoder_cpu()
             broker0 = _proc_cpu(broker.proc.pid) if broker.proc else 0.0
             started, cpu0 = time.perf_counter(), time.process_time()
             go.set()
@@ -415,6 +422,9 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
             ended = time.perf_counter()
             CPU["end to end"] = {"ingest": time.process_time() - cpu0, "kiosks": kiosks_cpu() - kiosks0,
                                  "broker": (_proc_cpu(broker.proc.pid) if broker.proc else 0.0) - broker0}
+            if ingestor.decoder is not None:
+                CPU["end to end"]["ingest's decoder"] = decoder_cpu() - decoder0
+                DECODED_APART.append(ingestor.decoder.batches)
             if engine.dialect.name == "postgresql":
                 with engine.connect() as conn:
                     CPU["end to end"]["postgres"] = _pg_backends_cpu(conn)
@@ -556,7 +566,8 @@ def main() -> None:
         print(f"  (end to end runs from the server's first message to the last commit; the kiosks took "
               f"{statistics.median(STARTUP):.2f} s to connect and send it, not counted)")
         print(f"  (the end-to-end ingest committed {statistics.median(TRANSACTIONS):,.0f} transactions, "
-              f"{total / statistics.median(TRANSACTIONS):,.0f} events each on average)")
+              f"{total / statistics.median(TRANSACTIONS):,.0f} events each on average"
+              + (f"; {statistics.median(DECODED_APART):,.0f} decoded by its decoding process)" if DECODED_APART else ")"))
     print("  CPU per event, microseconds (all processes; median of the rounds):")
     for phase, parts in cpu_figures.items():
         print(f"    {phase + ':':20s} " + ", ".join(f"{part} {statistics.median(v):,.0f}" for part, v in parts.items()))

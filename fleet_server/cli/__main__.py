@@ -2,4 +2,5 @@
 
 from fleet_server.cli import main
 
-main()
+if __name__ == "__main__":  # not when a child process (the ingest's decoder) imports the main module
+    main()

@@ -18,7 +18,9 @@ decodes each events message as it arrives, ``store.arrival_params``), a preparer
 that gathers the next transaction, and writer threads that commit: on PostgreSQL
 ``ingest_writers`` (2) transactions in flight, each on its own connection, so the
 database works on one while the server prepares, acks and sends the next
-(bench/bench_ingest.py); on SQLite one.
+(bench/bench_ingest.py); on SQLite one, and the preparer has a catch-up transaction's
+messages decoded by a process of its own (``decoder.py``), so that the writer does not
+wait for the interpreter lock meanwhile.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.settings import Settings
+from fleet_server.ingest.decoder import Decoder
 from fleet_server.ingest.lanes import IngestLanes
 from fleet_server.ingest.store import (
     REASON_INGEST_ERROR,
@@ -266,6 +269,8 @@ class Ingestor:
         self._prepared_all = threading.Event()  # the preparer has stopped: nothing more will come
         self._staged = 0
         self._deferred: list[InboundMessage] | None = None  # a prepared batch a live press overtook
+        # SQLite: a backlog's events decoded in a process of its own (its interpreter lock is not the writer's)
+        self.decoder: Decoder | None = Decoder(f"palaute-decoder-{self.client_id}") if self._dialect == "sqlite" else None
         # For /healthz (fleet_server.core.health): is the writer getting anything committed?
         self.started_at = time.monotonic()
         self.last_commit_at: float | None = None
@@ -307,6 +312,8 @@ class Ingestor:
         props.SessionExpiryInterval = s.mqtt_session_expiry_s if persistent else 0
         # Let the broker keep about two batches in flight: one being committed, one arriving.
         props.ReceiveMaximum = INFLIGHT_MESSAGES
+        if self.decoder is not None:
+            self.decoder.start()
         self._preparer = threading.Thread(
             target=self._prepare_loop, name=f"ingest-prepare-{self.client_id}", daemon=True
         )
@@ -341,6 +348,13 @@ class Ingestor:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        self._close_decoder()
+
+    def _close_decoder(self) -> None:
+        if self._preparer is not None:
+            self._preparer.join(2 * POLL_S)  # it sees the halt within a poll
+        if self.decoder is not None:
+            self.decoder.close()
 
     def abort(self) -> None:
         """Stop as if the process died: no more commits or acks, no DISCONNECT packet.
@@ -356,6 +370,7 @@ class Ingestor:
         for writer in self._writers:
             writer.join(5)
         self._connected.clear()
+        self._close_decoder()
 
     def __enter__(self) -> Self:
         return self if self._writers else self.start()  # ``with Ingestor(...).start()`` starts once
@@ -516,7 +531,7 @@ class Ingestor:
         try:
             while (batch := self._take_batch()) is not None:
                 try:
-                    ready: list[InboundMessage] = PreparedBatch(batch, self._dialect)
+                    ready: list[InboundMessage] = PreparedBatch(batch, self._dialect, self.decoder)
                 except Exception:  # a bug here must not lose the batch: the writer decodes it
                     _LOGGER.exception("decoding a batch ahead failed; the writer decodes it")
                     ready = batch

@@ -145,14 +145,50 @@ def _params_schema(node: Any) -> Any:
 _VALIDATOR = SchemaValidator(_params_schema(contract.fast_core_schema("events")))
 
 
-@dataclass(slots=True)
 class EventParams:
-    """An events message decoded by ``decode``: its sender and the INSERT's parameters, one dict per event."""
+    """An events message decoded by ``decode``: its sender and the INSERT's parameters, one dict per event.
 
-    station_id: str
-    device_id: str
-    events: list[dict[str, Any]]
-    max_seq: int
+    Or packed (``EventParams.packed``, as the decoding process sends it back, ``decoder``): the ids and
+    the parameters as one flat list in ``PARAMS`` order, ``count`` of them from ``start`` in ``flat``
+    (the whole transaction's list, shared), which is what the writer binds and the cheapest form to
+    unpickle; the dicts are made from it only if the writer asks for ``events`` (a dropped message, an
+    id repeated or stored before)."""
+
+    __slots__ = ("_events", "_flat", "_ids", "_start", "count", "device_id", "max_seq", "station_id")
+
+    def __init__(self, station_id: str, device_id: str, events: list[dict[str, Any]], max_seq: int) -> None:
+        self.station_id, self.device_id, self.max_seq = station_id, device_id, max_seq
+        self._events: list[dict[str, Any]] | None = events
+        self._ids: list[str] | None = None
+        self._flat: list[Any] | None = None
+        self._start = 0
+        self.count = len(events)
+
+    @classmethod
+    def packed(cls, station_id: str, device_id: str, max_seq: int, ids: list[str], flat: list[Any],
+               start: int) -> EventParams:
+        params = cls.__new__(cls)
+        params.station_id, params.device_id, params.max_seq = station_id, device_id, max_seq
+        params._events, params._ids, params._flat, params._start, params.count = None, ids, flat, start, len(ids)
+        return params
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            self._ids = [event["event_id"] for event in self.events]
+        return self._ids
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        if self._events is None:
+            assert self._flat is not None
+            width, flat = len(PARAMS), self._flat
+            self._events = [dict(zip(PARAMS, flat[i : i + width], strict=True))
+                            for i in range(self._start * width, (self._start + self.count) * width, width)]
+        return self._events
+
+    def __repr__(self) -> str:
+        return f"EventParams({self.station_id!r}, {self.device_id!r}, {self.count} events, max_seq={self.max_seq})"
 
 
 def time_text(value: datetime) -> str:
@@ -220,9 +256,9 @@ def flat_params(events: list[dict[str, Any]]) -> list[Any]:
     return list(chain.from_iterable(map(_PARAMS_OF, events)))
 
 
-def insert(raw: sqlite3.Connection, events: list[dict[str, Any]], params: list[Any] | None = None) -> set[str]:
-    """Insert the events (distinct ids) whose id is new; return the ids (their text) stored before.
-    ``params``: ``flat_params(events)``, if made already.
+def insert(raw: sqlite3.Connection, ids: list[str], params: list[Any]) -> set[str]:
+    """Insert the events (``ids``, distinct, and their ``flat_params``) whose id is new; return the ids
+    (their text) stored before.
 
     Under the write lock (``BEGIN IMMEDIATE``), so the highest rowid before the insert tells the rows
     stored before from this insert's."""
@@ -230,21 +266,19 @@ def insert(raw: sqlite3.Connection, events: list[dict[str, Any]], params: list[A
         raw.execute("BEGIN IMMEDIATE")
     (top,) = raw.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()
     changes = raw.total_changes
-    whole = len(events) - len(events) % ROWS_PER_INSERT
-    if params is None:
-        params = flat_params(events)
+    whole = len(ids) - len(ids) % ROWS_PER_INSERT
     width = ROWS_PER_INSERT * len(PARAMS)
     raw.executemany(INSERT_SQL, (params[i:i + width] for i in range(0, whole * len(PARAMS), width)))
-    if whole < len(events):
-        raw.execute(_insert_sql(len(events) - whole), params[whole * len(PARAMS):])
-    missing = len(events) - (raw.total_changes - changes)
+    if whole < len(ids):
+        raw.execute(_insert_sql(len(ids) - whole), params[whole * len(PARAMS):])
+    missing = len(ids) - (raw.total_changes - changes)
     if not missing:
         return set()
-    text_of = {event["event_id"].replace("-", ""): event["event_id"] for event in events}
+    text_of = {event_id.replace("-", ""): event_id for event_id in ids}
     stored = {text_of[hexed] for (hexed,) in _stored_of(
-        raw, f"SELECT event_id FROM {TABLE} WHERE id <= ? AND event_id IN ({{}})", list(text_of.values()), top)}
+        raw, f"SELECT event_id FROM {TABLE} WHERE id <= ? AND event_id IN ({{}})", ids, top)}
     if len(stored) != missing:
-        raise RuntimeError(f"{missing} of {len(events)} events were not inserted, but {len(stored)} were stored before")
+        raise RuntimeError(f"{missing} of {len(ids)} events were not inserted, but {len(stored)} were stored before")
     return stored
 
 

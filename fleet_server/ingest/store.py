@@ -49,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.core.clock import utcnow
+from fleet_server.ingest import decoder as decoding
 from fleet_server.ingest import pg_writer, sqlite_events
 from fleet_server.ingest.seq_jumps import (
     REASON_SEQ_JUMP,
@@ -486,40 +487,53 @@ def _typed_row(message: InboundMessage, event_id: str) -> dict[str, Any]:
 class _EventParams:
     """A transaction's events as ``sqlite_events`` parameters by event id text (on PostgreSQL each with its
     ``pg_writer.copy_line``), stored by one executemany (SQLite) or one COPY (PostgreSQL). The dead
-    letters' rows are decoded again from their messages (rare)."""
+    letters' rows are decoded again from their messages (rare).
+
+    While every message so far was an ``EventParams`` taken whole with ids new here (``exact``), they are
+    kept as they are (``whole``), not as one dict per event: the writer then binds the parameters the
+    preparer flattened (``sqlite_events.Ahead``) and never needs the dicts of a packed ``EventParams``."""
 
     def __init__(self, dialect: str) -> None:
         self.postgresql = dialect == "postgresql"
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.came_in: dict[str, InboundMessage] = {}
-        self.whole = self.events = 0  # EventParams taken whole, each id new here, and their events
-        self.exact = True  # and nothing else: the rows are those EventParams' events, in order
+        self.rows: dict[str, dict[str, Any]] = {}  # once not exact: every event by its id
+        self.came_in: dict[str, InboundMessage] = {}  # every id, in order
+        self.whole: list[sqlite_events.EventParams] = []  # while exact: the EventParams taken, in order
+        self.events = 0  # their events
+        self.exact = True
 
     def __bool__(self) -> bool:
-        return bool(self.rows)
+        return bool(self.came_in)
+
+    def _unpack(self) -> None:
+        """No longer exact: the events taken whole go into ``rows`` as well."""
+        if self.exact:
+            self.exact = False
+            for params in self.whole:
+                self.rows.update(zip(params.ids, params.events, strict=True))
 
     def add(self, message: InboundMessage, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Take a message's generic rows (``_event_row``); returns dead letters for ids that came twice
         with other content."""
-        self.exact = False
+        self._unpack()
         if not self.postgresql:
             return self._add(message, [sqlite_events.params_of(row) for row in rows])
         events = [sqlite_events.params_of(row, pg_writer.time_text(row["received_at"])) for row in rows]
         return self._add(message, pg_writer.with_lines(events))
 
-    def add_params(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Take an ``EventParams``' events; returns dead letters as ``add`` does."""
-        dead = self._add(message, events)
-        if self.exact and len(self.rows) == self.events + len(events):
-            self.whole += 1
-            self.events += len(events)
-        else:
-            self.exact = False
-        return dead
+    def add_params(self, message: InboundMessage, params: sqlite_events.EventParams) -> list[dict[str, Any]]:
+        """Take an ``EventParams``; returns dead letters as ``add`` does."""
+        ids = params.ids
+        if self.exact and self.came_in.keys().isdisjoint(ids) and len(set(ids)) == len(ids):  # the usual case
+            self.came_in.update(dict.fromkeys(ids, message))
+            self.whole.append(params)
+            self.events += len(ids)
+            return []
+        self._unpack()
+        return self._add(message, params.events)
 
     def _add(self, message: InboundMessage, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [e["event_id"] for e in events]
-        if self.rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):  # the usual case, at C speed
+        if self.rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):  # at C speed
             self.rows.update(zip(ids, events, strict=True))
             self.came_in.update(dict.fromkeys(ids, message))
             return []
@@ -534,33 +548,38 @@ class _EventParams:
                                              _typed_row(message, event_id), "came twice in one batch"))
         return dead
 
+    def _events(self) -> list[dict[str, Any]]:
+        """Every event's parameters, in order (made from packed ``EventParams`` if need be)."""
+        if self.exact:
+            return [event for params in self.whole for event in params.events]
+        return list(self.rows.values())
+
     def store(self, session: Session, event_times: dict[str, datetime],
               ahead: sqlite_events.Ahead | None = None) -> tuple[int, list[dict[str, Any]]]:
         """Insert the new ones, add them to the rollups and move the senders' ``event_times``; (how many
         were inserted, dead letters for ids stored before with other content). ``ahead``: what the
         preparer made of the batch's EventParams (SQLite), used if the rows are exactly those."""
         session.flush()
-        events = list(self.rows.values())
         if self.postgresql:  # rollups and device times in the same statement
-            skipped = pg_writer.copy_events(session, [e["copy_line"] for e in events], event_times)
-            inserted = len(events) - len(skipped)
+            skipped = pg_writer.copy_events(session, [e["copy_line"] for e in self._events()], event_times)
+            inserted = len(self.came_in) - len(skipped)
         else:
             raw = session.connection().connection.driver_connection
             assert raw is not None
-            if ahead is not None and not (self.exact and (self.whole, self.events) == (ahead.sources, ahead.events)):
+            if ahead is not None and not (self.exact and (len(self.whole), self.events) == (ahead.sources, ahead.events)):
                 ahead = None  # a message dropped (another station's, retired, a seq jump) or an id repeated
-            skipped = sqlite_events.insert(raw, events, ahead.params if ahead else None)
-            new = [e for e in events if e["event_id"] not in skipped] if skipped else events
+            ids = list(self.came_in)
+            skipped = sqlite_events.insert(raw, ids, ahead.params if ahead else sqlite_events.flat_params(self._events()))
             if ahead is not None and not skipped:
                 sqlite_events.write(session, raw, ahead.cells)
             else:  # only the rows really inserted: a redelivery adds nothing
-                sqlite_events.rollup(session, raw, new)
+                sqlite_events.rollup(session, raw, [e for e in self._events() if e["event_id"] not in skipped])
             if event_times:
                 session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
-            inserted = len(new)
+            inserted = len(ids) - len(skipped)
         dead = []
         if skipped:
-            repeated = [uuid.UUID(event_id) for event_id in self.rows if event_id in skipped]
+            repeated = [uuid.UUID(event_id) for event_id in self.came_in if event_id in skipped]
             for event_id, stored in _stored_copies(session, repeated).items():
                 new_row = _typed_row(self.came_in[str(event_id)], str(event_id))
                 if _differences(stored, new_row):
@@ -618,9 +637,10 @@ class PreparedBatch(list[InboundMessage]):
 
     decoded: Decoded
 
-    def __init__(self, messages: Sequence[InboundMessage], dialect: str | None = None) -> None:
+    def __init__(self, messages: Sequence[InboundMessage], dialect: str | None = None,
+                 decoder: decoding.Decoder | None = None) -> None:
         super().__init__(messages)
-        self.decoded = prepare(self, dialect)
+        self.decoded = prepare(self, dialect, decoder)
 
 
 def _fast_params(parts: contract.TopicParts, payload: bytes, received_at: datetime,
@@ -647,12 +667,28 @@ def arrival_params(topic: str, payload: bytes, received_at: datetime,
         return None
 
 
-def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> Decoded:
+def _decoded_apart(messages: Sequence[InboundMessage],
+                   decoder: decoding.Decoder) -> tuple[dict[int, sqlite_events.EventParams | None], sqlite_events.Ahead | None]:
+    """SQLite: the events messages' ``EventParams`` (by position) and their ``Ahead``, made by the decoding
+    process when enough events are still to decode (``decoding.MIN_EVENTS``); else, or if it declines, none."""
+    at = [i for i, m in enumerate(messages) if m.topic.endswith("/events")]
+    if sum(count_events(messages[i].payload) for i in at if messages[i].params is None) < decoding.MIN_EVENTS:
+        return {}, None
+    answer = decoder.decode([(messages[i].topic, messages[i].payload, messages[i].received_at) for i in at])
+    if answer is None:
+        return {}, None
+    params, ahead = answer
+    return dict(zip(at, params, strict=True)), ahead
+
+
+def prepare(messages: Sequence[InboundMessage], dialect: str | None = None, decoder: decoding.Decoder | None = None) -> Decoded:
     """The contract checks of every message (topic, JSON, schema); no database. For ``dialect``
-    sqlite, events straight into the INSERT's parameters where they can (``sqlite_events``)."""
+    sqlite, events straight into the INSERT's parameters where they can (``sqlite_events``), by the
+    decoding process (``decoder``) if there is one and it is worth it."""
+    apart, ahead_apart = _decoded_apart(messages, decoder) if decoder is not None and dialect == "sqlite" else ({}, None)
     dead: list[dict[str, Any]] = []
     decoded: list[tuple[InboundMessage, contract.EventBatch | contract.StatusHeartbeat | sqlite_events.EventParams]] = []
-    for message in messages:
+    for i, message in enumerate(messages):
         try:
             parts = contract.parse_topic(message.topic)
             channel = parts.channel
@@ -662,7 +698,10 @@ def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> D
                 )
                 continue
             if dialect in ("sqlite", "postgresql") and channel == "events":
-                params = message.params or _fast_params(parts, message.payload, message.received_at, dialect)
+                if apart:
+                    params = apart.get(i)
+                else:
+                    params = message.params or _fast_params(parts, message.payload, message.received_at, dialect)
                 if params is not None:
                     decoded.append((message, params))
                     continue
@@ -674,8 +713,12 @@ def prepare(messages: Sequence[InboundMessage], dialect: str | None = None) -> D
         decoded.append((message, payload))
     rows = [[_event_row(e, m.received_at) for e in p.events] if isinstance(p, contract.EventBatch) else None
             for m, p in decoded]
-    ahead = sqlite_events.ahead([p for _, p in decoded if isinstance(p, sqlite_events.EventParams)]) \
-        if dialect == "sqlite" else None
+    if apart:
+        ahead = ahead_apart
+    elif dialect == "sqlite":
+        ahead = sqlite_events.ahead([p for _, p in decoded if isinstance(p, sqlite_events.EventParams)])
+    else:
+        ahead = None
     return Decoded(dead, decoded, rows, ahead)
 
 
@@ -723,8 +766,8 @@ def handle_batch(session: Session, messages: Sequence[InboundMessage]) -> BatchR
         made = ready.rows[i] if i < len(ready.rows) else None
         if isinstance(payload, sqlite_events.EventParams):
             if below_jump(ceilings, payload.device_id, payload.max_seq):
-                result.events += len(payload.events)
-                dead.extend(sink.add_params(message, payload.events))
+                result.events += payload.count
+                dead.extend(sink.add_params(message, payload))
                 _latest(last_event_at, payload.device_id, message.received_at)
                 continue
             _, again = contract.decode(message.topic, message.payload)  # a seq jump: the generic path says which

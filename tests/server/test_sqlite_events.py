@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import uuid6
 from sqlalchemy import func, insert, select, text
 
+from fleet_server.ingest import decoder as decoding
 from fleet_server.ingest import sqlite_events
 from fleet_server.ingest.store import (
     REASON_CONFLICTING_DUPLICATE,
@@ -30,6 +32,7 @@ from fleet_server.models import ChannelHour, DeadLetter, FeedbackEvent, Followup
 from fleet_server.results import rollups
 from palaute_wire import contract
 from tests.support.server_factories import T0, event, events_message
+from tests.support.waiting import wait_until
 
 TOPIC = "palaute/v1/kalvia/kalvia-1/events"
 RECEIVED = datetime(2026, 11, 27, 8, 0, 5, 123456, tzinfo=UTC)
@@ -315,3 +318,107 @@ def test_a_transaction_tried_again_counts_its_answers_once(sessions):
     assert counted == _rebuilt(sessions)
     with sessions() as s:
         assert s.scalar(select(func.sum(FollowupHour.n)).where(FollowupHour.smiley == 1)) == 1
+
+
+# ---- a backlog decoded by the ingest's decoding process (fleet_server/ingest/decoder.py)
+
+
+@pytest.fixture
+def decoder(monkeypatch):
+    """A running decoding process that takes every transaction (not only those of a full message)."""
+    monkeypatch.setattr(decoding, "MIN_EVENTS", 1)
+    process = decoding.Decoder("test-decoder").start()
+    wait_until(lambda: process.decode([]) is not None, 30.0, "the decoding process up")
+    yield process
+    process.close()
+
+
+def test_the_decoding_process_decodes_as_the_server_does(decoder):
+    smiley = _event(value=2, seq=1)
+    messages = [
+        _message([smiley, _event(value=4, seq=2, flags=["burst"])]),
+        _message([_event(**{**FOLLOWUP, "answer_to": smiley["event_id"]}, seq=3),  # its smiley in another message
+                  _event(**FOLLOWUP, seq=4)]),  # its smiley stored before, if at all: looked up by the writer
+        _message(DECLINED_HERE_ACCEPTED_THERE["an uppercase uuid"]),
+        InboundMessage(TOPIC, b"{not json", received_at=RECEIVED),
+    ]
+    apart, ahead = decoder.decode([(m.topic, m.payload, m.received_at) for m in messages])
+    here = [sqlite_events.decode(contract.parse_topic(m.topic), m.payload, sqlite_events.time_text(RECEIVED))
+            for m in messages]
+    assert [p is None for p in apart] == [p is None for p in here] == [False, False, True, True]
+    for got, want in zip(apart[:2], here[:2], strict=True):
+        assert (got.station_id, got.device_id, got.max_seq, got.ids) == \
+               (want.station_id, want.device_id, want.max_seq, want.ids)
+        assert got.events == [{k: e[k] for k in sqlite_events.PARAMS} for e in want.events]
+    assert ahead == sqlite_events.ahead(here[:2])
+    assert decoder.batches == 1
+
+
+def _store_all(sessions, transactions, decoder=None) -> list[tuple]:
+    return [astuple(store_batch(sessions, PreparedBatch(messages, "sqlite", decoder))) for messages in transactions]
+
+
+def _contents(sessions) -> tuple:
+    with sessions() as s:
+        events = sorted(tuple(v for k, v in r.items() if k != "id")
+                        for r in s.execute(text("SELECT * FROM feedback_events")).mappings())
+        letters = sorted((d.reason, d.detail, d.count) for d in s.scalars(select(DeadLetter)))
+    return events, letters, _rollup_rows(sessions)
+
+
+def test_what_the_decoding_process_decoded_is_stored_as_what_the_server_decoded(sessions, decoder, tmp_path):
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+
+    here_url = f"sqlite:///{tmp_path / 'decoded-here.db'}"
+    migrate(here_url)
+    here = make_session_factory(make_engine(here_url))
+    first, stored = _event(value=2, seq=1), _event(value=4, seq=2)
+    transactions = [
+        [_message([first, _event(value=3, seq=3, flags=["burst"])]),
+         _message([_event(**{**FOLLOWUP, "answer_to": first["event_id"]}, seq=4)]),
+         InboundMessage(TOPIC.replace("kalvia/", "ullava/"),  # another station's: dropped by the writer
+                        _payload([_event(station_id="ullava", seq=5)], station_id="ullava"), received_at=RECEIVED)],
+        [_message([stored])],
+        [_message([first, _event(value=1, seq=6)]),  # a redelivery, in part
+         _message([{**stored, "value": 1}]),  # a forged copy of one stored before
+         _message([_event(**{**FOLLOWUP, "answer_to": stored["event_id"]}, seq=7)]),  # its smiley stored before
+         _message(DECLINED_HERE_ACCEPTED_THERE["an uppercase uuid"]),  # the generic path
+         InboundMessage(TOPIC, b"{not json", received_at=RECEIVED),
+         _message([_event(seq=8), _event(seq=8, event_id=first["event_id"], value=4)])],  # an id twice, other content
+        [_message([_event(seq=9), _event(seq=10**7)])],  # a seq jump
+    ]
+    assert _store_all(sessions, transactions, decoder) == _store_all(here, transactions)
+    assert decoder.batches == len(transactions)
+    assert _contents(sessions) == _contents(here)
+    assert _rollup_rows(sessions) == _rebuilt(sessions)
+
+
+def test_without_its_decoding_process_the_server_decodes_and_loses_nothing(sessions, decoder, monkeypatch, caplog):
+    decoder._process.kill()
+    decoder._process.join(10)
+    messages = [_message([_event(seq=1), _event(seq=2)]), _message([_event(seq=3)])]
+    ready = PreparedBatch(messages, "sqlite", decoder)
+    assert decoder.batches == 0 and "the ingest's decoding process failed" in caplog.text
+    assert store_batch(sessions, ready).inserted == 3
+    assert _rollup_rows(sessions) == _rebuilt(sessions)
+    monkeypatch.setattr(decoding, "RESTART_AFTER_S", 0.0)  # then a new process takes over
+    wait_until(lambda: decoder.decode([]) is not None, 30.0, "a new decoding process")
+    assert store_batch(sessions, PreparedBatch([_message([_event(seq=4)])], "sqlite", decoder)).inserted == 1
+    assert decoder.batches == 1
+
+
+def test_the_writer_binds_what_the_decoding_process_made_and_makes_no_dict_per_answer(sessions, decoder, monkeypatch):
+    smiley = _event(value=2, seq=1)
+    ready = PreparedBatch([_message([smiley, _event(value=4, seq=2)]),
+                           _message([_event(**{**FOLLOWUP, "answer_to": smiley["event_id"]}, seq=3)])], "sqlite", decoder)
+    assert decoder.batches == 1
+
+    def not_in_the_server(*_a):
+        raise AssertionError("the server decoded, flattened or counted what the decoding process had")
+
+    for name in ("decode", "count", "flat_params"):
+        monkeypatch.setattr(sqlite_events, name, not_in_the_server)
+    monkeypatch.setattr(sqlite_events.EventParams, "events", property(not_in_the_server))
+    assert store_batch(sessions, ready).inserted == 3
+    monkeypatch.undo()
+    assert _rollup_rows(sessions) == _rebuilt(sessions)
