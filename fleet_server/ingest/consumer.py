@@ -351,10 +351,8 @@ class Ingestor:
         self._close_decoder()
 
     def _close_decoder(self) -> None:
-        if self._preparer is not None:
-            self._preparer.join(2 * POLL_S)  # it sees the halt within a poll
         if self.decoder is not None:
-            self.decoder.close()
+            self.decoder.close()  # after the preparer's request in hand, if any; it declines any later one
 
     def abort(self) -> None:
         """Stop as if the process died: no more commits or acks, no DISCONNECT packet.
