@@ -75,14 +75,15 @@ PG_TYPES = (
 
 _TICK = os.sysconf("SC_CLK_TCK")
 CPU: dict[str, dict[str, float]] = {}
-STARTUP: list[float] = []
-TRANSACTIONS: list[int] = []
-DECODED_APART: list[int] = []  # SQLite: transactions decoded by the ingest's decoding process
-"""Transactions the end-to-end ingest committed, per round (their size is what the flow let them be)."""
-"""Seconds from the kiosks' start until the server had their first message (connecting), per round:
-left out of the end-to-end time, which runs from that first message to the last commit."""
 """Per phase of the current round: CPU seconds per component (this process, the kiosks, the broker,
 the database's backends). Wall rates swing with the machine's load; CPU per event much less."""
+STARTUP: list[float] = []
+"""Seconds from the kiosks' start until the server had their first message (connecting), per round:
+left out of the end-to-end time, which runs from that first message to the last commit."""
+TRANSACTIONS: list[int] = []
+"""Transactions the end-to-end ingest committed, per round (their size is what the flow let them be)."""
+DECODED_APART: list[int] = []
+"""SQLite: transactions the ingest's decoding process decoded, per round (ingest/decoder.py)."""
 
 
 def _proc_cpu(pid: int) -> float:
@@ -403,8 +404,8 @@ def bench_end_to_end(url: str, broker: Mosquitto, run_dir: Path, kiosks: int, to
                 return sum(_proc_cpu(c.pid) for c in children)
 
             def decoder_cpu() -> float:  # SQLite: the ingest's decoding process (ingest/decoder.py)
-                process = ingestor.decoder._process if ingestor.decoder is not None else None
-                return _proc_cpu(process.pid) if process is not None and process.is_alive() else 0.0
+                pid = ingestor.decoder.pid if ingestor.decoder is not None else None
+                return _proc_cpu(pid) if pid is not None else 0.0
 
             kiosks0 = kiosks_cpu()
             decoder0 = decoder_cpu()

@@ -103,6 +103,12 @@ class Decoder:
         self.batches = 0
         """Transactions the process decoded (for tests and the bench)."""
 
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (None: none is running)."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
     def start(self) -> Decoder:
         """Start the process in the background (its imports take a moment); ``decode`` declines until it is up."""
 

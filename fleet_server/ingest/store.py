@@ -569,11 +569,17 @@ class _EventParams:
             if ahead is not None and not (self.exact and (len(self.whole), self.events) == (ahead.sources, ahead.events)):
                 ahead = None  # a message dropped (another station's, retired, a seq jump) or an id repeated
             ids = list(self.came_in)
-            skipped = sqlite_events.insert(raw, ids, ahead.params if ahead else sqlite_events.flat_params(self._events()))
+            events: list[dict[str, Any]] | None = None  # the dicts, made only if the flat list or the cells are not
+            if ahead is not None:
+                skipped = sqlite_events.insert(raw, ids, ahead.params)
+            else:
+                events = self._events()
+                skipped = sqlite_events.insert(raw, ids, sqlite_events.flat_params(events))
             if ahead is not None and not skipped:
                 sqlite_events.write(session, raw, ahead.cells)
             else:  # only the rows really inserted: a redelivery adds nothing
-                sqlite_events.rollup(session, raw, [e for e in self._events() if e["event_id"] not in skipped])
+                events = self._events() if events is None else events
+                sqlite_events.rollup(session, raw, [e for e in events if e["event_id"] not in skipped])
             if event_times:
                 session.execute(_LAST_EVENT_UPDATE, [{"b_id": d, "b_at": at} for d, at in event_times.items()])
             inserted = len(ids) - len(skipped)
