@@ -65,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 
 from fleet_server.devtools.local_broker import Mosquitto, free_port
+from kiosk.outbox import LOW_SPACE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -531,16 +532,25 @@ class Soak:
             f"proxy {self.proxy.port}, server {self.server.port}")
 
     def _small_disk(self, path: Path) -> Path | None:
-        """A 16 MB tmpfs for kiosk 1's outbox, so the disk can really fill (root only)."""
+        """A small tmpfs for kiosk 1's outbox, so the disk can really fill (root only).
+
+        Twice the outbox's low-space mark: below that mark a kiosk gives up the acknowledged rows it
+        keeps for resends at every press, so on a smaller disk (it was 16 MB, under the 32 MB mark)
+        this kiosk kept none, and a broker kill lost what the broker had taken since its last
+        autosave: the server's seq-gap resend found them gone (the soak failed now and then)."""
         path.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             return None
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "soak-kiosk", str(path)],
+        size = f"size={2 * LOW_SPACE_BYTES // 2**20}m"
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", size, "soak-kiosk", str(path)],
                               check=False, capture_output=True, text=True)
         if done.returncode != 0:
             log(f"no tmpfs for the full-disk fault ({done.stderr.strip()}); it is skipped")
             return None
         self._mounted.append(path)
+        vfs = os.statvfs(path)
+        if vfs.f_bavail * vfs.f_frsize <= LOW_SPACE_BYTES:
+            raise RuntimeError(f"the full-disk victim's tmpfs ({size}) is under the outbox's low-space mark")
         return path
 
     def close(self) -> None:
