@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 
-from fleet_server.ingest.store import InboundMessage, count_events
+from fleet_server.ingest.store import InboundMessage
 
 LIVE_MAX_EVENTS = 10
 """A message with at most this many events is live (a kiosk's backlog goes out 100 a message)."""
@@ -41,10 +41,10 @@ class IngestLanes:
 
     @staticmethod
     def is_live(message: InboundMessage) -> bool:
-        return count_events(message.payload) <= LIVE_MAX_EVENTS
+        return message.events <= LIVE_MAX_EVENTS
 
     def put(self, message: InboundMessage) -> None:
-        n = count_events(message.payload)
+        n = message.events
         with self._cond:
             if n <= LIVE_MAX_EVENTS:
                 self._live.append((message, n))

@@ -134,6 +134,11 @@ class InboundMessage:
     generation: int = 0
     params: sqlite_events.EventParams | None = field(default=None, compare=False, repr=False)
     """Made on arrival (``arrival_params``), so ``prepare`` need not; None: ``prepare`` decodes it."""
+    events: int = field(init=False, compare=False, repr=False)
+    """``count_events(payload)``, counted once (the lanes and ``prepare`` each needed it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events", count_events(self.payload))
 
 
 @dataclass
@@ -678,7 +683,7 @@ def _decoded_apart(messages: Sequence[InboundMessage],
     """SQLite: the events messages' ``EventParams`` (by position) and their ``Ahead``, made by the decoding
     process when enough events are still to decode (``decoding.MIN_EVENTS``); else, or if it declines, none."""
     at = [i for i, m in enumerate(messages) if m.topic.endswith("/events")]
-    if sum(count_events(messages[i].payload) for i in at if messages[i].params is None) < decoding.MIN_EVENTS:
+    if sum(messages[i].events for i in at if messages[i].params is None) < decoding.MIN_EVENTS:
         return {}, None
     answer = decoder.decode([(messages[i].topic, messages[i].payload, messages[i].received_at) for i in at])
     if answer is None:
