@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Self
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -287,21 +287,36 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
             known[d].state = "active"
     new = {device: station for device, station in senders.items() if device not in known}
     if new:
-        stations = sorted(set(new.values()))
-        session.execute(
-            _dialect_insert(session, Station.__table__).on_conflict_do_nothing(index_elements=["id"]),
-            [{"id": s, "name": s, "created_at": now} for s in stations],
-        )
-        session.execute(
-            _dialect_insert(session, Device.__table__).on_conflict_do_nothing(index_elements=["id"]),
-            [
-                {"id": d, "station_id": s, "state": "active", "online": False, "created_at": now}
-                for d, s in sorted(new.items())
-            ],
-        )
+        bind = session.get_bind()
+        if _is_postgresql(session) and isinstance(bind, Engine):
+            # In a short transaction of its own: another writer's transaction with the same new sender
+            # then waits for this commit (milliseconds), not for the whole of this one (thousands of
+            # events). A sender registered so stays registered if this transaction fails: it did
+            # send a valid message.
+            with bind.connect() as conn:
+                _insert_senders(conn, new, now)
+                conn.commit()
+        else:  # SQLite: one writer at a time; a second connection would fight this one for the lock
+            _insert_senders(session, new, now)
         _LOGGER.info("registered %d new device(s): %s", len(new), ", ".join(sorted(new)))
         known.update({d: _Known(s, "active", False) for d, s in new.items()})
     return known
+
+
+def _insert_senders(conn: Session | Connection, new: dict[str, str], now: datetime) -> None:
+    """Create the stations and devices of senders seen for the first time (ON CONFLICT DO NOTHING:
+    concurrent writers may meet here)."""
+    name = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
+    dialect = postgresql if name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(Station.__table__).on_conflict_do_nothing(index_elements=["id"]),
+        [{"id": s, "name": s, "created_at": now} for s in sorted(set(new.values()))],
+    )
+    conn.execute(
+        dialect.insert(Device.__table__).on_conflict_do_nothing(index_elements=["id"]),
+        [{"id": d, "station_id": s, "state": "active", "online": False, "created_at": now}
+         for d, s in sorted(new.items())],
+    )
 
 
 def _forward(column: Any, at: Any) -> Any:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.settings import load_settings
@@ -60,6 +60,32 @@ def test_an_older_status_does_not_overwrite_a_newer_one_the_other_writer_commits
     assert done["result"].statuses == 1
     device = _device(sessions)
     assert (device.queue_depth, device.status_sent_at) == (5, T0 + timedelta(seconds=20))
+
+
+@ON_POSTGRESQL
+def test_a_new_sender_registered_by_one_writer_holds_the_other_only_at_the_shared_rows(sessions):
+    """Both writers' batches come from a kiosk the registry does not know yet. The first registers it
+    in a short transaction of its own, so the second, while the first is still open, gets through
+    its registration and its events and waits only at the rows both add to (the rollup cells and
+    the sender's times), not at the registration (where it used to wait for the first's commit)."""
+    done: dict = {}
+    with sessions() as first:
+        handle_batch(first, [events_message([event(device="kalvia-9")], device="kalvia-9")])
+        other = threading.Thread(target=lambda: done.update(result=store_batch(
+            sessions, [events_message([event(device="kalvia-9")], device="kalvia-9")])))
+        other.start()
+        # From a connection of its own, in autocommit: a transaction sees pg_stat_activity as it first read it.
+        with first.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
+            waiting = wait_until(lambda: watch.execute(text(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )).scalars().all(), timeout=20, what="the second writer waiting")
+        assert len(waiting) == 1 and waiting[0].startswith("WITH ins AS (INSERT INTO feedback_events"), waiting
+        first.rollback()  # the first writer's transaction fails: its sender stays registered
+    other.join(30)
+    assert done["result"].inserted == 1
+    with sessions() as s:
+        assert s.get(Device, "kalvia-9").station_id == "kalvia"
+        assert s.scalar(select(func.count()).select_from(FeedbackEvent).where(FeedbackEvent.device_id == "kalvia-9")) == 1
 
 
 def test_sqlite_keeps_one_writer_whatever_the_setting(sqlite_url):
