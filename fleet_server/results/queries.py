@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from fleet_server.core import i18n
 from fleet_server.models import DeadLetter, Device, FeedbackEvent, Station
 from fleet_server.results.small_counts import satisfaction
 from palaute_wire.contract import SMILEY_VALUES
@@ -73,11 +74,11 @@ class StationRow:
 
 
 def list_stations(session: Session, start: datetime | None = None, end: datetime | None = None) -> list[StationRow]:
-    """Every station with its smiley counts (all time unless a range is given) and device health."""
-    rows = {
-        s.id: StationRow(station_id=s.id, name=s.name, created_at=s.created_at)
-        for s in session.scalars(select(Station).order_by(Station.name, Station.id))
-    }
+    """Every station with its smiley counts (all time unless a range is given) and device health; its name
+    in the reader's language (``Named.name_in``), in that name's order."""
+    lang = i18n.lang()
+    stations = sorted(session.scalars(select(Station)), key=lambda s: (s.name_in(lang).casefold(), s.id))
+    rows = {s.id: StationRow(station_id=s.id, name=s.name_in(lang), created_at=s.created_at) for s in stations}
     for sid, counts in _smiley_counts(session, start, end).items():
         if sid in rows:
             rows[sid].counts = counts

@@ -131,3 +131,16 @@ def test_wilson_interval_and_two_proportion_test():
 def test_stations_groups_and_overview_rows_name_themselves_by_one_rule(kind):
     named = kind(id="kokkola", name="Kokkola", name_sv="Karleby", name_en="")
     assert [named.name_in(lang) for lang in ("fi", "sv", "en")] == ["Kokkola", "Karleby", "Kokkola"]
+
+
+def test_the_station_list_and_the_overview_name_stations_in_the_readers_language(client):
+    with client.app.state.session_factory() as s:
+        s.get(Station, "kruunupyy").name_sv = "Kronoby hälsostation"
+        s.get(Station, "kruunupyy").name_fi = "Kruunupyyn terveysasema"
+        s.commit()
+    client.headers.update(bearer(client, "coordinator"))
+    names = {lang: {r["station_id"]: r["name"] for r in client.get(
+        "/api/v1/stations", headers={"Accept-Language": lang}).json()} for lang in ("fi", "sv", "en")}
+    assert [names[lang]["kruunupyy"] for lang in ("fi", "sv", "en")] == [
+        "Kruunupyyn terveysasema", "Kronoby hälsostation", "kruunupyy"]  # en: no English name, the base one
+    assert "Kronoby hälsostation" in client.get("/status", headers={"Accept-Language": "sv"}).text  # staff's page
