@@ -55,16 +55,21 @@ def demo(
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: Ctrl-C)")] = None,
     workdir: Annotated[Path, typer.Option(help="data, configs and logs of the demo")] = Path("var/demo"),
     fresh: Annotated[bool, typer.Option("--fresh", help="start from an empty database")] = False,
+    lang: Annotated[str | None, typer.Option(
+        help="the console's language: fi, sv or en (default: PALAUTE_LANG, else the locale's, else en)")] = None,
 ) -> None:
     """Run broker + fleet server + simulated kiosks at the sample stations; Ctrl-C stops all."""
-    from fleet_server.devtools.demo import DemoOptions, run
+    from fleet_server.core.i18n import LANGUAGES
+    from fleet_server.devtools.demo import DemoOptions, console_lang, run
 
+    if lang is not None and lang not in LANGUAGES:
+        raise typer.BadParameter(f"{lang!r}: one of {', '.join(LANGUAGES)}", param_hint="--lang")
     setup_logging("WARNING")
     raise typer.Exit(
         run(
             DemoOptions(
                 workdir=workdir, http_port=port, presses_per_minute=rate, kiosks_per_station=kiosks_per_station,
-                stations=stations, duration_s=duration, fresh=fresh,
+                stations=stations, duration_s=duration, fresh=fresh, lang=lang or console_lang(),
             )
         )
     )

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from fleet_server.core import i18n
+from fleet_server.core.i18n import gettext as _
 from fleet_server.devtools.local_broker import Mosquitto, free_port, wait_for_port
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,6 +91,19 @@ class DemoOptions:
     duration_s: float | None = None
     fresh: bool = False
     live: bool = True
+    lang: str = i18n.DEFAULT_LANG
+    """The console's language (its texts, and the stations' names the server gives)."""
+
+
+def console_lang(environ: dict[str, str] | None = None) -> str:
+    """The console's language: PALAUTE_LANG, else the locale's (LC_ALL, LC_MESSAGES, LANG: fi_FI.UTF-8
+    is Finnish), else English."""
+    env = os.environ if environ is None else environ
+    for name in ("PALAUTE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        code = env.get(name, "")[:2].lower()
+        if code in i18n.LANGUAGES:
+            return code
+    return i18n.DEFAULT_LANG
 
 
 SERVER_MQTT_USER = "palaute-server"
@@ -305,7 +320,8 @@ class Demo:
     # -- watch ----------------------------------------------------------------
 
     def _api(self, path: str):
-        return _get_json(f"{self.base_url}{path}", {"Authorization": f"Bearer {self.api_token}"})
+        return _get_json(f"{self.base_url}{path}", {"Authorization": f"Bearer {self.api_token}",
+                                                     "Accept-Language": self.options.lang})
 
     def stations(self) -> list[dict]:
         return self._api("/api/v1/stations")
@@ -422,12 +438,19 @@ def console_rows(stations: list[dict], devices: list[dict]) -> list[tuple[str, s
         sat, total = s.get("satisfaction"), s.get("total")
         hidden = bool(s.get("suppressed")) or total is None
         rows.append((s.get("name") or s["station_id"], str(online.get(s["station_id"], 0)),
-                     "too few" if hidden else str(total), "-" if hidden or sat is None else f"{sat:.0%}"))
+                     _("too few") if hidden else str(total),
+                     "-" if hidden or sat is None else i18n.percent(sat)))
     return rows
 
 
 def run(options: DemoOptions) -> int:
-    """Run the demo until Ctrl-C (or ``duration_s``); return a process exit code."""
+    """Run the demo until Ctrl-C (or ``duration_s``); return a process exit code. The console speaks
+    ``options.lang``."""
+    with i18n.using(options.lang):
+        return _run(options)
+
+
+def _run(options: DemoOptions) -> int:
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -441,23 +464,25 @@ def run(options: DemoOptions) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        with console.status("starting broker, fleet server and kiosks..."):
+        with console.status(_("starting broker, fleet server and kiosks...")):
             demo.start()
-        console.print(f"[bold green]Dashboard:[/] {demo.base_url}/   API docs: {demo.base_url}/docs")
-        console.print("Sign in as (user / password, also in credentials.txt):")
+        dashboard, docs = _("Dashboard:"), _("API docs:")
+        console.print(f"[bold green]{dashboard}[/] {demo.base_url}/   {docs} {demo.base_url}/docs")
+        console.print(_("Sign in as (user / password, also in credentials.txt):"))
         for user, password in demo.passwords.items():
             console.print(f"  [bold]{user}[/] / {password}", soft_wrap=True)
-        console.print(f"Logs and data: {options.workdir.resolve()}   Stop with Ctrl-C.")
+        logs, stop_with = _("Logs and data:"), _("Stop with Ctrl-C.")
+        console.print(f"{logs} {options.workdir.resolve()}   {stop_with}")
 
         def table() -> Table:
-            t = Table(title="Answers counted by the fleet server (live)")
-            for col in ("station", "devices online", "answers", "satisfaction"):
-                t.add_column(col, justify="right" if col != "station" else "left")
+            t = Table(title=_("Answers counted by the fleet server (live)"))
+            for i, col in enumerate((_("station"), _("devices online"), _("answers"), _("satisfaction"))):
+                t.add_column(col, justify="left" if i == 0 else "right")
             try:
                 stations = demo.stations()
                 devices = demo.devices()
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                t.caption = f"server not answering: {exc}"
+                t.caption = _("The server does not answer: {error}").format(error=exc)
                 return t
             for row in console_rows(stations, devices):
                 t.add_row(*row)
@@ -475,8 +500,9 @@ def run(options: DemoOptions) -> int:
     except KeyboardInterrupt:
         return 0
     except RuntimeError as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
+        stopped = _("The demo stopped:")
+        console.print(f"[bold red]{stopped}[/] {exc}")
         return 1
     finally:
-        with console.status("stopping kiosks, server and broker..."):
+        with console.status(_("stopping kiosks, server and broker...")):
             demo.stop()

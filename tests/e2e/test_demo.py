@@ -56,9 +56,19 @@ def test_demo_on_a_busy_port_says_so_in_one_line_and_starts_nothing(tmp_path):
         port = other.getsockname()[1]
         script = Path(sys.executable).with_name("palaute-server")
         proc = subprocess.run([str(script), "demo", "--duration", "5", "--workdir", str(tmp_path / "demo"),
-                               "--port", str(port)], capture_output=True, text=True, timeout=120, check=False)
+                               "--port", str(port), "--lang", "sv"], capture_output=True, text=True, timeout=120,
+                              check=False)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert any(f"port {port} is busy: use --port" in line for line in lines), proc.stderr
-    assert "Dashboard" not in proc.stderr and "Traceback" not in proc.stderr
+    assert any(line.startswith("Demon avbröts:") for line in lines), proc.stderr  # the console in Swedish
+    assert "Kontrollpanel" not in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "demo" / "broker").exists()
+
+
+def test_demo_refuses_a_language_it_has_no_catalogue_for(tmp_path):
+    script = Path(sys.executable).with_name("palaute-server")
+    proc = subprocess.run([str(script), "demo", "--lang", "de", "--workdir", str(tmp_path / "demo")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "one of fi, sv, en" in proc.stderr, proc.stderr
+    assert not (tmp_path / "demo").exists()

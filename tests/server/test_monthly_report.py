@@ -208,4 +208,19 @@ def test_the_demo_console_table_shows_no_satisfaction_for_three_answers(client):
     stations = client.get("/api/v1/stations").json()
     rows = {r[0]: r for r in console_rows(stations, [{"station_id": "ullava", "online": True}])}
     assert rows["Ullava"] == ("Ullava", "1", "too few", "-")  # 3 answers: neither a count nor a share
-    assert rows["Kälviä"][2] == "60" and rows["Kälviä"][3] == "75%"
+    assert rows["Kälviä"][2] == "60" and rows["Kälviä"][3] == "75\u00a0%"
+
+
+def test_the_demo_console_speaks_the_language_it_is_given_or_the_locales(client):
+    from fleet_server.core import i18n
+    from fleet_server.devtools.demo import console_lang, console_rows
+
+    client.headers.update(bearer(client, "coordinator"))
+    stations = client.get("/api/v1/stations").json()
+    with i18n.using("sv"):
+        rows = {r[0]: r for r in console_rows(stations, [])}
+    assert rows["Ullava"][2] == "för få"
+    assert console_lang({"LANG": "sv_FI.UTF-8"}) == "sv"
+    assert console_lang({"PALAUTE_LANG": "fi", "LANG": "sv_FI.UTF-8"}) == "fi"
+    assert console_lang({"LC_ALL": "fi_FI.UTF-8", "LANG": "en_GB.UTF-8"}) == "fi"
+    assert console_lang({"LANG": "C.UTF-8"}) == console_lang({}) == "en"
