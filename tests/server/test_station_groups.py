@@ -144,3 +144,10 @@ def test_the_station_list_and_the_overview_name_stations_in_the_readers_language
     assert [names[lang]["kruunupyy"] for lang in ("fi", "sv", "en")] == [
         "Kruunupyyn terveysasema", "Kronoby hälsostation", "kruunupyy"]  # en: no English name, the base one
     assert "Kronoby hälsostation" in client.get("/status", headers={"Accept-Language": "sv"}).text  # staff's page
+
+
+def test_names_are_listed_as_finnish_and_swedish_readers_look_for_them():
+    from fleet_server.core.i18n import sort_key
+
+    names = ["Övermark", "Ähtäri", "Åland", "Zeta", "alavus", "Kälviä", "Kaustinen"]
+    assert sorted(names, key=sort_key) == ["alavus", "Kaustinen", "Kälviä", "Zeta", "Åland", "Ähtäri", "Övermark"]
