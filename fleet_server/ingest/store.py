@@ -161,8 +161,8 @@ class BatchResult:
 # --------------------------------------------------------------------- rows
 
 
-def _dialect_insert(session: Session, table: Any) -> Any:
-    name = session.get_bind().dialect.name
+def _dialect_insert(conn: Session | Connection, table: Any) -> Any:
+    name = (conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect).name
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -306,14 +306,12 @@ def _register(session: Session, senders: dict[str, str], now: datetime) -> dict[
 def _insert_senders(conn: Session | Connection, new: dict[str, str], now: datetime) -> None:
     """Create the stations and devices of senders seen for the first time (ON CONFLICT DO NOTHING:
     concurrent writers may meet here)."""
-    name = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
-    dialect = postgresql if name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(Station.__table__).on_conflict_do_nothing(index_elements=["id"]),
+        _dialect_insert(conn, Station.__table__).on_conflict_do_nothing(index_elements=["id"]),
         [{"id": s, "name": s, "created_at": now} for s in sorted(set(new.values()))],
     )
     conn.execute(
-        dialect.insert(Device.__table__).on_conflict_do_nothing(index_elements=["id"]),
+        _dialect_insert(conn, Device.__table__).on_conflict_do_nothing(index_elements=["id"]),
         [{"id": d, "station_id": s, "state": "active", "online": False, "created_at": now}
          for d, s in sorted(new.items())],
     )

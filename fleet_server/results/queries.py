@@ -77,8 +77,9 @@ def list_stations(session: Session, start: datetime | None = None, end: datetime
     """Every station with its smiley counts (all time unless a range is given) and device health; its name
     in the reader's language (``Named.name_in``), in that name's order."""
     lang = i18n.lang()
-    stations = sorted(session.scalars(select(Station)), key=lambda s: (i18n.sort_key(s.name_in(lang)), s.id))
-    rows = {s.id: StationRow(station_id=s.id, name=s.name_in(lang), created_at=s.created_at) for s in stations}
+    named = [StationRow(station_id=s.id, name=s.name_in(lang), created_at=s.created_at)
+             for s in session.scalars(select(Station))]
+    rows = {r.station_id: r for r in sorted(named, key=lambda r: (i18n.sort_key(r.name), r.station_id))}
     for sid, counts in _smiley_counts(session, start, end).items():
         if sid in rows:
             rows[sid].counts = counts
