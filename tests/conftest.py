@@ -12,10 +12,25 @@ from sqlalchemy import create_engine as _create_engine
 from sqlalchemy import text as _text
 from sqlalchemy.engine import make_url as _make_url
 
+from fleet_server.devtools import local_broker
 from fleet_server.devtools.local_broker import Mosquitto
 from tests.support.processes import Processes
 
 pytest_plugins = ("tests.support.mail",)  # the `smtp` fixture: a real SMTP sink on loopback
+
+
+def _worker_ports(pool: range, worker: str, workers: int) -> range:
+    """This xdist worker's share of the free-port pool (``gw0`` takes the first share)."""
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    share = len(pool) // max(workers, 1)
+    return pool[index * share:(index + 1) * share] if share else pool
+
+
+# Each worker chooses its free ports from a share of its own: one test can then choose its ports,
+# spend minutes installing a release, and still find them free (another worker's test cannot
+# have taken them in between).
+local_broker.use_ports(_worker_ports(local_broker.port_pool(), os.environ.get("PYTEST_XDIST_WORKER", "gw0"),
+                                     int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 # --------------------------------------------------------------------- scheduling
 # bash run.sh test runs the suite on several pytest-xdist workers, which take the tests in the

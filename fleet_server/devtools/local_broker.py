@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import getpass
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,64 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
+def _below_ephemeral() -> range:
+    """Ports the kernel never hands out on its own: from 20000 up to its ephemeral range (Linux).
+
+    A port from ``bind(0)`` lies in the ephemeral range, where every outgoing connection also
+    takes its local port: a port chosen minutes before its broker binds it (a test that installs
+    a release first) could by then be a database or MQTT client's, and the broker fails with
+    "Address already in use". Below that range only listeners bind, and :func:`free_port` checks those.
+    """
+    try:
+        floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(20000, floor) if floor - 20000 >= 1000 else range(0)
+
+
+class _Ports:
+    """The ports :func:`free_port` chooses from, and those it has given this process already."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool = _below_ephemeral()
+        self.given: set[int] = set()
+
+
+_PORTS = _Ports()
+
+
+def use_ports(pool: range) -> None:
+    """Choose free ports from ``pool`` only: test workers running side by side each take a share of
+    the range, so that no two can choose the same port between choosing it and binding it."""
+    with _PORTS.lock:
+        _PORTS.pool, _PORTS.given = pool, set()
+
+
+def port_pool() -> range:
+    return _PORTS.pool
+
+
 def free_port() -> int:
+    """A loopback port that nothing listens on and this process has not given out before.
+
+    From below the kernel's ephemeral range where it has one (see :func:`_below_ephemeral`),
+    starting at a random place so that processes sharing a pool rarely meet; else the kernel's choice.
+    """
+    with _PORTS.lock:
+        pool = _PORTS.pool
+        start = random.randrange(len(pool)) if pool else 0
+        for i in range(len(pool)):
+            port = pool[(start + i) % len(pool)]
+            if port in _PORTS.given:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _PORTS.given.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
