@@ -306,12 +306,47 @@ def test_a_burst_beyond_the_backlog_bound_is_enqueued_undecoded_and_stored_whole
         release.set()
         wait_until(lambda: ingestor.counters.inserted >= 1000, 30.0, "1000 events stored")
         apart = ingestor.decoder.batches if ingestor.decoder is not None else 0  # SQLite: one message each
+        sqlite = ingestor.decoder is not None
     pub.loop_stop()
     assert set(stored_ids(sessions)) == {e.event_id for events in batches for e in events}
     # each message decoded once: on arrival, by the preparer or by the decoding process
     assert len(threads) + apart == 10, (threads, apart)
-    assert threads[0].startswith("paho-mqtt-client"), threads  # into empty lanes: decoded on arrival
-    assert sum(name.startswith("paho-mqtt-client") for name in threads) < 10, threads  # not all on arrival
+    on_arrival = sum(name.startswith("paho-mqtt-client") for name in threads)
+    if sqlite:  # catch-up is the decoding process's, however short the backlog
+        assert on_arrival == 0, threads
+    else:
+        assert threads[0].startswith("paho-mqtt-client"), threads  # into empty lanes: decoded on arrival
+        assert on_arrival < 10, threads  # not all on arrival
+
+
+def test_with_a_decoding_process_the_network_thread_decodes_only_live_presses(
+    broker, sqlite_url, decoding_threads
+):
+    """SQLite: a live press is decoded as it arrives (it goes into the next transaction at once), a
+    kiosk's catch-up is left to the decoding process even into empty lanes (decoding it on the
+    network thread held the interpreter lock from the writer)."""
+    from fleet_server.core.db import make_engine, make_session_factory, migrate
+
+    migrate(sqlite_url)
+    sessions = make_session_factory(make_engine(sqlite_url))
+    settings = load_settings(environ={}, mqtt_url=broker.url, database_url=sqlite_url, mqtt_client_id="test-ingest")
+    topic = c.topic("kalvia", "kalvia-1", "events")
+    catch_up = [[event() for _ in range(100)] for _ in range(3)]
+    live = [[event()] for _ in range(5)]
+    pub = publisher(broker)
+    with Ingestor(settings, sessions) as ingestor:
+        assert ingestor.wait_subscribed(10), "ingest did not subscribe"
+        wait_until(lambda: ingestor.decoder.decode([]) is not None, 30.0, "the decoding process up")
+        for events in catch_up + live:  # one at a time, into empty lanes
+            stored = ingestor.counters.inserted
+            publish_all(pub, [(topic, c.encode(batch(events)))])
+            wait_until(lambda n=stored + len(events): ingestor.counters.inserted >= n, 30.0, "stored")
+        apart = ingestor.decoder.batches
+    pub.loop_stop()
+    assert set(stored_ids(sessions)) == {e.event_id for events in catch_up + live for e in events}
+    assert apart == len(catch_up)
+    assert len(decoding_threads) == len(live), decoding_threads
+    assert all(name.startswith("paho-mqtt-client") for name in decoding_threads), decoding_threads
 
 
 def test_a_backlog_on_sqlite_is_decoded_in_a_process_of_its_own_and_stored_whole(
