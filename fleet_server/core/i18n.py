@@ -18,12 +18,13 @@ times, the locale's decimal sign and grouping.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
@@ -136,6 +137,23 @@ def sort_key(text: str) -> str:
     """A name's place in a list as Finnish and Swedish readers look for it: case aside, and å, ä, ö
     after z in that order (by code point ä came before å, and both after z only by chance)."""
     return text.casefold().translate(_NORDIC_ORDER)
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def name_in(self, lang: str) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def by_name(items: Iterable[_N], lang_code: str | None = None) -> list[_N]:
+    """Stations or groups as a list shows them to a reader of ``lang_code`` (the context's language
+    if None): by their names in that language in ``sort_key``'s order, then by id."""
+    code = lang_code or lang()
+    return sorted(items, key=lambda item: (sort_key(item.name_in(code)), item.id))
 
 
 # ----------------------------------------------------------------- formats

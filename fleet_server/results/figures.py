@@ -787,13 +787,13 @@ class OverviewRow:
 def stations_visible(session: Session, allowed: Iterable[str] | None = None) -> list[Station]:
     """The stations (of ``allowed``, or all), by name; a short ``allowed`` is asked for by id, so a
     group page loads its own stations and not the country's."""
-    q = select(Station).order_by(Station.name, Station.id)
+    q = select(Station)
     if allowed is None:
-        return list(session.scalars(q))
+        return i18n.by_name(session.scalars(q))
     keep = set(allowed)
     if not keep:
         return []
-    return [s for s in session.scalars(_for_stations(q, Station.id, sorted(keep), session)) if s.id in keep]
+    return i18n.by_name(s for s in session.scalars(_for_stations(q, Station.id, sorted(keep), session)) if s.id in keep)
 
 
 class _Named(Protocol):

@@ -205,7 +205,7 @@ def cascade(tree: Tree, station_counts: dict[str, dict[int, int]], minimum: int,
     station_dists = {sid: _dist(None if ("s", sid) in hidden else c, minimum) for sid, c in station_counts.items()}
     lang = i18n.lang()
     rows = []
-    for gid in sorted(group_ids, key=lambda g: (tree.depth(g), tree.groups[g].name_in(lang))):
+    for gid in sorted(group_ids, key=lambda g: (tree.depth(g), i18n.sort_key(tree.groups[g].name_in(lang)), g)):
         counts = group_counts[gid]
         d = _dist(None if ("g", gid) in hidden else counts, minimum)
         k, n = counts[3] + counts[4], sum(counts.values())
@@ -223,10 +223,11 @@ def _order_tree(rows: list[GroupRow], tree: Tree) -> None:
 
     def walk(gid: str) -> None:
         ordered.append(by_id[gid])
-        for child in sorted((c for c in tree.children.get(gid, []) if c in by_id), key=lambda c: by_id[c].name):
+        for child in sorted((c for c in tree.children.get(gid, []) if c in by_id),
+                            key=lambda c: (i18n.sort_key(by_id[c].name), c)):
             walk(child)
 
-    for r in sorted(rows, key=lambda r: (r.depth, r.name)):
+    for r in sorted(rows, key=lambda r: (r.depth, i18n.sort_key(r.name), r.group_id)):
         if r.group_id not in {o.group_id for o in ordered} and (
                 tree.groups[r.group_id].parent_id not in by_id):
             walk(r.group_id)

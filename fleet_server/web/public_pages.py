@@ -319,7 +319,7 @@ def public_index(request: Request, lang: Annotated[str | None, Query(max_length=
     snap = snapshot(request)
 
     def build() -> bytes:
-        entities = sorted(snap.entities.values(), key=lambda e: (e.kind != "group", e.name(code)))
+        entities = sorted(snap.entities.values(), key=lambda e: (e.kind != "group", i18n.sort_key(e.name(code))))
         fig30 = {k: snap.figures[k][snap.windows[0].key] for k in snap.entities}
         return _html(request, "public/index.html", lambda: {
             "principal": None, "lang_code": code, "entities": entities, "fig30": fig30, "path": "/public",
@@ -417,7 +417,7 @@ async def public_json(request: Request, kinds: str, entity_id: str) -> Response:
 
 def _settings_page(request: Request, session, principal, message: str | None = None) -> Response:
     tree = load_tree(session)
-    stations = list(session.scalars(select(Station).order_by(Station.name)))
+    stations = i18n.by_name(session.scalars(select(Station)))
     group_rows = []
     for gid in _tree_order(tree):
         group_rows.append((tree.groups[gid], tree.depth(gid)))
@@ -435,11 +435,11 @@ def _tree_order(tree) -> list[str]:
         if gid in out:
             return
         out.append(gid)
-        for child in sorted(tree.children.get(gid, []), key=lambda c: tree.groups[c].name):
-            walk(child)
+        for child in i18n.by_name(tree.groups[c] for c in tree.children.get(gid, [])):
+            walk(child.id)
 
-    for gid in sorted(tree.children.get(None, []), key=lambda g: tree.groups[g].name):
-        walk(gid)
+    for top in i18n.by_name(tree.groups[g] for g in tree.children.get(None, [])):
+        walk(top.id)
     out += [g for g in tree.groups if g not in out]
     return out
 

@@ -51,8 +51,8 @@ def _station(session, station_id: str) -> Station:
 def station_list(request: Request, session: SessionDep, principal: PageUser) -> Response:
     _editor(principal)
     tree = groups.load_tree(session)
-    stations = list(session.scalars(select(Station).order_by(Station.name, Station.id)))
     lang = i18n.lang()
+    stations = i18n.by_name(session.scalars(select(Station)), lang)
     paths = {s.id: " › ".join(tree.groups[g].name_in(lang) for g in reversed(tree.ancestors(s.group_id)))
              for s in stations}
     return templates.TemplateResponse(request, "stations_admin.html", page_context(
@@ -67,11 +67,11 @@ def _form_page(request, session, principal, station: Station, *, values: dict[st
 
     def walk(gid: str, depth: int) -> None:
         choices.append((gid, tree.groups[gid].name_in(lang), depth))
-        for child in sorted(tree.children.get(gid, []), key=lambda c: tree.groups[c].name_in(lang)):
-            walk(child, depth + 1)
+        for child in i18n.by_name((tree.groups[c] for c in tree.children.get(gid, [])), lang):
+            walk(child.id, depth + 1)
 
-    for top in sorted(tree.children.get(None, []), key=lambda c: tree.groups[c].name_in(lang)):
-        walk(top, 0)
+    for top in i18n.by_name((tree.groups[c] for c in tree.children.get(None, [])), lang):
+        walk(top.id, 0)
     history = list(session.scalars(select(StationEdit).where(StationEdit.station_id == station.id)
                                    .order_by(StationEdit.id.desc()).limit(HISTORY_ROWS)))
     current = {f: getattr(station, f) or "" for f in NAME_FIELDS} | {"group_id": station.group_id or ""}

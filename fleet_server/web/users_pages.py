@@ -33,8 +33,8 @@ def _page(request, session, principal, *, message=None, error=None, code=200) ->
             request, principal, nav="users", message=message, error=error, roles=USER_ROLES,
             users=list(session.scalars(select(User).order_by(User.username))),
             tokens=list(session.scalars(select(ApiToken).order_by(ApiToken.name))),
-            stations=list(session.scalars(select(Station).order_by(Station.name))),
-            groups=list(session.scalars(select(StationGroup).order_by(StationGroup.name))),
+            stations=i18n.by_name(session.scalars(select(Station))),
+            groups=i18n.by_name(session.scalars(select(StationGroup))),
         ),
         status_code=code,
     )

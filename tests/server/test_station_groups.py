@@ -151,3 +151,39 @@ def test_names_are_listed_as_finnish_and_swedish_readers_look_for_them():
 
     names = ["Övermark", "Ähtäri", "Åland", "Zeta", "alavus", "Kälviä", "Kaustinen"]
     assert sorted(names, key=sort_key) == ["alavus", "Kaustinen", "Kälviä", "Zeta", "Åland", "Ähtäri", "Övermark"]
+
+
+SWEDISH = {"kalvia": "Kelviå", "kruunupyy": "Kronoby", "lohtaja": "Lochteå", "teerijarvi": "Terjärv",
+           "ullava": "Ullava"}
+FINNISH = {"kalvia": "Kälviä", "kruunupyy": "Kruunupyy", "lohtaja": "lohtaja", "teerijarvi": "Teerijärvi",
+           "ullava": "Ullava"}  # lower case: listed by its letter (by code point after every capital)
+
+
+def test_lists_of_stations_and_groups_follow_the_readers_language_and_alphabet(client):
+    from fleet_server.core import i18n
+    from fleet_server.results.figures import stations_visible
+
+    with client.app.state.session_factory() as s:
+        for sid, name in FINNISH.items():
+            s.get(Station, sid).name = name
+            s.get(Station, sid).name_sv = SWEDISH[sid]
+        s.add(StationGroup(id="alavus", parent_id="soite", kind="municipality", name="Ähtäri", name_sv="Etseri"))
+        s.commit()
+        with i18n.using("fi"):
+            assert [st.id for st in stations_visible(s)] == ["kruunupyy", "kalvia", "lohtaja", "teerijarvi", "ullava"]
+        with i18n.using("sv"):  # Kelviå before Kronoby: by the Swedish names, not the base ones
+            assert [st.id for st in stations_visible(s)] == ["kalvia", "kruunupyy", "lohtaja", "teerijarvi", "ullava"]
+            assert [st.id for st in stations_visible(s, ["ullava", "kalvia"])] == ["kalvia", "ullava"]
+
+    make_user(client.app.state.session_factory, "it-tuki", "it")
+    sign_in(client, "it-tuki")
+    for lang, order in (("fi", ["kruunupyy", "kalvia", "lohtaja", "teerijarvi", "ullava"]),
+                        ("sv", ["kalvia", "kruunupyy", "lohtaja", "teerijarvi", "ullava"])):
+        listing = client.get("/manage/stations", headers={"Accept-Language": lang}).text
+        assert re.findall(r'<tr data-station="([a-z]+)">', listing) == order, lang
+    # The groups a station can be moved to: Ähtäri after Kruunupyy in Finnish, Etseri first in Swedish.
+    edit = {lang: client.get("/manage/stations/kalvia", headers={"Accept-Language": lang}).text for lang in ("fi", "sv")}
+    choices = {lang: re.findall(r'<option value="(alavus|kokkola-city|kruunupyy-municipality)"', html)
+               for lang, html in edit.items()}
+    assert choices == {"fi": ["kokkola-city", "kruunupyy-municipality", "alavus"],
+                       "sv": ["alavus", "kokkola-city", "kruunupyy-municipality"]}
