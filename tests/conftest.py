@@ -26,6 +26,10 @@ def _worker_ports(pool: range, worker: str, workers: int) -> range:
     return pool[index * share:(index + 1) * share] if share else pool
 
 
+# The command lines' texts (palaute-server, the demo's console) in English, whatever the machine's
+# locale; a test that reads them in Finnish or Swedish says so.
+os.environ["PALAUTE_LANG"] = "en"
+
 # Each worker chooses its free ports from a share of its own: one test can then choose its ports,
 # spend minutes installing a release, and still find them free (another worker's test cannot
 # have taken them in between).

@@ -8,9 +8,12 @@ Settings come from fleet_server.core.settings (PALAUTE_* and PALAUTE_CONFIG_FILE
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from fleet_server.cli import export, fleet, imports, public, releases, reports, server, users
+from fleet_server.core import i18n
 
 app = typer.Typer(
     name="palaute-server",
@@ -18,6 +21,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _language(ctx: typer.Context) -> None:
+    # Every command's output in the reader's language (i18n.console_lang), for this invocation only.
+    token = i18n.current_lang.set(i18n.console_lang(os.environ))
+    ctx.call_on_close(lambda: i18n.current_lang.reset(token))
+
+
 server.register(app)  # serve, migrate, demo
 fleet.register(app)  # station, device, broker, alerts
 app.add_typer(users.user_app, name="user")

@@ -20,6 +20,9 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.cli.common import ConfigOption, settings_or_exit
+from fleet_server.core import i18n
+from fleet_server.core.i18n import N_, ngettext
+from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import Settings
 
 station_app = typer.Typer(help="Health stations.", no_args_is_help=True)
@@ -60,8 +63,17 @@ def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    label = _("error:")
+    err_console.print(f"[bold red]{label}[/] {message}", highlight=False)
     raise typer.Exit(1)
+
+
+TEST_ALERT = N_("Test alert from palaute-server: if you read this, alert delivery works.")
+
+
+def _warn(message: str) -> None:
+    label = _("warning:")
+    err_console.print(f"[yellow]{label}[/] {message}", highlight=False)
 
 
 def broker_files(settings: Settings):
@@ -84,10 +96,12 @@ def sync(settings: Settings, sessions: sessionmaker[Session]) -> str:
 
     files = broker_files(settings)
     if files is None:
-        return "broker files not configured (PALAUTE_BROKER_PASSWORD_FILE, PALAUTE_BROKER_ACL_FILE): not synced"
+        return _("broker files not configured ({settings}): not synced").format(
+            settings="PALAUTE_BROKER_PASSWORD_FILE, PALAUTE_BROKER_ACL_FILE")
     username, password = settings.mqtt_credentials
     if not username or not password:
-        _fail("the server's own broker account is needed for the ACL: set PALAUTE_MQTT_USERNAME and PALAUTE_MQTT_PASSWORD")
+        _fail(_("the server's own broker account is needed for the ACL: set {settings}").format(
+            settings="PALAUTE_MQTT_USERNAME, PALAUTE_MQTT_PASSWORD"))
     try:
         with sessions() as session:
             return sync_broker(session, files, username, password)
@@ -103,32 +117,35 @@ def bundle_options(settings: Settings, ssh_key: Path | None = None, wheelhouse: 
     keys: tuple[str, ...] = ()
     if ssh_key is not None:
         if not ssh_key.is_file():
-            _fail(f"--ssh-key {ssh_key}: no such file")
+            _fail(_("--ssh-key {path}: no such file").format(path=ssh_key))
         keys = tuple(line.strip() for line in ssh_key.read_text().splitlines() if line.strip())
     url = settings.kiosk_broker_url or settings.mqtt_url
     ca = settings.kiosk_ca_file or settings.mqtt_ca_file
     if url.startswith("mqtts://") and ca is not None and not Path(ca).is_file():
-        _fail(f"the broker CA certificate {ca} does not exist (PALAUTE_KIOSK_CA_FILE / PALAUTE_MQTT_CA_FILE)")
+        _fail(_("the broker's CA certificate {path} does not exist ({settings})").format(
+            path=ca, settings="PALAUTE_KIOSK_CA_FILE / PALAUTE_MQTT_CA_FILE"))
     wheelhouse = wheelhouse or settings.kiosk_wheelhouse
     if wheelhouse is not None and not any(Path(wheelhouse).glob("requirements-cp*.txt")):
-        _fail(f"{wheelhouse} is not a kiosk wheelhouse; build one with: palaute-server release build --out "
-              f"{wheelhouse} (or device wheelhouse {wheelhouse})")
+        _fail(_("{path} is not a kiosk wheelhouse; build one with: {command}").format(
+            path=wheelhouse, command=f"palaute-server release build --out {wheelhouse}"))
     if wheelhouse is None and writes_bundle:
-        err_console.print("[yellow]warning:[/] no --wheelhouse: the bundle's install-kiosk.sh will stop until a "
-                          "wheelhouse is copied beside it (palaute-server device wheelhouse DIR)", highlight=False)
+        _warn(_("no --wheelhouse: the bundle's install-kiosk.sh will stop until a wheelhouse is copied beside "
+                "it ({command})").format(command="palaute-server device wheelhouse DIR"))
     if settings.release_public_key is None and writes_bundle:
-        err_console.print("[yellow]warning:[/] no PALAUTE_RELEASE_PUBLIC_KEY: the kiosk will install no software "
-                          "updates (palaute-server release keygen)", highlight=False)
+        _warn(_("no {setting}: the kiosk will install no software updates ({command})").format(
+            setting="PALAUTE_RELEASE_PUBLIC_KEY", command="palaute-server release keygen"))
     return BundleOptions(broker_url=url, ca_file=ca, wheelhouse=wheelhouse, ssh_authorized_keys=keys,
                          release_public_key=settings.release_public_key, mqtt_version=settings.mqtt_version)
 
 
 def _show_secret(device_id: str, secret: str, bundle: Path | None) -> None:
-    console.print(f"broker secret for [bold]{device_id}[/] (shown once, stored only as a hash):")
+    console.print(_("broker secret for {device} (shown once, stored only as a hash):").format(
+        device=f"[bold]{device_id}[/]"))
     console.print(f"  {secret}", highlight=False, soft_wrap=True)
     if bundle is not None:
-        console.print(f"bundle written to [bold]{bundle}[/] (kiosk.toml, broker-password, user-data, ...)")
-        console.print("copy user-data, network-config and meta-data onto the SD card's boot partition")
+        console.print(_("bundle written to {path} (kiosk.toml, broker-password, user-data, ...)").format(
+            path=f"[bold]{bundle}[/]"))
+        console.print(_("copy user-data, network-config and meta-data onto the SD card's boot partition"))
 
 
 # ----------------------------------------------------------------- station
@@ -150,7 +167,7 @@ def station_add(
                 add_station(s, station_id, name)
         except ProvisioningError as exc:
             _fail(str(exc))
-    console.print(f"station {station_id} added")
+    console.print(_("station {station} added").format(station=station_id))
 
 
 @station_app.command("list")
@@ -161,11 +178,11 @@ def station_list(config: ConfigOption = None) -> None:
     from fleet_server.models import Station
 
     settings = _settings(config)
-    table = Table("station", "name", "kiosks (live)")
+    table = Table(_("station"), _("name"), _("kiosks (in use)"))
     with _sessions(settings) as sessions, sessions() as s:
         for station in s.scalars(select(Station).order_by(Station.id)):
             live = sum(1 for d in station.devices if d.state != "retired")
-            table.add_row(station.id, station.name, str(live))
+            table.add_row(station.id, station.name_in(i18n.lang()), str(live))
     console.print(table)
 
 
@@ -237,7 +254,7 @@ def device_retire(device_id: str, config: ConfigOption = None) -> None:
                 retire_device(s, device_id)
         except ProvisioningError as exc:
             _fail(str(exc))
-        console.print(f"device {device_id} retired; its results stay")
+        console.print(_("device {device} retired; its results stay").format(device=device_id))
         console.print(sync(settings, sessions))
 
 
@@ -250,13 +267,14 @@ def device_list(
     from fleet_server.fleet.provisioning import list_devices
 
     settings = _settings(config)
-    table = Table("device", "station", "state", "credentials", "online", "last seen", "version")
+    table = Table(_("device"), _("station"), _("state"), _("credentials"), _("online"), _("last seen"),
+                  _("version"))
     with _sessions(settings) as sessions, sessions() as s:
         for row in list_devices(s, station):
             table.add_row(
-                row.device_id, row.station_id, row.state, "yes" if row.has_credentials else "no",
-                "online" if row.online else "offline",
-                row.last_seen_at.strftime("%Y-%m-%d %H:%M UTC") if row.last_seen_at else "never",
+                row.device_id, row.station_id, row.state, _("yes") if row.has_credentials else _("no"),
+                _("online") if row.online else _("offline"),
+                i18n.moment(row.last_seen_at) if row.last_seen_at else _("never"),
                 row.software_version or "",
             )
     console.print(table)
@@ -275,17 +293,19 @@ def device_wheelhouse(
     from fleet_server.fleet.wheelhouse import PI_PYTHONS, WheelhouseError, build_wheelhouse
 
     if not (source / "pyproject.toml").is_file():
-        _fail(f"--source {source}: no pyproject.toml there (give the Palaute repository)")
+        _fail(_("--source {path}: no pyproject.toml there (give the Palaute repository)").format(path=source))
     try:
-        with console.status("building the kiosk wheel and downloading its aarch64 dependencies..."):
+        with console.status(_("building the kiosk wheel and downloading its aarch64 dependencies...")):
             built = build_wheelhouse(source, out, python or list(PI_PYTHONS), download_cache=download_cache)
     except WheelhouseError as exc:
         _fail(str(exc))
     for tag, path in built.requirements.items():
         console.print(f"{tag}: {path}")
     for tag, why in built.missing.items():
-        err_console.print(f"[yellow]{tag} left out:[/] {why}", highlight=False)
-    console.print(f"wheelhouse in {out}: pass --wheelhouse {out} to device provision (or PALAUTE_KIOSK_WHEELHOUSE)")
+        left_out = _("{tag} left out:").format(tag=tag)
+        err_console.print(f"[yellow]{left_out}[/] {why}", highlight=False)
+    console.print(_("wheelhouse in {path}: give {option} to device provision (or set {setting})").format(
+        path=out, option=f"--wheelhouse {out}", setting="PALAUTE_KIOSK_WHEELHOUSE"))
 
 
 @device_app.command("provision-csv")
@@ -309,7 +329,7 @@ def device_provision_csv(
     done = 0
     with _sessions(settings) as sessions:
         with Progress(
-            TextColumn("provisioning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[device]}"),
+            TextColumn(_("provisioning")), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[device]}"),
             TimeElapsedColumn(), console=console,
         ) as progress:
             task = progress.add_task("provision", total=len(rows), device="")
@@ -319,9 +339,12 @@ def device_provision_csv(
                     failures.append(result)
                 else:
                     done += 1
-        console.print(f"{done} of {len(rows)} kiosks provisioned; bundles (with their secrets) under {out}")
+        console.print(ngettext("{done} of {n} kiosk provisioned; bundles (with their secrets) under {path}",
+                               "{done} of {n} kiosks provisioned; bundles (with their secrets) under {path}",
+                               len(rows)).format(done=done, n=len(rows), path=out))
         for failure in failures:
-            err_console.print(f"[red]line {failure.row.line}[/] {failure.row.device_id}: {failure.error}", highlight=False)
+            line = _("line {line}").format(line=failure.row.line)
+            err_console.print(f"[red]{line}[/] {failure.row.device_id}: {failure.error}", highlight=False)
         console.print(sync(settings, sessions))
     if failures:
         raise typer.Exit(1)
@@ -355,8 +378,9 @@ def broker_bridge_add(
                 secret = add_bridge(session, name)
         except ProvisioningError as exc:
             _fail(str(exc))
-        console.print(f"bridge account [bold]{BRIDGE_PREFIX}{name}[/]; its password (shown once), for the regional "
-                      f"broker's remote_password:\n{secret}", highlight=False)
+        console.print(_("bridge account {account}; its password (shown once), for the regional broker's "
+                        "remote_password:").format(account=f"[bold]{BRIDGE_PREFIX}{name}[/]") + f"\n{secret}",
+                      highlight=False)
         console.print(sync(settings, sessions))
 
 
@@ -396,17 +420,17 @@ def alerts_list(
     config: ConfigOption = None,
 ) -> None:
     """Open alerts (the same as the devices page shows)."""
-    from fleet_server.fleet.alerts import open_alerts, recent_alerts
+    from fleet_server.fleet.alerts import alert_text, open_alerts, recent_alerts, rule_name
 
     settings = _settings(config)
-    table = Table("since", "rule", "where", "message", "cleared")
+    table = Table(_("since"), _("rule"), _("where"), _("message"), _("cleared"))
     with _sessions(settings) as sessions, sessions() as s:
         rows = recent_alerts(s) if all_ else open_alerts(s)
         for a in rows:
-            table.add_row(a.started_at.strftime("%Y-%m-%d %H:%M UTC"), a.rule,
-                          a.station_id + (f"/{a.device_id}" if a.device_id else ""), a.message,
-                          a.cleared_at.strftime("%Y-%m-%d %H:%M UTC") if a.cleared_at else "")
-    console.print(table if rows else "no open alerts")
+            table.add_row(i18n.moment(a.started_at), rule_name(a.rule),
+                          a.station_id + (f"/{a.device_id}" if a.device_id else ""), alert_text(a),
+                          i18n.moment(a.cleared_at) if a.cleared_at else "")
+    console.print(table if rows else _("no open alerts"))
 
 
 @alerts_app.command("test")
@@ -418,17 +442,18 @@ def alerts_test(config: ConfigOption = None) -> None:
     settings = _settings(config)
     channels = channels_from(settings)
     if not channels:
-        _fail("no alert channel configured: set PALAUTE_SMTP_HOST + PALAUTE_ALERT_EMAIL_TO and/or "
-              "PALAUTE_ALERT_WEBHOOK_URL")
+        _fail(_("no alert channel configured: set {email} and/or {webhook}").format(
+            email="PALAUTE_SMTP_HOST + PALAUTE_ALERT_EMAIL_TO", webhook="PALAUTE_ALERT_WEBHOOK_URL"))
     payload = {"event": "test", "id": 0, "key": "test", "rule": "test", "severity": "info",
                "station_id": "-", "device_id": None, "started_at": utcnow().isoformat(), "cleared_at": None,
-               "message": "Test alert from palaute-server: if you read this, alert delivery works."}
+               "message": TEST_ALERT, "text": TEST_ALERT, "params": {}}  # the e-mail says it in its own language
     for channel in channels:
         try:
             channel(payload)
         except Exception as exc:  # noqa: BLE001 - reported to the operator
-            _fail(f"delivery failed: {exc}")
-    console.print(f"test alert sent through {len(channels)} channel(s)")
+            _fail(_("delivery failed: {error}").format(error=exc))
+    console.print(ngettext("test alert sent through {n} channel", "test alert sent through {n} channels",
+                           len(channels)).format(n=len(channels)))
 
 
 def register(app: typer.Typer) -> None:

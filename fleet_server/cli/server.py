@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fleet_server.cli.common import ConfigOption, settings_or_exit, setup_logging
+from fleet_server.core import i18n
 
 
 def serve(
@@ -60,7 +61,7 @@ def demo(
 ) -> None:
     """Run broker + fleet server + simulated kiosks at the sample stations; Ctrl-C stops all."""
     from fleet_server.core.i18n import LANGUAGES
-    from fleet_server.devtools.demo import DemoOptions, console_lang, run
+    from fleet_server.devtools.demo import DemoOptions, run
 
     if lang is not None and lang not in LANGUAGES:
         raise typer.BadParameter(f"{lang!r}: one of {', '.join(LANGUAGES)}", param_hint="--lang")
@@ -69,7 +70,7 @@ def demo(
         run(
             DemoOptions(
                 workdir=workdir, http_port=port, presses_per_minute=rate, kiosks_per_station=kiosks_per_station,
-                stations=stations, duration_s=duration, fresh=fresh, lang=lang or console_lang(),
+                stations=stations, duration_s=duration, fresh=fresh, lang=lang or i18n.lang(),
             )
         )
     )

@@ -18,7 +18,7 @@ times, the locale's decimal sign and grouping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
@@ -96,6 +96,16 @@ def using(lang_code: str) -> Iterator[None]:
         yield
     finally:
         current_lang.reset(token)
+
+
+def console_lang(environ: Mapping[str, str]) -> str:
+    """A command line's language (``palaute-server``, the demo's console): PALAUTE_LANG, else the
+    locale's (LC_ALL, LC_MESSAGES, LANG: fi_FI.UTF-8 is Finnish), else English."""
+    for name in ("PALAUTE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        code = environ.get(name, "")[:2].lower()
+        if code in LANGUAGES:
+            return code
+    return DEFAULT_LANG
 
 
 def gettext(message: str) -> str:

@@ -95,17 +95,6 @@ class DemoOptions:
     """The console's language (its texts, and the stations' names the server gives)."""
 
 
-def console_lang(environ: dict[str, str] | None = None) -> str:
-    """The console's language: PALAUTE_LANG, else the locale's (LC_ALL, LC_MESSAGES, LANG: fi_FI.UTF-8
-    is Finnish), else English."""
-    env = os.environ if environ is None else environ
-    for name in ("PALAUTE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
-        code = env.get(name, "")[:2].lower()
-        if code in i18n.LANGUAGES:
-            return code
-    return i18n.DEFAULT_LANG
-
-
 SERVER_MQTT_USER = "palaute-server"
 """The fleet server's broker account in the demo (its password is random per run)."""
 

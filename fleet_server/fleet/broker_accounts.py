@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet_server.core.errors import BrokerAuthError
+from fleet_server.core.i18n import gettext as _
 from palaute_wire.contract import TOPIC_ROOT, is_slug
 
 _LOGGER = logging.getLogger(__name__)
@@ -231,19 +232,17 @@ def reload_broker(*, pid_file: Path | None = None, command: str | None = None) -
     if command:
         result = subprocess.run(shlex.split(command), check=False, capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
-            raise BrokerAuthError(
-                f"broker reload command {command!r} failed ({result.returncode}): {result.stderr.strip()}"
-            )
-        return f"ran {command!r}"
+            raise BrokerAuthError(_("the broker reload command {command} failed ({code}): {error}").format(
+                command=repr(command), code=result.returncode, error=result.stderr.strip()))
+        return _("ran {command}").format(command=repr(command))
     if pid_file:
         try:
             pid = int(Path(pid_file).read_text().strip())
             os.kill(pid, signal.SIGHUP)
         except (OSError, ValueError) as exc:
-            raise BrokerAuthError(
-                f"cannot signal Mosquitto via pid file {pid_file}: {exc}; is it running with "
-                "`pid_file` set, or set PALAUTE_BROKER_RELOAD_COMMAND instead"
-            ) from None
-        return f"sent SIGHUP to pid {pid}"
-    return ("no reload signalled (the palaute-broker-reload.path unit does it on a server; "
-            "else set PALAUTE_BROKER_PID_FILE or PALAUTE_BROKER_RELOAD_COMMAND)")
+            raise BrokerAuthError(_("cannot signal Mosquitto through the pid file {path}: {error}; is it running "
+                                    "with `pid_file` set? Else set PALAUTE_BROKER_RELOAD_COMMAND").format(
+                path=pid_file, error=exc)) from None
+        return _("sent SIGHUP to process {pid}").format(pid=pid)
+    return _("no reload signalled (on a server the palaute-broker-reload.path unit does it; else set "
+             "PALAUTE_BROKER_PID_FILE or PALAUTE_BROKER_RELOAD_COMMAND)")

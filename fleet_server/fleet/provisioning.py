@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import ProvisioningError
+from fleet_server.core.i18n import N_, ngettext
+from fleet_server.core.i18n import gettext as _
 from fleet_server.fleet.broker_accounts import (
     BRIDGE_PREFIX,
     BridgeAccount,
@@ -61,20 +63,26 @@ KIOSK_UNITS = ("palaute-kiosk.service", "palaute-kiosk-updater.service")
 # ----------------------------------------------------------------- registry
 
 
+_NOT_A_SLUG = {
+    "station": N_("station id {id} is not a slug: use 1-64 characters a-z, 0-9 and '-' (e.g. kalvia)"),
+    "device": N_("device id {id} is not a slug: use 1-64 characters a-z, 0-9 and '-' (e.g. kalvia-1)"),
+    "bridge": N_("bridge name {id} is not a slug: use 1-64 characters a-z, 0-9 and '-' (e.g. keski-pohjanmaa)"),
+}
+
+
 def _check_slug(kind: str, value: str) -> None:
     if not is_slug(value):
-        raise ProvisioningError(
-            f"{kind} id {value!r} is not a slug: use 1-64 characters a-z, 0-9 and '-' (e.g. kalvia-1)"
-        )
+        raise ProvisioningError(_(_NOT_A_SLUG[kind]).format(id=repr(value)))
 
 
 def add_station(session: Session, station_id: str, name: str) -> Station:
     _check_slug("station", station_id)
     if not name.strip():
-        raise ProvisioningError("a station needs a name people recognise, e.g. --name 'Kälviä health station'")
+        raise ProvisioningError(_("a station needs a name people recognise, e.g. --name 'Kälviä health station'"))
     existing = session.get(Station, station_id)
     if existing is not None:
-        raise ProvisioningError(f"station {station_id!r} already exists (named {existing.name!r})")
+        raise ProvisioningError(_("station {station} already exists (named {name})").format(
+            station=repr(station_id), name=repr(existing.name)))
     station = Station(id=station_id, name=name.strip())
     session.add(station)
     session.flush()
@@ -87,20 +95,22 @@ def provision_device(
     """Register a new device with fresh credentials; return it and its secret (shown once)."""
     _check_slug("device", device_id)
     if device_id.startswith(BRIDGE_PREFIX):
-        raise ProvisioningError(f"device ids starting with {BRIDGE_PREFIX!r} are the regional bridges' accounts")
+        raise ProvisioningError(_("device ids starting with {prefix} are the regional bridges' accounts").format(
+            prefix=repr(BRIDGE_PREFIX)))
     station = session.get(Station, station_id)
     if station is None:
-        raise ProvisioningError(
-            f"no station {station_id!r}; add it first: palaute-server station add {station_id} --name '...'"
-        )
+        raise ProvisioningError(_("no station {station}; add it first: {command}").format(
+            station=repr(station_id), command=f"palaute-server station add {station_id} --name '...'"))
     device = session.get(Device, device_id)
     if device is not None:
         hint = (
-            "its id stays retired; give the new kiosk a new id"
+            _("its id stays retired; give the new kiosk a new id")
             if device.state == "retired"
-            else f"to replace its Pi or renew its secret use: palaute-server device rotate {device_id}"
+            else _("to replace its Pi or renew its secret use: {command}").format(
+                command=f"palaute-server device rotate {device_id}")
         )
-        raise ProvisioningError(f"device {device_id!r} already exists ({device.state}, station {device.station_id}); {hint}")
+        raise ProvisioningError(_("device {device} already exists ({state}, station {station}); {hint}").format(
+            device=repr(device_id), state=device.state, station=device.station_id, hint=hint))
     device = Device(id=device_id, station_id=station_id, name=name, state="provisioned")
     session.add(device)
     session.flush()
@@ -113,9 +123,10 @@ def provision_device(
 def _live_device(session: Session, device_id: str) -> Device:
     device = session.get(Device, device_id)
     if device is None:
-        raise ProvisioningError(f"no device {device_id!r} (see: palaute-server device list)")
+        raise ProvisioningError(_("no device {device} (see: {command})").format(
+            device=repr(device_id), command="palaute-server device list"))
     if device.state == "retired":
-        raise ProvisioningError(f"device {device_id!r} is retired; provision a new id instead")
+        raise ProvisioningError(_("device {device} is retired; provision a new id instead").format(device=repr(device_id)))
     return device
 
 
@@ -201,7 +212,8 @@ def add_bridge(session: Session, name: str) -> str:
     """
     _check_slug("bridge", name)
     if session.get(Device, BRIDGE_PREFIX + name) is not None:
-        raise ProvisioningError(f"a device is named {BRIDGE_PREFIX + name!r}; choose another bridge name")
+        raise ProvisioningError(_("a device is named {name}; choose another bridge name").format(
+            name=repr(BRIDGE_PREFIX + name)))
     secret = new_secret()
     bridge = session.get(BrokerBridge, name)
     if bridge is None:
@@ -215,7 +227,8 @@ def add_bridge(session: Session, name: str) -> str:
 def remove_bridge(session: Session, name: str) -> None:
     bridge = session.get(BrokerBridge, name)
     if bridge is None:
-        raise ProvisioningError(f"no bridge {name!r} (see: palaute-server broker bridges)")
+        raise ProvisioningError(_("no bridge {name} (see: {command})").format(
+            name=repr(name), command="palaute-server broker bridges"))
     session.delete(bridge)
     session.flush()
 
@@ -239,11 +252,13 @@ def sync_broker(session: Session, files: BrokerFiles, server_username: str, serv
     accounts = broker_accounts(session)
     bridges = bridge_accounts(session)
     server = _server_account(files, server_username, server_password)
-    counted = f"{len(accounts)} device account(s)" + (f", {len(bridges)} bridge(s)" if bridges else "")
+    counted = ngettext("{n} device account", "{n} device accounts", len(accounts)).format(n=len(accounts))
+    if bridges:
+        counted += ", " + ngettext("{n} bridge", "{n} bridges", len(bridges)).format(n=len(bridges))
     if not write_broker_files(files.password_file, files.acl_file, accounts, server, bridges):
-        return f"broker files unchanged ({counted})"
+        return _("broker files unchanged ({counted})").format(counted=counted)
     done = reload_broker(pid_file=files.pid_file, command=files.reload_command)
-    return f"broker files written ({counted}); {done}"
+    return _("broker files written ({counted}); {done}").format(counted=counted, done=done)
 
 
 # ----------------------------------------------------------------- the bundle
@@ -412,10 +427,8 @@ network:
 
 def _copy_wheelhouse(source: Path, target: Path) -> None:
     if not any(source.glob("requirements-cp*.txt")):
-        raise ProvisioningError(
-            f"{source} is not a kiosk wheelhouse (no requirements-cp*.txt); build one with: "
-            "palaute-server device wheelhouse <dir>"
-        )
+        raise ProvisioningError(_("{path} is not a kiosk wheelhouse (no requirements-cp*.txt); build one with: "
+                                  "{command}").format(path=source, command="palaute-server device wheelhouse <dir>"))
 
     def link_or_copy(src: str, dst: str) -> None:
         try:
@@ -496,10 +509,9 @@ def read_device_csv(path: Path) -> list[CsvRow]:
         reader = csv.DictReader(handle)
         missing = {"device_id", "station_id"} - set(reader.fieldnames or ())
         if missing:
-            raise ProvisioningError(
-                f"{path}: the header needs columns device_id,station_id (optional: name,station_name); "
-                f"missing {', '.join(sorted(missing))}"
-            )
+            raise ProvisioningError(_("{path}: the header needs the columns device_id,station_id (optional: "
+                                      "name,station_name); missing: {missing}").format(
+                path=path, missing=", ".join(sorted(missing))))
         rows = []
         for number, raw in enumerate(reader, start=2):
             device_id = (raw.get("device_id") or "").strip()
@@ -513,7 +525,8 @@ def read_device_csv(path: Path) -> list[CsvRow]:
     seen: set[str] = set()
     for row in rows:
         if row.device_id in seen:
-            raise ProvisioningError(f"{path}:{row.line}: device {row.device_id!r} appears twice")
+            raise ProvisioningError(_("{path}:{line}: device {device} appears twice").format(
+                path=path, line=row.line, device=repr(row.device_id)))
         seen.add(row.device_id)
     return rows
 

@@ -22,8 +22,8 @@ def run(tmp_path):
     }
     runner = CliRunner()
 
-    def invoke(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+    def invoke(*args: str, code: int = 0, lang: dict[str, str | None] | None = None):
+        result = runner.invoke(app, list(args), env={**env, **(lang or {})}, catch_exceptions=False)
         assert result.exit_code == code, result.output
         return result
 
@@ -56,6 +56,23 @@ def test_provision_rotate_retire_from_the_command_line(run, tmp_path):
     assert "retired" in err.output
 
 
+def test_it_reads_the_commands_and_their_errors_in_its_own_language(run, tmp_path):
+    swedish = {"PALAUTE_LANG": "sv"}
+    finnish = {"PALAUTE_LANG": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": "fi_FI.UTF-8"}  # the locale's
+    assert "stationen kalvia har lagts till" in run("station", "add", "kalvia", "--name", "Kälviä", lang=swedish).output
+    out = run("device", "provision", "kalvia-1", "--station", "kalvia", "--out", str(tmp_path / "b"), lang=swedish).output
+    assert "förmedlarlösenord för kalvia-1 (visas bara nu" in out
+    assert "förmedlarens filer har skrivits (1 enhetskonto)" in out
+    assert "enhet" in run("device", "list", lang=swedish).output.split("kalvia-1")[0]  # the table's header
+    err = run("device", "provision", "Kalvia 2", "--station", "kalvia", lang=swedish, code=1).output
+    assert "fel: enhetens id 'Kalvia 2' duger inte" in " ".join(err.split())
+    err = run("device", "rotate", "kalvia-9", lang=finnish, code=1).output
+    assert "virhe: laitetta 'kalvia-9' ei ole" in " ".join(err.split())
+    out = run("device", "provision", "kalvia-2", "--station", "kalvia", lang=finnish).output
+    assert "välittäjän tiedostot kirjoitettu (2 laitetunnusta)" in " ".join(out.split())
+    assert "device kalvia-2 retired" in run("device", "retire", "kalvia-2").output  # else English
+
+
 def test_csv_provisioning_shows_progress_and_lists_bad_rows(run, tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("device_id,station_id,station_name\nk-1,kalvia,Kälviä\nk-2,kalvia,\nx-1,nowhere,\n")
@@ -74,7 +91,7 @@ def test_alerts_test_sends_through_the_configured_smtp_server(tmp_path, smtp):
     assert result.exit_code == 0, result.output
     assert "no open alerts" in runner.invoke(app, ["alerts", "list"], env=env).output
     (mail,) = box.messages
-    assert mail["To"] == "it@county.example" and "alert delivery works" in mail.get_content()
+    assert mail["To"] == "it@county.example" and "hälytykset menevät perille" in mail.get_content()  # in the e-mail's language
     missing = CliRunner().invoke(app, ["alerts", "test"], env={"PALAUTE_DATABASE_URL": env["PALAUTE_DATABASE_URL"]})
     assert missing.exit_code == 1 and "no alert channel configured" in missing.output
 
@@ -83,7 +100,7 @@ def test_a_regional_bridge_account_is_added_synced_renewed_and_removed(run, tmp_
     out = run("broker", "bridge-add", "keski-pohjanmaa").output
     secret = out.split("remote_password:", 1)[1].split()[0]
     assert verify_hash(secret, _passwd(tmp_path)["palaute-bridge-keski-pohjanmaa"])
-    assert "1 bridge(s)" in out and "user palaute-bridge-keski-pohjanmaa" in (tmp_path / "auth/acl").read_text()
+    assert "1 bridge" in out and "user palaute-bridge-keski-pohjanmaa" in (tmp_path / "auth/acl").read_text()
     assert "palaute-bridge-keski-pohjanmaa" in run("broker", "bridges").output
     again = run("broker", "bridge-add", "keski-pohjanmaa").output.split("remote_password:", 1)[1].split()[0]
     assert not verify_hash(secret, _passwd(tmp_path)["palaute-bridge-keski-pohjanmaa"])

@@ -213,7 +213,8 @@ def test_the_demo_console_table_shows_no_satisfaction_for_three_answers(client):
 
 def test_the_demo_console_speaks_the_language_it_is_given_or_the_locales(client):
     from fleet_server.core import i18n
-    from fleet_server.devtools.demo import console_lang, console_rows
+    from fleet_server.core.i18n import console_lang
+    from fleet_server.devtools.demo import console_rows
 
     client.headers.update(bearer(client, "coordinator"))
     stations = client.get("/api/v1/stations").json()

@@ -211,7 +211,7 @@ def test_sync_writes_only_live_devices_and_rotation_changes_the_hash(sessions, t
     _, first = _provisioned(sessions, "kalvia-1")
     _provisioned(sessions, "kalvia-2")
     with sessions() as s:
-        assert "written (2 device account(s))" in sync_broker(s, files, "palaute-server", "server-secret")
+        assert "written (2 device accounts)" in sync_broker(s, files, "palaute-server", "server-secret")
         assert "unchanged" in sync_broker(s, files, "palaute-server", "server-secret")
     with sessions() as s, s.begin():
         _, second = rotate_secret(s, "kalvia-1")
@@ -249,7 +249,7 @@ def test_csv_provisions_each_row_and_reports_bad_ones(sessions, options, tmp_pat
 def test_csv_without_the_needed_columns_says_which(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("device,station\nkalvia-1,kalvia\n")
-    with pytest.raises(ProvisioningError, match="missing device_id, station_id"):
+    with pytest.raises(ProvisioningError, match="missing: device_id, station_id"):
         read_device_csv(path)
 
 
