@@ -338,9 +338,9 @@ def test_with_a_decoding_process_the_network_thread_decodes_only_live_presses(
         assert ingestor.wait_subscribed(10), "ingest did not subscribe"
         wait_until(lambda: ingestor.decoder.decode([]) is not None, 30.0, "the decoding process up")
         for events in catch_up + live:  # one at a time, into empty lanes
-            stored = ingestor.counters.inserted
+            target = ingestor.counters.inserted + len(events)
             publish_all(pub, [(topic, c.encode(batch(events)))])
-            wait_until(lambda n=stored + len(events): ingestor.counters.inserted >= n, 30.0, "stored")
+            wait_until(lambda n=target: ingestor.counters.inserted >= n, 30.0, "stored")
         apart = ingestor.decoder.batches
     pub.loop_stop()
     assert set(stored_ids(sessions)) == {e.event_id for events in catch_up + live for e in events}
