@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from fleet_server.core.errors import WeakPasswordError
+from fleet_server.core.i18n import gettext as _
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -15,9 +16,8 @@ _DUMMY_HASH = _HASHER.hash("palaute-timing-equaliser")
 
 def check_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPasswordError(
-            f"the password has {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
-        )
+        raise WeakPasswordError(_("the password has {n} characters; use at least {minimum}").format(
+            n=len(password), minimum=MIN_PASSWORD_LENGTH))
 
 
 def hash_password(password: str) -> str:

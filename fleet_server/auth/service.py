@@ -13,6 +13,7 @@ from fleet_server.auth.roles import ROLES, Role
 from fleet_server.auth.tokens import new_token, token_hash
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import AuthSetupError
+from fleet_server.core.i18n import gettext as _
 from fleet_server.models import ApiToken, Station, StationGroup, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -20,22 +21,24 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 def _check_role_station(session: Session, role: str, station_id: str | None, group_id: str | None = None) -> Role:
     if role not in ROLES:
-        raise AuthSetupError(f"role {role!r} is not one of: {', '.join(ROLES)}")
+        raise AuthSetupError(_("role {role} is not one of: {roles}").format(role=repr(role), roles=", ".join(ROLES)))
     r = Role(role)
     if group_id is not None:
         if r is not Role.STAFF or station_id:
-            raise AuthSetupError("a group is for staff, instead of a station: give one of them")
+            raise AuthSetupError(_("a group is for staff, instead of a station: give one of them"))
         if session.get(StationGroup, group_id) is None:
-            known = ", ".join(session.scalars(select(StationGroup.id).order_by(StationGroup.id))) or "none yet"
-            raise AuthSetupError(f"group {group_id!r} does not exist (known: {known})")
+            known = ", ".join(session.scalars(select(StationGroup.id).order_by(StationGroup.id))) or _("none yet")
+            raise AuthSetupError(_("group {group} does not exist (known: {known})").format(
+                group=repr(group_id), known=known))
         return r
     if r is Role.STAFF and not station_id:
-        raise AuthSetupError("staff see one station's results: give --station STATION_ID (or a group)")
+        raise AuthSetupError(_("staff see one station's results: give a station (or a group)"))
     if r is not Role.STAFF and station_id:
-        raise AuthSetupError(f"--station is only for staff; a {role} is not tied to a station")
+        raise AuthSetupError(_("a station is only for staff; the role {role} is not tied to a station").format(role=role))
     if station_id and session.get(Station, station_id) is None:
-        known = ", ".join(session.scalars(select(Station.id).order_by(Station.id))) or "none yet"
-        raise AuthSetupError(f"station {station_id!r} does not exist (known: {known})")
+        known = ", ".join(session.scalars(select(Station.id).order_by(Station.id))) or _("none yet")
+        raise AuthSetupError(_("station {station} does not exist (known: {known})").format(
+            station=repr(station_id), known=known))
     return r
 
 
@@ -43,13 +46,13 @@ def add_user(session: Session, username: str, role: str, password: str, station_
              group_id: str | None = None) -> User:
     """A new user; staff get one station or a group (every station under it)."""
     if not USERNAME_RE.match(username):
-        raise AuthSetupError(f"user name {username!r}: use 1-64 letters, digits, . _ @ -")
+        raise AuthSetupError(_("user name {name}: use 1-64 letters, digits, . _ @ -").format(name=repr(username)))
     if role == Role.IMPORT:
-        raise AuthSetupError("the import role is for API tokens (palaute-server token create NAME --role import), "
-                             "not for people")
+        raise AuthSetupError(_("the import role is for API tokens ({command}), not for people").format(
+            command="palaute-server token create NAME --role import"))
     _check_role_station(session, role, station_id, group_id)
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise AuthSetupError(f"user {username!r} already exists")
+        raise AuthSetupError(_("user {name} already exists").format(name=repr(username)))
     check_strength(password)
     user = User(username=username, role=role, station_id=station_id, group_id=group_id,
                 password_hash=hash_password(password))
@@ -61,7 +64,7 @@ def add_user(session: Session, username: str, role: str, password: str, station_
 def set_password(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise AuthSetupError(f"no user {username!r}")
+        raise AuthSetupError(_("no user {name}").format(name=repr(username)))
     check_strength(password)
     user.password_hash = hash_password(password)
     user.session_epoch += 1
@@ -71,7 +74,7 @@ def set_password(session: Session, username: str, password: str) -> User:
 def disable_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise AuthSetupError(f"no user {username!r}")
+        raise AuthSetupError(_("no user {name}").format(name=repr(username)))
     user.active = False
     user.session_epoch += 1
     return user
@@ -88,10 +91,11 @@ def create_token(session: Session, name: str, role: str, station_id: str | None 
                  group_id: str | None = None) -> IssuedToken:
     """A new token; staff tokens get one station or a group (every station under it), as staff users do."""
     if not name or len(name) > 100:
-        raise AuthSetupError("a token needs a name of 1-100 characters (who or what uses it)")
+        raise AuthSetupError(_("a token needs a name of 1-100 characters (who or what uses it)"))
     _check_role_station(session, role, station_id, group_id)
     if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
-        raise AuthSetupError(f"a token named {name!r} already exists; revoke it or pick another name")
+        raise AuthSetupError(_("a token named {name} already exists; revoke it or pick another name").format(
+            name=repr(name)))
     token = new_token()
     record = ApiToken(name=name, role=role, station_id=station_id, group_id=group_id, token_hash=token_hash(token),
                       prefix=token[:10])
@@ -103,7 +107,7 @@ def create_token(session: Session, name: str, role: str, station_id: str | None 
 def revoke_token(session: Session, name: str) -> ApiToken:
     record = session.scalar(select(ApiToken).where(ApiToken.name == name))
     if record is None:
-        raise AuthSetupError(f"no token named {name!r}")
+        raise AuthSetupError(_("no token named {name}").format(name=repr(name)))
     if record.revoked_at is None:
         record.revoked_at = utcnow()
     return record

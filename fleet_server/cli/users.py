@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from fleet_server.auth.passwords import WeakPasswordError
 from fleet_server.auth.roles import ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, create_token, disable_user, revoke_token, set_password
+from fleet_server.core import i18n
 from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import SettingsError, load_settings
 from fleet_server.models import ApiToken, User
 
@@ -57,16 +59,22 @@ def _changing() -> Iterator[Session]:
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(_("error:") + f" {exc}", err=True)
     raise typer.Exit(1)
+
+
+def _scope(role: str, station: str | None, group: str | None) -> str:
+    """A user's or token's role and what it sees: "staff, kalvia", "staff, group kokkola", "it"."""
+    where = station or (_("group {group}").format(group=group) if group else "")
+    return f"{role}, {where}" if where else role
 
 
 def _read_password() -> str:
     if sys.stdin.isatty():
-        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return typer.prompt(_("Password"), hide_input=True, confirmation_prompt=_("Repeat the password"))
     line = sys.stdin.readline().rstrip("\r\n")
     if not line:
-        _fail(ValueError("no password on standard input"))
+        _fail(ValueError(_("no password on standard input")))
     return line
 
 
@@ -83,15 +91,14 @@ def user_add(
     password = _read_password()
     with _changing() as session:
         user = add_user(session, name, role, password, station, group)
-    where = user.station_id or (f"group {user.group_id}" if user.group_id else "")
-    typer.echo(f"user {user.username} added ({user.role}{', ' + where if where else ''})")
+    typer.echo(_("user {name} added").format(name=user.username) + f" ({_scope(user.role, user.station_id, user.group_id)})")
 
 
 @user_app.command("list")
 def user_list() -> None:
     with _session() as session:
         for u in session.scalars(select(User).order_by(User.username)):
-            state = "active" if u.active else "disabled"
+            state = _("active") if u.active else _("disabled")
             where = u.station_id or (f"group:{u.group_id}" if u.group_id else "-")
             typer.echo(f"{u.username}\t{u.role}\t{where}\t{state}")
 
@@ -102,14 +109,14 @@ def user_passwd(name: str) -> None:
     password = _read_password()
     with _changing() as session:
         set_password(session, name, password)
-    typer.echo(f"password of {name} changed")
+    typer.echo(_("password of {name} changed").format(name=name))
 
 
 @user_app.command("disable")
 def user_disable(name: str) -> None:
     with _changing() as session:
         disable_user(session, name)
-    typer.echo(f"user {name} disabled and signed out")
+    typer.echo(_("user {name} disabled and signed out").format(name=name))
 
 
 @token_app.command("create")
@@ -125,23 +132,22 @@ def token_create(
     with _changing() as session:
         issued = create_token(session, name, role, station, group)
     typer.echo(issued.token)
-    where = station or (f"group {group}" if group else "")
-    typer.echo(f"token {name!r} ({role}{', ' + where if where else ''}) created; it is shown only now. "
-               "Use: Authorization: Bearer <token>", err=True)
+    typer.echo(_("token {name} ({scope}) created; it is shown only now. Use: {header}").format(
+        name=repr(name), scope=_scope(role, station, group), header="Authorization: Bearer <token>"), err=True)
 
 
 @token_app.command("list")
 def token_list() -> None:
     with _session() as session:
         for t in session.scalars(select(ApiToken).order_by(ApiToken.name)):
-            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
-            used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+            state = _("revoked {day}").format(day=i18n.day(t.revoked_at.date())) if t.revoked_at else _("active")
+            used = i18n.moment(t.last_used_at) if t.last_used_at else _("never")
             where = t.station_id or (f"group:{t.group_id}" if t.group_id else "-")
-            typer.echo(f"{t.name}\t{t.role}\t{where}\t{t.prefix}…\t{state}\tlast used {used}")
+            typer.echo(f"{t.name}\t{t.role}\t{where}\t{t.prefix}…\t{state}\t" + _("last used {moment}").format(moment=used))
 
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
     with _changing() as session:
         revoke_token(session, name)
-    typer.echo(f"token {name!r} revoked")
+    typer.echo(_("token {name} revoked").format(name=repr(name)))

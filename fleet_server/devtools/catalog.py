@@ -25,10 +25,10 @@ SERVER_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = ("web/templates/**/*.html",)
 SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/exports.py", "results/monthly_report.py",
            "auth/setup.py", "auth/routes.py", "fleet/alerts.py", "fleet/device_health.py", "fleet/gap_words.py", "fleet/gaps.py",
-           "core/i18n.py", "fleet/report_mail.py", "devtools/demo.py", "cli/fleet.py", "fleet/provisioning.py",
-           "fleet/broker_accounts.py")
+           "core/i18n.py", "fleet/report_mail.py", "devtools/demo.py", "cli/fleet.py", "cli/users.py", "fleet/provisioning.py",
+           "fleet/broker_accounts.py", "auth/service.py", "auth/passwords.py")
 """Globs under fleet_server/ whose texts a dashboard user reads (and the consoles': the demo's, IT's
-``palaute-server station|device|broker|alerts``)."""
+``palaute-server station|device|broker|alerts|user|token``)."""
 
 _KEYWORDS = {"_": None, "N_": None, "NN_": (1, 2), "gettext": None, "ngettext": (1, 2)}
 

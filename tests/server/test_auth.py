@@ -72,7 +72,7 @@ def test_passwords_are_argon2_hashed_and_verified():
 def test_user_creation_checks_role_station_and_strength(factory):
     with factory() as s:
         ensure_station(s, "kalvia")
-        with pytest.raises(AuthSetupError, match="--station"):
+        with pytest.raises(AuthSetupError, match="give a station"):
             add_user(s, "anna", "staff", PASSWORD)
         with pytest.raises(AuthSetupError, match="not one of"):
             add_user(s, "anna", "boss", PASSWORD)
@@ -252,7 +252,14 @@ def test_cli_adds_users_from_stdin_and_prints_a_token_once(sqlite_url, monkeypat
     r = runner.invoke(user_app, ["add", "anna", "--role", "staff", "--station", "kalvia"], input=PASSWORD + "\n")
     assert r.exit_code == 0, r.output
     r = runner.invoke(user_app, ["add", "bob", "--role", "staff"], input=PASSWORD + "\n")
-    assert r.exit_code == 1 and "--station" in r.output
+    assert r.exit_code == 1 and "give a station (or a group)" in r.output
+    from fleet_server.cli import app  # the whole command line: in the reader's language
+    r = runner.invoke(app, ["user", "add", "bob", "--role", "staff", "--station", "kalvia"], input="short\n",
+                      env={"PALAUTE_LANG": "sv"})
+    assert r.exit_code == 1 and "fel: lösenordet har 5 tecken; använd minst 10" in r.output
+    r = runner.invoke(app, ["user", "add", "anna", "--role", "staff", "--station", "kalvia"], input=PASSWORD + "\n",
+                      env={"PALAUTE_LANG": "fi"})
+    assert r.exit_code == 1 and "virhe: käyttäjä 'anna' on jo olemassa" in r.output
     r = runner.invoke(token_app, ["create", "reporting", "--role", "coordinator"])
     assert r.exit_code == 0, r.output
     token = r.stdout.strip().splitlines()[0]

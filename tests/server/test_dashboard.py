@@ -182,7 +182,10 @@ def test_admin_adds_and_disables_users_and_revokes_tokens(app_client):
     assert r.status_code == 303
     bad = app_client.post("/users", data={"csrf_token": page_csrf(page.text), "username": "bob", "role": "staff",
                                           "password": "another long password"})
-    assert bad.status_code == 400 and "--station" in bad.text
+    assert bad.status_code == 400 and "give a station (or a group)" in bad.text
+    bad = app_client.post("/users", headers={"Accept-Language": "sv"}, data={
+        "csrf_token": page_csrf(page.text), "username": "bob", "role": "staff", "password": "short"})
+    assert bad.status_code == 400 and "personalen ser en stations resultat" in bad.text  # the admin's language
     assert app_client.post("/users/anna/disable", data={"csrf_token": page_csrf(page.text)},
                            follow_redirects=False).status_code == 303
     assert app_client.post("/tokens/reporting/revoke", data={"csrf_token": page_csrf(page.text)},
