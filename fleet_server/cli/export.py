@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 
 from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.i18n import gettext as _
+from fleet_server.core.i18n import ngettext
 from fleet_server.core.settings import SettingsError, load_settings
 from fleet_server.results import exports, groups
 from fleet_server.results import figures as results
@@ -31,19 +33,23 @@ FormatOpt = Annotated[str, typer.Option("--format", help="csv or xlsx")]
 OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: standard output, CSV only)")]
 
 
+def _error(message: str) -> None:
+    typer.echo(_("error:") + f" {message}", err=True)
+
+
 def _run(kind: str, range_: str, from_: str | None, to: str | None, station: list[str] | None, fmt: str,
          output: Path | None, group: str | None = None) -> None:
     try:
         settings = load_settings()
         period = results.parse_period(range_, from_, to, results.today_local())
     except (SettingsError, results.BadPeriod) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _error(str(exc))
         raise typer.Exit(2) from None
     if fmt not in ("csv", "xlsx"):
-        typer.echo("error: --format is csv or xlsx", err=True)
+        _error(_("{option} is csv or xlsx").format(option="--format"))
         raise typer.Exit(2)
     if fmt == "xlsx" and output is None:
-        typer.echo("error: an XLSX export needs --output FILE", err=True)
+        _error(_("an XLSX export needs {option}").format(option="--output FILE"))
         raise typer.Exit(2)
     engine = make_engine(settings.database_url)
     try:
@@ -53,14 +59,15 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             known = [s.id for s in results.stations_visible(session)]
         unknown = sorted(set(station or []) - set(known))
         if unknown:
-            typer.echo(f"error: no station {', '.join(unknown)} (known: {', '.join(known)})", err=True)
+            _error(_("no station {ids} (known: {known})").format(ids=", ".join(unknown), known=", ".join(known)))
             raise typer.Exit(1)
         ids = list(station or known)
         if group is not None:
             with factory() as session:
                 tree = groups.load_tree(session)
             if group not in tree.groups:
-                typer.echo(f"error: no group {group} (known: {', '.join(sorted(tree.groups)) or 'none'})", err=True)
+                _error(_("no group {id} (known: {known})").format(
+                    id=group, known=", ".join(sorted(tree.groups)) or _("none yet")))
                 raise typer.Exit(1)
             under = set(tree.under(group))
             ids = [sid for sid in ids if sid in under]
@@ -77,7 +84,9 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             for chunk in chunks:
                 out.write(chunk)
         if output:
-            typer.echo(f"wrote {output} ({kind}, {period.first} – {period.last}, {len(ids)} station(s))", err=True)
+            typer.echo(ngettext("wrote {path} ({kind}, {first} – {last}, {n} station)",
+                                "wrote {path} ({kind}, {first} – {last}, {n} stations)", len(ids)).format(
+                path=output, kind=kind, first=period.first, last=period.last, n=len(ids)), err=True)
     finally:
         engine.dispose()
 

@@ -12,6 +12,7 @@ import typer
 
 from fleet_server.channels.csv_import import BadCsv, count_rows, import_csv
 from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import SettingsError, load_settings
 
 import_app = typer.Typer(help="Import answers that came in another channel (phone, SMS).", no_args_is_help=True)
@@ -26,16 +27,16 @@ def answers(
     try:
         settings = load_settings()
     except SettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(_("error:") + f" {exc}", err=True)
         raise typer.Exit(2) from None
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)
         total = count_rows(file)
-        with typer.progressbar(length=total, label=f"importing {file.name}", file=sys.stderr) as bar:
+        with typer.progressbar(length=total, label=_("importing {file}").format(file=file.name), file=sys.stderr) as bar:
             report = import_csv(make_session_factory(engine), file, progress=bar.update)
     except BadCsv as exc:
-        typer.echo(f"error: {file}: {exc}", err=True)
+        typer.echo(_("error:") + f" {file}: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
@@ -46,7 +47,7 @@ def answers(
             out = csv.writer(handle)
             out.writerow(["line", "answer_id", "reason", "detail"])
             out.writerows([e.line, e.answer_id or "", e.reason, e.detail] for e in report.errors)
-    typer.echo(f"{report.rows} rows: {report.stored} stored, {report.duplicates} already stored, "
-               f"{len(report.errors)} refused")
+    typer.echo(_("{rows} rows: {stored} stored, {duplicates} already stored, {refused} refused").format(
+        rows=report.rows, stored=report.stored, duplicates=report.duplicates, refused=len(report.errors)))
     if report.errors:
         raise typer.Exit(1)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.cli.common import ConfigOption, settings_or_exit
 from fleet_server.core.db import make_engine, make_session_factory, migrate
+from fleet_server.core.i18n import gettext as _
 from fleet_server.models import Station, StationGroup
 from fleet_server.results.public import set_public
 
@@ -42,23 +43,28 @@ def public_list(config: ConfigOption = None) -> None:
     """Every station and group with its page on or off."""
     with _session(config) as session:
         for group in session.scalars(select(StationGroup).order_by(StationGroup.id)):
-            typer.echo(f"group   {group.id:<32} {'on' if group.public_page else 'off'}  /public/groups/{group.id}")
+            typer.echo(f"{_('group'):<8}{group.id:<32} {_on_off(group.public_page)}  /public/groups/{group.id}")
         for station in session.scalars(select(Station).order_by(Station.id)):
-            typer.echo(f"station {station.id:<32} {'on' if station.public_page else 'off'}  /public/stations/{station.id}")
+            typer.echo(f"{_('station'):<8}{station.id:<32} {_on_off(station.public_page)}  /public/stations/{station.id}")
+
+
+def _on_off(on: bool) -> str:
+    return _("page open") if on else _("page closed")
 
 
 def _switch(on: bool, station: list[str] | None, group: list[str] | None, config) -> None:
     if not station and not group:
-        typer.echo("error: name at least one --station or --group", err=True)
+        typer.echo(_("error:") + " " + _("name at least one {options}").format(options="--station, --group"), err=True)
         raise typer.Exit(2)
     with _session(config) as session:
         try:
             changed = set_public(session, stations=dict.fromkeys(station or [], on), groups=dict.fromkeys(group or [], on))
         except KeyError as exc:
-            typer.echo(f"error: {exc.args[0]} (palaute-server public list shows the ids)", err=True)
+            typer.echo(_("error:") + " " + _("{problem} (the ids: {command})").format(
+                problem=exc.args[0], command="palaute-server public list"), err=True)
             raise typer.Exit(1) from None
         session.commit()
-    typer.echo("\n".join(changed) if changed else "nothing changed")
+    typer.echo("\n".join(changed) if changed else _("Nothing changed."))
 
 
 @public_app.command("on")

@@ -23,6 +23,9 @@ from rich.table import Table
 
 from fleet_server.cli.common import ConfigOption, settings_or_exit
 from fleet_server.cli.fleet import _fail, _sessions
+from fleet_server.core import i18n
+from fleet_server.core.i18n import N_, ngettext
+from fleet_server.core.i18n import gettext as _
 
 release_app = typer.Typer(help="Kiosk software releases: build, sign, add, list, withdraw.", no_args_is_help=True)
 rollout_app = typer.Typer(help="Send a release to kiosks in waves; pause, resume, abort.", no_args_is_help=True)
@@ -42,9 +45,9 @@ def keygen(out: Annotated[Path, typer.Option("--out", help="private key file to 
     try:
         signing.write_private_key(out, key)
     except FileExistsError:
-        _fail(f"{out} exists already; a release key is never overwritten")
-    console.print(f"private key written to {out}: keep it off the fleet server")
-    console.print(f"public key: {signing.public_key_text(key)}", highlight=False, soft_wrap=True)
+        _fail(_("{path} exists already; a release key is never overwritten").format(path=out))
+    console.print(_("private key written to {path}: keep it off the fleet server").format(path=out))
+    console.print(_("public key:") + f" {signing.public_key_text(key)}", highlight=False, soft_wrap=True)
 
 
 @release_app.command("build")
@@ -76,8 +79,9 @@ def build(
         _fail(str(exc))
         raise
     total = sum((out / f).stat().st_size for f in built.files)
-    console.print(f"release {built.version}: {len(built.files)} wheels, {_size(total)} in {out}")
-    console.print(f"next: palaute-server release sign {out} --key KEYFILE")
+    console.print(ngettext("release {version}: {n} wheel, {size} in {path}", "release {version}: {n} wheels, {size} in {path}",
+                           len(built.files)).format(version=built.version, n=len(built.files), size=_size(total), path=out))
+    console.print(_("next: {command}").format(command=f"palaute-server release sign {out} --key KEYFILE"))
 
 
 @release_app.command("sign")
@@ -95,7 +99,8 @@ def sign(
     except ReleaseError as exc:
         _fail(str(exc))
         raise
-    console.print(f"signed release {manifest.version} ({len(manifest.files)} files)")
+    console.print(ngettext("signed release {version} ({n} file)", "signed release {version} ({n} files)",
+                           len(manifest.files)).format(version=manifest.version, n=len(manifest.files)))
 
 
 @release_app.command("add")
@@ -113,7 +118,7 @@ def add(directory: Annotated[Path, typer.Argument(help="a signed release directo
         except ReleaseError as exc:
             _fail(str(exc))
             raise
-    console.print(f"release {version} added ({_size(total)})")
+    console.print(_("release {version} added ({size})").format(version=version, size=_size(total)))
 
 
 @release_app.command("list")
@@ -126,15 +131,16 @@ def list_(config: ConfigOption = None,
     with _sessions(settings) as sessions, sessions() as s:
         releases = list_releases(s)
         if not releases:
-            console.print("no releases yet (palaute-server release build / sign / add)")
+            console.print(_("no releases yet ({commands})").format(commands="palaute-server release build / sign / add"))
             return
         for release in releases:
-            state = f"withdrawn {release.withdrawn_at:%Y-%m-%d}: {release.withdrawn_reason}" if release.withdrawn_at \
-                else "available"
-            console.print(f"[bold]{release.version}[/]  {_size(release.total_bytes)}  added "
-                          f"{release.added_at:%Y-%m-%d %H:%M}  {state}", highlight=False)
+            state = _("withdrawn {day}: {reason}").format(day=i18n.day(release.withdrawn_at.date()),
+                                                          reason=release.withdrawn_reason) if release.withdrawn_at \
+                else _("available")
+            added = _("added {moment}").format(moment=i18n.moment(release.added_at))
+            console.print(f"[bold]{release.version}[/]  {_size(release.total_bytes)}  {added}  {state}", highlight=False)
             if files:
-                table = Table("file", "size", "sha256", box=None, padding=(0, 2))
+                table = Table(_("file"), _("size"), "sha256", box=None, padding=(0, 2))
                 for f in release_files(s, release.version):
                     table.add_row(f.name, _size(f.size), f.sha256[:16] + "…")
                 console.print(table)
@@ -152,8 +158,8 @@ def withdraw(version: str, reason: Annotated[str, typer.Option(help="why, for th
             with sessions() as s, s.begin():
                 withdraw_release(s, version, reason)
         except KeyError:
-            _fail(f"no release {version}")
-    console.print(f"release {version} withdrawn")
+            _fail(_("no release {version}").format(version=version))
+    console.print(_("release {version} withdrawn").format(version=version))
 
 
 # ----------------------------------------------------------------- rollouts
@@ -179,7 +185,7 @@ def start(
 
     chosen = [k for k, v in (("all", all_), ("station", station), ("devices", device), ("percent", percent)) if v]
     if len(chosen) != 1:
-        _fail("choose one target: --all, --station, --device or --percent")
+        _fail(_("choose one target: {options}").format(options="--all, --station, --device, --percent"))
     kind = chosen[0]
     target = {"kind": kind, "stations": station or [], "devices": device or [], "percent": percent}
     settings = settings_or_exit(config)
@@ -195,7 +201,7 @@ def start(
         except RolloutError as exc:
             _fail(str(exc))
             raise
-    console.print(f"rollout {rollout_id} of {version} started")
+    console.print(_("rollout {id} of {version} started").format(id=rollout_id, version=version))
 
 
 @rollout_app.command("status")
@@ -207,16 +213,23 @@ def status(config: ConfigOption = None) -> None:
     with _sessions(settings) as sessions, sessions() as s:
         rollouts = recent_rollouts(s)
         if not rollouts:
-            console.print("no rollouts")
+            console.print(_("no rollouts"))
         for rollout in rollouts:
             v = view(s, rollout)
-            console.print(f"[bold]rollout {rollout.id}[/] {rollout.release_version} {rollout.state}"
+            title = _("rollout {id}").format(id=rollout.id)
+            console.print(f"[bold]{title}[/] {rollout.release_version} {rollout.state}"
                           + (f": {rollout.reason}" if rollout.reason else ""), highlight=False)
             for w in v.waves:
-                console.print(f"  wave {w.number}: {w.healthy}/{w.size} healthy, {w.targeted} updating, "
-                              f"{w.failed} failed, {w.skipped} skipped, {w.pending} waiting", highlight=False)
+                console.print("  " + _("wave {number}: {healthy}/{size} healthy, {updating} updating, {failed} failed, "
+                                       "{skipped} skipped, {waiting} waiting").format(
+                    number=w.number, healthy=w.healthy, size=w.size, updating=w.targeted, failed=w.failed,
+                    skipped=w.skipped, waiting=w.pending), highlight=False)
             for m in v.failures:
-                console.print(f"  failed {m.device_id}: {m.reason}", highlight=False)
+                console.print("  " + _("failed {device}: {reason}").format(device=m.device_id, reason=m.reason),
+                              highlight=False)
+
+
+_DONE = {"pause": N_("rollout {id} paused"), "resume": N_("rollout {id} resumed"), "abort": N_("rollout {id} aborted")}
 
 
 def _control(action: str, rollout_id: int, config: Path | None) -> None:
@@ -237,10 +250,10 @@ def _control(action: str, rollout_id: int, config: Path | None) -> None:
                 else:
                     getattr(rollouts, action)(s, rollout_id)
         except KeyError:
-            _fail(f"no rollout {rollout_id}")
+            _fail(_("no rollout {id}").format(id=rollout_id))
         except rollouts.RolloutError as exc:
             _fail(str(exc))
-    console.print(f"rollout {rollout_id}: {action} done")
+    console.print(_(_DONE[action]).format(id=rollout_id))
 
 
 @rollout_app.command("pause")

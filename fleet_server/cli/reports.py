@@ -16,8 +16,11 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.cli.common import ConfigOption, settings_or_exit
+from fleet_server.core import i18n
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.errors import SubscriptionInvalid
+from fleet_server.core.i18n import gettext as _
+from fleet_server.core.i18n import ngettext
 from fleet_server.core.settings import Settings
 from fleet_server.fleet import report_mail
 
@@ -35,6 +38,10 @@ def _database(config: Path | None) -> Iterator[tuple[Settings, sessionmaker[Sess
         engine.dispose()
 
 
+def _scope(station: str | None, group: str | None) -> str:
+    return _("station {id}").format(id=station) if station else _("group {id}").format(id=group)
+
+
 @report_app.command("subscribe")
 def subscribe(
     email: Annotated[str, typer.Argument(help="the address that gets the PDF")],
@@ -49,11 +56,11 @@ def subscribe(
             row = report_mail.add_subscription(session, email, lang, station_id=station, group_id=group,
                                                created_by="cli")
         except SubscriptionInvalid as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(_("error:") + f" {exc}", err=True)
             raise typer.Exit(1) from None
         session.commit()
-        typer.echo(f"subscription {row.id}: {row.email} gets {'station ' + station if station else 'group ' + str(group)}"
-                   f" in {row.language}")
+        typer.echo(_("subscription {id}: {email} gets the report of {scope} in {lang}").format(
+            id=row.id, email=row.email, scope=_scope(station, group), lang=row.language))
 
 
 @report_app.command("list")
@@ -64,10 +71,14 @@ def list_(config: ConfigOption = None) -> None:
         last = report_mail.last_deliveries(session, [r.id for r in rows])
         for r in rows:
             d = last.get(r.id)
-            sent = ("never" if d is None else f"{d.month:%Y-%m} sent {d.delivered_at:%Y-%m-%d %H:%M}Z" if d.delivered_at
-                    else f"{d.month:%Y-%m} not sent ({d.attempts} attempts) {d.last_error}".rstrip())
-            scope = f"station {r.station_id}" if r.station_id else f"group {r.group_id}"
-            typer.echo(f"{r.id}\t{r.email}\t{scope}\t{r.language}\t{sent}")
+            if d is None:
+                sent = _("never")
+            elif d.delivered_at:
+                sent = _("{month} sent {moment}").format(month=f"{d.month:%Y-%m}", moment=i18n.moment(d.delivered_at))
+            else:
+                sent = (ngettext("{month} not sent ({n} attempt)", "{month} not sent ({n} attempts)", d.attempts).format(
+                    month=f"{d.month:%Y-%m}", n=d.attempts) + f" {d.last_error or ''}").rstrip()
+            typer.echo(f"{r.id}\t{r.email}\t{_scope(r.station_id, r.group_id)}\t{r.language}\t{sent}")
 
 
 @report_app.command("unsubscribe")
@@ -76,10 +87,11 @@ def unsubscribe(subscription_id: Annotated[int, typer.Argument(help="the id `rep
     """Stop one subscription."""
     with _database(config) as (_settings, factory), factory() as session:
         if not report_mail.remove_subscription(session, subscription_id):
-            typer.echo(f"error: no subscription {subscription_id} (see `palaute-server report list`)", err=True)
+            typer.echo(_("error:") + " " + _("no subscription {id} (see: {command})").format(
+                id=subscription_id, command="palaute-server report list"), err=True)
             raise typer.Exit(1)
         session.commit()
-        typer.echo(f"subscription {subscription_id} removed")
+        typer.echo(_("subscription {id} removed").format(id=subscription_id))
 
 
 @report_app.command("send")
@@ -87,6 +99,7 @@ def send(config: ConfigOption = None) -> None:
     """Send the reports that are due now (what the fleet loop does each pass)."""
     with _database(config) as (settings, factory):
         if not settings.smtp_host:
-            typer.echo("error: no SMTP server: set PALAUTE_SMTP_HOST", err=True)
+            typer.echo(_("error:") + " " + _("no SMTP server: set {setting}").format(setting="PALAUTE_SMTP_HOST"), err=True)
             raise typer.Exit(2)
-        typer.echo(f"{report_mail.run_once(factory, settings)} report(s) sent")
+        sent = report_mail.run_once(factory, settings)
+        typer.echo(ngettext("{n} report sent", "{n} reports sent", sent).format(n=sent))

@@ -45,7 +45,7 @@ def migrate(config: ConfigOption = None) -> None:
     settings = settings_or_exit(config)
     setup_logging(settings.log_level)
     run_migrations(settings.database_url)
-    typer.echo("database is up to date")
+    typer.echo(i18n.gettext("database is up to date"))
 
 
 def demo(

@@ -24,11 +24,12 @@ from palaute_wire.catalog_tool import FIXED_DATE, CatalogTool, add_message
 SERVER_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = ("web/templates/**/*.html",)
 SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/exports.py", "results/monthly_report.py",
-           "auth/setup.py", "auth/routes.py", "fleet/alerts.py", "fleet/device_health.py", "fleet/gap_words.py", "fleet/gaps.py",
-           "core/i18n.py", "fleet/report_mail.py", "devtools/demo.py", "cli/fleet.py", "cli/users.py", "fleet/provisioning.py",
-           "fleet/broker_accounts.py", "auth/service.py", "auth/passwords.py")
+           "results/public.py", "auth/setup.py", "auth/routes.py", "auth/service.py", "auth/passwords.py",
+           "fleet/alerts.py", "fleet/device_health.py", "fleet/gap_words.py", "fleet/gaps.py", "fleet/report_mail.py",
+           "fleet/provisioning.py", "fleet/broker_accounts.py", "fleet/releases.py", "fleet/rollouts.py",
+           "core/i18n.py", "devtools/demo.py", "cli/*.py")
 """Globs under fleet_server/ whose texts a dashboard user reads (and the consoles': the demo's, IT's
-``palaute-server station|device|broker|alerts|user|token``)."""
+``palaute-server``)."""
 
 _KEYWORDS = {"_": None, "N_": None, "NN_": (1, 2), "gettext": None, "ngettext": (1, 2)}
 

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import ReleaseError, WheelhouseError
+from fleet_server.core.i18n import gettext as _
 from fleet_server.fleet import wheelhouse
 from fleet_server.models import Release, ReleaseFile
 from palaute_wire import contract as c
@@ -72,7 +73,7 @@ def _pip(*args: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise ReleaseError(f"pip {args[0]} failed:\n{tail}")
+        raise ReleaseError(_("pip {command} failed:").format(command=args[0]) + f"\n{tail}")
 
 
 def _outbox_schema(source: Path) -> int:
@@ -102,11 +103,11 @@ def build_release(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob("*.whl")):
-        raise ReleaseError(f"{out} already holds wheels: build into an empty directory")
+        raise ReleaseError(_("{path} already holds wheels: build into an empty directory").format(path=out))
     try:
         if python_versions:
             if tuple(extras) != ("kiosk",) or extra_requirements:
-                raise ReleaseError("a release for the Pi installs palaute[kiosk]: no other extras or requirements")
+                raise ReleaseError(_("a release for the Pi installs palaute[kiosk]: no other extras or requirements"))
             house = wheelhouse.build_wheelhouse(source, out, python_versions, download_cache=download_cache,
                                                 version=version)
             for tag, why in house.missing.items():
@@ -129,7 +130,7 @@ def build_release(
                     shutil.move(str(path), out / path.name)
             sdists = [p.name for p in Path(tmp).iterdir() if not p.name.endswith(".whl")]
             if sdists:
-                raise ReleaseError(f"dependencies without wheels: {', '.join(sdists)}")
+                raise ReleaseError(_("dependencies without wheels: {names}").format(names=", ".join(sdists)))
     info = {"version": built_version, "requirements": list(requirements), "outbox_schema": _outbox_schema(source)}
     (out / RELEASE_INFO).write_text(json.dumps(info, indent=2) + "\n")
     files = tuple(sorted(p.name for p in out.glob("*.whl")))
@@ -146,11 +147,12 @@ def sign_release(
     try:
         info = json.loads((directory / RELEASE_INFO).read_text())
     except FileNotFoundError:
-        raise ReleaseError(f"{directory} has no {RELEASE_INFO}: build it with `palaute-server release build`") from None
+        raise ReleaseError(_("{path} has no {file}: build it with: {command}").format(
+            path=directory, file=RELEASE_INFO, command="palaute-server release build")) from None
     try:
         key = signing.load_private_key(key_file)
     except (OSError, ValueError) as exc:
-        raise ReleaseError(f"cannot read the signing key {key_file}: {exc}") from None
+        raise ReleaseError(_("cannot read the signing key {path}: {error}").format(path=key_file, error=exc)) from None
     files = [
         c.ReleaseFile(name=p.name, sha256=sha256_file(p), size=p.stat().st_size)
         for p in sorted(directory.glob("*.whl"))
@@ -174,26 +176,28 @@ def add_release(session: Session, store: Path, public_key: str | None, directory
                 *, by: str | None = None) -> Release:
     """Verify a signed release directory and put it in the store and the database."""
     if not public_key:
-        raise ReleaseError("no release public key is configured (PALAUTE_RELEASE_PUBLIC_KEY): "
-                           "the server cannot check who signed the release")
+        raise ReleaseError(_("no release public key is configured ({setting}): the server cannot check who signed "
+                             "the release").format(setting="PALAUTE_RELEASE_PUBLIC_KEY"))
     directory = Path(directory)
     try:
         text = (directory / MANIFEST).read_text()
         signature = (directory / SIGNATURE).read_text().strip()
     except FileNotFoundError as exc:
-        raise ReleaseError(f"{exc.filename} is missing: sign the release first (`palaute-server release sign`)") from None
+        raise ReleaseError(_("{path} is missing: sign the release first ({command})").format(
+            path=exc.filename, command="palaute-server release sign")) from None
     try:
         manifest = signing.verify(public_key, text, signature)
     except ManifestRefused as exc:
-        raise ReleaseError(f"refused: {exc}") from None
+        raise ReleaseError(_("refused: {reason}").format(reason=exc)) from None
     if session.get(Release, manifest.version) is not None:
-        raise ReleaseError(f"release {manifest.version} exists already (releases are never replaced)")
+        raise ReleaseError(_("release {version} exists already (releases are never replaced)").format(
+            version=manifest.version))
     for f in manifest.files:
         path = directory / f.name
         if not path.is_file():
-            raise ReleaseError(f"{f.name} is in the manifest but not in {directory}")
+            raise ReleaseError(_("{file} is in the manifest but not in {path}").format(file=f.name, path=directory))
         if path.stat().st_size != f.size or sha256_file(path) != f.sha256:
-            raise ReleaseError(f"{f.name} does not match its hash in the manifest")
+            raise ReleaseError(_("{file} does not match its hash in the manifest").format(file=f.name))
     for f in manifest.files:
         dest = store_path(store, f.sha256)
         if not dest.exists():

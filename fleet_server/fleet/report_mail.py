@@ -69,15 +69,16 @@ def add_subscription(session: Session, email: str, language: str, *, station_id:
     email = email.strip()
     problems = []
     if not EMAIL.match(email) or len(email) > 254:
-        problems.append(f"{email!r} is not an e-mail address")
+        problems.append(i18n.gettext("{address} is not an e-mail address").format(address=repr(email)))
     if language not in i18n.LANGUAGES:
-        problems.append(f"language {language!r} is not one of {', '.join(i18n.LANGUAGES)}")
+        problems.append(i18n.gettext("language {lang} is not one of {languages}").format(
+            lang=repr(language), languages=", ".join(i18n.LANGUAGES)))
     if (station_id is None) == (group_id is None):
-        problems.append("give either a station or a group")
+        problems.append(i18n.gettext("give either a station or a group"))
     elif station_id is not None and session.get(Station, station_id) is None:
-        problems.append(f"no station {station_id!r}")
+        problems.append(i18n.gettext("no station {id}").format(id=repr(station_id)))
     elif group_id is not None and session.get(StationGroup, group_id) is None:
-        problems.append(f"no group {group_id!r}")
+        problems.append(i18n.gettext("no group {id}").format(id=repr(group_id)))
     if problems:
         raise SubscriptionInvalid("; ".join(problems))
     same = session.scalar(select(ReportSubscription).where(

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import RolloutError
+from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import Settings
 from fleet_server.fleet.publisher import Publisher
 from fleet_server.models import Device, Release, Rollout, RolloutDevice
@@ -59,18 +60,18 @@ def parse_waves(text: str | Sequence[Any]) -> list[Any]:
         if isinstance(item, str) and item.endswith("%"):
             value = float(item[:-1])
             if not 0 < value <= 100:
-                raise RolloutError(f"wave {item}: a share is 1..100 %")
+                raise RolloutError(_("wave {wave}: a share is 1-100 %").format(wave=item))
             waves.append(f"{value:g}%")
         else:
             try:
                 count = int(item)
             except (TypeError, ValueError):
-                raise RolloutError(f"wave {item!r}: a number of kiosks or a share like 10%") from None
+                raise RolloutError(_("wave {wave}: a number of kiosks or a share like 10%").format(wave=repr(item))) from None
             if count < 1:
-                raise RolloutError(f"wave {item}: at least one kiosk")
+                raise RolloutError(_("wave {wave}: at least one kiosk").format(wave=item))
             waves.append(count)
     if not waves:
-        raise RolloutError("at least one wave")
+        raise RolloutError(_("at least one wave"))
     return waves
 
 
@@ -98,7 +99,7 @@ def select_devices(session: Session, target: dict[str, Any]) -> list[Device]:
     elif kind == "devices":
         query = query.where(Device.id.in_(target["devices"]))
     elif kind not in ("all", "percent"):
-        raise RolloutError(f"unknown target kind {kind!r} (all, station, devices, percent)")
+        raise RolloutError(_("unknown target kind {kind} (all, station, devices, percent)").format(kind=repr(kind)))
     devices = list(session.scalars(query.order_by(Device.id)))
     if kind == "percent":
         devices.sort(key=lambda d: _spread("percent", d.id))
@@ -121,21 +122,22 @@ def create_rollout(
 ) -> Rollout:
     release = session.get(Release, version)
     if release is None:
-        raise RolloutError(f"no release {version} (see `palaute-server release list`)")
+        raise RolloutError(_("no release {version} (see: {command})").format(
+            version=version, command="palaute-server release list"))
     if release.withdrawn_at is not None:
-        raise RolloutError(f"release {version} was withdrawn")
+        raise RolloutError(_("release {version} was withdrawn").format(version=version))
     if install_window not in ("closed", "any"):
-        raise RolloutError("install window is 'closed' (outside opening hours) or 'any'")
+        raise RolloutError(_("the install window is 'closed' (outside opening hours) or 'any'"))
     active = session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))).first()
     if active is not None:
-        raise RolloutError(f"rollout {active.id} of {active.release_version} is still {active.state}: "
-                           "finish or abort it first")
+        raise RolloutError(_("rollout {id} of {version} is still {state}: finish or abort it first").format(
+            id=active.id, version=active.release_version, state=active.state))
     devices = select_devices(session, target)
     unknown = set(canary) - {d.id for d in devices}
     if unknown:
-        raise RolloutError(f"canary kiosks not in the target: {', '.join(sorted(unknown))}")
+        raise RolloutError(_("canary kiosks not in the target: {devices}").format(devices=", ".join(sorted(unknown))))
     if not devices:
-        raise RolloutError("the target has no kiosks")
+        raise RolloutError(_("the target has no kiosks"))
     waves = parse_waves(waves)
     rollout = Rollout(release_version=version, target=dict(target), waves=list(waves), wave_healthy_s=wave_healthy_s,
                       max_failures=max_failures, install_window=install_window, health_timeout_s=health_timeout_s,
@@ -264,7 +266,7 @@ def _get(session: Session, rollout_id: int) -> Rollout:
 def pause(session: Session, rollout_id: int, reason: str = "paused by IT") -> Rollout:
     rollout = _get(session, rollout_id)
     if rollout.state != "running":
-        raise RolloutError(f"rollout {rollout_id} is {rollout.state}, not running")
+        raise RolloutError(_("rollout {id} is {state}, not running").format(id=rollout_id, state=rollout.state))
     rollout.state, rollout.reason = "paused", reason
     return rollout
 
@@ -273,7 +275,8 @@ def resume(session: Session, rollout_id: int) -> Rollout:
     """Go on with a paused or halted rollout; failures so far count as accepted."""
     rollout = _get(session, rollout_id)
     if rollout.state not in ("paused", "halted"):
-        raise RolloutError(f"rollout {rollout_id} is {rollout.state}: only a paused or halted one resumes")
+        raise RolloutError(_("rollout {id} is {state}: only a paused or halted one resumes").format(
+            id=rollout_id, state=rollout.state))
     failed = session.scalars(select(RolloutDevice).where(RolloutDevice.rollout_id == rollout_id,
                                                          RolloutDevice.state == "failed")).all()
     rollout.max_failures = max(rollout.max_failures, len(failed))
@@ -287,7 +290,7 @@ def abort(session: Session, rollout_id: int, reason: str = "aborted by IT", *,
     on the version they run; an update under way finishes or rolls back by itself)."""
     rollout = _get(session, rollout_id)
     if rollout.state not in ACTIVE:
-        raise RolloutError(f"rollout {rollout_id} is {rollout.state} already")
+        raise RolloutError(_("rollout {id} is {state} already").format(id=rollout_id, state=rollout.state))
     rollout.state, rollout.reason, rollout.finished_at = "aborted", reason, utcnow()
     session.flush()
     if settings is not None and publisher is not None:

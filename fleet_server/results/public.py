@@ -29,6 +29,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from fleet_server.core.clock import utcnow
+from fleet_server.core.i18n import N_
+from fleet_server.core.i18n import gettext as _
 from fleet_server.models import Station, StationGroup, StationHour, StationNote
 from fleet_server.results import figures
 from fleet_server.results.groups import Tree, load_tree
@@ -127,7 +129,7 @@ def spans(today: date) -> tuple[list[Span], list[Span]]:
     windows = [Span(key, today - timedelta(days=days - 1), today) for key, days in WINDOWS]
     months: list[Span] = []
     last = today.replace(day=1) - timedelta(days=1)
-    for _ in range(MONTHS):
+    for _month in range(MONTHS):
         first = last.replace(day=1)
         months.append(Span(f"{first.year:04d}-{first.month:02d}", first, last))
         last = first - timedelta(days=1)
@@ -286,6 +288,11 @@ def build_snapshot(session: Session, minimum: int, *, today: date | None = None)
     )
 
 
+_NO_SUCH = {"station": N_("no station {id}"), "group": N_("no group {id}")}
+_SWITCHED = {("station", True): N_("station {id}: page on"), ("station", False): N_("station {id}: page off"),
+             ("group", True): N_("group {id}: page on"), ("group", False): N_("group {id}: page off")}
+
+
 def set_public(session: Session, *, stations: dict[str, bool] | None = None, groups: dict[str, bool] | None = None) -> list[str]:
     """Turn pages on or off; returns what changed ("station kalvia on", ...). Unknown ids raise KeyError."""
     changed = []
@@ -294,10 +301,10 @@ def set_public(session: Session, *, stations: dict[str, bool] | None = None, gro
             row: Station | StationGroup | None = (
                 session.get(Station, entity_id) if kind == "station" else session.get(StationGroup, entity_id))
             if row is None:
-                raise KeyError(f"no {kind} {entity_id!r}")
+                raise KeyError(_(_NO_SUCH[kind]).format(id=repr(entity_id)))
             if row.public_page != on:
                 row.public_page = on
-                changed.append(f"{kind} {entity_id} {'on' if on else 'off'}")
+                changed.append(_(_SWITCHED[kind, on]).format(id=entity_id))
     return changed
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from fleet_server.api.deps import SessionDep, SettingsDep
 from fleet_server.api.fleet import publisher
 from fleet_server.auth.deps import CsrfChecked
+from fleet_server.core import i18n
 from fleet_server.core.i18n import N_
 from fleet_server.fleet import rollouts
 
@@ -45,7 +46,7 @@ def rollout_control(rollout_id: int, request: Request, session: SessionDep, sett
         else:
             raise HTTPException(422, f"unknown action {action!r} (pause, resume, abort)")
     except KeyError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rollout {rollout_id}") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no rollout {id}").format(id=rollout_id)) from None
     except rollouts.RolloutError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     session.commit()

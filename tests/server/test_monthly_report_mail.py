@@ -214,11 +214,15 @@ def test_the_command_line_subscribes_lists_and_unsubscribes(tmp_path):
     ok = runner.invoke(cli_app, ["report", "subscribe", "chef@karleby.example", "--group", "kokkola", "--lang", "sv"],
                        env=env)
     assert ok.exit_code == 0, ok.output
-    assert "gets group kokkola in sv" in ok.output
+    assert "gets the report of group kokkola in sv" in ok.output
     listed = runner.invoke(cli_app, ["report", "list"], env=env)
     assert "chef@karleby.example\tgroup kokkola\tsv\tnever" in listed.output
     bad = runner.invoke(cli_app, ["report", "subscribe", "x@y.example", "--station", "nowhere"], env=env)
     assert bad.exit_code == 1 and "no station 'nowhere'" in bad.output
+    bad = runner.invoke(cli_app, ["report", "subscribe", "chef", "--station", "nowhere"], env={**env, "PALAUTE_LANG": "sv"})
+    assert bad.exit_code == 1 and "fel: 'chef' är ingen e-postadress; stationen 'nowhere' finns inte" in bad.output
+    listed_fi = runner.invoke(cli_app, ["report", "list"], env={**env, "PALAUTE_LANG": "fi"})
+    assert "chef@karleby.example\tryhmä kokkola\tsv\tei koskaan" in listed_fi.output
     sub_id = listed.output.split("\t")[0]
     assert runner.invoke(cli_app, ["report", "unsubscribe", sub_id], env=env).exit_code == 0
     assert runner.invoke(cli_app, ["report", "unsubscribe", sub_id], env=env).exit_code == 1

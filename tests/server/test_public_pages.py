@@ -332,7 +332,7 @@ def test_cli_turns_pages_on_and_off_and_names_an_unknown_id(tmp_path, monkeypatc
     runner = CliRunner()
     assert "station kalvia" in runner.invoke(app, ["public", "list"]).output
     r = runner.invoke(app, ["public", "on", "--station", "kalvia"])
-    assert r.exit_code == 0 and "station kalvia on" in r.output
+    assert r.exit_code == 0 and "station kalvia: page on" in r.output
     with make_session_factory(engine)() as s:
         assert s.get(Station, "kalvia").public_page is True
     r = runner.invoke(app, ["public", "off", "--station", "nowhere"])

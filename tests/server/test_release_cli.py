@@ -29,6 +29,16 @@ def run(tmp_path):
     return invoke
 
 
+def test_the_operator_reads_releases_and_rollouts_in_their_own_language(run):
+    run.env["PALAUTE_LANG"] = "fi"
+    assert "ei vielä julkaisuja" in run("release", "list")
+    assert "valitse yksi kohde" in run("rollout", "start", "0.2.0", code=1)
+    run.env["PALAUTE_LANG"] = "sv"
+    out = run("rollout", "start", "0.2.0", "--all", code=1)
+    assert "fel: versionen 0.2.0 finns inte" in " ".join(out.split())
+    assert "inga utrullningar" in run("rollout", "status")
+
+
 def test_keygen_sign_add_list_rollout_and_withdraw(run, tmp_path):
     key = tmp_path / "operator.key"
     out = run("release", "keygen", "--out", str(key))
@@ -43,7 +53,7 @@ def test_keygen_sign_add_list_rollout_and_withdraw(run, tmp_path):
     assert "no release public key" in run("release", "add", str(release), code=1)
     run.env["PALAUTE_RELEASE_PUBLIC_KEY"] = public
     assert "sign the release first" in run("release", "add", str(release), code=1)
-    assert "signed release 0.2.0 (1 files)" in run("release", "sign", str(release), "--key", str(key))
+    assert "signed release 0.2.0 (1 file)" in run("release", "sign", str(release), "--key", str(key))
     assert "release 0.2.0 added (0.1 MB)" in run("release", "add", str(release))
     listing = run("release", "list")
     assert "0.2.0" in listing and "palaute-0.2.0-py3-none-any.whl" in listing and "0.1 MB" in listing
@@ -54,9 +64,9 @@ def test_keygen_sign_add_list_rollout_and_withdraw(run, tmp_path):
     assert "rollout 1 of 0.2.0 started" in run("rollout", "start", "0.2.0", "--all", "--waves", "1,100%")
     assert "still running" in run("rollout", "start", "0.2.0", "--all", code=1)
     assert "wave 1: 0/1 healthy" in run("rollout", "status")
-    assert "pause done" in run("rollout", "pause", "1")
+    assert "rollout 1 paused" in run("rollout", "pause", "1")
     assert "paused" in run("rollout", "status")
-    assert "resume done" in run("rollout", "resume", "1")
+    assert "rollout 1 resumed" in run("rollout", "resume", "1")
     assert "release 0.2.0 withdrawn" in run("release", "withdraw", "0.2.0", "--reason", "bad build")
     assert "aborted: release 0.2.0 withdrawn: bad build" in run("rollout", "status")
     assert "withdrawn" in run("release", "list")

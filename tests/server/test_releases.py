@@ -230,6 +230,13 @@ def test_a_rollout_goes_wave_by_wave_sends_each_kiosk_its_target_and_halts_on_a_
     with factory() as s:
         assert rollouts._get(s, rid).state == "aborted"
         assert release_target_for(s, settings, second[1]) is None  # targets taken back
+    # A refusal in the reader's language: aborted already.
+    again = client.post(f"/rollouts/{rid}/control", data={"action": "abort", "csrf_token": page_csrf(page.text)},
+                        headers={"Accept-Language": "fi"})
+    assert again.status_code == 409 and f"jakelu {rid} on jo tilassa aborted" in again.text
+    missing = client.post("/rollouts/999/control", data={"action": "pause", "csrf_token": page_csrf(page.text)},
+                          headers={"Accept-Language": "sv"})
+    assert missing.status_code == 404 and "utrullning 999 finns inte" in missing.text
 
 
 def test_a_kiosk_without_the_updater_is_skipped_not_sent_a_config_it_would_refuse(world, tmp_path, key):
