@@ -28,8 +28,10 @@ from fleet_server.auth.ratelimit import LoginLimiter
 from fleet_server.auth.roles import Principal, Role
 from fleet_server.auth.sessions import SESSION_COOKIE, SessionCodec, same
 from fleet_server.auth.tokens import TOKEN_PREFIX, token_hash
+from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
 from fleet_server.core.errors import LoginRequired
+from fleet_server.core.i18n import N_
 from fleet_server.models import ApiToken, User
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -141,10 +143,24 @@ def page_user(request: Request, principal: Annotated[Principal | None, Depends(o
     return principal
 
 
+_DENIED = {
+    "see results": N_("your role ({role}) may not see results"),
+    "see devices": N_("your role ({role}) may not see devices"),
+    "manage devices": N_("your role ({role}) may not manage devices"),
+    "publish notes": N_("your role ({role}) may not publish notes"),
+    "download individual answers": N_("your role ({role}) may not download individual answers"),
+    "manage users": N_("your role ({role}) may not manage users"),
+}
+"""What a role may not do, as the refusal says it (in the reader's language; an API caller's is English
+unless it sends Accept-Language)."""
+
+
 def _need(check: Callable[[Principal], bool], what: str, base: Callable) -> Callable[..., Principal]:
+    denied = _DENIED[what]
+
     def dependency(principal: Principal = Depends(base)) -> Principal:  # closure: no Annotated string
         if not check(principal):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not {what}")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext(denied).format(role=principal.role))
         return principal
 
     dependency.__name__ = f"need_{what.replace(' ', '_')}"
@@ -191,12 +207,14 @@ PageAdmin = Annotated[Principal, Depends(_need(_admin, "manage users", page_user
 def ensure_station_results(principal: Principal, station_id: str) -> None:
     """403 unless ``principal`` may see ``station_id``'s results (staff: their own only)."""
     if not principal.may_view_results(station_id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see the results of station {station_id!r}")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("you may not see the results of station {id}").format(
+            id=repr(station_id)))
 
 
 def ensure_station_devices(principal: Principal, station_id: str | None) -> None:
     if not principal.may_view_devices(station_id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see the devices of station {station_id!r}")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("you may not see the devices of station {id}").format(
+            id=repr(station_id)))
 
 
 async def csrf_checked(request: Request, principal: PageUser) -> Principal:
@@ -204,7 +222,8 @@ async def csrf_checked(request: Request, principal: PageUser) -> Principal:
     form = await request.form()
     token = form.get("csrf_token")
     if principal.kind != "user" or not same(principal.csrf, token if isinstance(token, str) else None):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form has expired or did not come from this site; reload the page and try again")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext(
+            "the form has expired or did not come from this site; reload the page and try again"))
     return principal
 
 

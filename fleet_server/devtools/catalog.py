@@ -24,7 +24,7 @@ from palaute_wire.catalog_tool import FIXED_DATE, CatalogTool, add_message
 SERVER_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = ("web/templates/**/*.html",)
 SOURCES = ("web/*.py", "channels/web_survey.py", "results/figures.py", "results/exports.py", "results/monthly_report.py",
-           "results/public.py", "auth/setup.py", "auth/routes.py", "auth/service.py", "auth/passwords.py",
+           "results/public.py", "auth/setup.py", "auth/routes.py", "auth/deps.py", "auth/service.py", "auth/passwords.py",
            "fleet/alerts.py", "fleet/device_health.py", "fleet/gap_words.py", "fleet/gaps.py", "fleet/report_mail.py",
            "fleet/provisioning.py", "fleet/broker_accounts.py", "fleet/releases.py", "fleet/rollouts.py",
            "core/i18n.py", "devtools/demo.py", "cli/*.py")

@@ -151,7 +151,7 @@ def station(
     chosen_channel = _channel(channel)
     st = session.get(Station, station_id)
     if st is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no station {id}").format(id=repr(station_id)))
     period = _period(range_, from_ or None, to or None)
     if range_ is None and from_ is None:
         period = results.parse_period("30d", None, None, results.today_local())

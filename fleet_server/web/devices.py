@@ -16,6 +16,7 @@ from sqlalchemy import select
 from fleet_server.api.deps import SessionDep, SettingsDep
 from fleet_server.api.fleet import publisher
 from fleet_server.auth.deps import CsrfChecked, PageDeviceReader, ensure_station_devices
+from fleet_server.core import i18n
 from fleet_server.fleet import alerts as alert_rules
 from fleet_server.fleet.device_health import fleet_health
 from fleet_server.fleet.publisher import PublishError
@@ -52,7 +53,8 @@ def _stations_for(principal) -> list[str] | None:
 
 def _require_it(principal) -> None:
     if not principal.may_manage_devices:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not manage devices")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage devices").format(
+            role=principal.role))
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -91,7 +93,7 @@ def device_page(device_id: str, request: Request, session: SessionDep, settings:
                 principal: PageDeviceReader, sent: str | None = None):
     device = session.get(Device, device_id)
     if device is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no device {id}").format(id=repr(device_id)))
     ensure_station_devices(principal, device.station_id)
     return _device_response(request, session, settings, principal, device, sent=sent)
 
@@ -109,7 +111,7 @@ def device_command(
     _require_it(principal)
     device = session.get(Device, device_id)
     if device is None or device.state == "retired":
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live device {device_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no device {id} in use").format(id=repr(device_id)))
     if name not in ("identify", "restart", "resend"):
         raise HTTPException(422, f"unknown command {name!r}")
     seq = int(from_seq) if from_seq.strip().isdigit() and int(from_seq) >= 1 else None
@@ -178,7 +180,7 @@ def station_config_page(station_id: str, request: Request, session: SessionDep, 
                         saved: int | None = None):
     station = session.get(Station, station_id)
     if station is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no station {id}").format(id=repr(station_id)))
     ensure_station_devices(principal, station_id)
     return _config_response(request, session, principal, station, saved=saved)
 
@@ -198,7 +200,7 @@ def station_config_save(
     _require_it(principal)
     station = session.get(Station, station_id)
     if station is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no station {id}").format(id=repr(station_id)))
     try:
         changes: dict = {
             "opening_hours": _parse_hours(opening_hours),

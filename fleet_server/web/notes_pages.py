@@ -42,7 +42,8 @@ def publisher_for(request: Request):
 
 def _coordinator(principal) -> None:
     if not principal.may_publish_notes:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not publish notes")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not publish notes").format(
+            role=principal.role))
 
 
 def _parse_day(value: str, what: str, required: bool) -> date | None:
@@ -103,14 +104,14 @@ def notes_page(request: Request, session: SessionDep, principal: PageResultsRead
         _coordinator(principal)
         editing = session.get(StationNote, edit)
         if editing is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {edit}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no note {id}").format(id=edit))
     return _render(request, session, principal, editing=editing, message=done)
 
 
 def _note_or_404(session, note_id: int) -> StationNote:
     note = session.get(StationNote, note_id)
     if note is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no note {note_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, i18n.gettext("no note {id}").format(id=note_id))
     return note
 
 

@@ -480,10 +480,11 @@ def station_poster(request: Request, session: SessionDep, settings: SettingsDep,
     try:
         span = public.month_span(month) if month else last_month
     except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"month {month!r} is not a month (YYYY-MM)") from None
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, i18n.gettext("{month} is not a month (YYYY-MM)").format(
+            month=repr(month))) from None
     if span.first > last_month.first:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{span.key} is not over yet: the last whole month is "
-                                                         f"{last_month.key}")
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, i18n.gettext("{month} is not over yet: the last whole month is "
+                                                                     "{last}").format(month=span.key, last=last_month.key))
     inputs = poster_inputs(session, station, span, settings.min_responses)
     pdf = request.app.state.poster_cache.get(inputs, request.app.state.web_links, _base_url(request))
     return Response(pdf, media_type="application/pdf", headers={

@@ -34,7 +34,8 @@ def rollout_views(session) -> list[rollouts.RolloutView]:
 def rollout_control(rollout_id: int, request: Request, session: SessionDep, settings: SettingsDep,
                     principal: CsrfChecked, action: Annotated[str, Form()]):
     if not principal.may_manage_devices:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not manage rollouts")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage rollouts").format(
+            role=principal.role))
     try:
         if action == "pause":
             rollouts.pause(session, rollout_id, f"paused by {principal.name}")

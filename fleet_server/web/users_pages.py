@@ -42,7 +42,8 @@ def _page(request, session, principal, *, message=None, error=None, code=200) ->
 
 def _admin(principal) -> None:
     if not principal.may_manage_users:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({principal.role}) may not manage users")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage users").format(
+            role=principal.role))
 
 
 @router.get("/users", response_class=HTMLResponse)

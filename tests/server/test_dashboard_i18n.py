@@ -83,6 +83,20 @@ def test_station_page_in_finnish_names_station_days_and_numbers_the_finnish_way(
     assert re.search(r"\b(ma|ti|ke|to|pe|la|su)\b", html)  # weekday names in Finnish (heatmap rows)
 
 
+def test_an_error_page_says_what_is_wrong_in_the_readers_language(client):
+    sign_in(client, "coord")
+    for lang, said in (("fi", "asemaa 'nowhere' ei ole"), ("sv", "stationen 'nowhere' finns inte"),
+                       ("en", "no station 'nowhere'")):
+        client.post("/language", data={"lang": lang, "csrf_token": page_csrf(client.get("/").text)})
+        page = client.get("/stations/nowhere", headers={"Accept": "text/html"})
+        assert page.status_code == 404 and said in page.text.replace("&#39;", "'"), lang
+    make_user(client.app.state.session_factory, "hoitaja", "staff", "kalvia")
+    sign_in(client, "hoitaja")
+    client.post("/language", data={"lang": "sv", "csrf_token": page_csrf(client.get("/").text)})
+    page = client.get("/users", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and "din roll (staff) får inte hantera användare" in page.text
+
+
 def test_one_format_per_language():
     token = i18n.current_lang.set("fi")
     try:
