@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import Settings, SettingsError, load_settings
 
 ConfigOption = Annotated[
@@ -24,6 +25,11 @@ def settings_or_exit(config: Path | None = None, **overrides: Any) -> Settings:
     except SettingsError as exc:
         typer.echo(f"palaute-server: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def echo_error(message: str) -> None:
+    """``error: message`` on standard error, the label in the reader's language."""
+    typer.echo(_("error:") + f" {message}", err=True)
 
 
 def setup_logging(level: str) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from fleet_server.cli.common import echo_error
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.i18n import gettext as _
 from fleet_server.core.i18n import ngettext
@@ -33,23 +34,19 @@ FormatOpt = Annotated[str, typer.Option("--format", help="csv or xlsx")]
 OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: standard output, CSV only)")]
 
 
-def _error(message: str) -> None:
-    typer.echo(_("error:") + f" {message}", err=True)
-
-
 def _run(kind: str, range_: str, from_: str | None, to: str | None, station: list[str] | None, fmt: str,
          output: Path | None, group: str | None = None) -> None:
     try:
         settings = load_settings()
         period = results.parse_period(range_, from_, to, results.today_local())
     except (SettingsError, results.BadPeriod) as exc:
-        _error(str(exc))
+        echo_error(str(exc))
         raise typer.Exit(2) from None
     if fmt not in ("csv", "xlsx"):
-        _error(_("{option} is csv or xlsx").format(option="--format"))
+        echo_error(_("{option} is csv or xlsx").format(option="--format"))
         raise typer.Exit(2)
     if fmt == "xlsx" and output is None:
-        _error(_("an XLSX export needs {option}").format(option="--output FILE"))
+        echo_error(_("an XLSX export needs {option}").format(option="--output FILE"))
         raise typer.Exit(2)
     engine = make_engine(settings.database_url)
     try:
@@ -59,14 +56,14 @@ def _run(kind: str, range_: str, from_: str | None, to: str | None, station: lis
             known = [s.id for s in results.stations_visible(session)]
         unknown = sorted(set(station or []) - set(known))
         if unknown:
-            _error(_("no station {ids} (known: {known})").format(ids=", ".join(unknown), known=", ".join(known)))
+            echo_error(_("no station {ids} (known: {known})").format(ids=", ".join(unknown), known=", ".join(known)))
             raise typer.Exit(1)
         ids = list(station or known)
         if group is not None:
             with factory() as session:
                 tree = groups.load_tree(session)
             if group not in tree.groups:
-                _error(_("no group {id} (known: {known})").format(
+                echo_error(_("no group {id} (known: {known})").format(
                     id=group, known=", ".join(sorted(tree.groups)) or _("none yet")))
                 raise typer.Exit(1)
             under = set(tree.under(group))

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from fleet_server.channels.csv_import import BadCsv, count_rows, import_csv
+from fleet_server.cli.common import echo_error
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.i18n import gettext as _
 from fleet_server.core.settings import SettingsError, load_settings
@@ -27,7 +28,7 @@ def answers(
     try:
         settings = load_settings()
     except SettingsError as exc:
-        typer.echo(_("error:") + f" {exc}", err=True)
+        echo_error(str(exc))
         raise typer.Exit(2) from None
     engine = make_engine(settings.database_url)
     try:
@@ -36,7 +37,7 @@ def answers(
         with typer.progressbar(length=total, label=_("importing {file}").format(file=file.name), file=sys.stderr) as bar:
             report = import_csv(make_session_factory(engine), file, progress=bar.update)
     except BadCsv as exc:
-        typer.echo(_("error:") + f" {file}: {exc}", err=True)
+        echo_error(f"{file}: {exc}")
         raise typer.Exit(2) from None
     finally:
         engine.dispose()

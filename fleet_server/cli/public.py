@@ -14,7 +14,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.cli.common import ConfigOption, settings_or_exit
+from fleet_server.cli.common import ConfigOption, echo_error, settings_or_exit
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.i18n import gettext as _
 from fleet_server.models import Station, StationGroup
@@ -54,14 +54,13 @@ def _on_off(on: bool) -> str:
 
 def _switch(on: bool, station: list[str] | None, group: list[str] | None, config) -> None:
     if not station and not group:
-        typer.echo(_("error:") + " " + _("name at least one {options}").format(options="--station, --group"), err=True)
+        echo_error(_("name at least one {options}").format(options="--station, --group"))
         raise typer.Exit(2)
     with _session(config) as session:
         try:
             changed = set_public(session, stations=dict.fromkeys(station or [], on), groups=dict.fromkeys(group or [], on))
         except KeyError as exc:
-            typer.echo(_("error:") + " " + _("{problem} (the ids: {command})").format(
-                problem=exc.args[0], command="palaute-server public list"), err=True)
+            echo_error(_("{problem} (the ids: {command})").format(problem=exc.args[0], command="palaute-server public list"))
             raise typer.Exit(1) from None
         session.commit()
     typer.echo("\n".join(changed) if changed else _("Nothing changed."))

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server.cli.common import ConfigOption, settings_or_exit
+from fleet_server.cli.common import ConfigOption, echo_error, settings_or_exit
 from fleet_server.core import i18n
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.errors import SubscriptionInvalid
@@ -56,7 +56,7 @@ def subscribe(
             row = report_mail.add_subscription(session, email, lang, station_id=station, group_id=group,
                                                created_by="cli")
         except SubscriptionInvalid as exc:
-            typer.echo(_("error:") + f" {exc}", err=True)
+            echo_error(str(exc))
             raise typer.Exit(1) from None
         session.commit()
         typer.echo(_("subscription {id}: {email} gets the report of {scope} in {lang}").format(
@@ -87,8 +87,7 @@ def unsubscribe(subscription_id: Annotated[int, typer.Argument(help="the id `rep
     """Stop one subscription."""
     with _database(config) as (_settings, factory), factory() as session:
         if not report_mail.remove_subscription(session, subscription_id):
-            typer.echo(_("error:") + " " + _("no subscription {id} (see: {command})").format(
-                id=subscription_id, command="palaute-server report list"), err=True)
+            echo_error(_("no subscription {id} (see: {command})").format(id=subscription_id, command="palaute-server report list"))
             raise typer.Exit(1)
         session.commit()
         typer.echo(_("subscription {id} removed").format(id=subscription_id))
@@ -99,7 +98,7 @@ def send(config: ConfigOption = None) -> None:
     """Send the reports that are due now (what the fleet loop does each pass)."""
     with _database(config) as (settings, factory):
         if not settings.smtp_host:
-            typer.echo(_("error:") + " " + _("no SMTP server: set {setting}").format(setting="PALAUTE_SMTP_HOST"), err=True)
+            echo_error(_("no SMTP server: set {setting}").format(setting="PALAUTE_SMTP_HOST"))
             raise typer.Exit(2)
         sent = report_mail.run_once(factory, settings)
         typer.echo(ngettext("{n} report sent", "{n} reports sent", sent).format(n=sent))

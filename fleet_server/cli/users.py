@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from fleet_server.auth.passwords import WeakPasswordError
 from fleet_server.auth.roles import ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, create_token, disable_user, revoke_token, set_password
+from fleet_server.cli.common import echo_error
 from fleet_server.core import i18n
 from fleet_server.core.db import make_engine, make_session_factory, migrate
 from fleet_server.core.i18n import gettext as _
@@ -59,7 +60,7 @@ def _changing() -> Iterator[Session]:
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(_("error:") + f" {exc}", err=True)
+    echo_error(str(exc))
     raise typer.Exit(1)
 
 
