@@ -41,4 +41,5 @@ from fleet_server.auth.deps import (  # noqa: F401
     ResultsReader,
     ensure_station_devices,
     ensure_station_results,
+    role_refused,
 )

@@ -150,17 +150,24 @@ _DENIED = {
     "publish notes": N_("your role ({role}) may not publish notes"),
     "download individual answers": N_("your role ({role}) may not download individual answers"),
     "manage users": N_("your role ({role}) may not manage users"),
+    "manage rollouts": N_("your role ({role}) may not manage rollouts"),
 }
 """What a role may not do, as the refusal says it (in the reader's language; an API caller's is English
 unless it sends Accept-Language)."""
 
 
+def role_refused(principal: Principal, what: str) -> HTTPException:
+    """The 403 for ``principal``'s role, which may not do ``what`` (a key of ``_DENIED``)."""
+    return HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext(_DENIED[what]).format(role=principal.role))
+
+
 def _need(check: Callable[[Principal], bool], what: str, base: Callable) -> Callable[..., Principal]:
-    denied = _DENIED[what]
+    if what not in _DENIED:
+        raise KeyError(f"no refusal for {what!r} in _DENIED")
 
     def dependency(principal: Principal = Depends(base)) -> Principal:  # closure: no Annotated string
         if not check(principal):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext(denied).format(role=principal.role))
+            raise role_refused(principal, what)
         return principal
 
     dependency.__name__ = f"need_{what.replace(' ', '_')}"

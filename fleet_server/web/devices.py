@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from fleet_server.api.deps import SessionDep, SettingsDep
 from fleet_server.api.fleet import publisher
-from fleet_server.auth.deps import CsrfChecked, PageDeviceReader, ensure_station_devices
+from fleet_server.auth.deps import CsrfChecked, PageDeviceReader, ensure_station_devices, role_refused
 from fleet_server.core import i18n
 from fleet_server.fleet import alerts as alert_rules
 from fleet_server.fleet.device_health import fleet_health
@@ -53,8 +53,7 @@ def _stations_for(principal) -> list[str] | None:
 
 def _require_it(principal) -> None:
     if not principal.may_manage_devices:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage devices").format(
-            role=principal.role))
+        raise role_refused(principal, "manage devices")
 
 
 @router.get("/devices", response_class=HTMLResponse)

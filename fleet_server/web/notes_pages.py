@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fleet_server.api.deps import CsrfChecked, PageResultsReader, SessionDep, ensure_station_results
+from fleet_server.api.deps import CsrfChecked, PageResultsReader, SessionDep, ensure_station_results, role_refused
 from fleet_server.core import i18n
 from fleet_server.core.clock import utcnow
 from fleet_server.core.i18n import N_
@@ -42,8 +42,7 @@ def publisher_for(request: Request):
 
 def _coordinator(principal) -> None:
     if not principal.may_publish_notes:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not publish notes").format(
-            role=principal.role))
+        raise role_refused(principal, "publish notes")
 
 
 def _parse_day(value: str, what: str, required: bool) -> date | None:

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from fleet_server.api.deps import SessionDep, SettingsDep
 from fleet_server.api.fleet import publisher
-from fleet_server.auth.deps import CsrfChecked
+from fleet_server.auth.deps import CsrfChecked, role_refused
 from fleet_server.core import i18n
 from fleet_server.core.i18n import N_
 from fleet_server.fleet import rollouts
@@ -34,8 +34,7 @@ def rollout_views(session) -> list[rollouts.RolloutView]:
 def rollout_control(rollout_id: int, request: Request, session: SessionDep, settings: SettingsDep,
                     principal: CsrfChecked, action: Annotated[str, Form()]):
     if not principal.may_manage_devices:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage rollouts").format(
-            role=principal.role))
+        raise role_refused(principal, "manage rollouts")
     try:
         if action == "pause":
             rollouts.pause(session, rollout_id, f"paused by {principal.name}")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from fleet_server.api.deps import CsrfChecked, PageAdmin, SessionDep
+from fleet_server.api.deps import CsrfChecked, PageAdmin, SessionDep, role_refused
 from fleet_server.auth.passwords import WeakPasswordError
 from fleet_server.auth.roles import USER_ROLES
 from fleet_server.auth.service import AuthSetupError, add_user, disable_user, revoke_token
@@ -42,8 +42,7 @@ def _page(request, session, principal, *, message=None, error=None, code=200) ->
 
 def _admin(principal) -> None:
     if not principal.may_manage_users:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, i18n.gettext("your role ({role}) may not manage users").format(
-            role=principal.role))
+        raise role_refused(principal, "manage users")
 
 
 @router.get("/users", response_class=HTMLResponse)
