@@ -492,8 +492,9 @@ class Ingestor:
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")
         payload, received_at = bytes(message.payload), utcnow()
+        events = count_events(payload)
         params = None
-        if self._decodes_on_arrival(payload):
+        if self._decodes_on_arrival(events):
             try:
                 params = arrival_params(topic, payload, received_at, self._dialect)
             except Exception:  # a bug here must not stop the network thread: the preparer decodes it again
@@ -508,15 +509,16 @@ class Ingestor:
                 qos=message.qos,
                 generation=self._generation,
                 params=params,
+                events=events,
             )
         )
         self.counters.add(received=1)
 
-    def _decodes_on_arrival(self, payload: bytes) -> bool:
-        """Whether the network thread decodes this message (see ARRIVAL_DECODE_MAX_BACKLOG)."""
+    def _decodes_on_arrival(self, events: int) -> bool:
+        """Whether the network thread decodes a message of ``events`` events (see ARRIVAL_DECODE_MAX_BACKLOG)."""
         if self._queue.bulk_events() > ARRIVAL_DECODE_MAX_BACKLOG:
             return False
-        return self.decoder is None or count_events(payload) <= LIVE_MAX_EVENTS
+        return self.decoder is None or events <= LIVE_MAX_EVENTS
 
     # ---------------------------------------------------------------- writer thread
 

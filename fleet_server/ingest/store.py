@@ -134,11 +134,13 @@ class InboundMessage:
     generation: int = 0
     params: sqlite_events.EventParams | None = field(default=None, compare=False, repr=False)
     """Made on arrival (``arrival_params``), so ``prepare`` need not; None: ``prepare`` decodes it."""
-    events: int = field(init=False, compare=False, repr=False)
-    """``count_events(payload)``, counted once (the lanes and ``prepare`` each needed it)."""
+    events: int = field(default=-1, compare=False, repr=False)
+    """``count_events(payload)``, counted once (the lanes and ``prepare`` each needed it); given by a
+    caller that counted them already (the consumer's network thread), else counted here."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "events", count_events(self.payload))
+        if self.events < 0:
+            object.__setattr__(self, "events", count_events(self.payload))
 
 
 @dataclass
